@@ -1,0 +1,179 @@
+"""The console adapter: `sora-bot demo`, a chat in the terminal through the same port and
+service Discord and Slack use.
+
+Commands: `/sora <prompt and flags>`, `/credits`, `/jobs`, `/cancel <job id>`, `/help`, `/quit`.
+A live progress line follows each job; the saved MP4's path is printed on delivery.
+
+Invariant: this module only renders and parses; every rule (grammar, budget, state) is the core's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from typing import TextIO
+
+from bot.errors import BotError
+from bot.models import Balance, DeliveredVideo, Job, JobStatus, Requester, Surface, fmt_credits
+from bot.service import SoraService
+
+BAR_WIDTH = 24
+
+
+def progress_bar(percent: int, width: int = BAR_WIDTH) -> str:
+    percent = max(0, min(percent, 100))
+    filled = round(width * percent / 100)
+    return "█" * filled + "░" * (width - filled)
+
+
+def describe_balance(balance: Balance) -> str:
+    text = (
+        f"{fmt_credits(balance.available)} of {fmt_credits(balance.limit + balance.granted)} credits "
+        f"left this period (used {fmt_credits(balance.used)}, held {fmt_credits(balance.held)}); "
+        f"resets {balance.resets_at:%Y-%m-%d %H:%M} UTC"
+    )
+    if balance.team_budget is not None and balance.team_available is not None:
+        text += (
+            f". Team: {fmt_credits(balance.team_available)} of "
+            f"{fmt_credits(balance.team_budget)} left"
+        )
+    return text
+
+
+class ConsolePort:
+    """Prints job events; `outcomes` lets `demo -c` wait for a job's end."""
+
+    platform = "console"
+    progress_interval = 0.3
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+        self.live = self.out.isatty()
+        self.outcomes: dict[str, asyncio.Future[Job]] = {}
+        self.saved: dict[str, str] = {}
+
+    def watch(self, job_id: str) -> asyncio.Future[Job]:
+        return self.outcomes.setdefault(job_id, asyncio.get_running_loop().create_future())
+
+    def _settle(self, job: Job) -> None:
+        future = self.outcomes.get(job.id)
+        if future is not None and not future.done():
+            future.set_result(job)
+
+    def _line(self, text: str, *, transient: bool = False) -> None:
+        if self.live:
+            self.out.write("\r\x1b[2K" + text + ("" if transient else "\n"))
+        elif not transient:
+            self.out.write(text + "\n")
+        self.out.flush()
+
+    async def on_job_progress(self, job: Job) -> None:
+        status = {
+            JobStatus.PENDING: "queued",
+            JobStatus.SUBMITTED: "rendering",
+            JobStatus.DELIVERING: "downloading",
+        }.get(job.status, job.status.value)
+        text = f"[{job.id}] {progress_bar(job.progress)} {job.progress:3d}% {status}"
+        # Without a terminal, print only the milestones rather than every percentage.
+        self._line(text, transient=self.live and job.status == JobStatus.SUBMITTED)
+
+    async def on_job_delivered(self, job: Job, video: DeliveredVideo, balance: Balance) -> None:
+        charged = job.charged if job.charged is not None else job.reserved
+        self.saved[job.id] = video.path
+        self._line(
+            f"[{job.id}] delivered: {video.path} ({video.size:,} bytes). "
+            f"Cost {fmt_credits(charged)} credits; {fmt_credits(balance.available)} left."
+        )
+        if video.hosted_url:
+            self._line(f"[{job.id}] link: {video.hosted_url}")
+
+    async def on_job_finished(self, job: Job) -> None:
+        """Tracker hook: the job's end is recorded (delivered and captured, or failed)."""
+        self._settle(job)
+
+    async def on_job_failed(self, job: Job, reason: str, balance: Balance) -> None:
+        self._line(
+            f"[{job.id}] failed: {reason} The {fmt_credits(job.reserved)} credits held were "
+            f"returned; {fmt_credits(balance.available)} left."
+        )
+        self._settle(job)
+
+    async def on_job_cancelled(self, job: Job, balance: Balance) -> None:
+        self._line(
+            f"[{job.id}] cancelled; {fmt_credits(job.reserved)} credits returned "
+            f"({fmt_credits(balance.available)} left)."
+        )
+        self._settle(job)
+
+
+def console_requester() -> Requester:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "me"
+    return Requester(platform="console", workspace="local", user=user, display_name=user)
+
+
+class ConsoleChat:
+    """Parses console lines into service calls and prints the answers."""
+
+    def __init__(self, service: SoraService, port: ConsolePort, who: Requester) -> None:
+        self.service = service
+        self.port = port
+        self.who = who
+
+    def say(self, text: str) -> None:
+        self.port._line(text)
+
+    async def handle(self, line: str) -> Job | None:
+        """Run one typed line; returns the accepted job for a video request."""
+        text = line.strip()
+        if not text:
+            return None
+        word, _, rest = text.partition(" ")
+        word = word.lower().lstrip("/")
+        try:
+            if word in ("help", "?"):
+                self.say(HELP + "\n" + self.service.usage_text())
+            elif word == "credits":
+                self.say(describe_balance(await self.service.balance(self.who)))
+            elif word == "jobs":
+                jobs = await self.service.recent_jobs(self.who, limit=10)
+                if not jobs:
+                    self.say("No jobs yet. Try: /sora a paper boat on a rainy street")
+                for job in jobs:
+                    cost = job.charged if job.charged is not None else job.reserved
+                    self.say(
+                        f"{job.id}  {job.status.value:<10} {job.request.model} "
+                        f"{job.request.duration}s {job.request.aspect_ratio}  "
+                        f"{fmt_credits(cost)} cr  {job.request.prompt[:50]}"
+                    )
+            elif word == "cancel":
+                job = await self.service.cancel(rest.strip(), self.who)
+                self.say(f"Cancelled {job.id}.")
+            elif word == "sora":
+                request = self.service.parse(rest)
+                job = await self.service.submit(self.who, request, Surface(channel="console"))
+                self.port.watch(job.id)
+                balance = await self.service.balance(self.who)
+                self.say(
+                    f"[{job.id}] accepted: {request.model}, {request.duration}s, "
+                    f"{request.aspect_ratio}; {fmt_credits(job.reserved)} credits held, "
+                    f"{fmt_credits(balance.available)} left."
+                )
+                return job
+            else:
+                self.say(f"Unknown command {word!r}. Type /help.")
+        except BotError as exc:
+            self.say(f"✗ {exc}")
+        return None
+
+
+HELP = """Commands:
+  /sora <prompt> [--duration N] [--ar 16:9|9:16] [--model M] [--image URL] [--watermark]
+  /credits   your allowance, what is used, held and left
+  /jobs      your recent jobs
+  /cancel ID cancel a job that has not finished
+  /help      this text
+  /quit      leave"""

@@ -1,0 +1,165 @@
+"""DiscordPort: the core's job events rendered as Discord messages.
+
+Each job has one status message (an embed with a progress bar and the job's buttons) that is
+edited in place, and the finished video arrives as a new message: the MP4 as an attachment
+when it fits the interaction's real upload limit, else the bot's hosted `/media` link with a
+link button.
+
+Invariants:
+- Status edits of one job are serialised (a per-job lock) and render the newest state, so a
+  slow edit can never put an older state over a newer one.
+- Messages go through the interaction webhook while its token lives; after 15 minutes, or as
+  soon as Discord refuses the token (50027 Invalid Webhook Token, 10015 Unknown Webhook), they
+  go through the bot token in the same channel, and the surface remembers that choice.
+- A video Discord refuses as too large (413 / 40005) is delivered as a link instead; the port
+  raises only when Discord cannot be reached at all (the core then retries the delivery).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from adapters.discord import render, views
+from adapters.discord.surface import PLATFORM, DiscordSurface
+from bot.models import Balance, DeliveredVideo, Job, JobStatus
+
+if TYPE_CHECKING:
+    from bot.app import Core
+
+log = logging.getLogger(__name__)
+
+TOKEN_GONE_CODES = frozenset({50027, 10015})  # Invalid Webhook Token, Unknown Webhook
+TOO_LARGE_CODE = 40005
+
+
+def token_gone(exc: discord.HTTPException) -> bool:
+    return exc.code in TOKEN_GONE_CODES or exc.status == 401
+
+
+class DiscordPort:
+    platform = PLATFORM
+
+    def __init__(self, client: discord.Client, core: Core, *, progress_interval: float = 3.0) -> None:
+        self.client = client
+        self.core = core
+        self.progress_interval = progress_interval
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # -- ChatPort ------------------------------------------------------------------------------
+
+    async def on_job_progress(self, job: Job) -> None:
+        await self.show_status(job.id)
+
+    async def on_job_delivered(self, job: Job, video: DeliveredVideo, balance: Balance) -> None:
+        # The core records `delivered` after this returns: render that state already.
+        done = job.model_copy(update={"status": JobStatus.DELIVERED, "progress": 100})
+        await self.show_status(job.id, job=done, balance=balance)
+        await self._post_video(job, video)
+
+    async def on_job_failed(self, job: Job, reason: str, balance: Balance) -> None:
+        await self.show_status(job.id, job=job, balance=balance, note=f"**Reason:** {reason}")
+        surface = await self._surface(job.id)
+        await self._post(job.id, surface, lambda: {
+            "content": render.failed_text(job, reason, balance, mention=surface.mention)})
+
+    async def on_job_cancelled(self, job: Job, balance: Balance) -> None:
+        await self.show_status(job.id, job=job, balance=balance)
+
+    # -- status message ------------------------------------------------------------------------
+
+    async def show_status(
+        self, job_id: str, *, job: Job | None = None, balance: Balance | None = None,
+        note: str | None = None,
+    ) -> None:
+        """Render the job's status message from the newest state (or the terminal `job` given)."""
+        lock = self._locks.setdefault(job_id, asyncio.Lock())
+        async with lock:
+            fresh = await self.core.service.get_job(job_id)
+            if job is None or (fresh.status.terminal and not job.status.terminal):
+                job = fresh
+            elif not job.status.terminal and fresh.status != job.status:
+                job = fresh
+            if balance is None:
+                balance = await self.core.service.balance(job.requester)
+            surface = DiscordSurface.load(fresh.surface)
+            embed = render.job_embed(job, balance, note=note)
+            view = views.job_view(job, self.core.catalog)
+            await self._edit_status(job_id, surface, embed, view)
+        if job.status.terminal:
+            self._locks.pop(job_id, None)
+
+    async def _edit_status(
+        self, job_id: str, s: DiscordSurface, embed: discord.Embed, view: discord.ui.View,
+    ) -> None:
+        if s.webhook_usable() and s.message_id is not None:
+            try:
+                await self._webhook(s).edit_message(s.message_id, embed=embed, view=view)
+                return
+            except discord.HTTPException as exc:
+                if not token_gone(exc):
+                    raise
+                await self._token_died(job_id, s)
+        channel = self.client.get_partial_messageable(s.channel_id)
+        if s.bot_message_id is not None:
+            try:
+                await channel.get_partial_message(s.bot_message_id).edit(embed=embed, view=view)
+                return
+            except discord.NotFound:
+                pass  # deleted by someone: post a fresh one
+        message = await channel.send(embed=embed, view=view)
+        s.bot_message_id = message.id
+        await self.core.service.save_surface(job_id, s.dump())
+
+    # -- new messages --------------------------------------------------------------------------
+
+    async def _post_video(self, job: Job, video: DeliveredVideo) -> None:
+        s = await self._surface(job.id)
+        if video.size <= s.filesize_limit:
+            try:
+                await self._post(job.id, s, lambda: {
+                    "content": render.delivered_text(job, video, mention=s.mention, as_file=True),
+                    "file": discord.File(video.path, filename=video.filename)})
+                return
+            except discord.HTTPException as exc:
+                if exc.status != 413 and exc.code != TOO_LARGE_CODE:
+                    raise
+                log.info("job %s: Discord refused the %d-byte upload; sending a link", job.id,
+                         video.size)
+        link = video.hosted_url or video.source_url
+        link_buttons = views.link_view(link) if link else None
+        await self._post(job.id, s, lambda: {
+            "content": render.delivered_text(job, video, mention=s.mention, as_file=False),
+            **({"view": link_buttons} if link_buttons else {})})
+
+    async def _post(
+        self, job_id: str, s: DiscordSurface, make: Callable[[], dict[str, Any]],
+    ) -> None:
+        """Post a new message; `make` builds fresh kwargs per attempt (a File is read once)."""
+        if s.webhook_usable():
+            try:
+                await self._webhook(s).send(wait=True, **make())
+                return
+            except discord.HTTPException as exc:
+                if not token_gone(exc):
+                    raise
+                await self._token_died(job_id, s)
+        await self.client.get_partial_messageable(s.channel_id).send(**make())
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _webhook(self, s: DiscordSurface) -> discord.Webhook:
+        assert s.app_id is not None and s.token is not None
+        return discord.Webhook.partial(s.app_id, s.token, client=self.client)
+
+    async def _surface(self, job_id: str) -> DiscordSurface:
+        return DiscordSurface.load((await self.core.service.get_job(job_id)).surface)
+
+    async def _token_died(self, job_id: str, s: DiscordSurface) -> None:
+        log.info("job %s: interaction token no longer accepted; using the bot token", job_id)
+        s.token_dead = True
+        await self.core.service.save_surface(job_id, s.dump())

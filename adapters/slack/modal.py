@@ -1,0 +1,271 @@
+"""The "Make a video" and "Remix" modals: building their views and reading submitted values.
+
+Invariants:
+- Block ids are the names of the fields they carry (`prompt`, `model`, `duration`,
+  `aspect_ratio`, `watermark`, `image`, `channel`), so a core `InputError.field` maps onto
+  exactly one block for `response_action="errors"` (`field_errors`).
+- Choices come from the catalog, never from code: models users may order directly, the union of
+  their durations, and their ratios (spellings another model already covers are left out, the
+  grammar translates them). Options left empty mean "the model's default".
+- `private_metadata` is JSON, under Slack's 3000-character limit, and carries only references
+  (channel, message ts, a Slack file id, a job id) — never a decision the core should make.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from adapters.slack.render import short
+from bot.catalog import Catalog
+from bot.errors import InputError
+
+VIDEO_MODAL = "sora_video_modal"
+REMIX_MODAL = "sora_remix_modal"
+IMAGE_TYPES = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+IMAGE_MAX_BYTES = 10 * 1024 * 1024  # EvoLink's limit for image_urls (and file_input's)
+_PROMPT_MAX = 3000  # plain_text_input's own maximum
+_FIELD_BLOCKS = {
+    "prompt": "prompt",
+    "model": "model",
+    "duration": "duration",
+    "aspect_ratio": "aspect_ratio",
+    "watermark": "watermark",
+    "image_url": "image",
+    "image": "image",
+    "resize_mode": "image",
+    "channel": "channel",
+}
+
+
+def _text(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text}
+
+
+def _option(text: str, value: str) -> dict[str, Any]:
+    return {"text": _text(short(text, 75)), "value": value}
+
+
+def field_errors(err: InputError) -> dict[str, str]:
+    """`InputError` → `{block_id: message}` for `ack(response_action="errors", ...)`."""
+    block = _FIELD_BLOCKS.get(err.field or "", "prompt")
+    return {block: short(str(err), 300)}
+
+
+def model_choices(catalog: Catalog) -> list[tuple[str, str]]:
+    """(label, model name) for every model a user may order directly."""
+    return [(f"{s.label} ({s.name})", s.name) for s in catalog.models if s.selectable]
+
+
+def duration_choices(catalog: Catalog) -> list[int]:
+    return sorted({d for s in catalog.models if s.selectable for d in s.durations})
+
+
+def ratio_choices(catalog: Catalog, default_model: str) -> list[str]:
+    default = catalog.find(default_model)
+    seen: set[str] = set()
+    shown: list[str] = []
+    for spec in catalog.models:
+        if not spec.selectable:
+            continue
+        for ratio in spec.aspect_ratios:
+            # 1280x720 and 16:9 are one choice when the default model treats them as one.
+            key = (default.normalize_ratio(ratio) if default else None) or ratio
+            if key not in seen:
+                seen.add(key)
+                shown.append(ratio)
+    return shown
+
+
+def _metadata(data: dict[str, Any]) -> str:
+    text = json.dumps({k: v for k, v in data.items() if v is not None}, separators=(",", ":"))
+    if len(text) > 3000:
+        raise ValueError("private_metadata would exceed Slack's 3000 characters")
+    return text
+
+
+def read_metadata(view: dict[str, Any]) -> dict[str, Any]:
+    try:
+        data = json.loads(view.get("private_metadata") or "{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def video_modal(
+    catalog: Catalog,
+    default_model: str,
+    *,
+    channel: str | None = None,
+    prompt: str = "",
+    image_file: dict[str, Any] | None = None,
+    thread: str | None = None,
+) -> dict[str, Any]:
+    """The request modal. `channel` pre-selects where to post (a global shortcut has none:
+    Slack then offers the conversation the user is looking at); `image_file` is a Slack file
+    from the message a message shortcut was used on."""
+    default = catalog.find(default_model)
+    models = model_choices(catalog)
+    model_select: dict[str, Any] = {
+        "type": "static_select",
+        "action_id": "value",
+        "options": [_option(label, name) for label, name in models],
+    }
+    if default is not None and default.selectable:
+        model_select["initial_option"] = _option(f"{default.label} ({default.name})", default.name)
+    prompt_input: dict[str, Any] = {
+        "type": "plain_text_input",
+        "action_id": "value",
+        "multiline": True,
+        "max_length": _PROMPT_MAX,
+        "placeholder": _text("A paper boat drifting down a rainy street at dusk"),
+    }
+    if prompt:
+        prompt_input["initial_value"] = prompt[:_PROMPT_MAX]
+    channel_select: dict[str, Any] = {
+        "type": "conversations_select",
+        "action_id": "value",
+        "filter": {"include": ["public", "private", "im", "mpim"], "exclude_bot_users": True},
+    }
+    if channel:
+        channel_select["initial_conversation"] = channel
+    else:
+        channel_select["default_to_current_conversation"] = True
+    blocks: list[dict[str, Any]] = [
+        {"type": "input", "block_id": "prompt", "label": _text("What should the video show?"),
+         "element": prompt_input},
+        {"type": "input", "block_id": "model", "label": _text("Model"), "element": model_select},
+        {"type": "input", "block_id": "duration", "optional": True,
+         "label": _text("Length"), "hint": _text("Empty: the model's default length."),
+         "element": {"type": "static_select", "action_id": "value",
+                     "placeholder": _text("Model default"),
+                     "options": [_option(f"{d} seconds", str(d))
+                                 for d in duration_choices(catalog)]}},
+        {"type": "input", "block_id": "aspect_ratio", "optional": True,
+         "label": _text("Shape"), "hint": _text("Empty: the model's default shape."),
+         "element": {"type": "static_select", "action_id": "value",
+                     "placeholder": _text("Model default"),
+                     "options": [_option(r, r) for r in ratio_choices(catalog, default_model)]}},
+    ]
+    if any(s.watermark_option for s in catalog.models if s.selectable):
+        blocks.append(
+            {"type": "input", "block_id": "watermark", "optional": True,
+             "label": _text("Watermark"),
+             "element": {"type": "checkboxes", "action_id": "value",
+                         "options": [_option("Keep the watermark (cheaper)", "keep")]}}
+        )
+    if any(s.image_input for s in catalog.models if s.selectable):
+        hint = "jpg, png or webp, at most 10 MB; used as the first frame."
+        if image_file:
+            hint = f"Leave empty to use {short(str(image_file.get('name', 'the image')), 60)} " \
+                   "from the message. " + hint
+        blocks.append(
+            {"type": "input", "block_id": "image", "optional": True,
+             "label": _text("Start from an image"), "hint": _text(short(hint, 150)),
+             "element": {"type": "file_input", "action_id": "value",
+                         "filetypes": ["jpg", "jpeg", "png", "webp"], "max_files": 1}}
+        )
+    blocks.append(
+        {"type": "input", "block_id": "channel", "optional": True,
+         "label": _text("Post the video in"),
+         "hint": _text("Empty: I send it to you in a direct message."),
+         "element": channel_select}
+    )
+    meta = {"thread": thread, "image_file": image_file.get("id") if image_file else None}
+    return {
+        "type": "modal",
+        "callback_id": VIDEO_MODAL,
+        "title": _text("Make a video"),
+        "submit": _text("Make it"),
+        "close": _text("Cancel"),
+        "private_metadata": _metadata(meta),
+        "blocks": blocks,
+    }
+
+
+@dataclass(frozen=True)
+class VideoForm:
+    """What the user submitted in the video modal (None = left empty)."""
+
+    prompt: str
+    model: str | None
+    duration: str | None
+    aspect_ratio: str | None
+    keep_watermark: bool
+    files: list[dict[str, Any]]
+    channel: str | None
+    metadata: dict[str, Any]
+
+    @property
+    def image_file_id(self) -> str | None:
+        """The uploaded file, else the message's image; None without an image."""
+        if self.files:
+            return str(self.files[0].get("id"))
+        ref = self.metadata.get("image_file")
+        return str(ref) if ref else None
+
+
+def _state(view: dict[str, Any], block: str) -> dict[str, Any]:
+    values = view.get("state", {}).get("values", {})
+    entry = values.get(block, {}).get("value", {})
+    return entry if isinstance(entry, dict) else {}
+
+
+def _selected(view: dict[str, Any], block: str) -> str | None:
+    option = _state(view, block).get("selected_option")
+    return str(option["value"]) if isinstance(option, dict) and "value" in option else None
+
+
+def read_video_form(view: dict[str, Any]) -> VideoForm:
+    files = _state(view, "image").get("files") or []
+    checked = _state(view, "watermark").get("selected_options") or []
+    return VideoForm(
+        prompt=str(_state(view, "prompt").get("value") or ""),
+        model=_selected(view, "model"),
+        duration=_selected(view, "duration"),
+        aspect_ratio=_selected(view, "aspect_ratio"),
+        keep_watermark=any(o.get("value") == "keep" for o in checked if isinstance(o, dict)),
+        files=[f for f in files if isinstance(f, dict)],
+        channel=_state(view, "channel").get("selected_conversation") or None,
+        metadata=read_metadata(view),
+    )
+
+
+def image_problem(file: dict[str, Any]) -> str | None:
+    """Why a Slack file cannot be the first frame (None when it can)."""
+    mimetype = str(file.get("mimetype") or "")
+    if mimetype and mimetype not in IMAGE_TYPES:
+        return "The image must be a jpg, png or webp file."
+    size = file.get("size")
+    if isinstance(size, int) and size > IMAGE_MAX_BYTES:
+        return "The image must be at most 10 MB."
+    return None
+
+
+def remix_modal(job_id: str, prompt: str, model: str, channel: str | None) -> dict[str, Any]:
+    """A small modal that asks what to change in a delivered video."""
+    return {
+        "type": "modal",
+        "callback_id": REMIX_MODAL,
+        "title": _text("Remix the video"),
+        "submit": _text("Remix"),
+        "close": _text("Cancel"),
+        "private_metadata": _metadata({"job": job_id, "channel": channel}),
+        "blocks": [
+            {"type": "context", "elements": [
+                {"type": "mrkdwn", "text": short(f"Remixing with `{model}`: _{prompt}_", 2000)}]},
+            {"type": "input", "block_id": "prompt", "label": _text("What should change?"),
+             "element": {"type": "plain_text_input", "action_id": "value", "multiline": True,
+                         "max_length": _PROMPT_MAX,
+                         "placeholder": _text("Make it night time, with neon reflections")}},
+        ],
+    }
+
+
+def read_remix_form(view: dict[str, Any]) -> tuple[str, str, str | None]:
+    """(job id, prompt, channel) from a submitted remix modal."""
+    meta = read_metadata(view)
+    prompt = str(_state(view, "prompt").get("value") or "")
+    channel = meta.get("channel")
+    return str(meta.get("job", "")), prompt, str(channel) if channel else None

@@ -1,0 +1,3 @@
+"""sora-bot's core: platform-agnostic, imports no chat library (see DESIGN.md)."""
+
+__version__ = "0.1.0"

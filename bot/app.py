@@ -1,0 +1,159 @@
+"""The composition root: builds the whole core from `Settings`, and nothing else does.
+
+    store (SQLite) ─▶ JobBook ─▶ Tracker ◀─ EvoLinkClient, MediaHost, ports
+                                  │
+                             SoraService  ◀── adapters (Discord, Slack, console), CLI
+                                  │
+                          web app (aiohttp): /healthz, /evolink/callback/{secret}, /media/{token}
+
+Invariants: one event loop, one store connection, one EvoLink client per process; secrets for
+the callback path and media tokens are created once and kept in the database, so callback URLs
+and media links stay valid across restarts. `stop()` releases everything `build_core` opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from bot.catalog import Catalog
+from bot.config import Settings
+from bot.errors import ConfigError
+from bot.evolink import EvoLinkClient
+from bot.jobs import JobBook
+from bot.media import MediaHost
+from bot.port import ChatPort
+from bot.service import SoraService
+from bot.store import Store
+from bot.tracker import Tracker
+from bot.web import build_web_app
+
+log = logging.getLogger(__name__)
+
+CLEANUP_EVERY = 3600.0
+
+
+@dataclass
+class Core:
+    settings: Settings
+    catalog: Catalog
+    store: Store
+    evolink: EvoLinkClient
+    media: MediaHost
+    book: JobBook
+    tracker: Tracker
+    service: SoraService
+    callback_secret: str
+    owns_evolink: bool = True
+    _background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def register_port(self, port: ChatPort) -> None:
+        self.tracker.register_port(port)
+
+    def build_web_app(self) -> web.Application:
+        return build_web_app(self)
+
+    async def start(self) -> None:
+        await self.tracker.resume()
+        self._background.append(asyncio.create_task(self._clean_media(), name="media-cleanup"))
+
+    async def stop(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.tracker.stop()
+        if self.owns_evolink:
+            await self.evolink.aclose()
+        await self.store.close()
+
+    async def _clean_media(self) -> None:
+        while True:
+            await asyncio.to_thread(self.media.cleanup)
+            await asyncio.sleep(CLEANUP_EVERY)
+
+
+async def build_core(
+    settings: Settings, *, evolink: EvoLinkClient | None = None, require_key: bool = True
+) -> Core:
+    """Open the store and wire the core. Pass `evolink` to use a client you own (demo, tests).
+
+    `require_key=False` is for offline commands (`admin …`) that never start the tracker.
+    """
+    catalog = Catalog.load(settings.catalog_path)
+    if settings.default_model.lower() not in {n.lower() for n in catalog.names()}:
+        raise ConfigError(
+            f"DEFAULT_MODEL {settings.default_model!r} is not in the catalog; "
+            f"choose one of {', '.join(catalog.names())}."
+        )
+    owns = evolink is None
+    if evolink is None:
+        key = settings.evolink_api_key
+        if key is None and require_key:
+            raise ConfigError("EVOLINK_API_KEY is not set (get a key at evolink.ai).")
+        evolink = EvoLinkClient(settings.evolink_base_url, key.get_secret_value() if key else "")
+    store = await Store.open(settings.database_path)
+    try:
+        callback_secret = await store.meta_secret("callback_secret")
+        media = MediaHost(
+            settings.media_dir,
+            await store.meta_secret("media_secret"),
+            settings.public_base_url,
+            settings.media_retention_days,
+        )
+    except BaseException:
+        await store.close()
+        raise
+    book = JobBook(
+        store,
+        default_limit=settings.user_credits_per_period,
+        default_team_budget=settings.team_credits_per_period,
+        period_kind=settings.budget_period,
+        timezone=settings.timezone,
+    )
+    callback_url = None
+    if settings.public_base_url:
+        callback_url = f"{settings.public_base_url}/evolink/callback/{callback_secret}"
+    tracker = Tracker(book, evolink, media, callback_url=callback_url)
+    service = SoraService(settings, catalog, book, tracker, media)
+    return Core(
+        settings=settings,
+        catalog=catalog,
+        store=store,
+        evolink=evolink,
+        media=media,
+        book=book,
+        tracker=tracker,
+        service=service,
+        callback_secret=callback_secret,
+        owns_evolink=owns,
+    )
+
+
+@dataclass
+class WebServer:
+    runner: web.AppRunner
+    port: int
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def close(self) -> None:
+        # Let in-flight requests (acknowledgements) finish before closing.
+        with contextlib.suppress(Exception):
+            await self.runner.shutdown()
+        await self.runner.cleanup()
+
+
+async def start_web(app: web.Application, host: str, port: int) -> WebServer:
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=10.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    sockets = site._server.sockets if site._server is not None else ()  # type: ignore[union-attr]
+    bound = sockets[0].getsockname()[1] if sockets else port
+    return WebServer(runner=runner, port=int(bound))

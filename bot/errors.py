@@ -1,0 +1,106 @@
+"""One error tree for everything the core refuses or the provider fails at.
+
+    BotError                      anything the user should hear about, in plain words (`str(err)`)
+     ├── InputError               the request is invalid; `field` names the bad option,
+     │                            `valid` lists what would have been accepted
+     ├── BudgetError              the quote does not fit the user's or the team's budget
+     ├── PermissionDenied         the actor may not do this (admin-only, someone else's job)
+     ├── JobNotFound              no such job (or not visible to the actor)
+     ├── JobStateError            the job cannot do that in its state (cancel a delivered job)
+     ├── ConfigError              settings are missing or wrong; names the variable
+     └── ProviderError            EvoLink said no, or could not be reached
+          ├── ProviderHTTPError   an HTTP error status with EvoLink's error envelope
+          └── TaskFailed          the task ended `failed`; `code` is EvoLink's task error code
+
+Invariants: every error carries a message that is safe to show to a chat user (no secrets,
+no stack traces); `retryable` is True only for failures that may succeed later without any
+change to the request (429, 502, 503, network, EvoLink's "retry later" task codes).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from decimal import Decimal
+
+
+class BotError(Exception):
+    """Base of every error the core raises on purpose; `str()` is the user-facing message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InputError(BotError):
+    """A request is invalid. Nothing was held and nothing was sent."""
+
+    def __init__(self, message: str, *, field: str | None = None, valid: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.field = field
+        self.valid = tuple(valid)
+
+
+class BudgetError(BotError):
+    """The quote does not fit. `scope` is "user" or "team"; `available` may be negative."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        scope: str,
+        price: Decimal,
+        available: Decimal,
+        resets_at: dt.datetime,
+    ) -> None:
+        super().__init__(message)
+        self.scope = scope
+        self.price = price
+        self.available = available
+        self.resets_at = resets_at
+
+
+class PermissionDenied(BotError):
+    """The actor is not allowed to do this."""
+
+
+class JobNotFound(BotError):
+    """No job with that id."""
+
+
+class JobStateError(BotError):
+    """The job is in a state where the action makes no sense."""
+
+
+class ConfigError(BotError):
+    """Configuration is missing or invalid."""
+
+
+class ProviderError(BotError):
+    """EvoLink failed or refused. `code` is EvoLink's code (string) when known."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class ProviderHTTPError(ProviderError):
+    """An HTTP error response from EvoLink (status in `status`)."""
+
+
+class TaskFailed(ProviderError):
+    """A task ended in `failed`; `code` is the task error code."""

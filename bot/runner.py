@@ -1,0 +1,87 @@
+"""`sora-bot run`: every platform that has tokens, plus the HTTP server, on one event loop.
+
+Shutdown order on SIGTERM/SIGINT: stop taking platform events, let the HTTP server finish
+in-flight requests (acknowledgements), then stop the tracker and close the store. Jobs still
+open are simply left in the store: the next start resumes them (nothing is lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any, Protocol
+
+from bot.app import build_core, start_web
+from bot.config import Settings
+from bot.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class PlatformRuntime(Protocol):
+    async def close(self) -> None: ...
+
+
+def enabled_platforms(settings: Settings) -> list[str]:
+    """Which platforms `run` will start; raises ConfigError naming what is missing."""
+    platforms = []
+    if settings.discord_token is not None:
+        platforms.append("discord")
+    if settings.slack_bot_token is not None:
+        if settings.slack_app_token is None and settings.slack_signing_secret is None:
+            raise ConfigError(
+                "SLACK_BOT_TOKEN is set but SLACK_SIGNING_SECRET is not: HTTP mode needs the "
+                "signing secret (or set SLACK_APP_TOKEN for Socket Mode)."
+            )
+        platforms.append("slack")
+    if not platforms:
+        raise ConfigError(
+            "No chat platform is configured: set DISCORD_TOKEN (Discord) and/or "
+            "SLACK_BOT_TOKEN with SLACK_SIGNING_SECRET or SLACK_APP_TOKEN (Slack). "
+            "To see the bot work without any token, run: sora-bot demo"
+        )
+    if settings.evolink_api_key is None:
+        raise ConfigError("EVOLINK_API_KEY is not set: the bot needs it to make videos.")
+    return platforms
+
+
+async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
+    platforms = enabled_platforms(settings)
+    core = await build_core(settings)
+    app = core.build_web_app()
+    runtimes: list[PlatformRuntime] = []
+    slack: Any = None
+    if "slack" in platforms:
+        from adapters.slack import attach_slack
+
+        slack = attach_slack(core, app)
+        runtimes.append(slack)
+    web = await start_web(app, settings.host, settings.port)
+    log.info("HTTP server on %s:%d", settings.host, web.port)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await core.start()
+        if slack is not None:
+            await slack.start()
+        if "discord" in platforms:
+            from adapters.discord import start_discord
+
+            runtimes.append(await start_discord(core))
+        log.info("sora-bot running: %s", ", ".join(platforms))
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        for runtime in reversed(runtimes):
+            try:
+                await runtime.close()
+            except Exception:
+                log.exception("error while closing a platform")
+        await web.close()
+        await core.stop()
+    return 0

@@ -1,0 +1,287 @@
+"""SoraService: everything an adapter (or the CLI) may ask of the core, in domain words.
+
+Adapters turn platform events into these calls and render what comes back (or the `BotError`
+raised) — they hold no business rule. Permission checks live here, not in adapters: admin
+actions need `is_admin(actor)` (ADMIN_USER_IDS) or an `admin_override` the adapter vouches for
+from the platform itself (Discord's Manage Server permission, checked in code there).
+
+Invariants:
+- A refused request (InputError, BudgetError, PermissionDenied) holds nothing and sends nothing.
+- `submit` returns once the job and its hold are stored; EvoLink is contacted by the tracker.
+- Every admin action writes an audit row with who did it, in the same transaction as its effect.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from bot import ledger
+from bot.catalog import Catalog
+from bot.config import Settings
+from bot.errors import InputError, JobStateError, PermissionDenied
+from bot.grammar import ChatCommand, build_request, parse_chat_command, parse_request, usage_text
+from bot.jobs import JobBook, UsageRow
+from bot.media import MediaHost
+from bot.models import Balance, Job, JobStatus, Requester, Surface, VideoRequest, fmt_credits, to_mc
+from bot.periods import Period
+from bot.tracker import Tracker
+
+log = logging.getLogger(__name__)
+
+MAX_ADMIN_AMOUNT = Decimal(10_000_000)
+
+
+def parse_amount(text: str | Decimal | int, *, field: str = "amount") -> Decimal:
+    """A credit amount typed by an admin: a non-negative number with at most 3 decimals."""
+    try:
+        value = Decimal(str(text).strip())
+    except InvalidOperation:
+        raise InputError(f"{text!r} is not a number of credits.", field=field) from None
+    if not value.is_finite() or value < 0 or value > MAX_ADMIN_AMOUNT:
+        raise InputError(
+            f"The {field} must be between 0 and {MAX_ADMIN_AMOUNT:,} credits.", field=field
+        )
+    if value != value.quantize(Decimal("0.001")):
+        raise InputError(f"The {field} can have at most three decimals.", field=field)
+    return value
+
+
+class SoraService:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        book: JobBook,
+        tracker: Tracker,
+        media: MediaHost,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.book = book
+        self.tracker = tracker
+        self.media = media
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def parse(self, text: str) -> VideoRequest:
+        return parse_request(text, self.catalog, self.settings.default_model)
+
+    def parse_command(self, text: str) -> ChatCommand:
+        return parse_chat_command(text)
+
+    def build(
+        self,
+        *,
+        prompt: str,
+        model: str | None = None,
+        duration: int | str | None = None,
+        aspect_ratio: str | None = None,
+        image_url: str | None = None,
+        watermark: bool | None = None,
+        resize_mode: str | None = None,
+        base_video_task_id: str | None = None,
+    ) -> VideoRequest:
+        return build_request(
+            self.catalog,
+            self.settings.default_model,
+            prompt=prompt,
+            model=model,
+            duration=duration,
+            aspect_ratio=aspect_ratio,
+            image_url=image_url,
+            watermark=watermark,
+            resize_mode=resize_mode,
+            base_video_task_id=base_video_task_id,
+        )
+
+    def usage_text(self) -> str:
+        return usage_text(self.catalog)
+
+    def quote(self, request: VideoRequest) -> Decimal:
+        return self.catalog.quote(request)
+
+    async def submit(
+        self,
+        requester: Requester,
+        request: VideoRequest,
+        surface: Surface,
+        *,
+        parent_job_id: str | None = None,
+    ) -> Job:
+        """Hold the quote and store the job (or raise BudgetError); the tracker takes it on."""
+        quote = self.quote(request)
+        job = await self.book.accept(requester, request, surface, quote, parent_job_id=parent_job_id)
+        log.info(
+            "job %s: accepted for %s, %s credits held", job.id, requester.key, fmt_credits(quote)
+        )
+        self.tracker.follow(job.id)
+        return job
+
+    async def save_surface(self, job_id: str, surface: Surface) -> None:
+        await self.book.save_surface(job_id, surface)
+
+    async def get_job(self, job_id: str) -> Job:
+        return await self.book.job(job_id)
+
+    async def cancel(self, job_id: str, actor: Requester, *, admin_override: bool = False) -> Job:
+        job = await self.book.job(job_id)
+        self._require_owner_or_admin(job, actor, admin_override, "cancel")
+        job = await self.book.finish_cancelled(job_id, _actor_id(actor))
+        self.tracker.wake(job_id)
+        port = self.tracker.ports.get(job.requester.platform)
+        if port is not None:
+            try:
+                await port.on_job_cancelled(job, await self.book.balance(job.requester))
+            except Exception:
+                log.exception("job %s: could not tell the user about the cancel", job_id)
+        return job
+
+    async def again(self, job_id: str, actor: Requester, surface: Surface) -> Job:
+        """The same request once more, as a new job of `actor`, under the same budget rules."""
+        job = await self.book.job(job_id)
+        if job.requester.platform != actor.platform or job.requester.workspace != actor.workspace:
+            raise PermissionDenied("That job belongs to another workspace.")
+        return await self.submit(actor, job.request, surface, parent_job_id=job.id)
+
+    async def remix(self, job_id: str, actor: Requester, prompt: str, surface: Surface) -> Job:
+        job = await self.book.job(job_id)
+        self._require_owner_or_admin(job, actor, False, "remix")
+        remix_model = self.catalog.remix_model_for(job.request.model)
+        if remix_model is None:
+            raise InputError(f"{job.request.model} videos cannot be remixed.", field="model")
+        if job.status != JobStatus.DELIVERED or job.task_id is None:
+            raise JobStateError("Only a delivered video can be remixed.")
+        request = self.build(
+            prompt=prompt,
+            model=remix_model,
+            aspect_ratio=job.request.aspect_ratio,
+            base_video_task_id=job.task_id,
+        )
+        return await self.submit(actor, request, surface, parent_job_id=job.id)
+
+    # -- figures -----------------------------------------------------------------------------
+
+    async def balance(self, requester: Requester) -> Balance:
+        return await self.book.balance(requester)
+
+    async def recent_jobs(self, requester: Requester, limit: int = 10) -> list[Job]:
+        return await self.book.store.recent_jobs(
+            platform=requester.platform,
+            workspace=requester.workspace,
+            user=requester.user,
+            limit=limit,
+        )
+
+    def period_of(self, day: dt.date | None) -> Period:
+        return self.book.current_period() if day is None else self.book.period_of(day)
+
+    async def usage(
+        self,
+        platform: str | None = None,
+        workspace: str | None = None,
+        *,
+        day: dt.date | None = None,
+    ) -> list[UsageRow]:
+        return await self.book.usage(
+            platform=platform, workspace=workspace, period=self.period_of(day)
+        )
+
+    # -- admin -------------------------------------------------------------------------------
+
+    def is_admin(self, requester: Requester) -> bool:
+        return f"{requester.platform}:{requester.user}" in self.settings.admins
+
+    def _require_admin(self, actor: Requester | str, admin_override: bool) -> str:
+        if isinstance(actor, str):  # the CLI: whoever can run it on the host is trusted
+            return actor
+        if not (admin_override or self.is_admin(actor)):
+            raise PermissionDenied("Only budget admins can do that.")
+        return _actor_id(actor)
+
+    def _require_owner_or_admin(
+        self, job: Job, actor: Requester, admin_override: bool, verb: str
+    ) -> None:
+        owner = job.requester
+        same_user = (owner.platform, owner.workspace, owner.user) == (
+            actor.platform,
+            actor.workspace,
+            actor.user,
+        )
+        if same_user:
+            return
+        if owner.platform == actor.platform and (admin_override or self.is_admin(actor)):
+            return
+        raise PermissionDenied(f"Only the person who asked for this video or an admin can {verb} it.")
+
+    async def set_limit(
+        self,
+        actor: Requester | str,
+        target: Requester,
+        amount: Decimal | str,
+        *,
+        admin_override: bool = False,
+    ) -> None:
+        who = self._require_admin(actor, admin_override)
+        value = parse_amount(amount, field="limit")
+        async with self.book.store.transaction() as tx:
+            await ledger.set_limit(
+                tx, target.platform, target.workspace, target.user, to_mc(value), who
+            )
+            await ledger.audit(tx, who, "set-limit", target.key, to_mc(value))
+
+    async def grant(
+        self,
+        actor: Requester | str,
+        target: Requester,
+        amount: Decimal | str,
+        reason: str = "",
+        *,
+        admin_override: bool = False,
+    ) -> None:
+        who = self._require_admin(actor, admin_override)
+        value = parse_amount(amount)
+        if value == 0:
+            raise InputError("A grant must be more than 0 credits.", field="amount")
+        period = self.book.current_period()
+        async with self.book.store.transaction() as tx:
+            await ledger.add_grant(tx, target, to_mc(value), period, who, reason[:500])
+            await ledger.audit(tx, who, "grant", target.key, to_mc(value), reason[:500])
+
+    async def set_team_budget(
+        self,
+        actor: Requester | str,
+        platform: str,
+        workspace: str,
+        amount: Decimal | str,
+        *,
+        admin_override: bool = False,
+    ) -> None:
+        who = self._require_admin(actor, admin_override)
+        value = parse_amount(amount, field="team budget")
+        async with self.book.store.transaction() as tx:
+            await ledger.set_limit(tx, platform, workspace, ledger.TEAM, to_mc(value), who)
+            await ledger.audit(tx, who, "set-team-budget", f"{platform}:{workspace}", to_mc(value))
+
+    async def audit_log(self) -> list[dict[str, object]]:
+        rows = await self.book.store.fetchall(
+            "SELECT at, actor, action, target, amount_mc, reason FROM audit ORDER BY id"
+        )
+        return [dict(row) for row in rows]
+
+    # -- media -------------------------------------------------------------------------------
+
+    @property
+    def media_dir(self) -> Path:
+        return self.media.media_dir
+
+    def host_file(self, path: Path, filename: str | None = None) -> str | None:
+        """A signed /media link for a file in MEDIA_DIR (None without PUBLIC_BASE_URL)."""
+        del filename  # the link names the stored file; kept for adapters' readability
+        return self.media.url_for(path)
+
+
+def _actor_id(actor: Requester) -> str:
+    return f"{actor.platform}:{actor.user}"

@@ -1,0 +1,355 @@
+"""The tracker: drives every unfinished job to a terminal state, across restarts.
+
+One asyncio task per open job, found again from the store at start-up (`resume`):
+    pending     → submit to EvoLink (Idempotency-Key = job id, so a re-submit after a crash
+                  returns the same task) → submitted
+    submitted   → read the task adaptively (bot.polling); a callback only wakes the reader,
+                  it never decides anything → delivering | failed
+    delivering  → download once (streamed to MEDIA_DIR, skipped when the file is already
+                  there) → hand it to the platform port → record delivered (+ capture)
+
+Invariants:
+- The tracker acts only on what `GET /v1/tasks/{id}` says, never on a callback body.
+- Delivery is recorded right after the port returns; the port is called again only if the
+  process died before that record (at-least-once across a crash in that window, once otherwise).
+- Progress reaches the port only when it changed, and not more often than the port allows.
+- Failures the user can act on (content policy, bad input) fail at once; retryable ones
+  (429/502/503/network) are retried with backoff; a job that cannot be submitted within
+  SUBMIT_GIVE_UP seconds fails with its credits returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from pathlib import Path
+
+from bot.errors import ProviderError
+from bot.evolink import EvoLinkClient, TaskSnapshot, failure_for
+from bot.jobs import JobBook
+from bot.media import MediaHost
+from bot.models import Balance, DeliveredVideo, Job, JobStatus
+from bot.polling import PollState, next_delay
+from bot.port import ChatPort
+
+log = logging.getLogger(__name__)
+
+SUBMIT_GIVE_UP = 15 * 60.0
+DELIVERY_RETRY_MAX = 60.0
+RESULT_LINK_LIFETIME = dt.timedelta(hours=24)
+
+
+class Tracker:
+    def __init__(
+        self,
+        book: JobBook,
+        evolink: EvoLinkClient,
+        media: MediaHost,
+        *,
+        callback_url: str | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.book = book
+        self.evolink = evolink
+        self.media = media
+        self.callback_url = callback_url
+        self.clock = clock
+        self.ports: dict[str, ChatPort] = {}
+        self._port_added = asyncio.Event()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._wake: dict[str, asyncio.Event] = {}
+        self._last_progress: dict[str, tuple[float, int, str]] = {}
+        self._downloads = asyncio.Semaphore(4)
+        self.stats: Counter[str] = Counter()
+        self.on_finished: Callable[[Job], Awaitable[None]] | None = None
+
+    # -- wiring ------------------------------------------------------------------------------
+
+    def register_port(self, port: ChatPort) -> None:
+        self.ports[port.platform] = port
+        self._port_added.set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    def follow(self, job_id: str) -> None:
+        """Start driving a job (no-op if it is already followed)."""
+        if job_id in self._tasks:
+            return
+        task = asyncio.create_task(self._follow(job_id), name=f"job-{job_id}")
+        self._tasks[job_id] = task
+        task.add_done_callback(lambda _t: self._forget(job_id))
+
+    def _forget(self, job_id: str) -> None:
+        self._tasks.pop(job_id, None)
+        self._wake.pop(job_id, None)
+        self._last_progress.pop(job_id, None)
+
+    def wake(self, job_id: str) -> None:
+        """Look at the job now (a callback arrived, or it was cancelled)."""
+        event = self._wake.get(job_id)
+        if event is not None:
+            event.set()
+
+    async def resume(self) -> int:
+        jobs = await self.book.store.unfinished_jobs()
+        for job in jobs:
+            self.follow(job.id)
+        if jobs:
+            log.info("resuming %d unfinished job(s)", len(jobs))
+        return len(jobs)
+
+    async def stop(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def wait_idle(self, timeout: float) -> None:
+        """Wait until no job is followed (tests, `demo -c`)."""
+        async with asyncio.timeout(timeout):
+            while self._tasks:
+                await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    async def _follow(self, job_id: str) -> None:
+        failures = 0
+        while True:
+            try:
+                await self._drive(job_id)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A bug or a store hiccup must not strand the job: log it and try again later.
+                failures += 1
+                log.exception("job %s: unexpected error (attempt %d)", job_id, failures)
+                await asyncio.sleep(min(2.0**failures, DELIVERY_RETRY_MAX))
+
+    async def _drive(self, job_id: str) -> None:
+        while True:
+            job = await self.book.job(job_id)
+            if job.status.terminal:
+                return
+            if job.status == JobStatus.PENDING:
+                await self._submit(job)
+            elif job.status == JobStatus.SUBMITTED:
+                await self._watch(job)
+            else:
+                await self._deliver(job)
+
+    async def _submit(self, job: Job) -> None:
+        attempt = 0
+        while True:
+            try:
+                snapshot = await self.evolink.submit(job.id, job.request, self.callback_url)
+                break
+            except ProviderError as exc:
+                attempt += 1
+                age = (dt.datetime.now(dt.UTC) - job.created_at).total_seconds()
+                if not exc.retryable or age > SUBMIT_GIVE_UP:
+                    log.warning("job %s: submit refused: %s", job.id, exc.code or exc.status)
+                    await self._fail(job, exc.code, exc.message)
+                    return
+                delay = max(exc.retry_after or 0.0, min(2.0**attempt, DELIVERY_RETRY_MAX))
+                log.info("job %s: submit failed (%s), retrying in %.0fs", job.id, exc.code, delay)
+                if await self._sleep_or_wake(job.id, delay):
+                    current = await self.book.job(job.id)
+                    if current.status != JobStatus.PENDING:
+                        return
+        self.stats["submitted"] += 1
+        if await self.book.mark_submitted(job.id, snapshot.id, snapshot.estimated_time):
+            log.info("job %s: submitted as task %s", job.id, snapshot.id)
+            await self._progress(await self.book.job(job.id), force=True)
+
+    async def _watch(self, job: Job) -> None:
+        assert job.task_id is not None
+        now = self.clock()
+        since = 0.0
+        if job.submitted_at is not None:
+            since = max((dt.datetime.now(dt.UTC) - job.submitted_at).total_seconds(), 0.0)
+        state = PollState(started_at=now - since, estimated_time=job.estimated_seconds)
+        if job.progress:
+            state.observe(now, job.progress)
+        callbacks = self.callback_url is not None
+        while True:
+            retry_after: float | None = None
+            self._wake_event(job.id).clear()
+            try:
+                snapshot = await self.evolink.get_task(job.task_id)
+                self.stats["status_reads"] += 1
+            except ProviderError as exc:
+                self.stats["status_errors"] += 1
+                if exc.status in (400, 404) and exc.code in ("invalid_task_id", "not_found", None):
+                    await self._fail(job, exc.code, "EvoLink no longer knows this task.")
+                    return
+                state.errors += 1
+                retry_after = exc.retry_after
+            else:
+                done = await self._on_snapshot(job, snapshot, state)
+                if done:
+                    return
+            delay = next_delay(state, self.clock(), callbacks=callbacks, retry_after=retry_after)
+            await self._sleep_or_wake(job.id, delay)
+            job = await self.book.job(job.id)
+            if job.status != JobStatus.SUBMITTED:
+                return
+
+    async def _on_snapshot(self, job: Job, snap: TaskSnapshot, state: PollState) -> bool:
+        if snap.estimated_time and not state.estimated_time:
+            state.estimated_time = snap.estimated_time
+        if snap.status == "completed":
+            if not snap.results:
+                await self._fail(job, "generation_failed_no_content", failure_for(snap).message)
+                return True
+            if await self.book.mark_delivering(job.id, snap.results[0], snap.credits_used):
+                log.info("job %s: task completed", job.id)
+                await self._progress(await self.book.job(job.id), force=True)
+            return True
+        if snap.status in ("failed", "cancelled"):
+            failure = failure_for(snap)
+            await self._fail(job, failure.code, failure.message)
+            return True
+        state.observe(self.clock(), snap.progress)
+        if snap.progress != job.progress:
+            await self.book.record_progress(job.id, snap.progress)
+            job = job.model_copy(update={"progress": snap.progress})
+            await self._progress(job)
+        return False
+
+    async def _deliver(self, job: Job) -> None:
+        attempt = 0
+        while True:
+            port = self.ports.get(job.requester.platform)
+            if port is None:
+                # The platform is not running in this process; its job waits for it.
+                self._port_added.clear()
+                await _wait_or_timeout(self._port_added.wait(), 30.0)
+                continue
+            try:
+                video = await self._fetch(job)
+            except ProviderError as exc:
+                if exc.status in (403, 404, 410):
+                    await self._fail(job, "result_expired", "The finished video could no longer be downloaded from EvoLink.")
+                    return
+                attempt += 1
+                await asyncio.sleep(max(exc.retry_after or 0, min(2.0**attempt, DELIVERY_RETRY_MAX)))
+                continue
+            except OSError as exc:
+                attempt += 1
+                log.error("job %s: cannot save the video to MEDIA_DIR: %s", job.id, exc.strerror)
+                await asyncio.sleep(min(2.0**attempt, DELIVERY_RETRY_MAX))
+                continue
+            job = await self.book.job(job.id)
+            after = await self._balance_after_capture(job)
+            try:
+                await port.on_job_delivered(job, video, after)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                attempt += 1
+                log.exception("job %s: the platform did not take the video (attempt %d)", job.id, attempt)
+                await asyncio.sleep(min(2.0**attempt, DELIVERY_RETRY_MAX))
+                continue
+            if await self.book.finish_delivered(job.id):
+                self.stats["delivered"] += 1
+                log.info("job %s: delivered", job.id)
+                await self._finished(await self.book.job(job.id))
+            return
+
+    async def _fetch(self, job: Job) -> DeliveredVideo:
+        path = self.media.video_path(job.id)
+        if not (job.media_path and path.is_file() and path.stat().st_size == job.media_size):
+            assert job.result_url is not None
+            async with self._downloads:
+                size = await self.evolink.download(job.result_url, path)
+            self.stats["downloads"] += 1
+            await self.book.record_media(job.id, str(path), size)
+        size = path.stat().st_size
+        completed = job.finished_at or dt.datetime.now(dt.UTC)
+        return DeliveredVideo(
+            job_id=job.id,
+            path=str(path),
+            size=size,
+            filename=_filename(job, path),
+            hosted_url=self.media.url_for(path),
+            source_url=job.result_url,
+            source_expires_at=completed + RESULT_LINK_LIFETIME,
+        )
+
+    async def _balance_after_capture(self, job: Job) -> Balance:
+        """The balance as it will be once this job's charge is captured."""
+        balance = await self.book.balance(job.requester)
+        charge = job.charged if job.charged is not None else job.reserved
+        update = {"used": balance.used + charge, "held": balance.held - job.reserved}
+        if balance.team_budget is not None:
+            update["team_used"] = (balance.team_used or Decimal(0)) + charge
+            update["team_held"] = (balance.team_held or Decimal(0)) - job.reserved
+        return balance.model_copy(update=update)
+
+    # -- endings and events ------------------------------------------------------------------
+
+    async def _fail(self, job: Job, code: str | None, reason: str) -> None:
+        if not await self.book.finish_failed(job.id, code, reason):
+            return
+        self.stats["failed"] += 1
+        log.info("job %s: failed (%s)", job.id, code or "no code")
+        port = self.ports.get(job.requester.platform)
+        job = await self.book.job(job.id)
+        if port is not None:
+            try:
+                await port.on_job_failed(job, reason, await self.book.balance(job.requester))
+            except Exception:
+                log.exception("job %s: could not tell the user about the failure", job.id)
+        await self._finished(job)
+
+    async def _finished(self, job: Job) -> None:
+        if self.on_finished is not None:
+            await self.on_finished(job)
+
+    async def _progress(self, job: Job, *, force: bool = False) -> None:
+        port = self.ports.get(job.requester.platform)
+        if port is None:
+            return
+        now = self.clock()
+        last = self._last_progress.get(job.id)
+        if last is not None and not force:
+            last_at, last_value, last_status = last
+            if last_value == job.progress and last_status == job.status:
+                return
+            if now - last_at < port.progress_interval:
+                return
+        self._last_progress[job.id] = (now, job.progress, job.status)
+        try:
+            await port.on_job_progress(job)
+        except Exception:
+            log.exception("job %s: progress update failed", job.id)
+
+    def _wake_event(self, job_id: str) -> asyncio.Event:
+        return self._wake.setdefault(job_id, asyncio.Event())
+
+    async def _sleep_or_wake(self, job_id: str, delay: float) -> bool:
+        """Sleep `delay` seconds or until woken; True if woken."""
+        return await _wait_or_timeout(self._wake_event(job_id).wait(), delay)
+
+
+async def _wait_or_timeout(awaitable: Awaitable[object], timeout: float) -> bool:
+    try:
+        await asyncio.wait_for(awaitable, timeout)
+    except TimeoutError:
+        return False
+    return True
+
+
+def _filename(job: Job, path: Path) -> str:
+    words = "".join(c if c.isalnum() else "-" for c in job.request.prompt.lower()[:40]).strip("-")
+    while "--" in words:
+        words = words.replace("--", "-")
+    return f"sora-{words or 'video'}-{job.id[-6:]}{path.suffix}"

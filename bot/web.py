@@ -1,0 +1,84 @@
+"""The one HTTP server: health, EvoLink callbacks, hosted media (Slack mounts /slack/events).
+
+Invariants:
+- `POST /evolink/callback/{secret}`: a wrong secret is 404 (indistinguishable from no route);
+  the body is only a hint naming a task — the tracker re-reads the task from EvoLink before
+  acting, so a forged body can at most cause one extra status read of a job we already follow.
+- `GET /media/{token}`: only a valid, unexpired, correctly signed token serves a file;
+  anything else is 404.
+- `GET /healthz` answers 200 once the store is open.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from bot.app import Core
+
+log = logging.getLogger(__name__)
+
+MAX_CALLBACK_BYTES = 256 * 1024
+
+
+def build_web_app(core: Core) -> web.Application:
+    app = web.Application(client_max_size=32 * 1024 * 1024)
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "status": "ok",
+                "jobs_in_flight": core.tracker.in_flight,
+                "platforms": sorted(core.tracker.ports),
+                "schema": core.store.schema_version,
+            }
+        )
+
+    async def evolink_callback(request: web.Request) -> web.Response:
+        if not hmac.compare_digest(request.match_info["secret"], core.callback_secret):
+            raise web.HTTPNotFound()
+        body = await request.content.read(MAX_CALLBACK_BYTES)
+        task_id = _task_id_of(body)
+        if task_id is None:
+            return web.json_response({"ok": False, "error": "no task id"}, status=400)
+        job = await core.store.job_for_task(task_id)
+        if job is not None:
+            log.info("job %s: callback for task %s, re-reading it", job.id, task_id)
+            core.tracker.wake(job.id)
+        return web.json_response({"ok": True})
+
+    async def media(request: web.Request) -> web.StreamResponse:
+        path = core.media.resolve(request.match_info["token"])
+        if path is None:
+            raise web.HTTPNotFound()
+        return web.FileResponse(
+            path,
+            headers={
+                "Content-Type": "video/mp4" if path.suffix == ".mp4" else "application/octet-stream",
+                "Cache-Control": "private, max-age=3600",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_post("/evolink/callback/{secret}", evolink_callback)
+    app.router.add_get("/media/{token}", media)
+    return app
+
+
+def _task_id_of(body: bytes) -> str | None:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    task_id = data.get("id") or data.get("task_id")
+    if isinstance(task_id, str) and 0 < len(task_id) <= 200:
+        return task_id
+    return None

@@ -1,0 +1,542 @@
+"""A fake Discord (REST + gateway) on 127.0.0.1:0 that an unmodified discord.py client talks to.
+
+It serves exactly what discord.py 2.7 needs to log in, connect, sync application commands,
+answer interactions and post messages, and it records every REST request so tests assert on
+what Discord *received* (method, path, JSON body, uploaded files with their bytes).
+
+Invariants:
+- Every REST request is appended to `requests` before any knob decides the answer, so a
+  request that got a 429 or 5xx is recorded too (tests can count retries).
+- Interaction callbacks are accepted once per interaction; a second one gets 400/40060, like
+  Discord ("Interaction has already been acknowledged").
+- An interaction token marked expired (`expire_token`) answers every webhook route with
+  401 / code 50027 "Invalid Webhook Token", like Discord after 15 minutes.
+- The gateway sends text frames (no zlib): discord.py accepts them as they are.
+- `failures` are one-shot knobs matched on method + path regex, consumed in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+BOT_PERMISSIONS = str((1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 31))
+ADMIN_PERMISSIONS = str((1 << 3) | (1 << 5))  # Administrator + Manage Server
+MEMBER_PERMISSIONS = str((1 << 10) | (1 << 11) | (1 << 31))
+MIB = 1024 * 1024
+
+
+@dataclass
+class RecordedFile:
+    field: str
+    filename: str | None
+    content_type: str | None
+    data: bytes
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    json: Any
+    files: list[RecordedFile]
+    at: float
+    status: int = 0
+    auth: str | None = None
+
+
+@dataclass
+class Failure:
+    method: str
+    path: re.Pattern[str]
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    times: int = 1
+
+
+@dataclass
+class InteractionRecord:
+    id: str
+    token: str
+    payload: dict[str, Any]
+    dispatched_at: float
+    callback: dict[str, Any] | None = None
+    callback_at: float | None = None
+    original_message_id: str | None = None
+
+
+class FakeDiscord:
+    """One fake Discord: an application with a bot user, some guilds with text channels."""
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+        self.application_id = self.new_id()
+        self.bot_user = self.user(self.application_id, "sora-bot", bot=True)
+        self.guilds: dict[str, dict[str, Any]] = {}
+        self.requests: list[RecordedRequest] = []
+        self.failures: list[Failure] = []
+        self.global_commands: list[dict[str, Any]] = []
+        self.guild_commands: dict[str, list[dict[str, Any]]] = {}
+        self.messages: dict[str, dict[str, Any]] = {}
+        self.uploads: dict[str, list[RecordedFile]] = {}  # message id → files
+        self.interactions: dict[str, InteractionRecord] = {}
+        self.expired_tokens: set[str] = set()
+        self.identified = asyncio.Event()
+        self.request_seen = asyncio.Condition()
+        self._sockets: list[web.WebSocketResponse] = []
+        self._seq = 0
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway"
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=200 * MIB)
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets  # type: ignore[union-attr]
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def __aenter__(self) -> FakeDiscord:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- world ---------------------------------------------------------------------------------
+
+    def new_id(self) -> str:
+        """A snowflake for now: discord.py derives `created_at` (and so an interaction's
+        `expires_at`) from it, so ids must carry the current time."""
+        now_ms = int(time.time() * 1000) - DISCORD_EPOCH_MS
+        return str((now_ms << 22) | (next(self._ids) & 0x3FFFFF))
+
+    @staticmethod
+    def user(user_id: str, name: str, *, bot: bool = False) -> dict[str, Any]:
+        return {
+            "id": user_id, "username": name, "discriminator": "0", "global_name": name,
+            "avatar": None, "bot": bot, "flags": 0, "public_flags": 0,
+        }
+
+    def add_guild(self, *, premium_tier: int = 0, name: str = "team") -> tuple[str, str]:
+        """A guild with one text channel; returns (guild_id, channel_id)."""
+        guild_id, channel_id = self.new_id(), self.new_id()
+        self.guilds[guild_id] = {
+            "id": guild_id, "name": name, "owner_id": self.new_id(), "premium_tier": premium_tier,
+            "features": [], "emojis": [], "stickers": [], "member_count": 2, "large": False,
+            "unavailable": False, "joined_at": _now(), "members": [], "voice_states": [],
+            "presences": [], "threads": [], "stage_instances": [], "guild_scheduled_events": [],
+            "roles": [{
+                "id": guild_id, "name": "@everyone", "permissions": MEMBER_PERMISSIONS,
+                "position": 0, "color": 0, "hoist": False, "managed": False, "mentionable": False,
+                "flags": 0,
+            }],
+            "channels": [{
+                "id": channel_id, "type": 0, "name": "general", "position": 0, "guild_id": guild_id,
+                "permission_overwrites": [], "nsfw": False, "parent_id": None,
+            }],
+        }
+        return guild_id, channel_id
+
+    # -- knobs ---------------------------------------------------------------------------------
+
+    def fail(
+        self, method: str, path: str, status: int, *, code: int = 0, message: str = "error",
+        retry_after: float | None = None, times: int = 1,
+    ) -> None:
+        """Answer the next `times` requests matching method + path regex with `status`."""
+        body: dict[str, Any] = {"message": message, "code": code}
+        headers: dict[str, str] = {}
+        if status == 429:
+            body = {"message": "You are being rate limited.", "retry_after": retry_after or 0.1,
+                    "global": False}
+            # discord.py treats a 429 without `Via` as a Cloudflare ban and gives up.
+            headers = {"Via": "1.1 google", "Retry-After": str(retry_after or 0.1),
+                       "X-RateLimit-Scope": "user"}
+        self.failures.append(Failure(method, re.compile(path), status, body, headers, times))
+
+    def expire_token(self, token: str) -> None:
+        self.expired_tokens.add(token)
+
+    # -- gateway -------------------------------------------------------------------------------
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}, "s": None,
+                                      "t": None}))
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                frame = json.loads(msg.data)
+                if frame["op"] == 1:
+                    await ws.send_str(json.dumps({"op": 11, "d": None}))
+                elif frame["op"] == 2:
+                    await self._send(ws, "READY", {
+                        "v": 10, "user": self.bot_user, "session_id": self.new_id(),
+                        "resume_gateway_url": self.gateway_url,
+                        "guilds": [{"id": g, "unavailable": True} for g in self.guilds],
+                        "application": {"id": self.application_id, "flags": 0},
+                        "shard": frame["d"].get("shard", [0, 1]),
+                    })
+                    for guild in self.guilds.values():
+                        await self._send(ws, "GUILD_CREATE", guild)
+                    self.identified.set()
+        finally:
+            self._sockets.remove(ws)
+        return ws
+
+    async def _send(self, ws: web.WebSocketResponse, event: str, data: dict[str, Any]) -> None:
+        self._seq += 1
+        await ws.send_str(json.dumps({"op": 0, "t": event, "s": self._seq, "d": data}))
+
+    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        if not self._sockets:
+            raise RuntimeError("no client is connected to the fake gateway")
+        for ws in list(self._sockets):
+            await self._send(ws, event, data)
+
+    # -- interactions --------------------------------------------------------------------------
+
+    def _interaction_base(
+        self, kind: int, guild_id: str | None, channel_id: str, user: dict[str, Any],
+        *, admin: bool = False, size_limit: int | None = None,
+    ) -> dict[str, Any]:
+        interaction_id = self.new_id()
+        token = f"itoken-{interaction_id}"
+        guild = self.guilds.get(guild_id or "")
+        limit = size_limit if size_limit is not None else _tier_limit(
+            guild["premium_tier"] if guild else 0)
+        payload: dict[str, Any] = {
+            "id": interaction_id, "application_id": self.application_id, "type": kind,
+            "token": token, "version": 1, "channel_id": channel_id, "locale": "en-US",
+            "app_permissions": BOT_PERMISSIONS, "entitlements": [], "attachment_size_limit": limit,
+            "authorizing_integration_owners": {"0": guild_id or "0"},
+        }
+        if guild_id is not None:
+            payload.update(
+                guild_id=guild_id, guild_locale="en-US", context=0,
+                channel={"id": channel_id, "type": 0, "guild_id": guild_id, "name": "general",
+                         "position": 0, "permission_overwrites": [], "nsfw": False},
+                member={"user": user, "roles": [], "joined_at": _now(), "deaf": False,
+                        "mute": False, "flags": 0, "nick": None,
+                        "permissions": ADMIN_PERMISSIONS if admin else MEMBER_PERMISSIONS},
+            )
+        else:
+            payload.update(context=1, user=user,
+                           channel={"id": channel_id, "type": 1, "recipients": [user]})
+        self.interactions[interaction_id] = InteractionRecord(
+            interaction_id, token, payload, dispatched_at=0.0)
+        return payload
+
+    def command_id(self, name: str, guild_id: str | None) -> str:
+        for cmd in self.guild_commands.get(guild_id or "", []) + self.global_commands:
+            if cmd["name"] == name:
+                return str(cmd["id"])
+        raise KeyError(f"command {name!r} was never registered")
+
+    async def slash(
+        self, name: str, options: list[dict[str, Any]], *, user: dict[str, Any],
+        guild_id: str | None, channel_id: str, attachments: list[dict[str, Any]] = (),  # type: ignore[assignment]
+        admin: bool = False, size_limit: int | None = None, autocomplete: bool = False,
+    ) -> InteractionRecord:
+        """Dispatch INTERACTION_CREATE for a slash command (type 2) or its autocomplete (4)."""
+        payload = self._interaction_base(4 if autocomplete else 2, guild_id, channel_id, user,
+                                         admin=admin, size_limit=size_limit)
+        data: dict[str, Any] = {"id": self.command_id(name, guild_id), "name": name, "type": 1,
+                                "options": options}
+        if guild_id is not None:
+            data["guild_id"] = guild_id
+        if attachments:
+            data["resolved"] = {"attachments": {a["id"]: a for a in attachments}}
+        payload["data"] = data
+        return await self._dispatch_interaction(payload)
+
+    async def click(
+        self, custom_id: str, *, message_id: str, user: dict[str, Any], guild_id: str | None,
+        channel_id: str, admin: bool = False,
+    ) -> InteractionRecord:
+        """A button press (type 3) on a message the fake knows."""
+        payload = self._interaction_base(3, guild_id, channel_id, user, admin=admin)
+        payload["data"] = {"custom_id": custom_id, "component_type": 2}
+        payload["message"] = self.messages[message_id]
+        return await self._dispatch_interaction(payload)
+
+    async def submit_modal(
+        self, custom_id: str, values: dict[str, str], *, user: dict[str, Any],
+        guild_id: str | None, channel_id: str,
+    ) -> InteractionRecord:
+        """A modal submit (type 5) with text inputs `values` (custom_id → value)."""
+        payload = self._interaction_base(5, guild_id, channel_id, user)
+        payload["data"] = {"custom_id": custom_id, "components": [
+            {"type": 1, "components": [{"type": 4, "custom_id": k, "value": v}]}
+            for k, v in values.items()
+        ]}
+        return await self._dispatch_interaction(payload)
+
+    async def _dispatch_interaction(self, payload: dict[str, Any]) -> InteractionRecord:
+        record = self.interactions[payload["id"]]
+        record.dispatched_at = time.perf_counter()
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return record
+
+    def attachment(self, filename: str, size: int, content_type: str) -> dict[str, Any]:
+        attachment_id = self.new_id()
+        url = f"http://127.0.0.1:{self.port}/attachments/{attachment_id}/{filename}"
+        return {"id": attachment_id, "filename": filename, "size": size, "url": url,
+                "proxy_url": url, "content_type": content_type}
+
+    # -- waiting -------------------------------------------------------------------------------
+
+    async def wait_for(
+        self, predicate: Any, *, timeout: float = 10.0,
+    ) -> RecordedRequest:
+        """The first recorded request (past or future) for which `predicate(req)` is true."""
+        async def _wait() -> RecordedRequest:
+            async with self.request_seen:
+                while True:
+                    for req in self.requests:
+                        if req.status and predicate(req):
+                            return req
+                    await self.request_seen.wait()
+        return await asyncio.wait_for(_wait(), timeout)
+
+    def find(self, method: str, pattern: str) -> list[RecordedRequest]:
+        rx = re.compile(pattern)
+        return [r for r in self.requests if r.method == method and rx.fullmatch(r.path)]
+
+    # -- REST ----------------------------------------------------------------------------------
+
+    async def _rest(self, request: web.Request) -> web.StreamResponse:
+        path = "/" + request.match_info["tail"]
+        body, files = await _read_body(request)
+        rec = RecordedRequest(request.method, path, dict(request.query), body, files,
+                              time.perf_counter(), auth=request.headers.get("Authorization"))
+        self.requests.append(rec)
+        response = self._injected(request.method, path) or await self._route(rec)
+        rec.status = response.status
+        async with self.request_seen:
+            self.request_seen.notify_all()
+        return response
+
+    def _injected(self, method: str, path: str) -> web.Response | None:
+        for failure in self.failures:
+            if failure.method == method and failure.path.fullmatch(path):
+                failure.times -= 1
+                if failure.times <= 0:
+                    self.failures.remove(failure)
+                return _json(failure.body, failure.status, failure.headers)
+        return None
+
+    async def _route(self, rec: RecordedRequest) -> web.Response:
+        m, p, app = rec.method, rec.path, self.application_id
+        if m == "GET" and p == "/gateway/bot":
+            return _json({"url": self.gateway_url, "shards": 1, "session_start_limit": {
+                "total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}})
+        if m == "GET" and p == "/users/@me":
+            return _json(self.bot_user)
+        if m == "GET" and p in ("/applications/@me", "/oauth2/applications/@me"):
+            return _json({
+                "id": app, "name": "sora-bot", "description": "", "icon": None,
+                "rpc_origins": [], "bot_public": True, "bot_require_code_grant": False,
+                "owner": self.user(self.new_id(), "owner"), "summary": "", "verify_key": "00",
+                "flags": 0, "team": None,
+            })
+        if match := re.fullmatch(rf"/applications/{app}(?:/guilds/(\d+))?/commands", p):
+            return self._commands(m, match.group(1), rec.json)
+        if match := re.fullmatch(r"/interactions/(\d+)/([^/]+)/callback", p):
+            return self._callback(match.group(1), match.group(2), rec)
+        if match := re.fullmatch(rf"/webhooks/{app}/([^/]+)(?:/messages/([^/]+))?", p):
+            return self._webhook(m, match.group(1), match.group(2), rec)
+        if match := re.fullmatch(r"/channels/(\d+)/messages(?:/(\d+))?", p):
+            return self._channel_message(m, match.group(1), match.group(2), rec)
+        return _json({"message": f"fake has no route {m} {p}", "code": 0}, status=404)
+
+    def _commands(self, method: str, guild_id: str | None, body: Any) -> web.Response:
+        if method == "GET":
+            return _json(self.guild_commands.get(guild_id, []) if guild_id else self.global_commands)
+        if method != "PUT":
+            return _json({"message": "method", "code": 0}, status=405)
+        stored = []
+        for cmd in body:
+            cmd = dict(cmd, id=self.new_id(), application_id=self.application_id, version="1",
+                       default_member_permissions=cmd.get("default_member_permissions"))
+            if guild_id:
+                cmd["guild_id"] = guild_id
+            stored.append(cmd)
+        if guild_id:
+            self.guild_commands[guild_id] = stored
+        else:
+            self.global_commands = stored
+        return _json(stored)
+
+    def _callback(self, interaction_id: str, token: str, rec: RecordedRequest) -> web.Response:
+        record = self.interactions.get(interaction_id)
+        if record is None or record.token != token:
+            return _json({"message": "Unknown interaction", "code": 10062}, status=404)
+        if record.callback is not None:
+            return _json({"message": "Interaction has already been acknowledged.",
+                          "code": 40060}, status=400)
+        record.callback, record.callback_at = rec.json, rec.at
+        kind = rec.json["type"]
+        inner = rec.json.get("data") or {}
+        result: dict[str, Any] = {"interaction": {
+            "id": interaction_id, "type": record.payload["type"],
+            "response_message_loading": kind == 5,
+            "response_message_ephemeral": bool(inner.get("flags", 0) & 64),
+        }}
+        if kind in (4, 5):  # a new message (or its loading state) exists now
+            msg = self._store_message(record.payload["channel_id"], inner, rec.files, webhook=True)
+            record.original_message_id = msg["id"]
+            result["interaction"]["response_message_id"] = msg["id"]
+            result["resource"] = {"type": kind, "message": msg}
+        elif kind == 7:  # update the clicked message
+            msg_id = record.payload["message"]["id"]
+            msg = self._edit_message(msg_id, inner, rec.files)
+            result["resource"] = {"type": kind, "message": msg}
+        return _json(result)
+
+    def _webhook(
+        self, method: str, token: str, message_id: str | None, rec: RecordedRequest,
+    ) -> web.Response:
+        record = next((r for r in self.interactions.values() if r.token == token), None)
+        if record is None or token in self.expired_tokens:
+            return _json({"message": "Invalid Webhook Token", "code": 50027}, status=401)
+        if message_id == "@original":
+            message_id = record.original_message_id
+        if method == "POST" and message_id is None:
+            if record.callback is None:
+                return _json({"message": "Unknown Webhook", "code": 10015}, status=404)
+            msg = self._store_message(record.payload["channel_id"], rec.json or {}, rec.files,
+                                      webhook=True)
+            return _json(msg)
+        if message_id is None or message_id not in self.messages:
+            return _json({"message": "Unknown Message", "code": 10008}, status=404)
+        if method == "PATCH":
+            return _json(self._edit_message(message_id, rec.json or {}, rec.files))
+        if method == "GET":
+            return _json(self.messages[message_id])
+        if method == "DELETE":
+            self.messages.pop(message_id)
+            return web.Response(status=204)
+        return _json({"message": "method", "code": 0}, status=405)
+
+    def _channel_message(
+        self, method: str, channel_id: str, message_id: str | None, rec: RecordedRequest,
+    ) -> web.Response:
+        if rec.auth != "Bot " + FAKE_TOKEN:
+            return _json({"message": "401: Unauthorized", "code": 0}, status=401)
+        if method == "POST" and message_id is None:
+            return _json(self._store_message(channel_id, rec.json or {}, rec.files))
+        if message_id is None or message_id not in self.messages:
+            return _json({"message": "Unknown Message", "code": 10008}, status=404)
+        if method == "PATCH":
+            return _json(self._edit_message(message_id, rec.json or {}, rec.files))
+        return _json({"message": "method", "code": 0}, status=405)
+
+    def _store_message(
+        self, channel_id: str, body: dict[str, Any], files: list[RecordedFile], *,
+        webhook: bool = False,
+    ) -> dict[str, Any]:
+        message_id = self.new_id()
+        msg: dict[str, Any] = {
+            "id": message_id, "channel_id": channel_id, "author": self.bot_user,
+            "content": "", "timestamp": _now(), "edited_timestamp": None, "tts": False,
+            "mention_everyone": False, "mentions": [], "mention_roles": [], "attachments": [],
+            "embeds": [], "pinned": False, "type": 0, "flags": 0, "components": [],
+        }
+        if webhook:
+            msg["webhook_id"] = self.application_id
+            msg["application_id"] = self.application_id
+        self.messages[message_id] = msg
+        return self._edit_message(message_id, body, files, edited=False)
+
+    def _edit_message(
+        self, message_id: str, body: dict[str, Any], files: list[RecordedFile], *,
+        edited: bool = True,
+    ) -> dict[str, Any]:
+        msg = self.messages[message_id]
+        for key in ("content", "embeds", "components", "flags"):
+            if key in body and body[key] is not None:
+                msg[key] = body[key]
+        if files:
+            self.uploads.setdefault(message_id, []).extend(files)
+            msg["attachments"] = [
+                {"id": self.new_id(), "filename": f.filename, "size": len(f.data),
+                 "url": f"http://127.0.0.1:{self.port}/cdn/{message_id}/{f.filename}",
+                 "proxy_url": "", "content_type": f.content_type}
+                for f in files
+            ]
+        if edited:
+            msg["edited_timestamp"] = _now()
+        return msg
+
+
+FAKE_TOKEN = "fake-bot-token.not-a-secret"
+DISCORD_EPOCH_MS = 1_420_070_400_000
+
+
+def _tier_limit(tier: int) -> int:
+    return {0: 10 * MIB, 1: 10 * MIB, 2: 50 * MIB, 3: 100 * MIB}.get(tier, 10 * MIB)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    # discord.py parses a body as JSON only when Content-Type is exactly application/json
+    # (aiohttp's json_response adds "; charset=utf-8").
+    return web.Response(body=json.dumps(data).encode(), status=status, headers={
+        **(headers or {}), "Content-Type": "application/json"})
+
+
+async def _read_body(request: web.Request) -> tuple[Any, list[RecordedFile]]:
+    if request.content_type == "multipart/form-data":
+        body: Any = None
+        files: list[RecordedFile] = []
+        reader = await request.multipart()
+        async for part in reader:
+            if not hasattr(part, "read"):
+                continue
+            data = await part.read()  # type: ignore[union-attr]
+            if part.name == "payload_json":
+                body = json.loads(data)
+            else:
+                files.append(RecordedFile(part.name or "", part.filename,
+                                          part.headers.get("Content-Type"), bytes(data)))
+        return body, files
+    raw = await request.read()
+    return (json.loads(raw) if raw else None), []

@@ -1,0 +1,399 @@
+"""A fake Slack Web API on 127.0.0.1 (port 0) that records every call, plus signed-request helpers.
+
+Point `AsyncWebClient(base_url=fake.api_url)` (or `SLACK_API_URL`) at it. It implements the
+methods the bot uses, with Slack's response shapes: `auth.test`, `chat.postMessage`,
+`chat.update`, `chat.postEphemeral`, `views.open|update|publish`, `conversations.open`,
+`files.getUploadURLExternal` + the upload POST + `files.completeUploadExternal`, `files.info`,
+private file downloads (`url_private_download`, bot token required) and `response_url` posts.
+
+Invariants:
+- Every request to `/api/{method}` is recorded in `calls`, in arrival order, with its arguments
+  merged from the query string, the form body and the JSON body (slack_sdk uses all three),
+  including requests answered with 429 or an error.
+- Every API method requires `Authorization: Bearer <bot_token>`; anything else gets Slack's
+  `{"ok": false, "error": "invalid_auth"}`.
+- Uploaded bytes are stored exactly as received (`uploads[file_id]`); a file counts as shared
+  only when `files.completeUploadExternal` succeeded (`shared_files`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+BOT_TOKEN = "xoxb-test-token"
+SIGNING_SECRET = "test-signing-secret"
+TEAM_ID = "T0TEAM"
+BOT_USER_ID = "UBOT"
+
+
+@dataclass
+class SlackCall:
+    """One request the fake received."""
+
+    method: str
+    args: dict[str, Any]
+    status: int = 200
+    authorized: bool = True
+
+
+@dataclass
+class SharedFile:
+    """A file shared by `files.completeUploadExternal`."""
+
+    file_id: str
+    title: str | None
+    data: bytes
+    channel_id: str | None
+    thread_ts: str | None
+    initial_comment: str | None
+
+
+@dataclass
+class HostedFile:
+    """A Slack-hosted (private) file the bot may download with its token."""
+
+    file_id: str
+    name: str
+    mimetype: str
+    data: bytes
+    downloads: int = 0
+
+
+@dataclass
+class FakeSlack:
+    """The fake server. Use `async with FakeSlack() as slack:`."""
+
+    bot_token: str = BOT_TOKEN
+    team_id: str = TEAM_ID
+    bot_user_id: str = BOT_USER_ID
+    calls: list[SlackCall] = field(default_factory=list)
+    uploads: dict[str, bytes] = field(default_factory=dict)
+    shared_files: list[SharedFile] = field(default_factory=list)
+    files: dict[str, HostedFile] = field(default_factory=dict)
+    #: `response_url` posts, by the id in the URL.
+    responses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: Channels where the bot is not a member: chat.postMessage/postEphemeral answer not_in_channel.
+    not_in_channels: set[str] = field(default_factory=set)
+    #: When set, files.completeUploadExternal answers {"ok": false, "error": refuse_uploads}.
+    refuse_uploads: str | None = None
+    #: Uploads larger than this are refused with file_too_large (None: no limit).
+    max_upload_bytes: int | None = None
+    _rate_limited: dict[str, int] = field(default_factory=dict)
+    _retry_after: dict[str, int] = field(default_factory=dict)
+    _runner: web.AppRunner | None = None
+    _root: str = ""
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_post("/upload/{file_id}", self._upload)
+        app.router.add_get("/files-pri/{file_id}/{name}", self._download)
+        app.router.add_post("/response/{rid}", self._response_url)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self._root = f"http://127.0.0.1:{port}"
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeSlack:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def api_url(self) -> str:
+        """The Web API root, with the trailing slash slack_sdk expects."""
+        return f"{self._root}/api/"
+
+    def response_url(self, rid: str = "r1") -> str:
+        return f"{self._root}/response/{rid}"
+
+    # -- knobs -----------------------------------------------------------------------------
+
+    def rate_limit(self, method: str, times: int = 1, retry_after: int = 1) -> None:
+        """Answer the next `times` calls of `method` with HTTP 429 and `Retry-After`."""
+        self._rate_limited[method] = times
+        self._retry_after[method] = retry_after
+
+    def add_file(self, name: str, data: bytes, mimetype: str) -> dict[str, Any]:
+        """Host a private file (as if a user had uploaded it) and return its file object."""
+        file_id = f"F{next(self._ids):08d}"
+        self.files[file_id] = HostedFile(file_id, name, mimetype, data)
+        return self._file_object(self.files[file_id])
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def calls_to(self, method: str) -> list[SlackCall]:
+        return [c for c in self.calls if c.method == method]
+
+    def ok_calls_to(self, method: str) -> list[SlackCall]:
+        return [c for c in self.calls_to(method) if c.status == 200 and c.authorized]
+
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+        """Wait until `predicate()` is truthy (re-checked on every call); return its value."""
+
+        async def _loop() -> Any:
+            while True:
+                value = predicate()
+                if value:
+                    return value
+                self._changed.clear()
+                try:
+                    await asyncio.wait_for(self._changed.wait(), 0.05)
+                except TimeoutError:
+                    pass
+
+        return await asyncio.wait_for(_loop(), timeout)
+
+    # -- handlers --------------------------------------------------------------------------
+
+    def _touch(self) -> None:
+        self._changed.set()
+
+    async def _args(self, request: web.Request) -> dict[str, Any]:
+        args: dict[str, Any] = dict(request.query)
+        if request.can_read_body:
+            ctype = request.content_type
+            if ctype == "application/json":
+                body = await request.json()
+                if isinstance(body, dict):
+                    args.update(body)
+            elif ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+                form = await request.post()
+                args.update({k: v for k, v in form.items() if isinstance(v, str)})
+        # slack_sdk sends some structured arguments JSON-encoded inside form fields.
+        for key in ("view", "blocks", "files"):
+            if isinstance(args.get(key), str):
+                try:
+                    args[key] = json.loads(args[key])
+                except ValueError:
+                    pass
+        return args
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args = await self._args(request)
+        authorized = request.headers.get("Authorization") == f"Bearer {self.bot_token}"
+        if self._rate_limited.get(method, 0) > 0:
+            self._rate_limited[method] -= 1
+            self.calls.append(SlackCall(method, args, status=429, authorized=authorized))
+            self._touch()
+            retry_after = str(self._retry_after.get(method, 1))
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": retry_after}
+            )
+        self.calls.append(SlackCall(method, args, authorized=authorized))
+        self._touch()
+        if not authorized:
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        handler = getattr(self, "_m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return web.json_response({"ok": False, "error": "unknown_method"})
+        result: dict[str, Any] = handler(args)
+        return web.json_response(result)
+
+    def _ts(self) -> str:
+        n = next(self._ids)
+        return f"{1700000000 + n}.{n:06d}"
+
+    def _m_auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": "https://test.slack.com/",
+            "team": "Test Team",
+            "user": "sora",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": "B0BOT",
+            "is_enterprise_install": False,
+        }
+
+    def _m_chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel", ""))
+        if channel in self.not_in_channels:
+            return {"ok": False, "error": "not_in_channel"}
+        ts = self._ts()
+        message = {"type": "message", "user": self.bot_user_id, "text": args.get("text", ""),
+                   "ts": ts, "blocks": args.get("blocks", [])}
+        if args.get("thread_ts"):
+            message["thread_ts"] = args["thread_ts"]
+        return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def _m_chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts"),
+                "text": args.get("text", "")}
+
+    def _m_chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        if str(args.get("channel", "")) in self.not_in_channels:
+            return {"ok": False, "error": "not_in_channel"}
+        return {"ok": True, "message_ts": self._ts()}
+
+    def _view(self, args: dict[str, Any]) -> dict[str, Any]:
+        view = dict(args.get("view") or {})
+        view.setdefault("id", f"V{next(self._ids):08d}")
+        view["team_id"] = self.team_id
+        return {"ok": True, "view": view}
+
+    def _m_views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("trigger_id"):
+            return {"ok": False, "error": "invalid_arguments"}
+        return self._view(args)
+
+    def _m_views_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._view(args)
+
+    def _m_views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("user_id"):
+            return {"ok": False, "error": "invalid_arguments"}
+        return self._view(args)
+
+    def _m_conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        users = str(args.get("users", ""))
+        return {"ok": True, "channel": {"id": "D" + users.split(",")[0]}}
+
+    def _m_files_getUploadURLExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        file_id = f"F{next(self._ids):08d}"
+        return {"ok": True, "upload_url": f"{self._root}/upload/{file_id}", "file_id": file_id}
+
+    def _m_files_completeUploadExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        if self.refuse_uploads:
+            return {"ok": False, "error": self.refuse_uploads}
+        files = args.get("files") or []
+        shared = []
+        for item in files:
+            file_id = str(item.get("id"))
+            if file_id not in self.uploads:
+                return {"ok": False, "error": "file_not_found"}
+            data = self.uploads[file_id]
+            if self.max_upload_bytes is not None and len(data) > self.max_upload_bytes:
+                return {"ok": False, "error": "file_too_large"}
+            self.shared_files.append(SharedFile(
+                file_id, item.get("title"), data, args.get("channel_id"),
+                args.get("thread_ts"), args.get("initial_comment"),
+            ))
+            shared.append({"id": file_id, "title": item.get("title")})
+        return {"ok": True, "files": shared}
+
+    def _m_files_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        hosted = self.files.get(str(args.get("file", "")))
+        if hosted is None:
+            return {"ok": False, "error": "file_not_found"}
+        return {"ok": True, "file": self._file_object(hosted)}
+
+    def _file_object(self, hosted: HostedFile) -> dict[str, Any]:
+        url = f"{self._root}/files-pri/{hosted.file_id}/{urllib.parse.quote(hosted.name)}"
+        return {
+            "id": hosted.file_id,
+            "name": hosted.name,
+            "title": hosted.name,
+            "mimetype": hosted.mimetype,
+            "filetype": hosted.name.rsplit(".", 1)[-1],
+            "size": len(hosted.data),
+            "url_private": url,
+            "url_private_download": url + "?download=1",
+        }
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file_id"]
+        data = await request.read()
+        self.calls.append(SlackCall("upload", {"file_id": file_id, "size": len(data)}))
+        self.uploads[file_id] = data
+        self._touch()
+        return web.Response(text=f"OK - {len(data)}")
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        hosted = self.files.get(request.match_info["file_id"])
+        authorized = request.headers.get("Authorization") == f"Bearer {self.bot_token}"
+        self.calls.append(SlackCall("download", {"file_id": request.match_info["file_id"]},
+                                    status=200 if authorized else 302, authorized=authorized))
+        self._touch()
+        if hosted is None:
+            raise web.HTTPNotFound()
+        if not authorized:
+            # Slack answers an unauthenticated file URL with a login page, not the bytes.
+            return web.Response(text="<html>sign in</html>", content_type="text/html")
+        hosted.downloads += 1
+        return web.Response(body=hosted.data, content_type=hosted.mimetype)
+
+    async def _response_url(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        rid = request.match_info["rid"]
+        self.responses.setdefault(rid, []).append(body)
+        self.calls.append(SlackCall("response_url", {"rid": rid, **body}))
+        self._touch()
+        return web.Response(text="ok")
+
+
+# -- signed requests to the bot's /slack/events ---------------------------------------------
+
+
+def sign(body: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
+    """Slack's v0 signature headers for `body` (HMAC-SHA256 of ``v0:{ts}:{body}``)."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+
+
+def slash_command_body(
+    text: str,
+    *,
+    user: str = "U0ALICE",
+    channel: str = "C0GENERAL",
+    team: str = TEAM_ID,
+    trigger_id: str = "trig-1",
+    response_url: str = "",
+    command: str = "/sora",
+) -> str:
+    """The form-encoded body Slack posts for a slash command."""
+    return urllib.parse.urlencode({
+        "token": "legacy", "team_id": team, "team_domain": "test", "channel_id": channel,
+        "channel_name": "general", "user_id": user, "user_name": user.lower(),
+        "command": command, "text": text, "api_app_id": "A0APP", "is_enterprise_install": "false",
+        "response_url": response_url, "trigger_id": trigger_id,
+    })
+
+
+def payload_body(payload: dict[str, Any]) -> str:
+    """Interactivity requests (shortcuts, block_actions, view_submission): form field `payload`."""
+    return urllib.parse.urlencode({"payload": json.dumps(payload)})
+
+
+def event_body(event: dict[str, Any], *, team: str = TEAM_ID) -> str:
+    """An Events API envelope (JSON)."""
+    return json.dumps({
+        "token": "legacy", "team_id": team, "api_app_id": "A0APP", "event": event,
+        "type": "event_callback", "event_id": f"Ev{int(time.time() * 1000)}",
+        "event_time": int(time.time()), "authorizations": [
+            {"team_id": team, "user_id": BOT_USER_ID, "is_bot": True}],
+    })
+
+
+def form_headers(body: str, **sign_kwargs: Any) -> dict[str, str]:
+    return {"Content-Type": "application/x-www-form-urlencoded", **sign(body, **sign_kwargs)}
+
+
+def json_headers(body: str, **sign_kwargs: Any) -> dict[str, str]:
+    return {"Content-Type": "application/json", **sign(body, **sign_kwargs)}
