@@ -84,11 +84,7 @@ async def build_core(
     `require_key=False` is for offline commands (`admin …`) that never start the tracker.
     """
     catalog = Catalog.load(settings.catalog_path)
-    if settings.default_model.lower() not in {n.lower() for n in catalog.names()}:
-        raise ConfigError(
-            f"DEFAULT_MODEL {settings.default_model!r} is not in the catalog; "
-            f"choose one of {', '.join(catalog.names())}."
-        )
+    catalog.check_default_model(settings.default_model)
     owns = evolink is None
     if evolink is None:
         key = settings.evolink_api_key

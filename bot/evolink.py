@@ -202,7 +202,8 @@ class EvoLinkClient:
                  max_attempts: int = 5, transport: httpx.AsyncBaseTransport | None = None,
                  backoff_base: float = 0.5, max_backoff: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
-        self._auth = {"Authorization": f"Bearer {api_key}"}
+        # An empty key sends no header (EvoLink answers 401) rather than an illegal "Bearer ".
+        self._auth = {"Authorization": f"Bearer {api_key.strip()}"} if api_key.strip() else {}
         self.max_attempts = max(1, max_attempts)
         self.backoff_base = backoff_base
         self.max_backoff = max_backoff
@@ -317,6 +318,10 @@ class EvoLinkClient:
             self.stats["error:malformed"] += 1
             error = ProviderError(f"{what} sent an answer we could not read — try again",
                                   retryable=True)
+        elif isinstance(exc, httpx.LocalProtocolError | httpx.UnsupportedProtocol):
+            # Our own request is unsendable (a bad URL or header): it would fail again.
+            self.stats["error:request"] += 1
+            error = ProviderError(f"could not send the request to {what} ({exc})")
         else:
             self.stats["error:network"] += 1
             error = ProviderError(f"could not reach {what} ({type(exc).__name__}) — try again",

@@ -212,7 +212,8 @@ def _split(text: str) -> tuple[str, dict[str, list[tuple[str, str]]]]:
     found: dict[str, list[tuple[str, str]]] = {}
     prose: list[str] = []
     tokens = _visible(text, keep_joiners=True).split()
-    i = 0
+    # A pasted "/sora …" (console, `sora-bot quote`) means the same as the text after it.
+    i = 1 if tokens and unicodedata.normalize("NFKC", tokens[0]).casefold() == "/sora" else 0
     while i < len(tokens):
         flag = _as_flag(tokens[i])
         i += 1

@@ -66,8 +66,28 @@ class SoraService:
 
     # -- requests ----------------------------------------------------------------------------
 
-    def parse(self, text: str) -> VideoRequest:
-        return parse_request(text, self.catalog, self.settings.default_model)
+    def parse(
+        self,
+        text: str,
+        *,
+        model: str | None = None,
+        duration: int | str | None = None,
+        aspect_ratio: str | None = None,
+        image_url: str | None = None,
+        watermark: bool | None = None,
+    ) -> VideoRequest:
+        """Text in the chat grammar, plus structured options sent alongside it (Discord's);
+        flags in the text and options must agree. One validation path: `build_request`."""
+        return parse_request(
+            text,
+            self.catalog,
+            self.settings.default_model,
+            model=model,
+            duration=duration,
+            aspect_ratio=aspect_ratio,
+            image_url=image_url,
+            watermark=watermark,
+        )
 
     def parse_command(self, text: str) -> ChatCommand:
         return parse_chat_command(text)
@@ -98,7 +118,7 @@ class SoraService:
         )
 
     def usage_text(self) -> str:
-        return usage_text(self.catalog)
+        return usage_text(self.catalog, self.settings.default_model)
 
     def quote(self, request: VideoRequest) -> Decimal:
         return self.catalog.quote(request)
@@ -157,6 +177,7 @@ class SoraService:
         request = self.build(
             prompt=prompt,
             model=remix_model,
+            duration=job.request.duration,
             aspect_ratio=job.request.aspect_ratio,
             base_video_task_id=job.task_id,
         )

@@ -56,6 +56,7 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 FAULTS = frozenset({"disconnect", "malformed", "truncate"})
 _FAIL_TRIGGER = re.compile(r"\[\[fail:([a-z_]+)\]\]")
 _CHUNK = 1 << 16
+_TRUNCATE = web.RequestKey("sim_truncate", bool)
 
 TASK_ERROR_MESSAGES: dict[str, str] = {
     "content_policy_violation": "The request was rejected by the content policy.",
@@ -395,7 +396,7 @@ class Simulator:
                 return web.json_response(error_body(fault), status=fault, headers=wait)
             if fault != "truncate" or kind != "download":
                 raise ValueError(f"unknown fault {fault!r} for {kind}")
-            request["truncate"] = True
+            request[_TRUNCATE] = True
         if kind != "download":
             scheme, _, key = request.headers.get("Authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not key.strip():
@@ -528,7 +529,7 @@ class Simulator:
         response = web.StreamResponse(headers={"Content-Type": "video/mp4"})
         response.content_length = size
         await response.prepare(request)
-        limit = size // 2 if request.get("truncate") else size
+        limit = size // 2 if request.get(_TRUNCATE) else size
         sent = 0
         for chunk in chunks:
             part = chunk[: limit - sent]

@@ -14,6 +14,7 @@ links work end to end.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -26,6 +27,7 @@ from aiohttp import web
 from bot.app import Core, WebServer, build_core
 from bot.config import Settings
 from bot.evolink import EvoLinkClient
+from bot.models import Balance, DeliveredVideo, Job
 from bot.simulator import Simulator, SimulatorConfig
 
 
@@ -100,3 +102,55 @@ async def running_core(
         if runner is not None:
             await runner.cleanup()
         sock.close()
+
+
+@dataclass
+class PortEvent:
+    kind: str  # progress | delivered | failed | cancelled
+    job: Job
+    video: DeliveredVideo | None = None
+    reason: str | None = None
+    balance: Balance | None = None
+
+
+class RecordingPort:
+    """A ChatPort that records every event (tests, benchmarks); `fail_deliveries` makes the
+    next N deliveries raise, as an unreachable platform would."""
+
+    def __init__(self, platform: str = "test", progress_interval: float = 0.0) -> None:
+        self.platform = platform
+        self.progress_interval = progress_interval
+        self.events: list[PortEvent] = []
+        self.fail_deliveries = 0
+        self._changed = asyncio.Condition()
+
+    async def _record(self, event: PortEvent) -> None:
+        async with self._changed:
+            self.events.append(event)
+            self._changed.notify_all()
+
+    def of(self, job_id: str, kind: str | None = None) -> list[PortEvent]:
+        return [e for e in self.events if e.job.id == job_id and (kind is None or e.kind == kind)]
+
+    async def wait_for(self, job_id: str, kind: str, timeout: float = 10.0) -> PortEvent:
+        async with asyncio.timeout(timeout), self._changed:
+            while True:
+                found = self.of(job_id, kind)
+                if found:
+                    return found[0]
+                await self._changed.wait()
+
+    async def on_job_progress(self, job: Job) -> None:
+        await self._record(PortEvent("progress", job))
+
+    async def on_job_delivered(self, job: Job, video: DeliveredVideo, balance: Balance) -> None:
+        if self.fail_deliveries > 0:
+            self.fail_deliveries -= 1
+            raise ConnectionError("platform unreachable (test)")
+        await self._record(PortEvent("delivered", job, video=video, balance=balance))
+
+    async def on_job_failed(self, job: Job, reason: str, balance: Balance) -> None:
+        await self._record(PortEvent("failed", job, reason=reason, balance=balance))
+
+    async def on_job_cancelled(self, job: Job, balance: Balance) -> None:
+        await self._record(PortEvent("cancelled", job, balance=balance))

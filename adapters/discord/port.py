@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 TOKEN_GONE_CODES = frozenset({50027, 10015})  # Invalid Webhook Token, Unknown Webhook
 TOO_LARGE_CODE = 40005
+FINISHED_REMEMBERED = 1000
 
 
 def token_gone(exc: discord.HTTPException) -> bool:
@@ -44,11 +45,14 @@ def token_gone(exc: discord.HTTPException) -> bool:
 class DiscordPort:
     platform = PLATFORM
 
-    def __init__(self, client: discord.Client, core: Core, *, progress_interval: float = 3.0) -> None:
+    def __init__(
+        self, client: discord.Client, core: Core, *, progress_interval: float = 3.0
+    ) -> None:
         self.client = client
         self.core = core
         self.progress_interval = progress_interval
         self._locks: dict[str, asyncio.Lock] = {}
+        self._finished: dict[str, None] = {}  # insertion-ordered set of terminal renders
 
     # -- ChatPort ------------------------------------------------------------------------------
 
@@ -64,8 +68,11 @@ class DiscordPort:
     async def on_job_failed(self, job: Job, reason: str, balance: Balance) -> None:
         await self.show_status(job.id, job=job, balance=balance, note=f"**Reason:** {reason}")
         surface = await self._surface(job.id)
-        await self._post(job.id, surface, lambda: {
-            "content": render.failed_text(job, reason, balance, mention=surface.mention)})
+        await self._post(
+            job.id,
+            surface,
+            lambda: {"content": render.failed_text(job, reason, balance, mention=surface.mention)},
+        )
 
     async def on_job_cancelled(self, job: Job, balance: Balance) -> None:
         await self.show_status(job.id, job=job, balance=balance)
@@ -73,28 +80,38 @@ class DiscordPort:
     # -- status message ------------------------------------------------------------------------
 
     async def show_status(
-        self, job_id: str, *, job: Job | None = None, balance: Balance | None = None,
+        self,
+        job_id: str,
+        *,
+        job: Job | None = None,
+        balance: Balance | None = None,
         note: str | None = None,
     ) -> None:
         """Render the job's status message from the newest state (or the terminal `job` given)."""
         lock = self._locks.setdefault(job_id, asyncio.Lock())
         async with lock:
             fresh = await self.core.service.get_job(job_id)
-            if job is None or (fresh.status.terminal and not job.status.terminal):
-                job = fresh
-            elif not job.status.terminal and fresh.status != job.status:
-                job = fresh
+            job = job or fresh
+            if not job.status.terminal and job_id in self._finished:
+                return  # a late progress render must not cover the final state
             if balance is None:
                 balance = await self.core.service.balance(job.requester)
             surface = DiscordSurface.load(fresh.surface)
             embed = render.job_embed(job, balance, note=note)
             view = views.job_view(job, self.core.catalog)
             await self._edit_status(job_id, surface, embed, view)
-        if job.status.terminal:
-            self._locks.pop(job_id, None)
+            if job.status.terminal:
+                self._finished[job_id] = None
+                while len(self._finished) > FINISHED_REMEMBERED:
+                    self._finished.pop(next(iter(self._finished)))
+                self._locks.pop(job_id, None)
 
     async def _edit_status(
-        self, job_id: str, s: DiscordSurface, embed: discord.Embed, view: discord.ui.View,
+        self,
+        job_id: str,
+        s: DiscordSurface,
+        embed: discord.Embed,
+        view: discord.ui.View,
     ) -> None:
         if s.webhook_usable() and s.message_id is not None:
             try:
@@ -121,23 +138,39 @@ class DiscordPort:
         s = await self._surface(job.id)
         if video.size <= s.filesize_limit:
             try:
-                await self._post(job.id, s, lambda: {
-                    "content": render.delivered_text(job, video, mention=s.mention, as_file=True),
-                    "file": discord.File(video.path, filename=video.filename)})
+                await self._post(
+                    job.id,
+                    s,
+                    lambda: {
+                        "content": render.delivered_text(
+                            job, video, mention=s.mention, as_file=True
+                        ),
+                        "file": discord.File(video.path, filename=video.filename),
+                    },
+                )
                 return
             except discord.HTTPException as exc:
                 if exc.status != 413 and exc.code != TOO_LARGE_CODE:
                     raise
-                log.info("job %s: Discord refused the %d-byte upload; sending a link", job.id,
-                         video.size)
+                log.info(
+                    "job %s: Discord refused the %d-byte upload; sending a link", job.id, video.size
+                )
         link = video.hosted_url or video.source_url
         link_buttons = views.link_view(link) if link else None
-        await self._post(job.id, s, lambda: {
-            "content": render.delivered_text(job, video, mention=s.mention, as_file=False),
-            **({"view": link_buttons} if link_buttons else {})})
+        await self._post(
+            job.id,
+            s,
+            lambda: {
+                "content": render.delivered_text(job, video, mention=s.mention, as_file=False),
+                **({"view": link_buttons} if link_buttons else {}),
+            },
+        )
 
     async def _post(
-        self, job_id: str, s: DiscordSurface, make: Callable[[], dict[str, Any]],
+        self,
+        job_id: str,
+        s: DiscordSurface,
+        make: Callable[[], dict[str, Any]],
     ) -> None:
         """Post a new message; `make` builds fresh kwargs per attempt (a File is read once)."""
         if s.webhook_usable():

@@ -63,7 +63,9 @@ def status_line(job: Job) -> str:
     return str(job.status)
 
 
-def job_embed(job: Job, balance: Balance | None = None, *, note: str | None = None) -> discord.Embed:
+def job_embed(
+    job: Job, balance: Balance | None = None, *, note: str | None = None
+) -> discord.Embed:
     """The job's one status message: prompt, options, credits, and a progress bar."""
     request = job.request
     lines = [status_line(job), "", f"> {clip(request.prompt, PROMPT_SHOWN)}"]
@@ -108,16 +110,22 @@ def delivered_text(job: Job, video: DeliveredVideo, *, mention: str, as_file: bo
     if as_file:
         return clip(head, CONTENT_MAX)
     if video.hosted_url:
-        return clip(f"{head}\nIt is too big to upload here; watch or download it: "
-                    f"{video.hosted_url}", CONTENT_MAX)
+        return clip(
+            f"{head}\nIt is too big to upload here; watch or download it: {video.hosted_url}",
+            CONTENT_MAX,
+        )
     if video.source_url:
         expiry = ""
         if video.source_expires_at is not None:
             expiry = f" The link expires {resets_text(video.source_expires_at)}; save the video."
-        return clip(f"{head}\nIt is too big to upload here: {video.source_url}{expiry}",
-                    CONTENT_MAX)
-    return clip(f"{head}\nIt is too big to upload here and no link is available; ask an "
-                "admin to set PUBLIC_BASE_URL.", CONTENT_MAX)
+        return clip(
+            f"{head}\nIt is too big to upload here: {video.source_url}{expiry}", CONTENT_MAX
+        )
+    return clip(
+        f"{head}\nIt is too big to upload here and no link is available; ask an "
+        "admin to set PUBLIC_BASE_URL.",
+        CONTENT_MAX,
+    )
 
 
 def failed_text(job: Job, reason: str, balance: Balance, *, mention: str) -> str:

@@ -29,8 +29,9 @@ def requester_of(interaction: discord.Interaction[Any]) -> Requester:
     """Discord user in a guild, or in `dm` for direct messages and user-installed contexts."""
     workspace = str(interaction.guild_id) if interaction.guild_id is not None else "dm"
     user = interaction.user
-    return Requester(platform=PLATFORM, workspace=workspace, user=str(user.id),
-                     display_name=user.display_name)
+    return Requester(
+        platform=PLATFORM, workspace=workspace, user=str(user.id), display_name=user.display_name
+    )
 
 
 @dataclass
@@ -80,18 +81,23 @@ class DiscordSurface:
         )
 
     def dump(self) -> Surface:
-        return Surface(channel=str(self.channel_id), data={
-            "channel_id": str(self.channel_id),
-            "user_id": str(self.user_id),
-            "app_id": _str(self.app_id),
-            "token": self.token,
-            "token_expires_at": self.token_expires_at.isoformat() if self.token_expires_at else None,
-            "message_id": _str(self.message_id),
-            "filesize_limit": self.filesize_limit,
-            "guild_id": _str(self.guild_id),
-            "token_dead": self.token_dead,
-            "bot_message_id": _str(self.bot_message_id),
-        })
+        return Surface(
+            channel=str(self.channel_id),
+            data={
+                "channel_id": str(self.channel_id),
+                "user_id": str(self.user_id),
+                "app_id": _str(self.app_id),
+                "token": self.token,
+                "token_expires_at": self.token_expires_at.isoformat()
+                if self.token_expires_at
+                else None,
+                "message_id": _str(self.message_id),
+                "filesize_limit": self.filesize_limit,
+                "guild_id": _str(self.guild_id),
+                "token_dead": self.token_dead,
+                "bot_message_id": _str(self.bot_message_id),
+            },
+        )
 
     def webhook_usable(self, now: dt.datetime | None = None) -> bool:
         if self.token_dead or self.token is None or self.app_id is None:

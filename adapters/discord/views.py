@@ -23,55 +23,88 @@ from bot.catalog import Catalog
 from bot.models import Job, JobStatus
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing import Self
 
 JOB_ID = r"(?P<job_id>[A-Za-z0-9_-]{1,80})"
 REMIX_PROMPT_MAX = 1000
 
 
-class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"sora:cancel:{JOB_ID}"):
+class CancelButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"sora:cancel:{JOB_ID}"
+):
     def __init__(self, job_id: str) -> None:
-        super().__init__(discord.ui.Button(
-            label="Cancel", style=discord.ButtonStyle.danger, custom_id=f"sora:cancel:{job_id}"))
+        super().__init__(
+            discord.ui.Button(
+                label="Cancel", style=discord.ButtonStyle.danger, custom_id=f"sora:cancel:{job_id}"
+            )
+        )
         self.job_id = job_id
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
     ) -> Self:
         return cls(match["job_id"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await flow.cancel_job(interaction, self.job_id)
+        try:
+            await flow.cancel_job(interaction, self.job_id)
+        except Exception as exc:
+            await flow.report_unexpected(interaction, exc)
 
 
 class AgainButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"sora:again:{JOB_ID}"):
     def __init__(self, job_id: str) -> None:
-        super().__init__(discord.ui.Button(
-            label="Again", style=discord.ButtonStyle.secondary, emoji="🔁",
-            custom_id=f"sora:again:{job_id}"))
+        super().__init__(
+            discord.ui.Button(
+                label="Again",
+                style=discord.ButtonStyle.secondary,
+                emoji="🔁",
+                custom_id=f"sora:again:{job_id}",
+            )
+        )
         self.job_id = job_id
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
     ) -> Self:
         return cls(match["job_id"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await flow.again_job(interaction, self.job_id)
+        try:
+            await flow.again_job(interaction, self.job_id)
+        except Exception as exc:
+            await flow.report_unexpected(interaction, exc)
 
 
 class RemixButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"sora:remix:{JOB_ID}"):
     def __init__(self, job_id: str) -> None:
-        super().__init__(discord.ui.Button(
-            label="Remix", style=discord.ButtonStyle.primary, emoji="🎨",
-            custom_id=f"sora:remix:{job_id}"))
+        super().__init__(
+            discord.ui.Button(
+                label="Remix",
+                style=discord.ButtonStyle.primary,
+                emoji="🎨",
+                custom_id=f"sora:remix:{job_id}",
+            )
+        )
         self.job_id = job_id
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
     ) -> Self:
         return cls(match["job_id"])
 
@@ -84,18 +117,26 @@ class RemixModal(discord.ui.Modal):
     """Asks what to change; the custom_id carries the job id, so the submit needs no memory."""
 
     change: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
-        label="What should change?", style=discord.TextStyle.paragraph,
-        placeholder="make it night time, with neon reflections", max_length=REMIX_PROMPT_MAX,
+        label="What should change?",
+        style=discord.TextStyle.paragraph,
+        placeholder="make it night time, with neon reflections",
+        max_length=REMIX_PROMPT_MAX,
         custom_id="change",
     )
 
     def __init__(self, job_id: str) -> None:
-        super().__init__(title="Remix this video", custom_id=f"sora:remix-modal:{job_id}",
-                         timeout=None)
+        super().__init__(
+            title="Remix this video", custom_id=f"sora:remix-modal:{job_id}", timeout=None
+        )
         self.job_id = job_id
 
     async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
         await flow.remix_job(interaction, self.job_id, self.change.value)
+
+    async def on_error(  # type: ignore[override]  # discord.py's Modal drops `item`
+        self, interaction: discord.Interaction[Any], error: Exception, /
+    ) -> None:
+        await flow.report_unexpected(interaction, error)
 
 
 def job_view(job: Job, catalog: Catalog) -> discord.ui.View:
@@ -120,4 +161,7 @@ def link_view(url: str, label: str = "Open video") -> discord.ui.View | None:
 
 
 DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
-    CancelButton, AgainButton, RemixButton)
+    CancelButton,
+    AgainButton,
+    RemixButton,
+)

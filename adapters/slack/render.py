@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot.jobs import UsageRow
-from bot.models import Balance, DeliveredVideo, Job, JobStatus, fmt_credits
+from bot.models import Balance, DeliveredVideo, Job, JobStatus, VideoRequest, fmt_credits
 
 ACTION_CANCEL = "sora_cancel"
 ACTION_AGAIN = "sora_again"
@@ -75,7 +75,10 @@ def when(moment: dt.datetime, fallback: str | None = None) -> str:
 
 
 def request_line(job: Job) -> str:
-    req = job.request
+    return request_line_of(job.request)
+
+
+def request_line_of(req: VideoRequest) -> str:
     parts = [f"`{req.model}`", f"{req.duration} s", req.aspect_ratio]
     if req.image_url:
         parts.append("from an image")

@@ -227,8 +227,8 @@ _BROKEN: list[tuple[str, Any, str]] = [
     ("bad alias", {"version": "1", "models": [_minimal_model(ratio_aliases={"square": "1:1"})]},
      "'square'"),
     ("typo key", {"version": "1", "models": [_minimal_model(duratoins=[4])]}, "duratoins"),
-    ("duplicate", {"version": "1", "models": [_minimal_model(), _minimal_model(name="VEO-3.1-FAST")]},
-     "appears twice"),
+    ("duplicate", {"version": "1", "models": [
+        _minimal_model(), _minimal_model(name="VEO-3.1-FAST")]}, "appears twice"),
     ("remix unknown", {"version": "1", "models": [_minimal_model(), _minimal_model(
         name="veo-remix", remix_of=["veo-9"], requires_base_task=True)]}, "veo-9"),
     ("remix flag", {"version": "1", "models": [_minimal_model(), _minimal_model(

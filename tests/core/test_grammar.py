@@ -42,6 +42,8 @@ _GOOD: list[tuple[str, dict[str, Any]]] = [
     ("a paper boat --duration 15", {"prompt": "a paper boat", "duration": 15}),
     ("a paper --duration 15 boat", {"prompt": "a paper boat", "duration": 15}),
     ("a boat -d 15", {"duration": 15}),
+    ("/sora a boat -d 15", {"duration": 15, "prompt": "a boat"}),
+    ("/SORA a boat /sora", {"prompt": "a boat /sora"}),
     ("a boat --seconds 15", {"duration": 15}),
     ("a boat --duration=15", {"duration": 15}),
     ("a boat --duration 15s", {"duration": 15}),
@@ -90,7 +92,8 @@ _GOOD: list[tuple[str, dict[str, Any]]] = [
     ("猫がピアノを弾いている --ar landscape", {"prompt": "猫がピアノを弾いている"}),
     ("قطة تعزف على البيانو -d 15", {"prompt": "قطة تعزف على البيانو", "duration": 15}),
     ("חתול מנגן בפסנתר", {"prompt": "חתול מנגן בפסנתר"}),
-    ("a family 👨\u200d👩\u200d👧 dancing 🎹🐈‍⬛", {"prompt": "a family 👨\u200d👩\u200d👧 dancing 🎹🐈‍⬛"}),
+    ("a family 👨\u200d👩\u200d👧 dancing 🐈\u200d⬛",
+     {"prompt": "a family 👨\u200d👩\u200d👧 dancing 🐈\u200d⬛"}),
     ("e\u0301clair", {"prompt": "éclair"}),  # NFC
     # Invisible and control characters are removed, also inside option names and values.
     ("a boat --dur\u200bation 15", {"duration": 15, "prompt": "a boat"}),
@@ -98,7 +101,8 @@ _GOOD: list[tuple[str, dict[str, Any]]] = [
     ("a\x00 boat\x00 --ar\x00 16:9", {"prompt": "a boat", "aspect_ratio": "16:9"}),
     ("a \u202eboat\u202c \ufeff", {"prompt": "a boat"}),
     ("a boat \U000e0041\U000e0042", {"prompt": "a boat"}),  # tag characters smuggle text
-    ("a boat －－ｄｕｒａｔｉｏｎ １５ －－ａｒ １６：９", {"duration": 15, "aspect_ratio": "16:9"}),
+    ("a boat －－ｄｕｒａｔｉｏｎ １５ －－ａｒ １６：９",
+     {"duration": 15, "aspect_ratio": "16:9"}),
 ]
 
 

@@ -144,45 +144,93 @@ class FakeDiscord:
     @staticmethod
     def user(user_id: str, name: str, *, bot: bool = False) -> dict[str, Any]:
         return {
-            "id": user_id, "username": name, "discriminator": "0", "global_name": name,
-            "avatar": None, "bot": bot, "flags": 0, "public_flags": 0,
+            "id": user_id,
+            "username": name,
+            "discriminator": "0",
+            "global_name": name,
+            "avatar": None,
+            "bot": bot,
+            "flags": 0,
+            "public_flags": 0,
         }
 
     def add_guild(self, *, premium_tier: int = 0, name: str = "team") -> tuple[str, str]:
         """A guild with one text channel; returns (guild_id, channel_id)."""
         guild_id, channel_id = self.new_id(), self.new_id()
         self.guilds[guild_id] = {
-            "id": guild_id, "name": name, "owner_id": self.new_id(), "premium_tier": premium_tier,
-            "features": [], "emojis": [], "stickers": [], "member_count": 2, "large": False,
-            "unavailable": False, "joined_at": _now(), "members": [], "voice_states": [],
-            "presences": [], "threads": [], "stage_instances": [], "guild_scheduled_events": [],
-            "roles": [{
-                "id": guild_id, "name": "@everyone", "permissions": MEMBER_PERMISSIONS,
-                "position": 0, "color": 0, "hoist": False, "managed": False, "mentionable": False,
-                "flags": 0,
-            }],
-            "channels": [{
-                "id": channel_id, "type": 0, "name": "general", "position": 0, "guild_id": guild_id,
-                "permission_overwrites": [], "nsfw": False, "parent_id": None,
-            }],
+            "id": guild_id,
+            "name": name,
+            "owner_id": self.new_id(),
+            "premium_tier": premium_tier,
+            "features": [],
+            "emojis": [],
+            "stickers": [],
+            "member_count": 2,
+            "large": False,
+            "unavailable": False,
+            "joined_at": _now(),
+            "members": [],
+            "voice_states": [],
+            "presences": [],
+            "threads": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "roles": [
+                {
+                    "id": guild_id,
+                    "name": "@everyone",
+                    "permissions": MEMBER_PERMISSIONS,
+                    "position": 0,
+                    "color": 0,
+                    "hoist": False,
+                    "managed": False,
+                    "mentionable": False,
+                    "flags": 0,
+                }
+            ],
+            "channels": [
+                {
+                    "id": channel_id,
+                    "type": 0,
+                    "name": "general",
+                    "position": 0,
+                    "guild_id": guild_id,
+                    "permission_overwrites": [],
+                    "nsfw": False,
+                    "parent_id": None,
+                }
+            ],
         }
         return guild_id, channel_id
 
     # -- knobs ---------------------------------------------------------------------------------
 
     def fail(
-        self, method: str, path: str, status: int, *, code: int = 0, message: str = "error",
-        retry_after: float | None = None, times: int = 1,
+        self,
+        method: str,
+        path: str,
+        status: int,
+        *,
+        code: int = 0,
+        message: str = "error",
+        retry_after: float | None = None,
+        times: int = 1,
     ) -> None:
         """Answer the next `times` requests matching method + path regex with `status`."""
         body: dict[str, Any] = {"message": message, "code": code}
         headers: dict[str, str] = {}
         if status == 429:
-            body = {"message": "You are being rate limited.", "retry_after": retry_after or 0.1,
-                    "global": False}
+            body = {
+                "message": "You are being rate limited.",
+                "retry_after": retry_after or 0.1,
+                "global": False,
+            }
             # discord.py treats a 429 without `Via` as a Cloudflare ban and gives up.
-            headers = {"Via": "1.1 google", "Retry-After": str(retry_after or 0.1),
-                       "X-RateLimit-Scope": "user"}
+            headers = {
+                "Via": "1.1 google",
+                "Retry-After": str(retry_after or 0.1),
+                "X-RateLimit-Scope": "user",
+            }
         self.failures.append(Failure(method, re.compile(path), status, body, headers, times))
 
     def expire_token(self, token: str) -> None:
@@ -194,8 +242,9 @@ class FakeDiscord:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         self._sockets.append(ws)
-        await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}, "s": None,
-                                      "t": None}))
+        await ws.send_str(
+            json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}, "s": None, "t": None})
+        )
         try:
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:
@@ -204,13 +253,19 @@ class FakeDiscord:
                 if frame["op"] == 1:
                     await ws.send_str(json.dumps({"op": 11, "d": None}))
                 elif frame["op"] == 2:
-                    await self._send(ws, "READY", {
-                        "v": 10, "user": self.bot_user, "session_id": self.new_id(),
-                        "resume_gateway_url": self.gateway_url,
-                        "guilds": [{"id": g, "unavailable": True} for g in self.guilds],
-                        "application": {"id": self.application_id, "flags": 0},
-                        "shard": frame["d"].get("shard", [0, 1]),
-                    })
+                    await self._send(
+                        ws,
+                        "READY",
+                        {
+                            "v": 10,
+                            "user": self.bot_user,
+                            "session_id": self.new_id(),
+                            "resume_gateway_url": self.gateway_url,
+                            "guilds": [{"id": g, "unavailable": True} for g in self.guilds],
+                            "application": {"id": self.application_id, "flags": 0},
+                            "shard": frame["d"].get("shard", [0, 1]),
+                        },
+                    )
                     for guild in self.guilds.values():
                         await self._send(ws, "GUILD_CREATE", guild)
                     self.identified.set()
@@ -231,34 +286,68 @@ class FakeDiscord:
     # -- interactions --------------------------------------------------------------------------
 
     def _interaction_base(
-        self, kind: int, guild_id: str | None, channel_id: str, user: dict[str, Any],
-        *, admin: bool = False, size_limit: int | None = None,
+        self,
+        kind: int,
+        guild_id: str | None,
+        channel_id: str,
+        user: dict[str, Any],
+        *,
+        admin: bool = False,
+        size_limit: int | None = None,
     ) -> dict[str, Any]:
         interaction_id = self.new_id()
         token = f"itoken-{interaction_id}"
         guild = self.guilds.get(guild_id or "")
-        limit = size_limit if size_limit is not None else _tier_limit(
-            guild["premium_tier"] if guild else 0)
+        limit = (
+            size_limit
+            if size_limit is not None
+            else _tier_limit(guild["premium_tier"] if guild else 0)
+        )
         payload: dict[str, Any] = {
-            "id": interaction_id, "application_id": self.application_id, "type": kind,
-            "token": token, "version": 1, "channel_id": channel_id, "locale": "en-US",
-            "app_permissions": BOT_PERMISSIONS, "entitlements": [], "attachment_size_limit": limit,
+            "id": interaction_id,
+            "application_id": self.application_id,
+            "type": kind,
+            "token": token,
+            "version": 1,
+            "channel_id": channel_id,
+            "locale": "en-US",
+            "app_permissions": BOT_PERMISSIONS,
+            "entitlements": [],
+            "attachment_size_limit": limit,
             "authorizing_integration_owners": {"0": guild_id or "0"},
         }
         if guild_id is not None:
             payload.update(
-                guild_id=guild_id, guild_locale="en-US", context=0,
-                channel={"id": channel_id, "type": 0, "guild_id": guild_id, "name": "general",
-                         "position": 0, "permission_overwrites": [], "nsfw": False},
-                member={"user": user, "roles": [], "joined_at": _now(), "deaf": False,
-                        "mute": False, "flags": 0, "nick": None,
-                        "permissions": ADMIN_PERMISSIONS if admin else MEMBER_PERMISSIONS},
+                guild_id=guild_id,
+                guild_locale="en-US",
+                context=0,
+                channel={
+                    "id": channel_id,
+                    "type": 0,
+                    "guild_id": guild_id,
+                    "name": "general",
+                    "position": 0,
+                    "permission_overwrites": [],
+                    "nsfw": False,
+                },
+                member={
+                    "user": user,
+                    "roles": [],
+                    "joined_at": _now(),
+                    "deaf": False,
+                    "mute": False,
+                    "flags": 0,
+                    "nick": None,
+                    "permissions": ADMIN_PERMISSIONS if admin else MEMBER_PERMISSIONS,
+                },
             )
         else:
-            payload.update(context=1, user=user,
-                           channel={"id": channel_id, "type": 1, "recipients": [user]})
+            payload.update(
+                context=1, user=user, channel={"id": channel_id, "type": 1, "recipients": [user]}
+            )
         self.interactions[interaction_id] = InteractionRecord(
-            interaction_id, token, payload, dispatched_at=0.0)
+            interaction_id, token, payload, dispatched_at=0.0
+        )
         return payload
 
     def command_id(self, name: str, guild_id: str | None) -> str:
@@ -268,15 +357,28 @@ class FakeDiscord:
         raise KeyError(f"command {name!r} was never registered")
 
     async def slash(
-        self, name: str, options: list[dict[str, Any]], *, user: dict[str, Any],
-        guild_id: str | None, channel_id: str, attachments: list[dict[str, Any]] = (),  # type: ignore[assignment]
-        admin: bool = False, size_limit: int | None = None, autocomplete: bool = False,
+        self,
+        name: str,
+        options: list[dict[str, Any]],
+        *,
+        user: dict[str, Any],
+        guild_id: str | None,
+        channel_id: str,
+        attachments: list[dict[str, Any]] = (),  # type: ignore[assignment]
+        admin: bool = False,
+        size_limit: int | None = None,
+        autocomplete: bool = False,
     ) -> InteractionRecord:
         """Dispatch INTERACTION_CREATE for a slash command (type 2) or its autocomplete (4)."""
-        payload = self._interaction_base(4 if autocomplete else 2, guild_id, channel_id, user,
-                                         admin=admin, size_limit=size_limit)
-        data: dict[str, Any] = {"id": self.command_id(name, guild_id), "name": name, "type": 1,
-                                "options": options}
+        payload = self._interaction_base(
+            4 if autocomplete else 2, guild_id, channel_id, user, admin=admin, size_limit=size_limit
+        )
+        data: dict[str, Any] = {
+            "id": self.command_id(name, guild_id),
+            "name": name,
+            "type": 1,
+            "options": options,
+        }
         if guild_id is not None:
             data["guild_id"] = guild_id
         if attachments:
@@ -285,8 +387,14 @@ class FakeDiscord:
         return await self._dispatch_interaction(payload)
 
     async def click(
-        self, custom_id: str, *, message_id: str, user: dict[str, Any], guild_id: str | None,
-        channel_id: str, admin: bool = False,
+        self,
+        custom_id: str,
+        *,
+        message_id: str,
+        user: dict[str, Any],
+        guild_id: str | None,
+        channel_id: str,
+        admin: bool = False,
     ) -> InteractionRecord:
         """A button press (type 3) on a message the fake knows."""
         payload = self._interaction_base(3, guild_id, channel_id, user, admin=admin)
@@ -295,15 +403,23 @@ class FakeDiscord:
         return await self._dispatch_interaction(payload)
 
     async def submit_modal(
-        self, custom_id: str, values: dict[str, str], *, user: dict[str, Any],
-        guild_id: str | None, channel_id: str,
+        self,
+        custom_id: str,
+        values: dict[str, str],
+        *,
+        user: dict[str, Any],
+        guild_id: str | None,
+        channel_id: str,
     ) -> InteractionRecord:
         """A modal submit (type 5) with text inputs `values` (custom_id → value)."""
         payload = self._interaction_base(5, guild_id, channel_id, user)
-        payload["data"] = {"custom_id": custom_id, "components": [
-            {"type": 1, "components": [{"type": 4, "custom_id": k, "value": v}]}
-            for k, v in values.items()
-        ]}
+        payload["data"] = {
+            "custom_id": custom_id,
+            "components": [
+                {"type": 1, "components": [{"type": 4, "custom_id": k, "value": v}]}
+                for k, v in values.items()
+            ],
+        }
         return await self._dispatch_interaction(payload)
 
     async def _dispatch_interaction(self, payload: dict[str, Any]) -> InteractionRecord:
@@ -315,15 +431,20 @@ class FakeDiscord:
     def attachment(self, filename: str, size: int, content_type: str) -> dict[str, Any]:
         attachment_id = self.new_id()
         url = f"http://127.0.0.1:{self.port}/attachments/{attachment_id}/{filename}"
-        return {"id": attachment_id, "filename": filename, "size": size, "url": url,
-                "proxy_url": url, "content_type": content_type}
+        return {
+            "id": attachment_id,
+            "filename": filename,
+            "size": size,
+            "url": url,
+            "proxy_url": url,
+            "content_type": content_type,
+        }
 
     # -- waiting -------------------------------------------------------------------------------
 
-    async def wait_for(
-        self, predicate: Any, *, timeout: float = 10.0,
-    ) -> RecordedRequest:
+    async def wait_for(self, predicate: Any, *, within: float = 10.0) -> RecordedRequest:
         """The first recorded request (past or future) for which `predicate(req)` is true."""
+
         async def _wait() -> RecordedRequest:
             async with self.request_seen:
                 while True:
@@ -331,7 +452,8 @@ class FakeDiscord:
                         if req.status and predicate(req):
                             return req
                     await self.request_seen.wait()
-        return await asyncio.wait_for(_wait(), timeout)
+
+        return await asyncio.wait_for(_wait(), within)
 
     def find(self, method: str, pattern: str) -> list[RecordedRequest]:
         rx = re.compile(pattern)
@@ -342,8 +464,15 @@ class FakeDiscord:
     async def _rest(self, request: web.Request) -> web.StreamResponse:
         path = "/" + request.match_info["tail"]
         body, files = await _read_body(request)
-        rec = RecordedRequest(request.method, path, dict(request.query), body, files,
-                              time.perf_counter(), auth=request.headers.get("Authorization"))
+        rec = RecordedRequest(
+            request.method,
+            path,
+            dict(request.query),
+            body,
+            files,
+            time.perf_counter(),
+            auth=request.headers.get("Authorization"),
+        )
         self.requests.append(rec)
         response = self._injected(request.method, path) or await self._route(rec)
         rec.status = response.status
@@ -363,17 +492,37 @@ class FakeDiscord:
     async def _route(self, rec: RecordedRequest) -> web.Response:
         m, p, app = rec.method, rec.path, self.application_id
         if m == "GET" and p == "/gateway/bot":
-            return _json({"url": self.gateway_url, "shards": 1, "session_start_limit": {
-                "total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}})
+            return _json(
+                {
+                    "url": self.gateway_url,
+                    "shards": 1,
+                    "session_start_limit": {
+                        "total": 1000,
+                        "remaining": 999,
+                        "reset_after": 0,
+                        "max_concurrency": 1,
+                    },
+                }
+            )
         if m == "GET" and p == "/users/@me":
             return _json(self.bot_user)
         if m == "GET" and p in ("/applications/@me", "/oauth2/applications/@me"):
-            return _json({
-                "id": app, "name": "sora-bot", "description": "", "icon": None,
-                "rpc_origins": [], "bot_public": True, "bot_require_code_grant": False,
-                "owner": self.user(self.new_id(), "owner"), "summary": "", "verify_key": "00",
-                "flags": 0, "team": None,
-            })
+            return _json(
+                {
+                    "id": app,
+                    "name": "sora-bot",
+                    "description": "",
+                    "icon": None,
+                    "rpc_origins": [],
+                    "bot_public": True,
+                    "bot_require_code_grant": False,
+                    "owner": self.user(self.new_id(), "owner"),
+                    "summary": "",
+                    "verify_key": "00",
+                    "flags": 0,
+                    "team": None,
+                }
+            )
         if match := re.fullmatch(rf"/applications/{app}(?:/guilds/(\d+))?/commands", p):
             return self._commands(m, match.group(1), rec.json)
         if match := re.fullmatch(r"/interactions/(\d+)/([^/]+)/callback", p):
@@ -386,13 +535,20 @@ class FakeDiscord:
 
     def _commands(self, method: str, guild_id: str | None, body: Any) -> web.Response:
         if method == "GET":
-            return _json(self.guild_commands.get(guild_id, []) if guild_id else self.global_commands)
+            return _json(
+                self.guild_commands.get(guild_id, []) if guild_id else self.global_commands
+            )
         if method != "PUT":
             return _json({"message": "method", "code": 0}, status=405)
         stored = []
         for cmd in body:
-            cmd = dict(cmd, id=self.new_id(), application_id=self.application_id, version="1",
-                       default_member_permissions=cmd.get("default_member_permissions"))
+            cmd = dict(
+                cmd,
+                id=self.new_id(),
+                application_id=self.application_id,
+                version="1",
+                default_member_permissions=cmd.get("default_member_permissions"),
+            )
             if guild_id:
                 cmd["guild_id"] = guild_id
             stored.append(cmd)
@@ -407,16 +563,20 @@ class FakeDiscord:
         if record is None or record.token != token:
             return _json({"message": "Unknown interaction", "code": 10062}, status=404)
         if record.callback is not None:
-            return _json({"message": "Interaction has already been acknowledged.",
-                          "code": 40060}, status=400)
+            return _json(
+                {"message": "Interaction has already been acknowledged.", "code": 40060}, status=400
+            )
         record.callback, record.callback_at = rec.json, rec.at
         kind = rec.json["type"]
         inner = rec.json.get("data") or {}
-        result: dict[str, Any] = {"interaction": {
-            "id": interaction_id, "type": record.payload["type"],
-            "response_message_loading": kind == 5,
-            "response_message_ephemeral": bool(inner.get("flags", 0) & 64),
-        }}
+        result: dict[str, Any] = {
+            "interaction": {
+                "id": interaction_id,
+                "type": record.payload["type"],
+                "response_message_loading": kind == 5,
+                "response_message_ephemeral": bool(inner.get("flags", 0) & 64),
+            }
+        }
         if kind in (4, 5):  # a new message (or its loading state) exists now
             msg = self._store_message(record.payload["channel_id"], inner, rec.files, webhook=True)
             record.original_message_id = msg["id"]
@@ -429,7 +589,11 @@ class FakeDiscord:
         return _json(result)
 
     def _webhook(
-        self, method: str, token: str, message_id: str | None, rec: RecordedRequest,
+        self,
+        method: str,
+        token: str,
+        message_id: str | None,
+        rec: RecordedRequest,
     ) -> web.Response:
         record = next((r for r in self.interactions.values() if r.token == token), None)
         if record is None or token in self.expired_tokens:
@@ -439,8 +603,9 @@ class FakeDiscord:
         if method == "POST" and message_id is None:
             if record.callback is None:
                 return _json({"message": "Unknown Webhook", "code": 10015}, status=404)
-            msg = self._store_message(record.payload["channel_id"], rec.json or {}, rec.files,
-                                      webhook=True)
+            msg = self._store_message(
+                record.payload["channel_id"], rec.json or {}, rec.files, webhook=True
+            )
             return _json(msg)
         if message_id is None or message_id not in self.messages:
             return _json({"message": "Unknown Message", "code": 10008}, status=404)
@@ -454,7 +619,11 @@ class FakeDiscord:
         return _json({"message": "method", "code": 0}, status=405)
 
     def _channel_message(
-        self, method: str, channel_id: str, message_id: str | None, rec: RecordedRequest,
+        self,
+        method: str,
+        channel_id: str,
+        message_id: str | None,
+        rec: RecordedRequest,
     ) -> web.Response:
         if rec.auth != "Bot " + FAKE_TOKEN:
             return _json({"message": "401: Unauthorized", "code": 0}, status=401)
@@ -467,15 +636,31 @@ class FakeDiscord:
         return _json({"message": "method", "code": 0}, status=405)
 
     def _store_message(
-        self, channel_id: str, body: dict[str, Any], files: list[RecordedFile], *,
+        self,
+        channel_id: str,
+        body: dict[str, Any],
+        files: list[RecordedFile],
+        *,
         webhook: bool = False,
     ) -> dict[str, Any]:
         message_id = self.new_id()
         msg: dict[str, Any] = {
-            "id": message_id, "channel_id": channel_id, "author": self.bot_user,
-            "content": "", "timestamp": _now(), "edited_timestamp": None, "tts": False,
-            "mention_everyone": False, "mentions": [], "mention_roles": [], "attachments": [],
-            "embeds": [], "pinned": False, "type": 0, "flags": 0, "components": [],
+            "id": message_id,
+            "channel_id": channel_id,
+            "author": self.bot_user,
+            "content": "",
+            "timestamp": _now(),
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": [],
+            "embeds": [],
+            "pinned": False,
+            "type": 0,
+            "flags": 0,
+            "components": [],
         }
         if webhook:
             msg["webhook_id"] = self.application_id
@@ -484,7 +669,11 @@ class FakeDiscord:
         return self._edit_message(message_id, body, files, edited=False)
 
     def _edit_message(
-        self, message_id: str, body: dict[str, Any], files: list[RecordedFile], *,
+        self,
+        message_id: str,
+        body: dict[str, Any],
+        files: list[RecordedFile],
+        *,
         edited: bool = True,
     ) -> dict[str, Any]:
         msg = self.messages[message_id]
@@ -494,9 +683,14 @@ class FakeDiscord:
         if files:
             self.uploads.setdefault(message_id, []).extend(files)
             msg["attachments"] = [
-                {"id": self.new_id(), "filename": f.filename, "size": len(f.data),
-                 "url": f"http://127.0.0.1:{self.port}/cdn/{message_id}/{f.filename}",
-                 "proxy_url": "", "content_type": f.content_type}
+                {
+                    "id": self.new_id(),
+                    "filename": f.filename,
+                    "size": len(f.data),
+                    "url": f"http://127.0.0.1:{self.port}/cdn/{message_id}/{f.filename}",
+                    "proxy_url": "",
+                    "content_type": f.content_type,
+                }
                 for f in files
             ]
         if edited:
@@ -519,8 +713,11 @@ def _now() -> str:
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     # discord.py parses a body as JSON only when Content-Type is exactly application/json
     # (aiohttp's json_response adds "; charset=utf-8").
-    return web.Response(body=json.dumps(data).encode(), status=status, headers={
-        **(headers or {}), "Content-Type": "application/json"})
+    return web.Response(
+        body=json.dumps(data).encode(),
+        status=status,
+        headers={**(headers or {}), "Content-Type": "application/json"},
+    )
 
 
 async def _read_body(request: web.Request) -> tuple[Any, list[RecordedFile]]:
@@ -535,8 +732,14 @@ async def _read_body(request: web.Request) -> tuple[Any, list[RecordedFile]]:
             if part.name == "payload_json":
                 body = json.loads(data)
             else:
-                files.append(RecordedFile(part.name or "", part.filename,
-                                          part.headers.get("Content-Type"), bytes(data)))
+                files.append(
+                    RecordedFile(
+                        part.name or "",
+                        part.filename,
+                        part.headers.get("Content-Type"),
+                        bytes(data),
+                    )
+                )
         return body, files
     raw = await request.read()
     return (json.loads(raw) if raw else None), []

@@ -1,0 +1,256 @@
+"""The application commands: `/sora`, `/sora-credits`, `/sora-jobs`, `/sora-admin …`.
+
+Choices come from the catalog at run time (autocomplete), so an operator's catalog change
+needs no re-registration; `duration` and `aspect_ratio` suggestions narrow to the model
+already chosen in the same command (`interaction.namespace.model`).
+
+Invariants:
+- Autocomplete answers from memory only (it cannot be deferred); it suggests, the core's
+  validation decides.
+- `/sora-admin` is visible to everyone but checked in code, by the core: ADMIN_USER_IDS, or
+  Discord's Manage Server permission passed as `admin_override` (a server admin can change
+  a command's default permissions, so they are no check).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from adapters.discord import flow, render
+from adapters.discord.surface import PLATFORM, requester_of
+from bot.catalog import ModelSpec
+from bot.errors import BotError
+from bot.models import JobStatus, Requester, fmt_credits
+
+log = logging.getLogger(__name__)
+MAX_CHOICES = 25
+
+
+def _spec_for(interaction: discord.Interaction[Any]) -> ModelSpec:
+    core = flow.core_of(interaction)
+    chosen = getattr(interaction.namespace, "model", None)
+    spec = core.catalog.find(chosen) if isinstance(chosen, str) else None
+    if spec is None or not spec.selectable:
+        spec = core.catalog.get(core.settings.default_model)
+    return spec
+
+
+async def model_autocomplete(
+    interaction: discord.Interaction[Any], current: str
+) -> list[app_commands.Choice[str]]:
+    catalog = flow.core_of(interaction).catalog
+    needle = current.casefold()
+    return [
+        app_commands.Choice(name=f"{spec.label} ({spec.name})", value=spec.name)
+        for spec in catalog.models
+        if spec.selectable and (needle in spec.name.casefold() or needle in spec.label.casefold())
+    ][:MAX_CHOICES]
+
+
+async def duration_autocomplete(
+    interaction: discord.Interaction[Any], current: str
+) -> list[app_commands.Choice[int]]:
+    spec = _spec_for(interaction)
+    return [
+        app_commands.Choice(name=f"{d} s · {fmt_credits(spec.price(d))} credits", value=d)
+        for d in spec.durations
+        if str(d).startswith(current.strip())
+    ][:MAX_CHOICES]
+
+
+async def ratio_autocomplete(
+    interaction: discord.Interaction[Any], current: str
+) -> list[app_commands.Choice[str]]:
+    spec = _spec_for(interaction)
+    return [
+        app_commands.Choice(name=ratio, value=ratio)
+        for ratio in spec.aspect_ratios
+        if current.strip().casefold() in ratio.casefold()
+    ][:MAX_CHOICES]
+
+
+@app_commands.command(name="sora", description="Make a video from a prompt")
+@app_commands.describe(
+    prompt="What should happen in the video (flags like --duration 10 --ar 16:9 work too)",
+    duration="Length in seconds",
+    aspect_ratio="Shape of the video, e.g. 16:9 or 9:16",
+    model="Video model (default: the server's default)",
+    image="A JPG/PNG/WebP first frame, at most 10 MB",
+    watermark="Keep the provider's watermark (cheaper on some models)",
+)
+@app_commands.autocomplete(model=model_autocomplete, aspect_ratio=ratio_autocomplete)
+@app_commands.autocomplete(duration=duration_autocomplete)
+async def sora(
+    interaction: discord.Interaction[Any],
+    prompt: app_commands.Range[str, 1, 4000],
+    duration: int | None = None,
+    aspect_ratio: str | None = None,
+    model: str | None = None,
+    image: discord.Attachment | None = None,
+    watermark: bool | None = None,
+) -> None:
+    await flow.start_video(
+        interaction,
+        prompt=prompt,
+        duration=duration,
+        aspect_ratio=aspect_ratio,
+        model=model,
+        image=image,
+        watermark=watermark,
+    )
+
+
+@app_commands.command(name="sora-credits", description="Your video credits this period")
+async def sora_credits(interaction: discord.Interaction[Any]) -> None:
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    balance = await flow.core_of(interaction).service.balance(requester_of(interaction))
+    await interaction.followup.send(embed=render.balance_embed(balance), ephemeral=True)
+
+
+@app_commands.command(name="sora-jobs", description="Your recent videos")
+async def sora_jobs(interaction: discord.Interaction[Any]) -> None:
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    service = flow.core_of(interaction).service
+    jobs = await service.recent_jobs(requester_of(interaction), limit=10)
+    links: dict[str, str] = {}
+    for job in jobs:
+        if job.status == JobStatus.DELIVERED:
+            link = _video_link(interaction, job.id, job.media_path, job.result_url)
+            if link:
+                links[job.id] = link
+    await interaction.followup.send(embed=render.jobs_embed(jobs, links), ephemeral=True)
+
+
+def _video_link(
+    interaction: discord.Interaction[Any],
+    job_id: str,
+    media_path: str | None,
+    result_url: str | None,
+) -> str | None:
+    service = flow.core_of(interaction).service
+    if media_path and Path(media_path).is_file():
+        hosted = service.host_file(Path(media_path), f"{job_id}.mp4")
+        if hosted:
+            return hosted
+    return result_url
+
+
+class AdminCommands(app_commands.Group):
+    """`/sora-admin`: quotas for this server. Every subcommand is checked by the core."""
+
+    def __init__(self) -> None:
+        super().__init__(name="sora-admin", description="Manage video credit budgets")
+
+    @staticmethod
+    def _workspace(interaction: discord.Interaction[Any]) -> str:
+        return str(interaction.guild_id) if interaction.guild_id is not None else "dm"
+
+    async def _run(self, interaction: discord.Interaction[Any], action: Any, done: str) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            await action
+        except BotError as err:
+            await interaction.followup.send(flow.error_text(err), ephemeral=True)
+            return
+        await interaction.followup.send(done, ephemeral=True)
+
+    @app_commands.command(name="set-limit", description="Set a user's credits per period")
+    @app_commands.describe(user="Who", amount="Credits per period, e.g. 300 or 12.5")
+    async def set_limit(
+        self, interaction: discord.Interaction[Any], user: discord.User, amount: str
+    ) -> None:
+        service = flow.core_of(interaction).service
+        target = Requester(
+            platform=PLATFORM,
+            workspace=self._workspace(interaction),
+            user=str(user.id),
+            display_name=user.display_name,
+        )
+        await self._run(
+            interaction,
+            service.set_limit(
+                requester_of(interaction),
+                target,
+                amount,
+                admin_override=flow.has_manage_guild(interaction),
+            ),
+            f"{user.mention} can now spend {amount} credits per period.",
+        )
+
+    @app_commands.command(name="grant", description="Give a user extra credits this period")
+    @app_commands.describe(user="Who", amount="Extra credits", reason="Why (kept in the audit log)")
+    async def grant(
+        self,
+        interaction: discord.Interaction[Any],
+        user: discord.User,
+        amount: str,
+        reason: str = "",
+    ) -> None:
+        service = flow.core_of(interaction).service
+        target = Requester(
+            platform=PLATFORM,
+            workspace=self._workspace(interaction),
+            user=str(user.id),
+            display_name=user.display_name,
+        )
+        await self._run(
+            interaction,
+            service.grant(
+                requester_of(interaction),
+                target,
+                amount,
+                reason,
+                admin_override=flow.has_manage_guild(interaction),
+            ),
+            f"Granted {amount} credits to {user.mention} for this period.",
+        )
+
+    @app_commands.command(name="team-budget", description="Set this server's credits per period")
+    @app_commands.describe(amount="Credits per period for the whole server; 0 = no team cap")
+    async def team_budget(self, interaction: discord.Interaction[Any], amount: str) -> None:
+        service = flow.core_of(interaction).service
+        if interaction.guild_id is None:
+            await interaction.response.send_message(
+                "A team budget belongs to a server: run this in the server.", ephemeral=True
+            )
+            return
+        await self._run(
+            interaction,
+            service.set_team_budget(
+                requester_of(interaction),
+                PLATFORM,
+                self._workspace(interaction),
+                amount,
+                admin_override=flow.has_manage_guild(interaction),
+            ),
+            f"This server's budget is now {amount} credits per period.",
+        )
+
+    @app_commands.command(name="usage", description="Who spent what this period")
+    async def usage(self, interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        core = flow.core_of(interaction)
+        actor = requester_of(interaction)
+        if not (core.service.is_admin(actor) or flow.has_manage_guild(interaction)):
+            await interaction.followup.send("Only budget admins can do that.", ephemeral=True)
+            return
+        rows = await core.service.usage(PLATFORM, self._workspace(interaction))
+        names = {}
+        guild = interaction.guild
+        for row in rows:
+            member = guild.get_member(int(row.user)) if guild and row.user.isdigit() else None
+            if member is not None:
+                names[row.user] = member.display_name
+        await interaction.followup.send(render.usage_text(rows, names), ephemeral=True)
+
+
+def add_commands(tree: app_commands.CommandTree[Any]) -> None:
+    tree.add_command(sora)
+    tree.add_command(sora_credits)
+    tree.add_command(sora_jobs)
+    tree.add_command(AdminCommands())

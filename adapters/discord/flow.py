@@ -1,0 +1,185 @@
+"""From a Discord interaction to a core call and back: shared by commands, buttons and modals.
+
+Invariants:
+- Every interaction gets its first response within Discord's 3 seconds: input is checked
+  first (pure CPU work on the catalog, no I/O) so a bad option can be refused with an
+  ephemeral message; otherwise `defer()` goes out before anything touches the store.
+- Refusals (`BotError`) are shown only to the person who asked, in the core's words.
+- The adapter decides nothing about budgets or permissions: it passes `admin_override` only
+  for Discord's own Manage Server permission, which the core cannot see.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from adapters.discord import render
+from adapters.discord.surface import DiscordSurface, requester_of
+from bot.errors import BotError, BudgetError, InputError
+from bot.grammar import parse_request
+from bot.models import Job, Surface, fmt_credits
+
+if TYPE_CHECKING:
+    from adapters.discord.port import DiscordPort
+    from bot.app import Core
+
+log = logging.getLogger(__name__)
+
+IMAGE_TYPES = frozenset({"image/jpeg", "image/jpg", "image/png", "image/webp"})
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+IMAGE_MAX_BYTES = 10 * 1024 * 1024
+
+Submit = Callable[[Surface], Awaitable[Job]]
+
+
+def core_of(interaction: discord.Interaction[Any]) -> Core:
+    core: Core = interaction.client.core
+    return core
+
+
+def port_of(interaction: discord.Interaction[Any]) -> DiscordPort:
+    port: DiscordPort = interaction.client.port
+    return port
+
+
+def has_manage_guild(interaction: discord.Interaction[Any]) -> bool:
+    """Discord's Manage Server permission, as Discord computed it for this interaction."""
+    return interaction.guild_id is not None and interaction.permissions.manage_guild
+
+
+def check_image(image: discord.Attachment | None) -> str | None:
+    """The attachment's URL if it is a jpg/png/webp of at most 10 MB; InputError otherwise."""
+    if image is None:
+        return None
+    kind = (image.content_type or "").split(";")[0].strip().lower()
+    if kind not in IMAGE_TYPES and not (
+        not kind and image.filename.lower().endswith(IMAGE_SUFFIXES)
+    ):
+        raise InputError(
+            f"The image must be a JPG, PNG or WebP picture; {image.filename!r} is "
+            f"{kind or 'of an unknown type'}.",
+            field="image",
+            valid=["jpg", "png", "webp"],
+        )
+    if image.size > IMAGE_MAX_BYTES:
+        raise InputError(
+            f"The image must be at most 10 MB; {image.filename!r} is "
+            f"{image.size / (1024 * 1024):.1f} MB.",
+            field="image",
+        )
+    return image.url
+
+
+async def start_video(
+    interaction: discord.Interaction[Any],
+    *,
+    prompt: str,
+    duration: int | None,
+    aspect_ratio: str | None,
+    model: str | None,
+    image: discord.Attachment | None,
+    watermark: bool | None,
+) -> None:
+    """`/sora`: the prompt may carry the chat flags; explicit options must agree with them."""
+    core = core_of(interaction)
+    try:
+        request = parse_request(
+            prompt,
+            core.catalog,
+            core.settings.default_model,
+            model=model,
+            duration=duration,
+            aspect_ratio=aspect_ratio,
+            image_url=check_image(image),
+            watermark=watermark,
+        )
+    except InputError as err:
+        await interaction.response.send_message(render.input_error_text(err), ephemeral=True)
+        return
+    requester = requester_of(interaction)
+    await accept(interaction, lambda surface: core.service.submit(requester, request, surface))
+
+
+async def accept(interaction: discord.Interaction[Any], submit: Submit) -> Job | None:
+    """Defer, hand the core a surface, then show the accepted job (or the refusal)."""
+    callback = await interaction.response.defer(thinking=True)
+    message_id = callback.message_id if callback is not None else None
+    if message_id is None:
+        message_id = (await interaction.original_response()).id
+    surface = DiscordSurface.from_interaction(interaction, message_id)
+    try:
+        job = await submit(surface.dump())
+    except BotError as err:
+        await refuse_after_defer(interaction, err)
+        return None
+    await port_of(interaction).show_status(job.id)
+    return job
+
+
+async def refuse_after_defer(interaction: discord.Interaction[Any], err: BotError) -> None:
+    """Replace the public "thinking…" message with a note only the user sees."""
+    try:
+        await interaction.delete_original_response()
+    except discord.HTTPException:
+        log.debug("could not delete the deferred response", exc_info=True)
+    await interaction.followup.send(error_text(err), ephemeral=True)
+
+
+def error_text(err: BotError) -> str:
+    if isinstance(err, BudgetError):
+        return render.budget_error_text(err)
+    if isinstance(err, InputError):
+        return render.input_error_text(err)
+    return render.clip(str(err), render.CONTENT_MAX)
+
+
+async def cancel_job(interaction: discord.Interaction[Any], job_id: str) -> None:
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    core = core_of(interaction)
+    try:
+        job = await core.service.cancel(
+            job_id, requester_of(interaction), admin_override=has_manage_guild(interaction)
+        )
+    except BotError as err:
+        await interaction.followup.send(error_text(err), ephemeral=True)
+        return
+    await interaction.followup.send(
+        f"Cancelled. The {fmt_credits(job.reserved)} credits held for it were returned.",
+        ephemeral=True,
+    )
+
+
+async def again_job(interaction: discord.Interaction[Any], job_id: str) -> None:
+    service = core_of(interaction).service
+    actor = requester_of(interaction)
+    await accept(interaction, lambda surface: service.again(job_id, actor, surface))
+
+
+async def remix_job(interaction: discord.Interaction[Any], job_id: str, change: str) -> None:
+    service = core_of(interaction).service
+    actor = requester_of(interaction)
+    await accept(interaction, lambda surface: service.remix(job_id, actor, change, surface))
+
+
+GENERIC_FAILURE = "Something went wrong on our side. Please try again in a moment."
+
+
+async def report_unexpected(interaction: discord.Interaction[Any], exc: BaseException) -> None:
+    """Log an unexpected error in full, tell the user only that something went wrong."""
+    original = getattr(exc, "original", exc)
+    if isinstance(original, BotError):
+        text = error_text(original)
+    else:
+        log.error("interaction %s failed", interaction.id, exc_info=original)
+        text = GENERIC_FAILURE
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True)
+        else:
+            await interaction.response.send_message(text, ephemeral=True)
+    except discord.HTTPException:
+        log.warning("could not tell the user about the failure of interaction %s", interaction.id)

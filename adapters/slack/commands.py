@@ -1,0 +1,93 @@
+"""`/sora credits | jobs | help | cancel | admin …`: chat words → service calls → reply text.
+
+    /sora admin set-limit <@U123> 500       the user's allowance per period
+    /sora admin grant <@U123> 50 [reason]   extra credits this period
+    /sora admin team-budget 5000            the workspace's budget per period (0 = none)
+    /sora admin usage                       who spent what this period
+
+Invariants: permissions are the core's (`SoraService` raises `PermissionDenied`; the usage
+list is shown only to `is_admin` users, the same rule the Discord adapter applies); every
+`BotError` comes back as its own plain words; nothing here touches Slack.
+"""
+
+from __future__ import annotations
+
+import re
+
+from adapters.slack import render
+from bot.errors import BotError, InputError, PermissionDenied
+from bot.grammar import ChatCommand, usage_text
+from bot.models import Requester, fmt_credits
+from bot.service import SoraService
+
+# `<@U123|name>` (escaped mention), `<@U123>`, or a bare `U123` / `W123` user id.
+_USER_REF = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$|^@?([UW][A-Z0-9]{2,})$")
+ADMIN_HELP = (
+    "*Admin commands:*\n"
+    "`/sora admin set-limit @user N` — the user's allowance per period\n"
+    "`/sora admin grant @user N [reason]` — extra credits for this period\n"
+    "`/sora admin team-budget N` — this workspace's budget per period (0 = no cap)\n"
+    "`/sora admin usage` — who spent what this period"
+)
+
+
+def user_ref(text: str, workspace: str) -> Requester:
+    match = _USER_REF.match(text.strip())
+    if match is None:
+        raise InputError(
+            f"{text!r} is not a Slack user: mention them (@name) or give their id (U…).",
+            field="user",
+        )
+    return Requester(platform="slack", workspace=workspace, user=match.group(1) or match.group(2))
+
+
+async def run_text_command(
+    service: SoraService, requester: Requester, command: ChatCommand, *, default_model: str
+) -> str:
+    """Reply text for every command kind except `video` (which the handlers run)."""
+    try:
+        if command.kind == "help":
+            return "```" + usage_text(service.catalog, default_model) + "```"
+        if command.kind == "credits":
+            return render.balance_text(await service.balance(requester))
+        if command.kind == "jobs":
+            jobs = await service.recent_jobs(requester, limit=10)
+            return render.jobs_text(jobs)
+        if command.kind == "cancel":
+            if not command.args:
+                return "Which job? `/sora cancel <job id>` (the id is under the progress message)."
+            job = await service.cancel(command.args[0], requester)
+            return f"Job `{job.id}` is cancelled; its credits were returned."
+        if command.kind == "admin":
+            return await run_admin(service, requester, command.args)
+    except BotError as err:
+        return f":warning: {err}"
+    return "```" + usage_text(service.catalog, default_model) + "```"
+
+
+async def run_admin(service: SoraService, actor: Requester, args: list[str]) -> str:
+    if not service.is_admin(actor):
+        raise PermissionDenied("Only budget admins can do that (ADMIN_USER_IDS).")
+    verb = args[0].casefold() if args else "help"
+    rest = args[1:]
+    workspace = actor.workspace
+    if verb == "set-limit" and len(rest) == 2:
+        target = user_ref(rest[0], workspace)
+        await service.set_limit(actor, target, rest[1])
+        return f"<@{target.user}>'s allowance is now {rest[1]} credits per period."
+    if verb == "grant" and len(rest) >= 2:
+        target = user_ref(rest[0], workspace)
+        reason = " ".join(rest[2:])
+        await service.grant(actor, target, rest[1], reason)
+        balance = await service.balance(target)
+        return (
+            f"Granted {rest[1]} credits to <@{target.user}>"
+            + (f" ({render.esc(reason)})" if reason else "")
+            + f"; they have {fmt_credits(balance.available)} left this period."
+        )
+    if verb in ("team-budget", "set-team-budget") and len(rest) == 1:
+        await service.set_team_budget(actor, "slack", workspace, rest[0])
+        return f"This workspace's budget is now {rest[0]} credits per period (0 = no cap)."
+    if verb == "usage" and not rest:
+        return render.usage_text(await service.usage("slack", workspace))
+    return ADMIN_HELP

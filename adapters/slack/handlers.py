@@ -1,0 +1,308 @@
+"""Bolt listeners: slash command, shortcuts, buttons, modal submissions, App Home.
+
+Every listener acknowledges first and fast: `ack()` answers Slack's HTTP request (AsyncApp
+returns the response as soon as `ack()` is called), and anything that may take longer —
+budget checks, Web API calls, image downloads — runs in a task the runtime keeps (`spawn`).
+Exceptions: modals are validated *before* `ack()` because their field errors travel in the
+ack itself; that validation is pure (no I/O). `views.open` runs right after `ack()`, before
+any slow work, because a `trigger_id` expires after 3 seconds.
+
+Invariants: handlers turn Slack payloads into core calls and core answers into Slack output;
+credit, permission and job-state rules are the core's. Errors the user can act on are shown
+to that user only (ephemeral, or a DM when the bot cannot reach the channel).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack import modal, render
+from adapters.slack.commands import run_text_command
+from adapters.slack.images import first_image, rehost_image, require_public_base_url
+from adapters.slack.port import SlackPort
+from bot.errors import BotError, InputError
+from bot.models import Job, Requester, Surface, VideoRequest
+from bot.service import SoraService
+
+log = logging.getLogger(__name__)
+
+SHORTCUT_GLOBAL = "sora_make_video"
+SHORTCUT_MESSAGE = "sora_from_message"
+Spawn = Callable[[Coroutine[Any, Any, None]], None]
+
+
+def requester_of(body: dict[str, Any]) -> Requester:
+    """Who acted, from any Slack payload (slash command form or interactivity JSON)."""
+    user = body.get("user")
+    if isinstance(user, dict):
+        team = body.get("team") or {}
+        workspace = (team.get("id") if isinstance(team, dict) else None) or user.get("team_id")
+        return Requester(platform="slack", workspace=str(workspace or "unknown"),
+                         user=str(user["id"]),
+                         display_name=user.get("username") or user.get("name"))
+    return Requester(platform="slack", workspace=str(body.get("team_id") or "unknown"),
+                     user=str(body.get("user_id")), display_name=body.get("user_name"))
+
+
+class SlackHandlers:
+    def __init__(
+        self, service: SoraService, port: SlackPort, client: AsyncWebClient, spawn: Spawn
+    ) -> None:
+        self.service = service
+        self.port = port
+        self.client = client
+        self.spawn = spawn
+        self.default_model = service.settings.default_model
+
+    def register(self, app: AsyncApp) -> None:
+        app.command("/sora")(self.on_command)
+        app.shortcut(SHORTCUT_GLOBAL)(self.on_global_shortcut)
+        app.shortcut(SHORTCUT_MESSAGE)(self.on_message_shortcut)
+        app.view(modal.VIDEO_MODAL)(self.on_video_modal)
+        app.view(modal.REMIX_MODAL)(self.on_remix_modal)
+        app.action(render.ACTION_CANCEL)(self.on_cancel)
+        app.action(render.ACTION_AGAIN)(self.on_again)
+        app.action(render.ACTION_REMIX)(self.on_remix)
+        app.event("app_home_opened")(self.on_home_opened)
+
+    # -- telling the user -------------------------------------------------------------------
+
+    async def tell(self, requester: Requester, channel: str | None, text: str) -> None:
+        """Only `requester` sees it: ephemeral in `channel`, else a DM."""
+        if channel:
+            try:
+                await self.client.chat_postEphemeral(channel=channel, user=requester.user,
+                                                     text=text)
+                return
+            except SlackApiError:
+                pass  # not a member there: fall back to a DM
+        dm = await self.port.open_dm(requester.user)
+        await self.client.chat_postMessage(channel=dm, text=text)
+
+    # -- starting jobs ----------------------------------------------------------------------
+
+    async def start_job(
+        self, requester: Requester, request: VideoRequest, surface: Surface,
+        reply: Callable[[str], Coroutine[Any, Any, None]],
+    ) -> Job | None:
+        """Submit (holding the quote) and post the progress message; refusals go to `reply`."""
+        try:
+            job = await self.service.submit(requester, request, surface)
+        except BotError as err:
+            await reply(f":warning: {err}")
+            return None
+        return await self.port.ensure_message(job)
+
+    # -- /sora ------------------------------------------------------------------------------
+
+    async def on_command(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        text = str(body.get("text") or "")
+        requester = requester_of(body)
+        channel = body.get("channel_id")
+        try:
+            command = self.service.parse_command(text)
+        except InputError as err:
+            await ack(text=f":warning: {err}")
+            return
+        if command.kind != "video":
+            await ack()
+            self.spawn(self._text_command(requester, command, respond))
+            return
+        if not command.text:
+            await ack()
+            view = modal.video_modal(self.service.catalog, self.default_model, channel=channel)
+            await self.client.views_open(trigger_id=body["trigger_id"], view=view)
+            return
+        try:
+            request = self.service.parse(command.text)
+        except InputError as err:
+            await ack(text=f":warning: {err}")
+            return
+        await ack(text=f":clapper: On it: {render.request_line_of(request)}. "
+                       "Checking your credits…")
+        surface = Surface(channel=channel, data={"team": requester.workspace})
+
+        async def reply(message: str) -> None:
+            await respond(text=message, response_type="ephemeral", replace_original=False)
+
+        self.spawn(self._start(requester, request, surface, reply))
+
+    async def _start(self, requester: Requester, request: VideoRequest, surface: Surface,
+                     reply: Callable[[str], Coroutine[Any, Any, None]]) -> None:
+        await self.start_job(requester, request, surface, reply)
+
+    async def _text_command(self, requester: Requester, command: Any,
+                            respond: AsyncRespond) -> None:
+        text = await run_text_command(self.service, requester, command,
+                                      default_model=self.default_model)
+        await respond(text=text, response_type="ephemeral")
+
+    # -- shortcuts --------------------------------------------------------------------------
+
+    async def on_global_shortcut(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        view = modal.video_modal(self.service.catalog, self.default_model)
+        await self.client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    async def on_message_shortcut(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        message = body.get("message") or {}
+        channel = (body.get("channel") or {}).get("id")
+        view = modal.video_modal(
+            self.service.catalog,
+            self.default_model,
+            channel=channel,
+            prompt=str(message.get("text") or ""),
+            image_file=first_image(message.get("files")),
+        )
+        await self.client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    # -- the video modal --------------------------------------------------------------------
+
+    async def on_video_modal(self, ack: AsyncAck, body: dict[str, Any],
+                             view: dict[str, Any]) -> None:
+        form = modal.read_video_form(view)
+        requester = requester_of(body)
+        try:
+            image_id = form.image_file_id
+            if image_id is not None:
+                require_public_base_url(self.service)
+                problem = modal.image_problem(form.files[0]) if form.files else None
+                if problem:
+                    raise InputError(problem, field="image_url")
+            # Pure validation (no I/O); a stand-in link checks that the model takes images.
+            stand_in = f"{self.service.settings.public_base_url}/media/check" if image_id else None
+            self.service.build(prompt=form.prompt, model=form.model, duration=form.duration,
+                               aspect_ratio=form.aspect_ratio, image_url=stand_in,
+                               watermark=True if form.keep_watermark else None)
+        except InputError as err:
+            await ack(response_action="errors", errors=modal.field_errors(err))
+            return
+        await ack()
+        self.spawn(self._submit_form(requester, form))
+
+    async def _submit_form(self, requester: Requester, form: modal.VideoForm) -> None:
+        async def reply(message: str) -> None:
+            await self.tell(requester, form.channel, message)
+
+        try:
+            image_url = None
+            if form.image_file_id:
+                image_url = await rehost_image(self.client, self.service, form.image_file_id)
+            request = self.service.build(
+                prompt=form.prompt, model=form.model, duration=form.duration,
+                aspect_ratio=form.aspect_ratio, image_url=image_url,
+                watermark=True if form.keep_watermark else None)
+        except BotError as err:
+            await reply(f":warning: {err}")
+            return
+        surface = Surface(channel=form.channel, data={"team": requester.workspace})
+        await self.start_job(requester, request, surface, reply)
+
+    # -- buttons ----------------------------------------------------------------------------
+
+    async def on_cancel(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        self.spawn(self._button(body, respond, "cancel"))
+
+    async def on_again(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        self.spawn(self._button(body, respond, "again"))
+
+    async def _button(self, body: dict[str, Any], respond: AsyncRespond, verb: str) -> None:
+        actor = requester_of(body)
+        job_id = str(body["actions"][0]["value"])
+        channel = (body.get("channel") or {}).get("id")
+
+        async def reply(message: str) -> None:
+            await respond(text=message, response_type="ephemeral", replace_original=False)
+
+        try:
+            if verb == "cancel":
+                await self.service.cancel(job_id, actor)
+                return
+            job = await self.service.again(
+                job_id, actor, Surface(channel=channel, data={"team": actor.workspace}))
+        except BotError as err:
+            await reply(f":warning: {err}")
+            return
+        await self.port.ensure_message(job)
+
+    async def on_remix(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        job_id = str(body["actions"][0]["value"])
+        channel = (body.get("channel") or {}).get("id")
+        try:
+            job = await self.service.get_job(job_id)
+        except BotError as err:
+            await respond(text=f":warning: {err}", response_type="ephemeral",
+                          replace_original=False)
+            return
+        remix_model = self.service.catalog.remix_model_for(job.request.model) or "?"
+        view = modal.remix_modal(job.id, render.short(job.request.prompt, 300), remix_model,
+                                 channel)
+        await self.client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    async def on_remix_modal(self, ack: AsyncAck, body: dict[str, Any],
+                             view: dict[str, Any]) -> None:
+        job_id, prompt, channel = modal.read_remix_form(view)
+        actor = requester_of(body)
+        if not prompt.strip():
+            await ack(response_action="errors", errors={"prompt": "Say what should change."})
+            return
+        await ack()
+
+        async def run() -> None:
+            surface = Surface(channel=channel, data={"team": actor.workspace})
+            try:
+                job = await self.service.remix(job_id, actor, prompt, surface)
+            except BotError as err:
+                await self.tell(actor, channel, f":warning: {err}")
+                return
+            await self.port.ensure_message(job)
+
+        self.spawn(run())
+
+    # -- App Home ---------------------------------------------------------------------------
+
+    async def on_home_opened(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        # Events are acknowledged by bolt before this runs.
+        if event.get("tab", "home") != "home":
+            return
+        user = str(event["user"])
+        team = str(body.get("team_id") or event.get("view", {}).get("team_id") or "unknown")
+        self.spawn(self.publish_home(Requester(platform="slack", workspace=team, user=user)))
+
+    async def publish_home(self, requester: Requester) -> None:
+        """The App Home tab of `requester`: figures, recent jobs, and team usage for admins."""
+        user, team = requester.user, requester.workspace
+        balance, jobs = await asyncio.gather(
+            self.service.balance(requester), self.service.recent_jobs(requester, limit=10))
+        links: dict[str, str] = {}
+        for job_id, path in await asyncio.to_thread(_kept_videos, jobs):
+            link = self.service.host_file(path)
+            if link:
+                links[job_id] = link
+        usage = (await self.service.usage("slack", team)
+                 if self.service.is_admin(requester) else None)
+        await self.client.views_publish(
+            user_id=user, view=render.home_view(balance, jobs, usage, links))
+
+
+def _kept_videos(jobs: list[Job]) -> list[tuple[str, Path]]:
+    """(job id, file) for jobs whose video is still in MEDIA_DIR (retention deletes old ones)."""
+    found = []
+    for job in jobs:
+        if job.media_path and Path(job.media_path).is_file():
+            found.append((job.id, Path(job.media_path)))
+    return found

@@ -1,0 +1,107 @@
+"""Slack-hosted images → a public, signed `/media` link that EvoLink can read.
+
+Slack file URLs are private (they need the bot token), so EvoLink cannot fetch them. The bot
+downloads the file with its token (`files.info` → `url_private_download`, `Authorization:
+Bearer`), stores it in MEDIA_DIR and hands EvoLink the signed `/media` link.
+
+Invariants:
+- Without PUBLIC_BASE_URL there is no public link: `require_public_base_url` says so in plain
+  words (`InputError` on the image field) before anything is downloaded.
+- At most `IMAGE_MAX_BYTES` are read; only jpg, png and webp are kept; a login page served
+  instead of the file (token without `files:read`) is refused, never stored as an image.
+- The bot token goes only to Slack's own file URL, in a header; it is never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.modal import IMAGE_MAX_BYTES, IMAGE_TYPES
+from bot.errors import InputError
+from bot.service import SoraService
+
+NEEDS_PUBLIC_URL = (
+    "Image input from Slack needs PUBLIC_BASE_URL: the bot must re-host the image at a public "
+    "address EvoLink can read. Ask the operator to set it, or leave the image out."
+)
+_SAFE_ID = re.compile(r"[^A-Za-z0-9_-]")
+_TIMEOUT = aiohttp.ClientTimeout(total=30)
+
+
+def require_public_base_url(service: SoraService) -> None:
+    if not service.settings.public_base_url:
+        raise InputError(NEEDS_PUBLIC_URL, field="image_url")
+
+
+def first_image(files: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    """The first jpg/png/webp file of a message, if any."""
+    for file in files or []:
+        if str(file.get("mimetype", "")) in IMAGE_TYPES:
+            return file
+    return None
+
+
+async def rehost_image(
+    client: AsyncWebClient, service: SoraService, file_id: str
+) -> str:
+    """Download Slack file `file_id` with the bot token and return its signed /media URL."""
+    require_public_base_url(service)
+    try:
+        info = await client.files_info(file=file_id)
+    except SlackApiError:
+        raise InputError(
+            "I could not read that image from Slack (is the app allowed to read files?).",
+            field="image_url",
+        ) from None
+    file: dict[str, Any] = info["file"]
+    mimetype = str(file.get("mimetype", ""))
+    ext = IMAGE_TYPES.get(mimetype)
+    if ext is None:
+        raise InputError("The image must be a jpg, png or webp file.", field="image_url")
+    url = file.get("url_private_download") or file.get("url_private")
+    if not url:
+        raise InputError("Slack gave no download link for that image.", field="image_url")
+    data = await _download(str(url), str(client.token))
+    path = Path(service.media_dir) / f"slack-{_SAFE_ID.sub('', file_id)}.{ext}"
+    await asyncio.to_thread(_save, path, data)
+    hosted = service.host_file(path, path.name)
+    if hosted is None:
+        raise InputError(NEEDS_PUBLIC_URL, field="image_url")
+    return hosted
+
+
+async def _download(url: str, token: str) -> bytes:
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        async with aiohttp.ClientSession(timeout=_TIMEOUT) as session, session.get(
+            url, headers=headers
+        ) as resp:
+            ctype = resp.headers.get("Content-Type", "").split(";")[0].strip()
+            if resp.status != 200 or ctype == "text/html":
+                raise InputError(
+                    "Slack did not hand over the image (the app needs the files:read scope).",
+                    field="image_url",
+                )
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in resp.content.iter_chunked(64 * 1024):
+                size += len(chunk)
+                if size > IMAGE_MAX_BYTES:
+                    raise InputError("The image must be at most 10 MB.", field="image_url")
+                chunks.append(chunk)
+            return b"".join(chunks)
+    except aiohttp.ClientError:
+        raise InputError("The image could not be downloaded from Slack; try again.",
+                         field="image_url") from None
+
+
+def _save(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)

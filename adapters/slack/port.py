@@ -1,0 +1,206 @@
+"""`SlackPort`, the core's `ChatPort` for Slack: one progress message per job, a thread after.
+
+    chat.postMessage (progress, buttons) ──chat.update on change──▶ final state
+        └── thread: the MP4 (files_upload_v2 + comment) or a link; failure / cancel notes
+
+Invariants:
+- A job has at most one progress message. Its channel and ts are stored in the job's
+  `Surface` (`channel`, `thread`) by `ensure_message`, which runs under a per-job lock and
+  re-reads the job first, so the handler that accepted the job and the tracker's first event
+  cannot both post one. After a restart the stored ts is used again.
+- `chat.update` is sent only when the rendered message differs from the last one sent (the
+  tracker already limits calls to one per `progress_interval`); 429s are retried by the web
+  client's `AsyncRateLimitErrorRetryHandler`, honouring `Retry-After`.
+- `on_job_delivered` returns normally once the user has the video or a link to it; it raises
+  only when Slack could not be reached (the tracker then retries). The file is read off the
+  event loop, and files bigger than `max_upload_bytes` are linked, not uploaded.
+- When the bot may not post in the requested channel (not a member, archived, gone), the job
+  moves to a DM with the requester, and the surface says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from slack_sdk.errors import SlackApiError, SlackRequestError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack import render
+from bot.catalog import Catalog
+from bot.models import Balance, DeliveredVideo, Job, JobStatus
+from bot.service import SoraService
+
+log = logging.getLogger(__name__)
+
+# Slack's own per-file limit is 1 GB; the SDK holds the whole file in memory while uploading.
+MAX_UPLOAD_BYTES = 1024 * 1024 * 1024
+# Errors that mean "not here": the job is moved to a DM with the requester instead.
+CANNOT_POST_HERE = frozenset(
+    {"not_in_channel", "channel_not_found", "is_archived", "restricted_action",
+     "cannot_dm_bot", "ekm_access_denied", "team_access_not_granted"}
+)
+
+
+def slack_error(exc: SlackApiError) -> str:
+    """Slack's error code from an API error (never the token or the request)."""
+    data = getattr(exc.response, "data", None)
+    return str(data.get("error", "unknown_error")) if isinstance(data, dict) else "unknown_error"
+
+
+class SlackPort:
+    """Talks back to Slack users about their jobs."""
+
+    platform = "slack"
+    progress_interval = 3.0
+
+    def __init__(self, client: AsyncWebClient, service: SoraService, catalog: Catalog) -> None:
+        self.client = client
+        self.service = service
+        self.catalog = catalog
+        self.max_upload_bytes = MAX_UPLOAD_BYTES
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._last_render: dict[str, str] = {}
+
+    # -- the progress message -------------------------------------------------------------
+
+    def _lock(self, job_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(job_id, asyncio.Lock())
+
+    def _forget(self, job_id: str) -> None:
+        self._locks.pop(job_id, None)
+        self._last_render.pop(job_id, None)
+
+    def _render(self, job: Job) -> tuple[str, list[dict[str, Any]]]:
+        remixable = self.catalog.remix_model_for(job.request.model) is not None
+        return render.progress_message(job, remixable=remixable)
+
+    async def open_dm(self, user: str) -> str:
+        response = await self.client.conversations_open(users=user)
+        return str(response["channel"]["id"])
+
+    async def ensure_message(self, job: Job) -> Job:
+        """The job with a progress message in its surface (posting it when there is none)."""
+        async with self._lock(job.id):
+            return await self._ensure_locked(job)
+
+    async def _ensure_locked(self, job: Job) -> Job:
+        fresh = await self.service.get_job(job.id)
+        if fresh.surface.thread and fresh.surface.channel:
+            return fresh
+        text, blocks = self._render(fresh)
+        channel = fresh.surface.channel
+        data = dict(fresh.surface.data)
+        try:
+            if channel is None:
+                raise _NoChannel
+            response = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+        except (SlackApiError, _NoChannel) as exc:
+            if isinstance(exc, SlackApiError) and slack_error(exc) not in CANNOT_POST_HERE:
+                raise
+            if channel is not None:
+                data["moved_from"] = channel
+            channel = await self.open_dm(fresh.requester.user)
+            if "moved_from" in data:
+                await self.client.chat_postMessage(
+                    channel=channel,
+                    text=f"I can't post in <#{data['moved_from']}> (invite me with "
+                    "`/invite @Sora`), so your video comes here.",
+                )
+            response = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+        surface = fresh.surface.model_copy(
+            update={"channel": channel, "thread": str(response["ts"]), "data": data}
+        )
+        await self.service.save_surface(fresh.id, surface)
+        self._last_render[fresh.id] = _key(blocks)
+        return fresh.model_copy(update={"surface": surface})
+
+    async def _update(self, job: Job) -> None:
+        text, blocks = self._render(job)
+        key = _key(blocks)
+        if self._last_render.get(job.id) == key:
+            return
+        try:
+            await self.client.chat_update(
+                channel=job.surface.channel, ts=job.surface.thread, text=text, blocks=blocks
+            )
+        except SlackApiError as exc:
+            # The message was deleted or the channel left: the thread replies still inform.
+            log.warning("job %s: progress message not updated (%s)", job.id, slack_error(exc))
+            return
+        self._last_render[job.id] = key
+
+    async def _reply(self, job: Job, text: str) -> None:
+        await self.client.chat_postMessage(
+            channel=job.surface.channel, thread_ts=job.surface.thread, text=text
+        )
+
+    # -- ChatPort ---------------------------------------------------------------------------
+
+    async def on_job_progress(self, job: Job) -> None:
+        async with self._lock(job.id):
+            current = await self._ensure_locked(job)
+            await self._update(current.model_copy(update={
+                "status": job.status, "progress": job.progress}))
+
+    async def on_job_delivered(self, job: Job, video: DeliveredVideo, balance: Balance) -> None:
+        async with self._lock(job.id):
+            current = await self._ensure_locked(job)
+            charged = current.charged_mc if current.charged_mc is not None else current.reserved_mc
+            shown = current.model_copy(update={"status": JobStatus.DELIVERED, "progress": 100,
+                                               "charged_mc": charged})
+            await self._update(shown)
+            await self._deliver(shown, video, balance)
+        self._forget(job.id)
+
+    async def _deliver(self, job: Job, video: DeliveredVideo, balance: Balance) -> None:
+        if video.size > self.max_upload_bytes:
+            await self._reply(job, render.link_message(
+                job, video, balance, "It is too big to upload to Slack."))
+            return
+        try:
+            data = await asyncio.to_thread(Path(video.path).read_bytes)
+            await self.client.files_upload_v2(
+                channel=job.surface.channel,
+                thread_ts=job.surface.thread,
+                file=data,
+                filename=video.filename,
+                title=render.short(job.request.prompt, 200),
+                initial_comment=render.delivered_comment(job, balance),
+            )
+        except SlackApiError as exc:
+            log.warning("job %s: Slack refused the upload (%s); posting a link", job.id,
+                        slack_error(exc))
+            await self._reply(job, render.link_message(
+                job, video, balance, "Slack did not take the file."))
+        except SlackRequestError as exc:
+            log.warning("job %s: the upload failed (%s); posting a link", job.id,
+                        type(exc).__name__)
+            await self._reply(job, render.link_message(
+                job, video, balance, "The upload to Slack failed."))
+
+    async def on_job_failed(self, job: Job, reason: str, balance: Balance) -> None:
+        async with self._lock(job.id):
+            current = await self._ensure_locked(job)
+            await self._update(current.model_copy(update={"status": JobStatus.FAILED,
+                                                          "error": reason}))
+            await self._reply(current, render.failed_message(current, reason, balance))
+        self._forget(job.id)
+
+    async def on_job_cancelled(self, job: Job, balance: Balance) -> None:
+        async with self._lock(job.id):
+            current = await self._ensure_locked(job)
+            await self._update(current.model_copy(update={"status": JobStatus.CANCELLED}))
+            await self._reply(current, render.cancelled_message(current, balance))
+        self._forget(job.id)
+
+
+class _NoChannel(Exception):
+    """The job names no channel (a modal left empty): it goes to a DM."""
+
+
+def _key(blocks: list[dict[str, Any]]) -> str:
+    return json.dumps(blocks, sort_keys=True)

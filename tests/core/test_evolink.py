@@ -1,0 +1,273 @@
+"""EvoLinkClient against the simulator over real HTTP on 127.0.0.1: retries, errors, downloads."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import socket
+import time
+import tracemalloc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.errors import ProviderError, ProviderHTTPError
+from bot.evolink import (
+    FIX_INPUT_CODES,
+    RETRY_LATER_CODES,
+    EvoLinkClient,
+    TaskSnapshot,
+    failure_for,
+    reason_for_code,
+)
+from bot.models import VideoRequest
+from bot.simulator import Simulator, SimulatorConfig, clip_bytes, synthetic_video_chunks
+
+KEY = "sk-secret-test-key-123"
+REQUEST = VideoRequest(model="sora-2", prompt="a paper boat on a rainy street", duration=10,
+                       aspect_ratio="9:16")
+
+
+@asynccontextmanager
+async def connected(config: SimulatorConfig | None = None,
+                    **client_options: Any) -> AsyncIterator[tuple[Simulator, EvoLinkClient]]:
+    async with Simulator.serve(config or SimulatorConfig(task_seconds=0.2)) as sim:
+        assert sim.base_url is not None
+        options: dict[str, Any] = {"backoff_base": 0.01, "max_backoff": 0.05, **client_options}
+        async with EvoLinkClient(sim.base_url, KEY, **options) as client:
+            yield sim, client
+
+
+async def until_terminal(client: EvoLinkClient, task_id: str) -> TaskSnapshot:
+    async def poll() -> TaskSnapshot:
+        while not (snapshot := await client.get_task(task_id)).terminal:
+            await asyncio.sleep(0.03)
+        return snapshot
+
+    return await asyncio.wait_for(poll(), 10)
+
+
+async def test_submit_poll_complete_with_results_and_credits() -> None:
+    request = REQUEST.model_copy(update={"image_url": "https://img.example/cat.png",
+                                         "remove_watermark": False})
+    async with connected() as (sim, client):
+        submitted = await client.submit("job-1", request, callback_url="http://127.0.0.1:9/cb")
+        assert (submitted.status, submitted.progress, submitted.terminal) == ("pending", 0, False)
+        assert submitted.estimated_time == 1 and submitted.results == []
+        sent = sim.requests[0]
+        assert sent.json == {"model": "sora-2", "prompt": REQUEST.prompt, "aspect_ratio": "9:16",
+                             "duration": 10, "image_urls": ["https://img.example/cat.png"],
+                             "remove_watermark": False, "callback_url": "http://127.0.0.1:9/cb"}
+        assert sent.headers["Idempotency-Key"] == "job-1"
+        done = await until_terminal(client, submitted.id)
+        assert done.status == "completed" and done.progress == 100
+        assert done.results == [f"{sim.base_url}/files/{submitted.id}.mp4"]
+        assert done.credits_used == Decimal("57.6")
+        assert isinstance(done.credits_used, Decimal)
+        credits = await client.credits()
+        assert (credits.remaining, credits.used, credits.unlimited) == (
+            Decimal("9942.4"), Decimal("57.6"), False)
+        assert client.stats["submit"] == 1 and client.stats["credits"] == 1
+
+
+async def test_same_job_submitted_twice_makes_one_task() -> None:
+    async with connected() as (sim, client):
+        first = await client.submit("job-7", REQUEST)
+        second = await client.submit("job-7", REQUEST)
+        assert first.id == second.id and len(sim.tasks) == 1
+
+
+async def test_rejected_key_is_401_not_retried_and_not_leaked() -> None:
+    async with Simulator.serve() as sim:
+        assert sim.base_url is not None
+        async with EvoLinkClient(sim.base_url, "", backoff_base=0.01) as client:
+            with pytest.raises(ProviderHTTPError) as caught:
+                await client.submit("job-1", REQUEST)
+        assert caught.value.status == 401 and not caught.value.retryable
+        assert "API key was rejected" in str(caught.value)
+        assert sim.counts["submit"] == 1
+    async with connected(SimulatorConfig(http_errors={"task": [401]})) as (_sim, client):
+        with pytest.raises(ProviderHTTPError) as caught:
+            await client.get_task("task-unified-1-x")
+        assert KEY not in str(caught.value) and KEY not in repr(client)
+
+
+async def test_429_waits_for_retry_after_and_keeps_the_idempotency_key() -> None:
+    config = SimulatorConfig(http_errors={"submit": [429]}, retry_after=1)
+    async with connected(config) as (sim, client):
+        started = time.monotonic()
+        snapshot = await client.submit("job-42", REQUEST)
+        waited = time.monotonic() - started
+        assert waited >= 0.95  # max_backoff is 0.05: only Retry-After explains the wait
+        assert sim.counts["submit"] == 2 and len(sim.tasks) == 1
+        assert [r.headers["Idempotency-Key"] for r in sim.requests] == ["job-42", "job-42"]
+        assert sim.tasks[snapshot.id].idempotency_key == "job-42"
+        assert client.stats["error:429"] == 1 and client.stats["submit"] == 2
+
+
+async def test_a_long_retry_after_is_handed_to_the_caller() -> None:
+    config = SimulatorConfig(http_errors={"task": [429]}, retry_after=600)
+    async with connected(config) as (sim, client):
+        with pytest.raises(ProviderHTTPError) as caught:
+            await asyncio.wait_for(client.get_task("task-unified-1-x"), 5)
+        assert caught.value.retryable and caught.value.retry_after == 600
+        assert sim.counts["task"] == 1
+
+
+@pytest.mark.parametrize(("status", "words"), [
+    (400, "refused the request"), (402, "out of credits"), (403, "refused access"),
+    (404, "could not find"), (413, "too large"),
+])
+async def test_client_errors_are_not_retried(status: int, words: str) -> None:
+    async with connected(SimulatorConfig(http_errors={"submit": [status]})) as (sim, client):
+        with pytest.raises(ProviderHTTPError) as caught:
+            await client.submit("job-1", REQUEST)
+        assert caught.value.status == status and not caught.value.retryable
+        assert words in str(caught.value)
+        assert sim.counts["submit"] == 1 and sim.tasks == {}
+        assert client.stats["error:" + str(status)] == 1
+
+
+async def test_real_402_and_invalid_task_id() -> None:
+    config = SimulatorConfig(remaining_credits=Decimal(10))
+    async with connected(config) as (sim, client):
+        with pytest.raises(ProviderHTTPError) as caught:
+            await client.submit("job-1", REQUEST)
+        assert (caught.value.status, caught.value.code) == (402, "insufficient_quota")
+        with pytest.raises(ProviderHTTPError) as missing:
+            await client.get_task("task-unified-0-gone")
+        assert (missing.value.status, missing.value.code) == (400, "invalid_task_id")
+        assert sim.counts["submit"] == 1 and sim.counts["task"] == 1
+
+
+async def test_server_errors_are_retried_until_success() -> None:
+    config = SimulatorConfig(http_errors={"submit": [502, 503, 500], "task": [503, 500]})
+    async with connected(config) as (sim, client):
+        snapshot = await client.submit("job-9", REQUEST)
+        assert sim.counts["submit"] == 4 and len(sim.tasks) == 1
+        assert {r.headers["Idempotency-Key"] for r in sim.requests} == {"job-9"}
+        assert (await client.get_task(snapshot.id)).id == snapshot.id
+        assert sim.counts["task"] == 3
+        assert (client.stats["error:502"], client.stats["error:503"],
+                client.stats["error:500"]) == (1, 2, 2)
+
+
+async def test_retries_stop_after_max_attempts() -> None:
+    config = SimulatorConfig(http_errors={"credits": [503] * 10})
+    async with connected(config, max_attempts=3) as (sim, client):
+        with pytest.raises(ProviderHTTPError) as caught:
+            await client.credits()
+        assert caught.value.status == 503 and caught.value.retryable
+        assert "try again" in str(caught.value)
+        assert sim.counts["credits"] == 3
+
+
+async def test_malformed_json_and_dropped_connections_are_survived() -> None:
+    config = SimulatorConfig(http_errors={"submit": ["disconnect"],
+                                          "task": ["malformed", "disconnect"]})
+    async with connected(config) as (sim, client):
+        snapshot = await client.submit("job-3", REQUEST)
+        assert len(sim.tasks) == 1 and sim.counts["submit"] == 2
+        again = await client.get_task(snapshot.id)
+        assert again.id == snapshot.id and sim.counts["task"] == 3
+        assert client.stats["error:malformed"] == 1 and client.stats["error:network"] == 2
+
+
+async def test_unreachable_service_is_a_retryable_provider_error() -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with EvoLinkClient(f"http://127.0.0.1:{port}", KEY, max_attempts=2,
+                             backoff_base=0.01) as client:
+        with pytest.raises(ProviderError) as caught:
+            await client.credits()
+    assert caught.value.retryable and "could not reach EvoLink" in str(caught.value)
+    assert client.stats["error:network"] == 2 and KEY not in str(caught.value)
+
+
+async def test_every_task_error_code_fails_with_that_code() -> None:
+    codes = sorted(FIX_INPUT_CODES | RETRY_LATER_CODES)
+    assert len(codes) == 15
+    async with connected(SimulatorConfig(task_seconds=0.2, fail_next=list(codes))) as (_, client):
+        submitted = [await client.submit(f"job-{code}", REQUEST) for code in codes]
+        finals = await asyncio.gather(*(until_terminal(client, s.id) for s in submitted))
+    for code, final in zip(codes, finals, strict=True):
+        assert (final.status, final.error_code) == ("failed", code)
+        assert final.results == [] and final.credits_used is None
+        failure = failure_for(final)
+        assert failure.code == code and failure.retryable == (code in RETRY_LATER_CODES)
+        assert str(failure) == reason_for_code(code) and "_" not in str(failure)
+    assert reason_for_code("content_policy_violation") == (
+        "EvoLink's content policy refused this prompt or image — try rephrasing")
+    assert reason_for_code("service_error") == "the video service had a problem — try again"
+    assert "brand_new_code" in reason_for_code("brand_new_code")
+
+
+def test_snapshot_reads_fields_seen_in_clients() -> None:
+    snapshot = TaskSnapshot.from_api({
+        "id": "t1", "status": "COMPLETED", "progress": "100",
+        "result_data": [{"url": "https://cdn.example/v.mp4"}],
+        "usage": {"cost": {"credits": 23.04, "usd": 0.32}},
+    })
+    assert snapshot.results == ["https://cdn.example/v.mp4"] and snapshot.terminal
+    assert snapshot.credits_used == Decimal("23.04") and snapshot.progress == 100
+    cancelled = TaskSnapshot.from_api({"id": "t2", "status": "cancelled"})
+    assert failure_for(cancelled).code == "request_cancelled"
+    with pytest.raises(ValueError):
+        TaskSnapshot.from_api({"status": "completed"})
+
+
+async def test_download_streams_the_clip_without_the_key(tmp_path: Path) -> None:
+    async with connected() as (sim, client):
+        done = await until_terminal(client, (await client.submit("job-1", REQUEST)).id)
+        dest = tmp_path / "out" / "video.mp4"
+        size = await client.download(done.results[0], dest)
+        assert dest.read_bytes() == clip_bytes("portrait") and size == dest.stat().st_size
+        assert list(dest.parent.iterdir()) == [dest]
+        fetch = [r for r in sim.requests if r.kind == "download"]
+        assert len(fetch) == 1 and "Authorization" not in fetch[0].headers
+
+
+async def test_download_retries_a_cut_transfer_and_an_error(tmp_path: Path) -> None:
+    config = SimulatorConfig(task_seconds=0.1, http_errors={"download": ["truncate", 503]})
+    async with connected(config) as (sim, client):
+        done = await until_terminal(client, (await client.submit("job-1", REQUEST)).id)
+        dest = tmp_path / "video.mp4"
+        await client.download(done.results[0], dest)
+        assert dest.read_bytes() == clip_bytes("portrait")
+        assert sim.counts["download"] == 3 and client.stats["error:network"] == 1
+        assert not dest.with_suffix(".mp4.part").exists()
+
+
+async def test_expired_link_is_not_retried_and_leaves_nothing(tmp_path: Path) -> None:
+    async with connected() as (sim, client):
+        assert sim.base_url is not None
+        dest = tmp_path / "video.mp4"
+        with pytest.raises(ProviderHTTPError) as caught:
+            await client.download(f"{sim.base_url}/files/task-unified-0-gone.mp4", dest)
+        assert caught.value.status == 404 and "expired" in str(caught.value)
+        assert list(tmp_path.iterdir()) == [] and sim.counts["download"] == 1
+
+
+async def test_large_download_memory_stays_flat(tmp_path: Path) -> None:
+    size = 50 * 1024 * 1024
+    config = SimulatorConfig(task_seconds=0.1, video_size=size)
+    async with connected(config) as (_sim, client):
+        done = await until_terminal(client, (await client.submit("job-big", REQUEST)).id)
+        dest = tmp_path / "big.mp4"
+        tracemalloc.start()
+        try:
+            written = await asyncio.wait_for(client.download(done.results[0], dest), 30)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert written == size == dest.stat().st_size
+    expected = hashlib.sha256()
+    for chunk in synthetic_video_chunks(size):
+        expected.update(chunk)
+    assert hashlib.sha256(dest.read_bytes()).digest() == expected.digest()
+    assert peak < 4 * 1024 * 1024, f"peak {peak} bytes"  # server and client together

@@ -1,0 +1,193 @@
+"""A job's whole life through the real core: SQLite file, simulator over HTTP, recording port."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from bot.errors import BudgetError, JobStateError, PermissionDenied
+from bot.models import JobStatus, Surface
+from bot.simulator import Simulator
+from bot.testing import RecordingPort, RunningCore
+from tests.conftest import ALICE, BOB
+
+DATA = Path(__file__).resolve().parents[2] / "bot" / "data"
+
+
+def submits(sim: Simulator) -> list[object]:
+    return [r for r in sim.requests if r.kind == "submit"]
+
+
+async def test_happy_path_delivers_the_clip_and_captures_the_charge(
+    rc: RunningCore, port: RecordingPort, sim: Simulator
+) -> None:
+    service = rc.core.service
+    request = service.parse("a paper boat on a rainy street --duration 15 --ar 9:16")
+    job = await service.submit(ALICE, request, Surface(channel="C1"))
+    assert job.status == JobStatus.PENDING
+    assert job.reserved == Decimal("3.75")
+
+    held = await service.balance(ALICE)
+    assert held.held == Decimal("3.75")
+
+    delivered = await port.wait_for(job.id, "delivered")
+    assert delivered.video is not None
+    video_bytes = Path(delivered.video.path).read_bytes()
+    assert video_bytes == (DATA / "portrait.mp4").read_bytes()
+    assert delivered.video.hosted_url is not None and "/media/" in delivered.video.hosted_url
+
+    await rc.core.tracker.wait_idle(5)
+    final = await service.get_job(job.id)
+    assert final.status == JobStatus.DELIVERED
+    task = sim.tasks[final.task_id or ""]
+    assert final.charged == task.credits_reserved  # usage.credits_used is the charge
+    after = await service.balance(ALICE)
+    assert after.held == 0
+    assert after.used == final.charged
+    # the balance handed to the port already shows the charge
+    assert delivered.balance is not None and delivered.balance.available == after.available
+
+    sent = submits(sim)
+    assert len(sent) == 1
+    body = sent[0].json  # type: ignore[attr-defined]
+    assert body["model"] == "sora-2" and body["duration"] == 15 and body["aspect_ratio"] == "9:16"
+    assert body["prompt"] == "a paper boat on a rainy street"
+    assert body["callback_url"].startswith(rc.base_url + "/evolink/callback/")
+    assert sent[0].headers["Idempotency-Key"] == job.id  # type: ignore[attr-defined]
+
+
+async def test_progress_reaches_the_port_only_when_it_changes(
+    rc: RunningCore, port: RecordingPort
+) -> None:
+    job = await rc.core.service.submit(ALICE, rc.core.service.parse("a lighthouse"), Surface())
+    await port.wait_for(job.id, "delivered")
+    seen = [(e.job.status, e.job.progress) for e in port.of(job.id, "progress")]
+    assert seen, "at least the submitted event"
+    assert len(seen) == len(set(seen)), f"duplicate progress events: {seen}"
+    assert (JobStatus.DELIVERING, 100) in seen
+
+
+@pytest.mark.parametrize("core_settings", [{"user_credits_per_period": "3"}])
+async def test_over_budget_is_refused_and_sends_nothing(
+    rc: RunningCore, sim: Simulator
+) -> None:
+    service = rc.core.service
+    request = service.parse("a cat --duration 15")  # 3.75 > 3
+    with pytest.raises(BudgetError) as refused:
+        await service.submit(ALICE, request, Surface())
+    message = str(refused.value)
+    assert "3.75" in message and "3 credits left" in message and "resets" in message
+    assert submits(sim) == []
+    balance = await service.balance(ALICE)
+    assert balance.held == 0 and balance.used == 0
+    assert await rc.core.store.recent_jobs() == []
+
+
+@pytest.mark.parametrize("core_settings", [{"team_credits_per_period": "5"}])
+async def test_team_budget_caps_the_workspace(rc: RunningCore, sim: Simulator) -> None:
+    service = rc.core.service
+    await service.submit(ALICE, service.parse("one --duration 15"), Surface())  # 3.75
+    with pytest.raises(BudgetError) as refused:
+        await service.submit(BOB, service.parse("two --duration 15"), Surface())
+    assert refused.value.scope == "team"
+    assert "team" in str(refused.value).lower()
+    assert len(submits(sim)) <= 1
+
+
+TASK_ERROR_CODES = [
+    "content_policy_violation",
+    "invalid_parameters",
+    "image_processing_error",
+    "image_dimension_mismatch",
+    "request_cancelled",
+    "generation_failed_no_content",
+    "service_error",
+    "generation_timeout",
+    "resource_exhausted",
+    "quota_exceeded",
+    "service_unavailable",
+    "resource_not_found",
+    "unknown_error",
+    "model_unavailable",
+    "upstream_error",
+]
+
+
+@pytest.mark.parametrize("code", TASK_ERROR_CODES)
+async def test_each_task_error_code_fails_the_job_and_releases_the_hold(
+    rc: RunningCore, port: RecordingPort, sim: Simulator, code: str
+) -> None:
+    sim.config.fail_next.append(code)
+    service = rc.core.service
+    job = await service.submit(ALICE, service.parse("a storm at sea"), Surface())
+    failed = await port.wait_for(job.id, "failed")
+    assert failed.reason and len(failed.reason) > 10 and code not in failed.reason
+    final = await service.get_job(job.id)
+    assert final.status == JobStatus.FAILED and final.error_code == code
+    balance = await service.balance(ALICE)
+    assert balance.held == 0 and balance.used == 0
+    assert port.of(job.id, "delivered") == []
+
+
+async def test_content_policy_failure_says_so_in_plain_words(
+    rc: RunningCore, port: RecordingPort, sim: Simulator
+) -> None:
+    sim.config.fail_next.append("content_policy_violation")
+    job = await rc.core.service.submit(ALICE, rc.core.service.parse("x y z"), Surface())
+    failed = await port.wait_for(job.id, "failed")
+    assert failed.reason is not None and "policy" in failed.reason.lower()
+
+
+async def test_cancel_is_for_the_requester_or_an_admin(
+    rc: RunningCore, port: RecordingPort
+) -> None:
+    service = rc.core.service
+    job = await service.submit(ALICE, service.parse("slow clouds"), Surface())
+    with pytest.raises(PermissionDenied):
+        await service.cancel(job.id, BOB)
+    assert (await service.get_job(job.id)).status in (JobStatus.PENDING, JobStatus.SUBMITTED)
+    cancelled = await service.cancel(job.id, ALICE)
+    assert cancelled.status == JobStatus.CANCELLED
+    await port.wait_for(job.id, "cancelled")
+    balance = await service.balance(ALICE)
+    assert balance.held == 0 and balance.used == 0
+    await rc.core.tracker.wait_idle(5)
+    assert port.of(job.id, "delivered") == []
+    with pytest.raises(JobStateError):
+        await _cancel_delivered(rc, port)
+
+
+async def _cancel_delivered(rc: RunningCore, port: RecordingPort) -> None:
+    service = rc.core.service
+    job = await service.submit(ALICE, service.parse("done already"), Surface())
+    await port.wait_for(job.id, "delivered")
+    await rc.core.tracker.wait_idle(5)
+    await service.cancel(job.id, ALICE)
+
+
+async def test_delivery_is_retried_until_the_platform_takes_it_and_recorded_once(
+    rc: RunningCore, port: RecordingPort, sim: Simulator
+) -> None:
+    port.fail_deliveries = 1
+    service = rc.core.service
+    job = await service.submit(ALICE, service.parse("a kite"), Surface())
+    await port.wait_for(job.id, "delivered", timeout=15)
+    await rc.core.tracker.wait_idle(10)
+    assert len(port.of(job.id, "delivered")) == 1
+    downloads = [r for r in sim.requests if r.kind == "download"]
+    assert len(downloads) == 1, "downloaded once even though the first delivery failed"
+    assert (await service.get_job(job.id)).status == JobStatus.DELIVERED
+
+
+async def test_again_makes_a_new_job_with_the_same_request(
+    rc: RunningCore, port: RecordingPort
+) -> None:
+    service = rc.core.service
+    first = await service.submit(ALICE, service.parse("a fox --duration 15"), Surface())
+    second = await service.again(first.id, BOB, Surface())
+    assert second.id != first.id
+    assert second.request == first.request
+    assert second.requester == BOB and second.parent_job_id == first.id
+    await port.wait_for(second.id, "delivered")
