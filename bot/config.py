@@ -62,6 +62,17 @@ class Settings(BaseSettings):
     media_retention_days: int = Field(default=7, ge=1)
     catalog_path: Path | None = None
 
+    @field_validator(
+        "evolink_api_key", "discord_token", "slack_bot_token", "slack_signing_secret",
+        "slack_app_token", "catalog_path", mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        # `KEY=` in a .env file means "not set", not "set to nothing".
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value.strip() if isinstance(value, str) else value
+
     @field_validator("evolink_base_url", "discord_api_base", "slack_api_url")
     @classmethod
     def _http_url(cls, value: str) -> str:

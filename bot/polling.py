@@ -6,7 +6,8 @@ moves, EvoLink's `task_info.estimated_time` before it does. Far from the end we 
 back off exponentially, and a `Retry-After` is always honoured.
 
 Invariants: the delay is always within [MIN_DELAY, MAX_DELAY] (or the Retry-After, if
-longer); with callbacks enabled polling is only a safety net and is at least CALLBACK_FLOOR.
+longer); with callbacks enabled polling is only a safety net: stretched by CALLBACK_STRETCH,
+at least CALLBACK_FLOOR.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ MAX_DELAY = 120.0
 NEAR_END = 20.0  # seconds: closer than this, aim at the expected finish itself
 FINISH_MARGIN = 0.75  # look this long after the expected finish
 DEFAULT_ESTIMATE = 300.0
-CALLBACK_FLOOR = 30.0
+CALLBACK_STRETCH = 3.0
+CALLBACK_FLOOR = 5.0
 
 
 @dataclass
@@ -76,7 +78,8 @@ def next_delay(
             delay = remaining / 2
         delay = min(max(delay, MIN_DELAY), MAX_DELAY)
         if callbacks:
-            delay = max(delay * 2, CALLBACK_FLOOR)
+            # Callbacks make delivery immediate; polling only guards against a lost one.
+            delay = min(max(delay * CALLBACK_STRETCH, CALLBACK_FLOOR), MAX_DELAY * 2)
     if retry_after is not None:
         delay = max(delay, retry_after)
     return delay

@@ -33,10 +33,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import random
 import re
 import secrets
+import signal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -48,6 +50,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
+
+from bot.catalog import Catalog
 
 Clock = Callable[[], float]
 PENDING_FRACTION = 0.1  # share of task_seconds a task stays "pending"
@@ -157,6 +161,11 @@ class CallbackAttempt:
     error: str | None = None
 
 
+@functools.cache
+def _catalog() -> Catalog:
+    return Catalog.load()
+
+
 def synthetic_video_chunks(size: int, chunk_size: int = _CHUNK) -> Iterator[bytes]:
     """The bytes served when `video_size` is set: a fixed 64 KiB pattern, repeated."""
     block = bytes(range(256)) * (_CHUNK // 256)
@@ -206,7 +215,7 @@ class Simulator:
         self.callbacks_sent: list[CallbackAttempt] = []
         self.used_credits = Decimal(0)
         self.reserved_credits = Decimal(0)  # held by tasks not yet settled
-        self.base_url: str | None = None
+        self._base_url: str | None = None
         self._idempotency: dict[str, str] = {}
         self._open: set[str] = set()  # tasks not yet settled
         self._rng = random.Random(self.config.seed)
@@ -221,6 +230,13 @@ class Simulator:
             web.get("/files/{name}", self._file),
         ])
         self.app.on_cleanup.append(self._cleanup)
+
+    @property
+    def base_url(self) -> str:
+        """Root URL without /v1 (known once served or once a request arrived)."""
+        if self._base_url is None:
+            raise RuntimeError("the simulator is not being served yet")
+        return self._base_url
 
     # ---- running -------------------------------------------------------------------------
 
@@ -237,7 +253,7 @@ class Simulator:
             site = web.TCPSite(runner, host, port)
             await site.start()
             bound_host, bound_port = runner.addresses[0][:2]
-            sim.base_url = f"http://{bound_host}:{bound_port}"
+            sim._base_url = f"http://{bound_host}:{bound_port}"
             yield sim
         finally:
             await runner.cleanup()
@@ -305,12 +321,12 @@ class Simulator:
         task = self.tasks[task_id]
         if self.state(task)[0] in ("pending", "processing"):
             task.cancelled_at = self.clock()
-            self.task_object(task, self.base_url or "")
+            self.task_object(task, self._base_url or "")
 
     def settle_due(self) -> None:
         """Settle every task whose end has come (timers do this too; useful with a fake clock)."""
         for task_id in list(self._open):
-            self.task_object(self.tasks[task_id], self.base_url or "")
+            self.task_object(self.tasks[task_id], self._base_url or "")
 
     def _settle(self, task: SimTask, status: str, base_url: str) -> None:
         if task.settled:
@@ -377,8 +393,8 @@ class Simulator:
         headers = {k: v for k, v in request.headers.items() if k.lower() != "authorization"}
         if "Authorization" in request.headers:
             headers["Authorization"] = request.headers["Authorization"].split(" ", 1)[0]
-        if self.base_url is None:
-            self.base_url = str(request.url.origin())
+        if self._base_url is None:  # served by someone else's runner
+            self._base_url = str(request.url.origin())
         self.requests.append(RecordedRequest(kind, request.method, request.path,
                                              dict(request.query), headers, body))
         self.counts[kind] += 1
@@ -419,14 +435,24 @@ class Simulator:
         if problem is not None:
             param, message = problem
             return web.json_response(error_body(400, message, param=param), status=400)
-        duration = body.get("duration")
-        price = self.config.credits_per_second * Decimal(duration or 10)
+        price = self._price(body)
         short = self.config.remaining_credits - self.reserved_credits < price
         if short and not self.config.unlimited_credits:
             return web.json_response(error_body(402), status=402)
         task = self._new_task(body, price, key)
         self._schedule(task, base_url)
         return web.json_response(self.task_object(task, base_url))
+
+    def _price(self, body: dict[str, Any]) -> Decimal:
+        """Bill as the packaged catalog quotes (so the demo's numbers agree); models or
+        durations it does not know fall back to `credits_per_second`."""
+        duration = body.get("duration")
+        spec = _catalog().find(str(body.get("model", "")))
+        if spec is not None and isinstance(duration, int) and duration in spec.prices:
+            keep = body.get("remove_watermark")
+            return spec.price(duration, remove_watermark=keep if isinstance(keep, bool) else None)
+        seconds = duration if isinstance(duration, int) else 10
+        return self.config.credits_per_second * Decimal(seconds)
 
     def _invalid(self, body: dict[str, Any]) -> tuple[str, str] | None:
         model, prompt = body.get("model"), body.get("prompt")
@@ -552,7 +578,12 @@ def run_simulator(port: int, task_seconds: float = 5.0) -> None:
         async with Simulator.serve(config, host="127.0.0.1", port=port) as sim:
             print(f"EvoLink simulator on {sim.base_url} (EVOLINK_BASE_URL={sim.base_url}); "
                   f"tasks take {task_seconds:g} s. Ctrl-C stops it.", flush=True)
-            await asyncio.Event().wait()
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows
+                    loop.add_signal_handler(signum, stop.set)
+            await stop.wait()
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())

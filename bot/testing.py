@@ -74,6 +74,7 @@ async def running_core(
     public: bool = True,
     attach: Callable[[Core, web.Application], Any] | None = None,
     evolink: EvoLinkClient | None = None,
+    start: bool = True,
     **overrides: Any,
 ) -> AsyncIterator[RunningCore]:
     """Build, serve and start a core against `simulator`; `attach` may add routes and ports."""
@@ -95,7 +96,8 @@ async def running_core(
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.SockSite(runner, sock).start()
-        await core.start()
+        if start:
+            await core.start()
         yield RunningCore(core=core, simulator=simulator, web=WebServer(runner, port), web_app=app)
     finally:
         await core.stop()

@@ -197,6 +197,7 @@ class Tracker:
                 if done:
                     return
             delay = next_delay(state, self.clock(), callbacks=callbacks, retry_after=retry_after)
+            log.debug("job %s: next status read in %.1fs (%s)", job.id, delay, state)
             await self._sleep_or_wake(job.id, delay)
             job = await self.book.job(job.id)
             if job.status != JobStatus.SUBMITTED:

@@ -15,6 +15,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,7 @@ async def ratio_autocomplete(
 @app_commands.autocomplete(duration=duration_autocomplete)
 async def sora(
     interaction: discord.Interaction[Any],
-    prompt: app_commands.Range[str, 1, 4000],
+    prompt: app_commands.Range[str, 1, 6000],
     duration: int | None = None,
     aspect_ratio: str | None = None,
     model: str | None = None,
@@ -150,7 +151,9 @@ class AdminCommands(app_commands.Group):
     def _workspace(interaction: discord.Interaction[Any]) -> str:
         return str(interaction.guild_id) if interaction.guild_id is not None else "dm"
 
-    async def _run(self, interaction: discord.Interaction[Any], action: Any, done: str) -> None:
+    async def _run(
+        self, interaction: discord.Interaction[Any], action: Awaitable[None], done: str
+    ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
             await action

@@ -11,6 +11,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,15 @@ def core_of(interaction: discord.Interaction[Any]) -> Core:
 def port_of(interaction: discord.Interaction[Any]) -> DiscordPort:
     port: DiscordPort = interaction.client.port
     return port
+
+
+def track(interaction: discord.Interaction[Any]) -> None:
+    """Count the running handler as in flight, so a shutdown can let it finish first."""
+    task = asyncio.current_task()
+    inflight: set[asyncio.Task[Any]] | None = getattr(interaction.client, "inflight", None)
+    if task is not None and inflight is not None:
+        inflight.add(task)
+        task.add_done_callback(inflight.discard)
 
 
 def has_manage_guild(interaction: discord.Interaction[Any]) -> bool:
@@ -138,6 +148,7 @@ def error_text(err: BotError) -> str:
 
 
 async def cancel_job(interaction: discord.Interaction[Any], job_id: str) -> None:
+    track(interaction)
     await interaction.response.defer(ephemeral=True, thinking=True)
     core = core_of(interaction)
     try:
@@ -154,12 +165,14 @@ async def cancel_job(interaction: discord.Interaction[Any], job_id: str) -> None
 
 
 async def again_job(interaction: discord.Interaction[Any], job_id: str) -> None:
+    track(interaction)
     service = core_of(interaction).service
     actor = requester_of(interaction)
     await accept(interaction, lambda surface: service.again(job_id, actor, surface))
 
 
 async def remix_job(interaction: discord.Interaction[Any], job_id: str, change: str) -> None:
+    track(interaction)
     service = core_of(interaction).service
     actor = requester_of(interaction)
     await accept(interaction, lambda surface: service.remix(job_id, actor, change, surface))
@@ -171,6 +184,9 @@ GENERIC_FAILURE = "Something went wrong on our side. Please try again in a momen
 async def report_unexpected(interaction: discord.Interaction[Any], exc: BaseException) -> None:
     """Log an unexpected error in full, tell the user only that something went wrong."""
     original = getattr(exc, "original", exc)
+    if interaction.client.is_closed():
+        log.info("interaction %s ended during shutdown: %r", interaction.id, original)
+        return
     if isinstance(original, BotError):
         text = error_text(original)
     else:

@@ -145,8 +145,8 @@ def input_error_text(err: InputError) -> str:
 
 
 def budget_error_text(err: BudgetError) -> str:
-    # The core's message already says price, what is left and when it resets; add a stamp.
-    return clip(f"{err}\nBudget resets {resets_text(err.resets_at)}.", CONTENT_MAX)
+    # The core's words say price, what is left and the reset date; Discord adds "in 9 days".
+    return clip(f"{err} (<t:{int(err.resets_at.timestamp())}:R>)", CONTENT_MAX)
 
 
 def option_name(field: str) -> str:

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 DEFAULT_API_BASE = "https://discord.com/api/v10"
 DEFAULT_GATEWAY = yarl.URL("wss://gateway.discord.gg/")
 CLOSE_TIMEOUT = 10.0
+DRAIN_TIMEOUT = 5.0
 
 
 def point_rest_at(api_base: str) -> bool:
@@ -65,6 +66,8 @@ class SoraClient(discord.Client):
         self.custom_api = custom_api
         self.tree: app_commands.CommandTree[SoraClient] = app_commands.CommandTree(self)
         self.tree.on_error = self._on_tree_error  # type: ignore[method-assign]
+        self.tree.interaction_check = self._track  # type: ignore[method-assign]
+        self.inflight: set[asyncio.Task[Any]] = set()
         self.port = DiscordPort(self, core, progress_interval=progress_interval)
         self.ready = asyncio.Event()
         self.synced: list[app_commands.AppCommand] = []
@@ -91,6 +94,10 @@ class SoraClient(discord.Client):
         log.info("Discord: connected as %s to %d guild(s)", self.user, len(self.guilds))
         self.ready.set()
 
+    async def _track(self, interaction: discord.Interaction[Any]) -> bool:
+        flow.track(interaction)
+        return True
+
     async def _on_tree_error(
         self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
     ) -> None:
@@ -111,9 +118,14 @@ class DiscordRuntime:
         return self.client.port
 
     async def close(self) -> None:
+        """Let handlers already running finish (bounded), then disconnect."""
+        inflight = set(self.client.inflight)
+        if inflight:
+            await asyncio.wait(inflight, timeout=DRAIN_TIMEOUT)
         await self.client.close()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(self.task, CLOSE_TIMEOUT)
+        point_rest_at(DEFAULT_API_BASE)  # leave discord.py's globals as we found them
 
 
 async def start_discord(core: Core, **client_options: Any) -> DiscordRuntime:

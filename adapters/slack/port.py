@@ -123,10 +123,9 @@ class SlackPort:
         key = _key(blocks)
         if self._last_render.get(job.id) == key:
             return
+        channel, ts = _where(job)
         try:
-            await self.client.chat_update(
-                channel=job.surface.channel, ts=job.surface.thread, text=text, blocks=blocks
-            )
+            await self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
         except SlackApiError as exc:
             # The message was deleted or the channel left: the thread replies still inform.
             log.warning("job %s: progress message not updated (%s)", job.id, slack_error(exc))
@@ -134,17 +133,19 @@ class SlackPort:
         self._last_render[job.id] = key
 
     async def _reply(self, job: Job, text: str) -> None:
-        await self.client.chat_postMessage(
-            channel=job.surface.channel, thread_ts=job.surface.thread, text=text
-        )
+        channel, ts = _where(job)
+        await self.client.chat_postMessage(channel=channel, thread_ts=ts, text=text)
 
     # -- ChatPort ---------------------------------------------------------------------------
 
     async def on_job_progress(self, job: Job) -> None:
         async with self._lock(job.id):
             current = await self._ensure_locked(job)
-            await self._update(current.model_copy(update={
-                "status": job.status, "progress": job.progress}))
+            # A cancel (from a button) may have finished the job while this event waited for
+            # the lock: never paint "rendering" over a final state.
+            if current.status.terminal:
+                return
+            await self._update(current)
 
     async def on_job_delivered(self, job: Job, video: DeliveredVideo, balance: Balance) -> None:
         async with self._lock(job.id):
@@ -200,6 +201,14 @@ class SlackPort:
 
 class _NoChannel(Exception):
     """The job names no channel (a modal left empty): it goes to a DM."""
+
+
+def _where(job: Job) -> tuple[str, str]:
+    """(channel, progress message ts) of a job that has its message (after `_ensure_locked`)."""
+    channel, ts = job.surface.channel, job.surface.thread
+    if channel is None or ts is None:
+        raise RuntimeError(f"job {job.id} has no progress message yet")
+    return channel, ts
 
 
 def _key(blocks: list[dict[str, Any]]) -> str:

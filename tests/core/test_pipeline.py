@@ -42,7 +42,7 @@ async def test_happy_path_delivers_the_clip_and_captures_the_charge(
     final = await service.get_job(job.id)
     assert final.status == JobStatus.DELIVERED
     task = sim.tasks[final.task_id or ""]
-    assert final.charged == task.credits_reserved  # usage.credits_used is the charge
+    assert final.charged == task.credits_reserved == Decimal("3.75")  # usage.credits_used
     after = await service.balance(ALICE)
     assert after.held == 0
     assert after.used == final.charged

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +21,8 @@ from bot.simulator import (
 )
 
 AUTH = {"Authorization": "Bearer sk-test"}
-BODY: dict[str, Any] = {"model": "sora-2", "prompt": "a paper boat", "aspect_ratio": "16:9",
+# A model the packaged catalog does not price, so the simulator bills credits_per_second (5.76/s).
+BODY: dict[str, Any] = {"model": "veo-3.1-fast", "prompt": "a paper boat", "aspect_ratio": "16:9",
                         "duration": 10}
 
 
@@ -94,11 +96,12 @@ async def test_missing_or_empty_key_gets_401_envelope() -> None:
 
 
 async def test_bad_input_is_refused_with_400() -> None:
-    config = SimulatorConfig(models=frozenset({"sora-2"}))
+    config = SimulatorConfig(models=frozenset({"veo-3.1-fast"}))
     async with Simulator.serve(config) as sim, httpx.AsyncClient(base_url=sim.base_url) as http:
-        cases = [({"prompt": "  "}, "prompt"), ({"model": "nope"}, "model"),
-                 ({"callback_url": "http://example.com/cb"}, "callback_url"),
-                 ({"image_urls": ["a", "b"]}, "image_urls"), ({"duration": "ten"}, "duration")]
+        cases: list[tuple[dict[str, Any], str]] = [
+            ({"prompt": "  "}, "prompt"), ({"model": "nope"}, "model"),
+            ({"callback_url": "http://example.com/cb"}, "callback_url"),
+            ({"image_urls": ["a", "b"]}, "image_urls"), ({"duration": "ten"}, "duration")]
         for extra, param in cases:
             response = await submit(http, **extra)
             assert response.status_code == 400, extra
@@ -210,12 +213,8 @@ async def test_callbacks_are_sent_once_settled_and_retried_on_500() -> None:
         async with Simulator.serve(config) as sim, \
                 httpx.AsyncClient(base_url=sim.base_url, headers=AUTH) as http:
             task_id = (await submit(http, callback_url=url)).json()["id"]
-
-            async def delivered() -> None:
-                while not any(a.status == 200 for a in sim.callbacks_sent):
-                    await asyncio.sleep(0.02)
-
-            await asyncio.wait_for(delivered(), 5)
+            await asyncio.wait_for(
+                _until(lambda: any(a.status == 200 for a in sim.callbacks_sent)), 5)
             assert [a.status for a in sim.callbacks_sent] == [500, 500, 200]
             assert [a.attempt for a in sim.callbacks_sent] == [1, 2, 3]
             assert len(received) == 3
@@ -242,8 +241,10 @@ async def test_callbacks_give_up_after_three_retries() -> None:
         await runner.cleanup()
 
 
-async def _until(predicate: Any) -> None:
-    while not predicate():
+async def _until(predicate: Callable[[], bool]) -> None:
+    while True:  # the simulator exposes plain lists: look at them every few ms
+        if predicate():
+            return
         await asyncio.sleep(0.02)
 
 

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import BodyPartReader, WSMsgType, web
 
 BOT_PERMISSIONS = str((1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 31))
 ADMIN_PERMISSIONS = str((1 << 3) | (1 << 5))  # Administrator + Manage Server
@@ -116,9 +116,7 @@ class FakeDiscord:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # type: ignore[union-attr]
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = int(self._runner.addresses[0][1])
 
     async def stop(self) -> None:
         for ws in list(self._sockets):
@@ -381,8 +379,18 @@ class FakeDiscord:
         }
         if guild_id is not None:
             data["guild_id"] = guild_id
+        resolved: dict[str, Any] = {}
         if attachments:
-            data["resolved"] = {"attachments": {a["id"]: a for a in attachments}}
+            resolved["attachments"] = {a["id"]: a for a in attachments}
+        users = {
+            o["value"]: self.user(o["value"], f"user{o['value'][-4:]}")
+            for o in _walk(options)
+            if o["type"] == 6
+        }
+        if users:
+            resolved["users"] = users
+        if resolved:
+            data["resolved"] = resolved
         payload["data"] = data
         return await self._dispatch_interaction(payload)
 
@@ -702,6 +710,15 @@ FAKE_TOKEN = "fake-bot-token.not-a-secret"
 DISCORD_EPOCH_MS = 1_420_070_400_000
 
 
+def _walk(options: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Options with subcommand (group) levels flattened."""
+    found = []
+    for option in options:
+        found.append(option)
+        found += _walk(option.get("options", []))
+    return found
+
+
 def _tier_limit(tier: int) -> int:
     return {0: 10 * MIB, 1: 10 * MIB, 2: 50 * MIB, 3: 100 * MIB}.get(tier, 10 * MIB)
 
@@ -726,9 +743,9 @@ async def _read_body(request: web.Request) -> tuple[Any, list[RecordedFile]]:
         files: list[RecordedFile] = []
         reader = await request.multipart()
         async for part in reader:
-            if not hasattr(part, "read"):
+            if not isinstance(part, BodyPartReader):
                 continue
-            data = await part.read()  # type: ignore[union-attr]
+            data = await part.read()
             if part.name == "payload_json":
                 body = json.loads(data)
             else:

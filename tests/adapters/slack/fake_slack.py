@@ -19,6 +19,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import itertools
@@ -32,6 +33,7 @@ from typing import Any
 from aiohttp import web
 
 BOT_TOKEN = "xoxb-test-token"
+APP_TOKEN = "xapp-test-token"
 SIGNING_SECRET = "test-signing-secret"
 TEAM_ID = "T0TEAM"
 BOT_USER_ID = "UBOT"
@@ -89,6 +91,10 @@ class FakeSlack:
     refuse_uploads: str | None = None
     #: Uploads larger than this are refused with file_too_large (None: no limit).
     max_upload_bytes: int | None = None
+    #: Socket Mode: envelope id → the payload the app acknowledged it with.
+    socket_acks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    app_token: str = APP_TOKEN
+    _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _rate_limited: dict[str, int] = field(default_factory=dict)
     _retry_after: dict[str, int] = field(default_factory=dict)
     _runner: web.AppRunner | None = None
@@ -104,6 +110,7 @@ class FakeSlack:
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_get("/files-pri/{file_id}/{name}", self._download)
         app.router.add_post("/response/{rid}", self._response_url)
+        app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -112,6 +119,8 @@ class FakeSlack:
         self._root = f"http://127.0.0.1:{port}"
 
     async def close(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -152,8 +161,8 @@ class FakeSlack:
     def ok_calls_to(self, method: str) -> list[SlackCall]:
         return [c for c in self.calls_to(method) if c.status == 200 and c.authorized]
 
-    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-        """Wait until `predicate()` is truthy (re-checked on every call); return its value."""
+    async def wait_for(self, predicate: Callable[[], Any], limit: float = 10.0) -> Any:
+        """Wait (at most `limit` s) until `predicate()` is truthy; return its value."""
 
         async def _loop() -> Any:
             while True:
@@ -161,12 +170,10 @@ class FakeSlack:
                 if value:
                     return value
                 self._changed.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), 0.05)
-                except TimeoutError:
-                    pass
 
-        return await asyncio.wait_for(_loop(), timeout)
+        return await asyncio.wait_for(_loop(), limit)
 
     # -- handlers --------------------------------------------------------------------------
 
@@ -187,24 +194,23 @@ class FakeSlack:
         # slack_sdk sends some structured arguments JSON-encoded inside form fields.
         for key in ("view", "blocks", "files"):
             if isinstance(args.get(key), str):
-                try:
+                with contextlib.suppress(ValueError):
                     args[key] = json.loads(args[key])
-                except ValueError:
-                    pass
         return args
 
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         args = await self._args(request)
-        authorized = request.headers.get("Authorization") == f"Bearer {self.bot_token}"
+        # apps.connections.open (Socket Mode) is the one method called with the app-level token.
+        token = self.app_token if method == "apps.connections.open" else self.bot_token
+        authorized = request.headers.get("Authorization") == f"Bearer {token}"
         if self._rate_limited.get(method, 0) > 0:
             self._rate_limited[method] -= 1
             self.calls.append(SlackCall(method, args, status=429, authorized=authorized))
             self._touch()
             retry_after = str(self._retry_after.get(method, 1))
-            return web.json_response(
-                {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": retry_after}
-            )
+            return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
+                                     headers={"Retry-After": retry_after})
         self.calls.append(SlackCall(method, args, authorized=authorized))
         self._touch()
         if not authorized:
@@ -230,6 +236,9 @@ class FakeSlack:
             "bot_id": "B0BOT",
             "is_enterprise_install": False,
         }
+
+    def _m_apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": self._root.replace("http://", "ws://") + "/socket"}
 
     def _m_chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = str(args.get("channel", ""))
@@ -338,6 +347,35 @@ class FakeSlack:
         hosted.downloads += 1
         return web.Response(body=hosted.data, content_type=hosted.mimetype)
 
+    # -- Socket Mode ----------------------------------------------------------------------
+
+    @property
+    def socket_connected(self) -> bool:
+        return any(not ws.closed for ws in self._sockets)
+
+    async def push(self, kind: str, payload: dict[str, Any]) -> str:
+        """Send an envelope (`slash_commands`, `interactive`, `events_api`) to the app."""
+        envelope_id = f"env-{next(self._ids)}"
+        ws = next(ws for ws in self._sockets if not ws.closed)
+        await ws.send_json({"envelope_id": envelope_id, "type": kind, "payload": payload,
+                            "accepts_response_payload": kind != "events_api"})
+        return envelope_id
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        self._touch()
+        await ws.send_json({"type": "hello", "num_connections": 1,
+                            "connection_info": {"app_id": "A0APP"}})
+        async for message in ws:
+            if message.type == web.WSMsgType.TEXT:
+                data = json.loads(message.data)
+                if "envelope_id" in data:
+                    self.socket_acks[data["envelope_id"]] = data.get("payload") or {}
+                    self._touch()
+        return ws
+
     async def _response_url(self, request: web.Request) -> web.Response:
         body = await request.json()
         rid = request.match_info["rid"]
@@ -350,7 +388,9 @@ class FakeSlack:
 # -- signed requests to the bot's /slack/events ---------------------------------------------
 
 
-def sign(body: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
+def sign(
+    body: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = None
+) -> dict[str, str]:
     """Slack's v0 signature headers for `body` (HMAC-SHA256 of ``v0:{ts}:{body}``)."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
     digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()

@@ -1,0 +1,138 @@
+"""The Slack runtime: one bolt `AsyncApp`, served at `POST /slack/events` or over Socket Mode.
+
+    attach_slack(core, web_app)   build the app, add the HTTP route (HTTP mode), register the port
+    await runtime.start()         Socket Mode: connect (HTTP mode: nothing to do)
+    await runtime.close()         disconnect, cancel the work still running
+
+Invariants:
+- HTTP mode needs SLACK_SIGNING_SECRET; bolt's request verification answers a missing, wrong or
+  stale (> 5 minutes) signature with 401 before any listener, authorisation or Web API call.
+- Socket Mode (SLACK_APP_TOKEN set) adds no HTTP route: Slack's own socket authenticates.
+- One `AsyncWebClient` for the bot token, pointed at SLACK_API_URL, retries 429s (honouring
+  `Retry-After`) and connection errors.
+- Work started after `ack()` runs in tasks this runtime keeps references to (`spawn`), so none
+  is garbage-collected mid-flight and `close()` can cancel them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.handlers import SlackHandlers
+from adapters.slack.port import SlackPort
+from bot.errors import ConfigError
+
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    from bot.app import Core
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+RATE_LIMIT_RETRIES = 3
+
+
+def web_client(token: str, base_url: str) -> AsyncWebClient:
+    """The bot's Web API client: SLACK_API_URL, 429s and connection errors retried."""
+    if not base_url.endswith("/"):
+        base_url += "/"
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
+        ],
+    )
+
+
+class SlackRuntime:
+    def __init__(self, core: Core, *, client: AsyncWebClient | None = None) -> None:
+        settings = core.settings
+        if settings.slack_bot_token is None:
+            raise ConfigError("SLACK_BOT_TOKEN is not set (xoxb-…, from OAuth & Permissions).")
+        app_token = settings.slack_app_token
+        self.socket_mode = app_token is not None
+        secret = settings.slack_signing_secret
+        if not self.socket_mode and secret is None:
+            raise ConfigError(
+                "SLACK_SIGNING_SECRET is not set: Slack's HTTP mode needs it to verify requests "
+                "(Basic Information → Signing Secret), or set SLACK_APP_TOKEN for Socket Mode."
+            )
+        self._app_token = app_token.get_secret_value() if app_token else None
+        self.client = client or web_client(
+            settings.slack_bot_token.get_secret_value(), settings.slack_api_url
+        )
+        self.app = AsyncApp(
+            client=self.client,
+            signing_secret=secret.get_secret_value() if secret else None,
+            request_verification_enabled=not self.socket_mode,
+            process_before_response=False,
+        )
+        self.port = SlackPort(self.client, core.service, core.catalog)
+        self.handlers = SlackHandlers(core.service, self.port, self.client, self.spawn)
+        self.handlers.register(self.app)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._socket: AsyncSocketModeHandler | None = None
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run work after an ack, keeping a reference until it ends."""
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("Slack work failed", exc_info=task.exception())
+
+    async def idle(self) -> None:
+        """Wait until the work spawned so far has finished (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """`POST /slack/events`: translate, dispatch through bolt, translate back."""
+        bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(bolt_response)
+
+    async def start(self) -> None:
+        if self._app_token is None:
+            return
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        self._socket = AsyncSocketModeHandler(self.app, self._app_token)
+        await self._socket.connect_async()  # type: ignore[no-untyped-call]
+        log.info("Slack: connected in Socket Mode")
+
+    async def close(self) -> None:
+        if self._socket is not None:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
+            self._socket = None
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def attach_slack(core: Core, web_app: web.Application) -> SlackRuntime:
+    """Build the Slack runtime on `core`; in HTTP mode add `POST /slack/events` to `web_app`
+    (before it starts). Call `start()` once the loop runs and `close()` on shutdown."""
+    runtime = SlackRuntime(core)
+    if not runtime.socket_mode:
+        web_app.router.add_post(EVENTS_PATH, runtime.handle)
+    core.register_port(runtime.port)
+    return runtime

@@ -1,0 +1,180 @@
+"""Cancel / Again / Remix buttons, pressed through the real client, and surviving a restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bot.models import Job, JobStatus, Requester
+from bot.simulator import Simulator
+from tests.adapters.discord.conftest import World, bot_on
+from tests.adapters.discord.fake_discord import FakeDiscord, InteractionRecord
+from tests.adapters.discord.helpers import ALICE, BOB, eventually, is_upload, sora_options
+
+
+def who(world: World, user: dict[str, Any]) -> Requester:
+    return Requester(platform="discord", workspace=world.guild_id, user=user["id"])
+
+
+async def running_job(world: World) -> tuple[InteractionRecord, Job]:
+    """Alice's /sora, held on a slow simulated task, with its status message showing Cancel."""
+    world.rc.simulator.config.task_seconds = 60
+    record = await world.fake.slash(
+        "sora",
+        sora_options("a slow paper boat"),
+        user=ALICE,
+        guild_id=world.guild_id,
+        channel_id=world.channel_id,
+    )
+    service = world.rc.core.service
+
+    async def cancel_shown() -> bool:
+        msg = world.fake.messages.get(record.original_message_id or "")
+        ids = [
+            c.get("custom_id", "")
+            for row in (msg or {}).get("components", [])
+            for c in row["components"]
+        ]
+        return any(i.startswith("sora:cancel:") for i in ids)
+
+    await eventually(cancel_shown)
+    jobs = await service.recent_jobs(who(world, ALICE))
+    return record, jobs[0]
+
+
+async def click(
+    world: World, custom_id: str, message_id: str, user: dict[str, Any], **kw: Any
+) -> InteractionRecord:
+    record = await world.fake.click(
+        custom_id,
+        message_id=message_id,
+        user=user,
+        guild_id=world.guild_id,
+        channel_id=world.channel_id,
+        **kw,
+    )
+    await world.fake.wait_for(lambda r: r.path.endswith(f"{record.token}/callback"))
+    return record
+
+
+async def followup_text(world: World, record: InteractionRecord) -> str:
+    req = await world.fake.wait_for(lambda r: r.method == "POST" and r.path.endswith(record.token))
+    return str(req.json["content"])
+
+
+async def test_cancel_by_someone_else_is_refused_and_by_the_requester_releases_the_hold(
+    world: World,
+) -> None:
+    record, job = await running_job(world)
+    service = world.rc.core.service
+    assert (await service.balance(who(world, ALICE))).held == job.reserved > 0
+    message_id = record.original_message_id or ""
+
+    bob = await click(world, f"sora:cancel:{job.id}", message_id, BOB)
+    assert "Only the person who asked" in await followup_text(world, bob)
+    assert (await service.get_job(job.id)).status in (JobStatus.PENDING, JobStatus.SUBMITTED)
+
+    alice = await click(world, f"sora:cancel:{job.id}", message_id, ALICE)
+    assert "returned" in await followup_text(world, alice)
+    assert (await service.get_job(job.id)).status == JobStatus.CANCELLED
+    balance = await service.balance(who(world, ALICE))
+    assert balance.held == 0 and balance.used == 0
+
+    async def shows_cancelled() -> bool:
+        embed = world.fake.messages[message_id]["embeds"][0]
+        return "Cancelled" in embed["description"]
+
+    await eventually(shows_cancelled)
+    buttons = [
+        c["custom_id"]
+        for row in world.fake.messages[message_id]["components"]
+        for c in row["components"]
+    ]
+    assert buttons == [f"sora:again:{job.id}"]
+
+
+async def test_a_server_manager_may_cancel_someone_elses_job(world: World) -> None:
+    record, job = await running_job(world)
+    bob = await click(
+        world, f"sora:cancel:{job.id}", record.original_message_id or "", BOB, admin=True
+    )
+    assert "returned" in await followup_text(world, bob)
+    assert (await world.rc.core.service.get_job(job.id)).status == JobStatus.CANCELLED
+
+
+async def test_a_button_on_a_message_from_before_a_restart_still_works(
+    fake: FakeDiscord, tmp_path: Path, sim: Simulator
+) -> None:
+    async with bot_on(fake, tmp_path, sim) as first:
+        record, job = await running_job(first)
+    # A new process: a new client and a new core on the same database file.
+    async with bot_on(fake, tmp_path, sim) as second:
+        alice = await click(
+            second, f"sora:cancel:{job.id}", record.original_message_id or "", ALICE
+        )
+        assert "returned" in await followup_text(second, alice)
+        assert (await second.rc.core.service.get_job(job.id)).status == JobStatus.CANCELLED
+        assert (await second.rc.core.service.balance(who(second, ALICE))).held == 0
+
+
+async def test_again_makes_a_new_job_for_the_presser_with_the_same_options(world: World) -> None:
+    fake = world.fake
+    first = await fake.slash(
+        "sora",
+        sora_options("a paper boat", aspect_ratio="16:9", duration=15),
+        user=ALICE,
+        guild_id=world.guild_id,
+        channel_id=world.channel_id,
+    )
+    await fake.wait_for(is_upload, within=15)
+    job = (await world.rc.core.service.recent_jobs(who(world, ALICE)))[0]
+
+    await click(world, f"sora:again:{job.id}", first.original_message_id or "", BOB)
+    await eventually(lambda: _delivered_count(world, who(world, BOB)))
+    again = (await world.rc.core.service.recent_jobs(who(world, BOB)))[0]
+    assert again.request == job.request and again.id != job.id
+    assert len([r for r in fake.requests if is_upload(r)]) == 2
+
+
+async def _delivered_count(world: World, requester: Requester) -> bool:
+    jobs = await world.rc.core.service.recent_jobs(requester)
+    return bool(jobs) and jobs[0].status == JobStatus.DELIVERED
+
+
+async def test_remix_opens_a_modal_and_submits_a_remix_of_the_delivered_task(
+    world: World,
+) -> None:
+    fake = world.fake
+    first = await fake.slash(
+        "sora",
+        sora_options("a paper boat"),
+        user=ALICE,
+        guild_id=world.guild_id,
+        channel_id=world.channel_id,
+    )
+    await fake.wait_for(is_upload, within=15)
+    service = world.rc.core.service
+    await eventually(lambda: _delivered_count(world, who(world, ALICE)))
+    job = (await service.recent_jobs(who(world, ALICE)))[0]
+
+    press = await click(world, f"sora:remix:{job.id}", first.original_message_id or "", ALICE)
+    assert press.callback is not None and press.callback["type"] == 9  # the modal
+    assert press.callback["data"]["custom_id"] == f"sora:remix-modal:{job.id}"
+
+    await fake.submit_modal(
+        f"sora:remix-modal:{job.id}",
+        {"change": "make it night"},
+        user=ALICE,
+        guild_id=world.guild_id,
+        channel_id=world.channel_id,
+    )
+
+    async def remixed() -> bool:
+        jobs = await service.recent_jobs(who(world, ALICE))
+        return len(jobs) == 2
+
+    await eventually(remixed)
+    remix = (await service.recent_jobs(who(world, ALICE)))[0]
+    assert remix.request.model == "sora-2-pro-remix"
+    assert remix.request.base_video_task_id == job.task_id
+    assert remix.request.prompt == "make it night"

@@ -1,0 +1,168 @@
+"""Shortcuts and the modal: what `views.open` received, field errors, submissions, Slack images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bot.models import JobStatus
+from bot.simulator import Simulator
+from tests.adapters.slack.conftest import (
+    ALICE,
+    GENERAL,
+    SlackWorld,
+    response_json,
+    slack_bot_on,
+    user_payload,
+)
+from tests.adapters.slack.fake_slack import TEAM_ID, FakeSlack
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def blocks_by_id(view: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {b["block_id"]: b for b in view["blocks"] if "block_id" in b}
+
+
+def submission(view: dict[str, Any], values: dict[str, dict[str, Any]],
+               user: str = ALICE) -> dict[str, Any]:
+    """A view_submission payload for the modal `view` as the bot opened it."""
+    state = {block: {"value": value} for block, value in values.items()}
+    return {
+        "type": "view_submission", "team": {"id": TEAM_ID, "domain": "test"},
+        "user": user_payload(user), "api_app_id": "A0APP", "token": "legacy",
+        "trigger_id": "trig-submit",
+        "view": {**view, "id": "V1", "team_id": TEAM_ID, "state": {"values": state}},
+    }
+
+
+def text_value(text: str) -> dict[str, Any]:
+    return {"type": "plain_text_input", "value": text}
+
+
+def selected(value: str) -> dict[str, Any]:
+    return {"type": "static_select", "selected_option": {"value": value}}
+
+
+def conversation(channel: str | None) -> dict[str, Any]:
+    return {"type": "conversations_select", "selected_conversation": channel}
+
+
+async def open_global_modal(world: SlackWorld) -> dict[str, Any]:
+    status, _ = await world.interact({
+        "type": "shortcut", "callback_id": "sora_make_video", "trigger_id": "trig-global",
+        "user": user_payload(), "team": {"id": TEAM_ID, "domain": "test"}, "token": "legacy",
+        "action_ts": "1700000000.1",
+    })
+    assert status == 200
+    call = await world.fake.wait_for(lambda: world.fake.ok_calls_to("views.open"))
+    assert call[-1].args["trigger_id"] == "trig-global"
+    view: dict[str, Any] = call[-1].args["view"]
+    return view
+
+
+async def test_global_shortcut_asks_where_to_post(world: SlackWorld) -> None:
+    view = await open_global_modal(world)
+    blocks = blocks_by_id(view)
+    assert view["callback_id"] == "sora_video_modal"
+    channel = blocks["channel"]["element"]
+    assert channel["type"] == "conversations_select"
+    assert channel["default_to_current_conversation"] is True
+    assert "initial_conversation" not in channel
+    models = [o["value"] for o in blocks["model"]["element"]["options"]]
+    assert models == world.rc.core.catalog.names(selectable_only=True)
+    assert blocks["model"]["element"]["initial_option"]["value"] == "sora-2"
+    durations = [o["value"] for o in blocks["duration"]["element"]["options"]]
+    assert "10" in durations and "4" in durations
+    assert blocks["image"]["element"]["type"] == "file_input"
+    assert "prompt" in blocks and "watermark" in blocks
+
+
+async def test_message_shortcut_prefills_prompt_channel_and_image(world: SlackWorld) -> None:
+    image = world.fake.add_file("boat.png", PNG, "image/png")
+    status, _ = await world.interact({
+        "type": "message_action", "callback_id": "sora_from_message",
+        "trigger_id": "trig-msg", "user": user_payload(), "team": {"id": TEAM_ID},
+        "channel": {"id": GENERAL, "name": "general"}, "token": "legacy",
+        "message_ts": "1700000000.000100", "response_url": world.fake.response_url("msg"),
+        "message": {"type": "message", "user": "U0BOB", "ts": "1700000000.000100",
+                    "text": "a paper boat at dawn", "files": [image]},
+    })
+    assert status == 200
+    call = await world.fake.wait_for(lambda: world.fake.ok_calls_to("views.open"))
+    view = call[-1].args["view"]
+    blocks = blocks_by_id(view)
+    assert call[-1].args["trigger_id"] == "trig-msg"
+    assert blocks["prompt"]["element"]["initial_value"] == "a paper boat at dawn"
+    assert blocks["channel"]["element"]["initial_conversation"] == GENERAL
+    assert json.loads(view["private_metadata"])["image_file"] == image["id"]
+    assert "boat.png" in blocks["image"]["hint"]["text"]
+
+    # Submitting it as is: the message's image is fetched with the bot token and re-hosted.
+    status, text = await world.interact(submission(view, {
+        "prompt": text_value("a paper boat at dawn"), "model": selected("sora-2"),
+        "channel": conversation(GENERAL),
+    }))
+    assert status == 200 and response_json(text).get("response_action") is None
+    job = await world.wait_job(lambda j: j.status == JobStatus.DELIVERED)
+    image_url = job.request.image_url or ""
+    assert image_url.startswith(f"{world.rc.base_url}/media/")
+    assert world.fake.files[image["id"]].downloads == 1
+    async with world.http.get(image_url) as resp:  # what EvoLink would read
+        assert await resp.read() == PNG
+    submit = next(r for r in world.rc.simulator.requests if r.kind == "submit")
+    assert submit.json["image_urls"] == [image_url]
+
+
+async def test_bad_values_come_back_as_field_errors(world: SlackWorld, sim: Simulator) -> None:
+    view = await open_global_modal(world)
+    cases = [
+        ({"prompt": text_value("a boat"), "model": selected("sora-2"),
+          "duration": selected("4")}, "duration"),
+        ({"prompt": text_value("   "), "model": selected("sora-2")}, "prompt"),
+        ({"prompt": text_value("a boat"), "model": selected("sora-2-preview"),
+          "watermark": {"type": "checkboxes", "selected_options": [{"value": "keep"}]}},
+         "watermark"),
+    ]
+    for values, block in cases:
+        status, text = await world.interact(submission(view, values))
+        assert status == 200
+        answer = response_json(text)
+        assert answer["response_action"] == "errors", values
+        assert list(answer["errors"]) == [block]
+        assert answer["errors"][block]
+    assert await world.job_rows() == []
+    assert sim.requests == []
+
+
+async def test_modal_without_channel_posts_in_a_dm(world: SlackWorld) -> None:
+    view = await open_global_modal(world)
+    status, text = await world.interact(submission(view, {
+        "prompt": text_value("a fox in the snow"), "model": selected("sora-2"),
+        "duration": selected("15"), "aspect_ratio": selected("16:9"),
+    }))
+    assert status == 200 and text == ""
+    job = await world.wait_job(lambda j: j.status == JobStatus.DELIVERED)
+    assert (job.request.duration, job.request.aspect_ratio) == (15, "16:9")
+    assert world.fake.ok_calls_to("conversations.open")[0].args["users"] == ALICE
+    assert job.surface.channel == f"D{ALICE}"
+    assert world.fake.shared_files[0].channel_id == f"D{ALICE}"
+
+
+async def test_slack_image_without_public_base_url_is_a_field_error(
+    fake: FakeSlack, tmp_path: Path, sim: Simulator
+) -> None:
+    async with slack_bot_on(fake, tmp_path, sim, public=False) as world:
+        assert world.rc.core.settings.public_base_url is None
+        view = await open_global_modal(world)
+        image = fake.add_file("cat.png", PNG, "image/png")
+        status, text = await world.interact(submission(view, {
+            "prompt": text_value("a cat"), "model": selected("sora-2"),
+            "image": {"type": "file_input", "files": [image]},
+        }))
+        answer = response_json(text)
+        assert status == 200 and answer["response_action"] == "errors"
+        assert "PUBLIC_BASE_URL" in answer["errors"]["image"]
+        assert fake.files[image["id"]].downloads == 0
+        assert await world.job_rows() == []

@@ -1,0 +1,93 @@
+"""Socket Mode, the DM fallback, Remix, and the manifest agreeing with the code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.slack import handlers, modal, render
+from adapters.slack.runtime import EVENTS_PATH
+from bot.models import JobStatus
+from bot.simulator import Simulator, clip_bytes, orientation_of
+from tests.adapters.slack.conftest import ALICE, GENERAL, SlackWorld, slack_bot_on, user_payload
+from tests.adapters.slack.fake_slack import APP_TOKEN, TEAM_ID, FakeSlack
+from tests.adapters.slack.test_slack_budget_home import button
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+async def test_socket_mode_serves_commands_without_an_http_route(
+    fake: FakeSlack, tmp_path: Path, sim: Simulator
+) -> None:
+    async with slack_bot_on(fake, tmp_path, sim, slack_app_token=APP_TOKEN) as world:
+        assert world.runtime.socket_mode
+        status, _ = await world.command("a paper boat")
+        assert status == 404  # no /slack/events in Socket Mode
+        await fake.wait_for(lambda: fake.socket_connected)
+        envelope = await fake.push("slash_commands", {
+            "token": "legacy", "team_id": TEAM_ID, "channel_id": GENERAL, "user_id": ALICE,
+            "user_name": "alice", "command": "/sora", "text": "a paper boat --ar portrait",
+            "api_app_id": "A0APP", "response_url": fake.response_url("sock"),
+            "trigger_id": "trig-sock",
+        })
+        ack = await fake.wait_for(lambda: fake.socket_acks.get(envelope))
+        assert "On it" in ack["text"]
+        shared = await fake.wait_for(lambda: fake.shared_files)
+        job = await world.wait_job(lambda j: j.status == JobStatus.DELIVERED)
+        assert shared[0].data == clip_bytes(orientation_of(job.request.aspect_ratio))
+        assert shared[0].channel_id == GENERAL and shared[0].thread_ts == job.surface.thread
+        assert fake.ok_calls_to("apps.connections.open")
+
+
+async def test_channel_without_the_bot_moves_the_job_to_a_dm(world: SlackWorld) -> None:
+    world.fake.not_in_channels.add(GENERAL)
+    await world.command("a quiet harbour")
+    job = await world.wait_job(lambda j: j.status == JobStatus.DELIVERED)
+    assert job.surface.channel == f"D{ALICE}"
+    assert job.surface.data["moved_from"] == GENERAL
+    notes = [c.args["text"] for c in world.fake.ok_calls_to("chat.postMessage")]
+    assert any(f"<#{GENERAL}>" in text and "/invite" in text for text in notes)
+    assert world.fake.shared_files[0].channel_id == f"D{ALICE}"
+
+
+async def test_remix_opens_a_modal_and_remixes_the_delivered_task(
+    world: SlackWorld, sim: Simulator
+) -> None:
+    await world.command("a paper boat")
+    first = await world.wait_job(lambda j: j.status == JobStatus.DELIVERED)
+    await world.interact(button(world, render.ACTION_REMIX, first.id, ALICE))
+    opened = await world.fake.wait_for(lambda: world.fake.ok_calls_to("views.open"))
+    view: dict[str, Any] = opened[0].args["view"]
+    assert view["callback_id"] == modal.REMIX_MODAL
+    status, _ = await world.interact({
+        "type": "view_submission", "team": {"id": TEAM_ID}, "user": user_payload(ALICE),
+        "api_app_id": "A0APP", "token": "legacy", "trigger_id": "trig-remix",
+        "view": {**view, "id": "V2", "state": {"values": {
+            "prompt": {"value": {"type": "plain_text_input", "value": "make it night"}}}}},
+    })
+    assert status == 200
+    remix = await world.wait_job(
+        lambda j: j.id != first.id and j.status == JobStatus.DELIVERED)
+    assert remix.request.model == world.rc.core.catalog.remix_model_for("sora-2")
+    assert remix.request.base_video_task_id == first.task_id
+    assert remix.request.prompt == "make it night"
+    assert remix.surface.channel == GENERAL
+    assert len(world.fake.shared_files) == 2
+
+
+def test_manifest_matches_the_code() -> None:
+    yaml = pytest.importorskip("yaml")
+    manifest = yaml.safe_load((ROOT / "slack-manifest.yml").read_text())
+    features, settings = manifest["features"], manifest["settings"]
+    assert [c["command"] for c in features["slash_commands"]] == ["/sora"]
+    assert {(s["type"], s["callback_id"]) for s in features["shortcuts"]} == {
+        ("global", handlers.SHORTCUT_GLOBAL), ("message", handlers.SHORTCUT_MESSAGE)}
+    urls = [features["slash_commands"][0]["url"], settings["event_subscriptions"]["request_url"],
+            settings["interactivity"]["request_url"]]
+    assert all(url.endswith(EVENTS_PATH) for url in urls)
+    assert settings["event_subscriptions"]["bot_events"] == ["app_home_opened"]
+    assert features["app_home"]["home_tab_enabled"] is True
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"])
+    assert {"commands", "chat:write", "files:write", "files:read", "im:write"} == scopes

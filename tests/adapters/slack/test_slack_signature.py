@@ -1,0 +1,51 @@
+"""Requests without a valid Slack signature get 401 and change nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from bot.simulator import Simulator
+from tests.adapters.slack.conftest import SlackWorld
+from tests.adapters.slack.fake_slack import event_body, sign, slash_command_body
+
+
+def _cases(body: str) -> dict[str, dict[str, str]]:
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    return {
+        "unsigned": form,
+        "wrong secret": {**form, **sign(body, secret="not-the-secret")},
+        "stale": {**form, **sign(body, timestamp=int(time.time()) - 6 * 60)},
+        "future": {**form, **sign(body, timestamp=int(time.time()) + 6 * 60)},
+        "tampered": {**form, **sign(body.replace("boat", "bomb"))},
+    }
+
+
+@pytest.mark.parametrize("case", ["unsigned", "wrong secret", "stale", "future", "tampered"])
+async def test_bad_signatures_get_401_and_do_nothing(
+    world: SlackWorld, sim: Simulator, case: str
+) -> None:
+    body = slash_command_body("a paper boat", response_url=world.fake.response_url())
+    status, _ = await world.post(body, _cases(body)[case])
+    assert status == 401
+    await asyncio.sleep(0.3)  # anything wrongly started would have reached a fake by now
+    assert await world.job_rows() == []
+    assert world.fake.calls == []  # not even auth.test
+    assert sim.requests == []
+
+
+async def test_unsigned_event_gets_401(world: SlackWorld) -> None:
+    body = event_body({"type": "app_home_opened", "user": "U0ALICE", "tab": "home"})
+    status, _ = await world.post(body, {"Content-Type": "application/json"})
+    assert status == 401
+    await asyncio.sleep(0.2)
+    assert world.fake.calls == []
+
+
+async def test_a_correct_signature_is_accepted(world: SlackWorld) -> None:
+    # The control for the cases above: the same request, signed right, is served.
+    status, _ = await world.command("credits")
+    assert status == 200
+    await world.fake.wait_for(lambda: world.fake.calls_to("response_url"))
