@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 MIN_DELAY = 1.0
 MAX_DELAY = 120.0
 NEAR_END = 20.0  # seconds: closer than this, aim at the expected finish itself
-FINISH_MARGIN = 0.75  # look this long after the expected finish
+FINISH_MARGIN = 0.5  # look this long after the expected finish
 DEFAULT_ESTIMATE = 300.0
 CALLBACK_STRETCH = 3.0
 CALLBACK_FLOOR = 5.0
@@ -49,8 +49,10 @@ def expected_remaining(state: PollState, now: float) -> float:
         t_last, p_last = moving[-1]
         if p_last >= 100:
             return 0.0
-        rate = p_last / max(t_last - state.started_at, 1e-3)  # percent per second overall
-        by_rate = (100 - p_last) / rate - (now - t_last)
+        # Progress is reported as a whole percent, rounded down: the midpoint is the better guess.
+        midpoint = p_last + 0.5
+        rate = midpoint / max(t_last - state.started_at, 1e-3)  # percent per second overall
+        by_rate = (100 - midpoint) / rate - (now - t_last)
         # A stalled or noisy task: trust the rate, but never beyond twice the estimate.
         return max(min(by_rate, 2 * estimate), 0.0)
     return max(estimate - elapsed, 0.0)

@@ -492,7 +492,8 @@ class Simulator:
             fail_code = self._rng.choice(config.fail_codes)
         curve: tuple[float, ...] = ()
         if config.progress_noise:
-            weights = [random.Random(task_id).choice([0, 0, 0.3, 1, 1, 3, 6]) for _ in range(8)]
+            rng = random.Random(task_id)  # one generator: eight independent segment weights
+            weights = [rng.choice([0, 0, 0.3, 1, 1, 3, 6]) for _ in range(8)]
             total = sum(weights) or 1.0
             points = [0.0]
             for weight in weights:

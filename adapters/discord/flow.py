@@ -126,7 +126,11 @@ async def accept(interaction: discord.Interaction[Any], submit: Submit) -> Job |
     except BotError as err:
         await refuse_after_defer(interaction, err)
         return None
-    await port_of(interaction).show_status(job.id)
+    try:
+        await port_of(interaction).show_status(job.id)
+    except discord.HTTPException as exc:
+        # The job is accepted and running; the next progress event will try again.
+        log.warning("job %s: could not show the accepted job (HTTP %s)", job.id, exc.status)
     return job
 
 

@@ -7,7 +7,8 @@ link button.
 
 Invariants:
 - Status edits of one job are serialised (a per-job lock) and render the newest state, so a
-  slow edit can never put an older state over a newer one.
+  slow edit can never put an older state over a newer one; an edit that would show what is
+  already shown is not sent.
 - Messages go through the interaction webhook while its token lives; after 15 minutes, or as
   soon as Discord refuses the token (50027 Invalid Webhook Token, 10015 Unknown Webhook), they
   go through the bot token in the same channel, and the surface remembers that choice.
@@ -18,6 +19,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -53,6 +55,7 @@ class DiscordPort:
         self.progress_interval = progress_interval
         self._locks: dict[str, asyncio.Lock] = {}
         self._finished: dict[str, None] = {}  # insertion-ordered set of terminal renders
+        self._shown: dict[str, str] = {}  # job id → what its status message shows now
 
     # -- ChatPort ------------------------------------------------------------------------------
 
@@ -62,11 +65,11 @@ class DiscordPort:
     async def on_job_delivered(self, job: Job, video: DeliveredVideo, balance: Balance) -> None:
         # The core records `delivered` after this returns: render that state already.
         done = job.model_copy(update={"status": JobStatus.DELIVERED, "progress": 100})
-        await self.show_status(job.id, job=done, balance=balance)
+        await self._final_status(done, balance)
         await self._post_video(job, video)
 
     async def on_job_failed(self, job: Job, reason: str, balance: Balance) -> None:
-        await self.show_status(job.id, job=job, balance=balance, note=f"**Reason:** {reason}")
+        await self._final_status(job, balance, note=f"**Reason:** {reason}")
         surface = await self._surface(job.id)
         await self._post(
             job.id,
@@ -75,7 +78,21 @@ class DiscordPort:
         )
 
     async def on_job_cancelled(self, job: Job, balance: Balance) -> None:
-        await self.show_status(job.id, job=job, balance=balance)
+        await self._final_status(job, balance)
+
+    async def _final_status(self, job: Job, balance: Balance, *, note: str | None = None) -> None:
+        """The status message's last edit. Discord refusing it (message deleted, missing
+        access) must not hold back the video or the news, so only an unreachable Discord
+        (a network error) propagates."""
+        try:
+            await self.show_status(job.id, job=job, balance=balance, note=note)
+        except discord.HTTPException as exc:
+            log.warning(
+                "job %s: status message not updated (HTTP %s, code %s)",
+                job.id,
+                exc.status,
+                exc.code,
+            )
 
     # -- status message ------------------------------------------------------------------------
 
@@ -99,12 +116,17 @@ class DiscordPort:
             surface = DiscordSurface.load(fresh.surface)
             embed = render.job_embed(job, balance, note=note)
             view = views.job_view(job, self.core.catalog)
+            shown = json.dumps([embed.to_dict(), view.to_components()], sort_keys=True)
+            if self._shown.get(job_id) == shown:
+                return  # Discord already shows exactly this: spare the rate limit
             await self._edit_status(job_id, surface, embed, view)
+            self._shown[job_id] = shown
             if job.status.terminal:
                 self._finished[job_id] = None
                 while len(self._finished) > FINISHED_REMEMBERED:
                     self._finished.pop(next(iter(self._finished)))
                 self._locks.pop(job_id, None)
+                self._shown.pop(job_id, None)
 
     async def _edit_status(
         self,

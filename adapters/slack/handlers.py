@@ -31,6 +31,7 @@ from adapters.slack.commands import run_text_command
 from adapters.slack.images import first_image, rehost_image, require_public_base_url
 from adapters.slack.port import SlackPort
 from bot.errors import BotError, InputError
+from bot.grammar import ChatCommand
 from bot.models import Job, Requester, Surface, VideoRequest
 from bot.service import SoraService
 
@@ -94,14 +95,14 @@ class SlackHandlers:
     async def start_job(
         self, requester: Requester, request: VideoRequest, surface: Surface,
         reply: Callable[[str], Coroutine[Any, Any, None]],
-    ) -> Job | None:
+    ) -> None:
         """Submit (holding the quote) and post the progress message; refusals go to `reply`."""
         try:
             job = await self.service.submit(requester, request, surface)
         except BotError as err:
             await reply(f":warning: {err}")
-            return None
-        return await self.port.ensure_message(job)
+            return
+        await self.port.ensure_message(job)
 
     # -- /sora ------------------------------------------------------------------------------
 
@@ -124,7 +125,9 @@ class SlackHandlers:
             await self.client.views_open(trigger_id=body["trigger_id"], view=view)
             return
         try:
-            request = self.service.parse(command.text)
+            # Slack escapes the text (`&amp;`, `<https://…|label>`, `<@U…|name>`): the prompt
+            # gets what the user typed. Admin commands keep the escapes: they carry user ids.
+            request = self.service.parse(modal.plain_text(command.text))
         except InputError as err:
             await ack(text=f":warning: {err}")
             return
@@ -135,13 +138,9 @@ class SlackHandlers:
         async def reply(message: str) -> None:
             await respond(text=message, response_type="ephemeral", replace_original=False)
 
-        self.spawn(self._start(requester, request, surface, reply))
+        self.spawn(self.start_job(requester, request, surface, reply))
 
-    async def _start(self, requester: Requester, request: VideoRequest, surface: Surface,
-                     reply: Callable[[str], Coroutine[Any, Any, None]]) -> None:
-        await self.start_job(requester, request, surface, reply)
-
-    async def _text_command(self, requester: Requester, command: Any,
+    async def _text_command(self, requester: Requester, command: ChatCommand,
                             respond: AsyncRespond) -> None:
         text = await run_text_command(self.service, requester, command,
                                       default_model=self.default_model)
@@ -162,7 +161,7 @@ class SlackHandlers:
             self.service.catalog,
             self.default_model,
             channel=channel,
-            prompt=str(message.get("text") or ""),
+            prompt=modal.plain_text(str(message.get("text") or "")),
             image_file=first_image(message.get("files")),
         )
         await self.client.views_open(trigger_id=body["trigger_id"], view=view)
@@ -257,8 +256,17 @@ class SlackHandlers:
                              view: dict[str, Any]) -> None:
         job_id, prompt, channel = modal.read_remix_form(view)
         actor = requester_of(body)
-        if not prompt.strip():
-            await ack(response_action="errors", errors={"prompt": "Say what should change."})
+        try:
+            if not prompt.strip():
+                raise InputError("Say what should change.", field="prompt")
+            job = await self.service.get_job(job_id)  # one indexed read: well inside 3 s
+            remix_model = self.service.catalog.remix_model_for(job.request.model)
+            if remix_model is not None:
+                self.service.build(prompt=prompt, model=remix_model,
+                                   aspect_ratio=job.request.aspect_ratio,
+                                   base_video_task_id=job.task_id or "pending")
+        except BotError as err:
+            await ack(response_action="errors", errors={"prompt": render.short(str(err), 300)})
             return
         await ack()
 

@@ -13,7 +13,9 @@ Invariants:
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +78,21 @@ def ratio_choices(catalog: Catalog, default_model: str) -> list[str]:
                 seen.add(key)
                 shown.append(ratio)
     return shown
+
+
+_MENTION = re.compile(r"<[@#!]([^<>|]+)(?:\|([^<>]*))?>")
+_LINK = re.compile(r"<(https?://[^<>|]+)(?:\|([^<>]*))?>")
+
+
+def plain_text(mrkdwn: str) -> str:
+    """A message's text without Slack's markup: `<url|label>` → label, `<@U1|ann>` → @ann."""
+
+    def mention(match: re.Match[str]) -> str:
+        return "@" + (match.group(2) or match.group(1))
+
+    text = _LINK.sub(lambda m: m.group(2) or m.group(1), mrkdwn)
+    text = _MENTION.sub(mention, text)
+    return html.unescape(text).strip()
 
 
 def _metadata(data: dict[str, Any]) -> str:

@@ -21,9 +21,11 @@ import logging
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -31,7 +33,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.handlers import SlackHandlers
-from adapters.slack.port import SlackPort
+from adapters.slack.port import SlackPort, slack_error
+from bot.config import Settings
 from bot.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -126,6 +129,24 @@ class SlackRuntime:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def check_slack(settings: Settings) -> tuple[bool, str]:
+    """For `sora-bot check`: does the bot token work against SLACK_API_URL? (ok, plain words)"""
+    if settings.slack_bot_token is None:
+        return False, "SLACK_BOT_TOKEN is not set: Slack is off."
+    if settings.slack_app_token is None and settings.slack_signing_secret is None:
+        return False, "SLACK_SIGNING_SECRET is not set (needed in HTTP mode)."
+    client = web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
+    try:
+        auth = await client.auth_test()
+    except SlackApiError as exc:
+        return False, f"Slack refused the bot token ({slack_error(exc)})."
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        where = settings.slack_api_url
+        return False, f"Slack could not be reached at {where} ({type(exc).__name__})."
+    mode = "Socket Mode" if settings.slack_app_token else f"HTTP mode at {EVENTS_PATH}"
+    return True, f"Slack OK: bot {auth.get('user')} in workspace {auth.get('team')} ({mode})."
 
 
 def attach_slack(core: Core, web_app: web.Application) -> SlackRuntime:

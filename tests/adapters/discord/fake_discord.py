@@ -18,61 +18,34 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import itertools
 import json
 import re
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import BodyPartReader, WSMsgType, web
+from aiohttp import WSMsgType, web
 
-BOT_PERMISSIONS = str((1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 31))
-ADMIN_PERMISSIONS = str((1 << 3) | (1 << 5))  # Administrator + Manage Server
-MEMBER_PERMISSIONS = str((1 << 10) | (1 << 11) | (1 << 31))
-MIB = 1024 * 1024
+from tests.adapters.discord.fake_discord_wire import (
+    DISCORD_EPOCH_MS,
+    FAKE_TOKEN,
+    MIB,
+    Failure,
+    InteractionRecord,
+    RecordedFile,
+    RecordedRequest,
+    guild_payload,
+    interaction_payload,
+    json_response,
+    message_payload,
+    now_iso,
+    read_body,
+    tier_limit,
+    user_payload,
+    walk_options,
+)
 
-
-@dataclass
-class RecordedFile:
-    field: str
-    filename: str | None
-    content_type: str | None
-    data: bytes
-
-
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    query: dict[str, str]
-    json: Any
-    files: list[RecordedFile]
-    at: float
-    status: int = 0
-    auth: str | None = None
-
-
-@dataclass
-class Failure:
-    method: str
-    path: re.Pattern[str]
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
-    times: int = 1
-
-
-@dataclass
-class InteractionRecord:
-    id: str
-    token: str
-    payload: dict[str, Any]
-    dispatched_at: float
-    callback: dict[str, Any] | None = None
-    callback_at: float | None = None
-    original_message_id: str | None = None
+__all__ = ["FAKE_TOKEN", "FakeDiscord", "InteractionRecord", "RecordedFile", "RecordedRequest"]
 
 
 class FakeDiscord:
@@ -139,66 +112,14 @@ class FakeDiscord:
         now_ms = int(time.time() * 1000) - DISCORD_EPOCH_MS
         return str((now_ms << 22) | (next(self._ids) & 0x3FFFFF))
 
-    @staticmethod
-    def user(user_id: str, name: str, *, bot: bool = False) -> dict[str, Any]:
-        return {
-            "id": user_id,
-            "username": name,
-            "discriminator": "0",
-            "global_name": name,
-            "avatar": None,
-            "bot": bot,
-            "flags": 0,
-            "public_flags": 0,
-        }
+    user = staticmethod(user_payload)
 
     def add_guild(self, *, premium_tier: int = 0, name: str = "team") -> tuple[str, str]:
         """A guild with one text channel; returns (guild_id, channel_id)."""
         guild_id, channel_id = self.new_id(), self.new_id()
-        self.guilds[guild_id] = {
-            "id": guild_id,
-            "name": name,
-            "owner_id": self.new_id(),
-            "premium_tier": premium_tier,
-            "features": [],
-            "emojis": [],
-            "stickers": [],
-            "member_count": 2,
-            "large": False,
-            "unavailable": False,
-            "joined_at": _now(),
-            "members": [],
-            "voice_states": [],
-            "presences": [],
-            "threads": [],
-            "stage_instances": [],
-            "guild_scheduled_events": [],
-            "roles": [
-                {
-                    "id": guild_id,
-                    "name": "@everyone",
-                    "permissions": MEMBER_PERMISSIONS,
-                    "position": 0,
-                    "color": 0,
-                    "hoist": False,
-                    "managed": False,
-                    "mentionable": False,
-                    "flags": 0,
-                }
-            ],
-            "channels": [
-                {
-                    "id": channel_id,
-                    "type": 0,
-                    "name": "general",
-                    "position": 0,
-                    "guild_id": guild_id,
-                    "permission_overwrites": [],
-                    "nsfw": False,
-                    "parent_id": None,
-                }
-            ],
-        }
+        self.guilds[guild_id] = guild_payload(
+            guild_id, channel_id, self.new_id(), premium_tier=premium_tier, name=name
+        )
         return guild_id, channel_id
 
     # -- knobs ---------------------------------------------------------------------------------
@@ -294,57 +215,24 @@ class FakeDiscord:
         size_limit: int | None = None,
     ) -> dict[str, Any]:
         interaction_id = self.new_id()
-        token = f"itoken-{interaction_id}"
         guild = self.guilds.get(guild_id or "")
         limit = (
             size_limit
             if size_limit is not None
-            else _tier_limit(guild["premium_tier"] if guild else 0)
+            else tier_limit(guild["premium_tier"] if guild else 0)
         )
-        payload: dict[str, Any] = {
-            "id": interaction_id,
-            "application_id": self.application_id,
-            "type": kind,
-            "token": token,
-            "version": 1,
-            "channel_id": channel_id,
-            "locale": "en-US",
-            "app_permissions": BOT_PERMISSIONS,
-            "entitlements": [],
-            "attachment_size_limit": limit,
-            "authorizing_integration_owners": {"0": guild_id or "0"},
-        }
-        if guild_id is not None:
-            payload.update(
-                guild_id=guild_id,
-                guild_locale="en-US",
-                context=0,
-                channel={
-                    "id": channel_id,
-                    "type": 0,
-                    "guild_id": guild_id,
-                    "name": "general",
-                    "position": 0,
-                    "permission_overwrites": [],
-                    "nsfw": False,
-                },
-                member={
-                    "user": user,
-                    "roles": [],
-                    "joined_at": _now(),
-                    "deaf": False,
-                    "mute": False,
-                    "flags": 0,
-                    "nick": None,
-                    "permissions": ADMIN_PERMISSIONS if admin else MEMBER_PERMISSIONS,
-                },
-            )
-        else:
-            payload.update(
-                context=1, user=user, channel={"id": channel_id, "type": 1, "recipients": [user]}
-            )
+        payload = interaction_payload(
+            kind,
+            self.application_id,
+            interaction_id,
+            guild_id,
+            channel_id,
+            user,
+            admin=admin,
+            size_limit=limit,
+        )
         self.interactions[interaction_id] = InteractionRecord(
-            interaction_id, token, payload, dispatched_at=0.0
+            interaction_id, payload["token"], payload, dispatched_at=0.0
         )
         return payload
 
@@ -384,7 +272,7 @@ class FakeDiscord:
             resolved["attachments"] = {a["id"]: a for a in attachments}
         users = {
             o["value"]: self.user(o["value"], f"user{o['value'][-4:]}")
-            for o in _walk(options)
+            for o in walk_options(options)
             if o["type"] == 6
         }
         if users:
@@ -471,7 +359,7 @@ class FakeDiscord:
 
     async def _rest(self, request: web.Request) -> web.StreamResponse:
         path = "/" + request.match_info["tail"]
-        body, files = await _read_body(request)
+        body, files = await read_body(request)
         rec = RecordedRequest(
             request.method,
             path,
@@ -494,13 +382,13 @@ class FakeDiscord:
                 failure.times -= 1
                 if failure.times <= 0:
                     self.failures.remove(failure)
-                return _json(failure.body, failure.status, failure.headers)
+                return json_response(failure.body, failure.status, failure.headers)
         return None
 
     async def _route(self, rec: RecordedRequest) -> web.Response:
         m, p, app = rec.method, rec.path, self.application_id
         if m == "GET" and p == "/gateway/bot":
-            return _json(
+            return json_response(
                 {
                     "url": self.gateway_url,
                     "shards": 1,
@@ -513,9 +401,9 @@ class FakeDiscord:
                 }
             )
         if m == "GET" and p == "/users/@me":
-            return _json(self.bot_user)
+            return json_response(self.bot_user)
         if m == "GET" and p in ("/applications/@me", "/oauth2/applications/@me"):
-            return _json(
+            return json_response(
                 {
                     "id": app,
                     "name": "sora-bot",
@@ -539,15 +427,15 @@ class FakeDiscord:
             return self._webhook(m, match.group(1), match.group(2), rec)
         if match := re.fullmatch(r"/channels/(\d+)/messages(?:/(\d+))?", p):
             return self._channel_message(m, match.group(1), match.group(2), rec)
-        return _json({"message": f"fake has no route {m} {p}", "code": 0}, status=404)
+        return json_response({"message": f"fake has no route {m} {p}", "code": 0}, status=404)
 
     def _commands(self, method: str, guild_id: str | None, body: Any) -> web.Response:
         if method == "GET":
-            return _json(
+            return json_response(
                 self.guild_commands.get(guild_id, []) if guild_id else self.global_commands
             )
         if method != "PUT":
-            return _json({"message": "method", "code": 0}, status=405)
+            return json_response({"message": "method", "code": 0}, status=405)
         stored = []
         for cmd in body:
             cmd = dict(
@@ -564,14 +452,14 @@ class FakeDiscord:
             self.guild_commands[guild_id] = stored
         else:
             self.global_commands = stored
-        return _json(stored)
+        return json_response(stored)
 
     def _callback(self, interaction_id: str, token: str, rec: RecordedRequest) -> web.Response:
         record = self.interactions.get(interaction_id)
         if record is None or record.token != token:
-            return _json({"message": "Unknown interaction", "code": 10062}, status=404)
+            return json_response({"message": "Unknown interaction", "code": 10062}, status=404)
         if record.callback is not None:
-            return _json(
+            return json_response(
                 {"message": "Interaction has already been acknowledged.", "code": 40060}, status=400
             )
         record.callback, record.callback_at = rec.json, rec.at
@@ -594,7 +482,7 @@ class FakeDiscord:
             msg_id = record.payload["message"]["id"]
             msg = self._edit_message(msg_id, inner, rec.files)
             result["resource"] = {"type": kind, "message": msg}
-        return _json(result)
+        return json_response(result)
 
     def _webhook(
         self,
@@ -605,26 +493,26 @@ class FakeDiscord:
     ) -> web.Response:
         record = next((r for r in self.interactions.values() if r.token == token), None)
         if record is None or token in self.expired_tokens:
-            return _json({"message": "Invalid Webhook Token", "code": 50027}, status=401)
+            return json_response({"message": "Invalid Webhook Token", "code": 50027}, status=401)
         if message_id == "@original":
             message_id = record.original_message_id
         if method == "POST" and message_id is None:
             if record.callback is None:
-                return _json({"message": "Unknown Webhook", "code": 10015}, status=404)
+                return json_response({"message": "Unknown Webhook", "code": 10015}, status=404)
             msg = self._store_message(
                 record.payload["channel_id"], rec.json or {}, rec.files, webhook=True
             )
-            return _json(msg)
+            return json_response(msg)
         if message_id is None or message_id not in self.messages:
-            return _json({"message": "Unknown Message", "code": 10008}, status=404)
+            return json_response({"message": "Unknown Message", "code": 10008}, status=404)
         if method == "PATCH":
-            return _json(self._edit_message(message_id, rec.json or {}, rec.files))
+            return json_response(self._edit_message(message_id, rec.json or {}, rec.files))
         if method == "GET":
-            return _json(self.messages[message_id])
+            return json_response(self.messages[message_id])
         if method == "DELETE":
             self.messages.pop(message_id)
             return web.Response(status=204)
-        return _json({"message": "method", "code": 0}, status=405)
+        return json_response({"message": "method", "code": 0}, status=405)
 
     def _channel_message(
         self,
@@ -634,14 +522,14 @@ class FakeDiscord:
         rec: RecordedRequest,
     ) -> web.Response:
         if rec.auth != "Bot " + FAKE_TOKEN:
-            return _json({"message": "401: Unauthorized", "code": 0}, status=401)
+            return json_response({"message": "401: Unauthorized", "code": 0}, status=401)
         if method == "POST" and message_id is None:
-            return _json(self._store_message(channel_id, rec.json or {}, rec.files))
+            return json_response(self._store_message(channel_id, rec.json or {}, rec.files))
         if message_id is None or message_id not in self.messages:
-            return _json({"message": "Unknown Message", "code": 10008}, status=404)
+            return json_response({"message": "Unknown Message", "code": 10008}, status=404)
         if method == "PATCH":
-            return _json(self._edit_message(message_id, rec.json or {}, rec.files))
-        return _json({"message": "method", "code": 0}, status=405)
+            return json_response(self._edit_message(message_id, rec.json or {}, rec.files))
+        return json_response({"message": "method", "code": 0}, status=405)
 
     def _store_message(
         self,
@@ -652,24 +540,7 @@ class FakeDiscord:
         webhook: bool = False,
     ) -> dict[str, Any]:
         message_id = self.new_id()
-        msg: dict[str, Any] = {
-            "id": message_id,
-            "channel_id": channel_id,
-            "author": self.bot_user,
-            "content": "",
-            "timestamp": _now(),
-            "edited_timestamp": None,
-            "tts": False,
-            "mention_everyone": False,
-            "mentions": [],
-            "mention_roles": [],
-            "attachments": [],
-            "embeds": [],
-            "pinned": False,
-            "type": 0,
-            "flags": 0,
-            "components": [],
-        }
+        msg = message_payload(message_id, channel_id, self.bot_user)
         if webhook:
             msg["webhook_id"] = self.application_id
             msg["application_id"] = self.application_id
@@ -702,61 +573,5 @@ class FakeDiscord:
                 for f in files
             ]
         if edited:
-            msg["edited_timestamp"] = _now()
+            msg["edited_timestamp"] = now_iso()
         return msg
-
-
-FAKE_TOKEN = "fake-bot-token.not-a-secret"
-DISCORD_EPOCH_MS = 1_420_070_400_000
-
-
-def _walk(options: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Options with subcommand (group) levels flattened."""
-    found = []
-    for option in options:
-        found.append(option)
-        found += _walk(option.get("options", []))
-    return found
-
-
-def _tier_limit(tier: int) -> int:
-    return {0: 10 * MIB, 1: 10 * MIB, 2: 50 * MIB, 3: 100 * MIB}.get(tier, 10 * MIB)
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat()
-
-
-def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    # discord.py parses a body as JSON only when Content-Type is exactly application/json
-    # (aiohttp's json_response adds "; charset=utf-8").
-    return web.Response(
-        body=json.dumps(data).encode(),
-        status=status,
-        headers={**(headers or {}), "Content-Type": "application/json"},
-    )
-
-
-async def _read_body(request: web.Request) -> tuple[Any, list[RecordedFile]]:
-    if request.content_type == "multipart/form-data":
-        body: Any = None
-        files: list[RecordedFile] = []
-        reader = await request.multipart()
-        async for part in reader:
-            if not isinstance(part, BodyPartReader):
-                continue
-            data = await part.read()
-            if part.name == "payload_json":
-                body = json.loads(data)
-            else:
-                files.append(
-                    RecordedFile(
-                        part.name or "",
-                        part.filename,
-                        part.headers.get("Content-Type"),
-                        bytes(data),
-                    )
-                )
-        return body, files
-    raw = await request.read()
-    return (json.loads(raw) if raw else None), []

@@ -190,3 +190,16 @@ async def test_a_dm_uses_the_personal_allowance(world: World) -> None:
     dm = Requester(platform="discord", workspace="dm", user=ALICE["id"])
     jobs = await world.rc.core.service.recent_jobs(dm)
     assert len(jobs) == 1 and jobs[0].surface.channel == dm_channel
+
+
+async def test_without_guild_ids_the_commands_are_synced_globally(
+    fake: FakeDiscord, tmp_path: Path, sim: Simulator
+) -> None:
+    async with bot_on(fake, tmp_path, sim, discord_guild_ids=""):
+        assert {c["name"] for c in fake.global_commands} == {
+            "sora",
+            "sora-credits",
+            "sora-jobs",
+            "sora-admin",
+        }
+        assert fake.guild_commands == {}

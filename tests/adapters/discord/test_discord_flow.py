@@ -174,3 +174,31 @@ async def test_an_image_option_is_passed_to_evolink_as_its_url(world: World) -> 
     await fake.wait_for(is_upload, within=15)
     submit = next(r for r in world.rc.simulator.requests if r.kind == "submit")
     assert submit.json["image_urls"] == [picture["url"]]
+
+
+async def test_a_failed_task_names_the_reason_and_returns_the_credits(world: World) -> None:
+    fake = world.fake
+    world.rc.simulator.config.fail_next = ["content_policy_violation"]
+    record = await fake.slash(
+        "sora",
+        sora_options("a paper boat"),
+        user=ALICE,
+        guild_id=world.guild_id,
+        channel_id=world.channel_id,
+    )
+
+    def failure_note(req: RecordedRequest) -> bool:
+        return (
+            req.method == "POST"
+            and req.path.endswith(record.token)
+            and "returned" in posted_text(req)
+        )
+
+    note = posted_text(await fake.wait_for(failure_note, within=15))
+    job = (await world.rc.core.service.recent_jobs(alice_in(world)))[0]
+    assert job.status == JobStatus.FAILED and job.error
+    assert job.error in note and fmt_credits(job.reserved) in note
+    balance = await world.rc.core.service.balance(alice_in(world))
+    assert balance.held == 0 and balance.used == 0
+    status = fake.messages[record.original_message_id or ""]["embeds"][0]
+    assert "Failed" in status["description"]

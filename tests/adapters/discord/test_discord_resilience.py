@@ -100,3 +100,41 @@ async def test_past_the_tokens_15_minutes_the_bot_token_is_used_without_trying_t
     later = fake.requests[seen:]
     assert not [r for r in later if record.token in r.path and r.method == "POST"]
     assert not [r for r in later if r.status == 401]
+
+
+async def test_a_deleted_status_message_does_not_hold_back_the_video(world: World) -> None:
+    fake = world.fake
+    world.rc.simulator.config.task_seconds = 1.0
+    record = await fake.slash(
+        "sora",
+        sora_options("a paper boat"),
+        user=ALICE,
+        guild_id=world.guild_id,
+        channel_id=world.channel_id,
+    )
+    await fake.wait_for(lambda r: r.path.endswith(f"{record.token}/callback"))
+    fake.messages.pop(record.original_message_id or "")  # someone deleted it
+
+    upload = await fake.wait_for(is_upload, within=15)
+    assert upload.files[0].data == clip_bytes("portrait")
+    assert not [r for r in fake.requests if "went wrong" in str(r.json)]
+
+
+async def test_an_upload_discord_refuses_as_too_large_is_sent_as_the_link(world: World) -> None:
+    fake = world.fake
+    fake.fail(
+        "POST", r"/webhooks/\d+/itoken-\d+", 413, code=40005, message="Request entity too large"
+    )
+    record = await fake.slash(
+        "sora",
+        sora_options("a paper boat"),
+        user=ALICE,
+        guild_id=world.guild_id,
+        channel_id=world.channel_id,
+    )
+
+    def link_post(req: RecordedRequest) -> bool:
+        return req.status == 200 and req.path.endswith(record.token) and "/media/" in str(req.json)
+
+    await fake.wait_for(link_post, within=15)
+    assert [r.status for r in fake.requests if r.files] == [413]

@@ -70,3 +70,13 @@ async def test_rate_limited_chat_update_is_retried(world: SlackWorld) -> None:
     # The same update was sent again and succeeded.
     assert updates[1].status == 200 and updates[1].args == updates[0].args
     assert job.surface.thread == updates[1].args["ts"]
+
+
+async def test_slack_escapes_are_undone_in_the_prompt(world: SlackWorld, sim: Simulator) -> None:
+    # With should_escape on, Slack sends links and mentions in angle brackets and & as &amp;.
+    await world.command("fish &amp; chips for <@U0BOB|bob> --image <https://img.test/a.png>")
+    job = await world.wait_job(lambda j: j.status == JobStatus.DELIVERED)
+    assert job.request.prompt == "fish & chips for @bob"
+    assert job.request.image_url == "https://img.test/a.png"
+    submit = next(r for r in sim.requests if r.kind == "submit")
+    assert submit.json["prompt"] == "fish & chips for @bob"

@@ -166,3 +166,33 @@ async def test_slack_image_without_public_base_url_is_a_field_error(
         assert "PUBLIC_BASE_URL" in answer["errors"]["image"]
         assert fake.files[image["id"]].downloads == 0
         assert await world.job_rows() == []
+
+
+async def test_uploaded_image_of_the_wrong_type_is_a_field_error(world: SlackWorld) -> None:
+    view = await open_global_modal(world)
+    gif = world.fake.add_file("cat.gif", b"GIF89a", "image/gif")
+    status, text = await world.interact(submission(view, {
+        "prompt": text_value("a cat"), "model": selected("sora-2"),
+        "image": {"type": "file_input", "files": [gif]}, "channel": conversation(GENERAL),
+    }))
+    answer = response_json(text)
+    assert status == 200
+    assert answer["errors"] == {"image": "The image must be a jpg, png or webp file."}
+    assert world.fake.files[gif["id"]].downloads == 0
+
+
+async def test_over_budget_from_the_modal_is_told_privately(
+    fake: FakeSlack, tmp_path: Path, sim: Simulator
+) -> None:
+    async with slack_bot_on(fake, tmp_path, sim, user_credits_per_period="1") as world:
+        view = await open_global_modal(world)
+        status, text = await world.interact(submission(view, {
+            "prompt": text_value("a fox"), "model": selected("sora-2"),
+            "channel": conversation(GENERAL),
+        }))
+        assert status == 200 and text == ""  # valid input: the modal closes
+        notes = await fake.wait_for(lambda: fake.ok_calls_to("chat.postEphemeral"))
+        assert notes[0].args["user"] == ALICE and notes[0].args["channel"] == GENERAL
+        assert "costs 2.5 credits" in notes[0].args["text"]
+        assert await world.job_rows() == [] and sim.requests == []
+        assert fake.calls_to("chat.postMessage") == []

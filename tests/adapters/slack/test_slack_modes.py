@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
-from adapters.slack import handlers, modal, render
+from adapters.slack import check_slack, handlers, modal, render
 from adapters.slack.runtime import EVENTS_PATH
+from bot.config import Settings
 from bot.models import JobStatus
 from bot.simulator import Simulator, clip_bytes, orientation_of
 from tests.adapters.slack.conftest import ALICE, GENERAL, SlackWorld, slack_bot_on, user_payload
-from tests.adapters.slack.fake_slack import APP_TOKEN, TEAM_ID, FakeSlack
+from tests.adapters.slack.fake_slack import APP_TOKEN, BOT_TOKEN, TEAM_ID, FakeSlack
 from tests.adapters.slack.test_slack_budget_home import button
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -75,6 +78,27 @@ async def test_remix_opens_a_modal_and_remixes_the_delivered_task(
     assert remix.request.prompt == "make it night"
     assert remix.surface.channel == GENERAL
     assert len(world.fake.shared_files) == 2
+
+    # An empty or too long change request comes back on the field, and starts nothing.
+    for prompt in ("  ", "x" * 5000):
+        status, text = await world.interact({
+            "type": "view_submission", "team": {"id": TEAM_ID}, "user": user_payload(ALICE),
+            "api_app_id": "A0APP", "token": "legacy", "trigger_id": "trig-remix2",
+            "view": {**view, "id": "V3", "state": {"values": {
+                "prompt": {"value": {"type": "plain_text_input", "value": prompt}}}}},
+        })
+        assert status == 200 and json.loads(text)["response_action"] == "errors"
+    assert len(await world.job_rows()) == 2
+
+
+async def test_check_slack_reports_the_workspace_or_the_problem(fake: FakeSlack) -> None:
+    settings = Settings(_env_file=None, slack_bot_token=BOT_TOKEN,
+                        slack_signing_secret="s", slack_api_url=fake.api_url)
+    ok, text = await check_slack(settings)
+    assert ok and "Test Team" in text and "HTTP mode" in text
+    bad = settings.model_copy(update={"slack_bot_token": SecretStr("xoxb-wrong")})
+    ok, text = await check_slack(bad)
+    assert not ok and "invalid_auth" in text and "xoxb-wrong" not in text
 
 
 def test_manifest_matches_the_code() -> None:

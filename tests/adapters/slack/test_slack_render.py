@@ -108,3 +108,8 @@ def test_user_references() -> None:
     assert user_ref("U0XYZ", "T1").key == "slack:T1:U0XYZ"
     with pytest.raises(InputError):
         user_ref("bob", "T1")
+
+
+def test_message_text_loses_slack_markup() -> None:
+    text = "look <@U123|ann>: <https://x.test/a|this boat> &amp; <https://y.test> in <#C1|general>"
+    assert modal.plain_text(text) == "look @ann: this boat & https://y.test in @general"

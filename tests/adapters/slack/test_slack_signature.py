@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
 
 from bot.simulator import Simulator
 from tests.adapters.slack.conftest import SlackWorld
-from tests.adapters.slack.fake_slack import event_body, sign, slash_command_body
+from tests.adapters.slack.fake_slack import event_body, json_headers, sign, slash_command_body
 
 
 def _cases(body: str) -> dict[str, dict[str, str]]:
@@ -42,6 +43,15 @@ async def test_unsigned_event_gets_401(world: SlackWorld) -> None:
     assert status == 401
     await asyncio.sleep(0.2)
     assert world.fake.calls == []
+
+
+async def test_url_verification_challenge_is_answered(world: SlackWorld) -> None:
+    # What Slack sends when the events URL is saved in the app settings.
+    body = json.dumps({"token": "legacy", "challenge": "c-123", "type": "url_verification"})
+    status, text = await world.post(body, json_headers(body))
+    assert status == 200 and "c-123" in text
+    status, _ = await world.post(body, {"Content-Type": "application/json"})
+    assert status == 401
 
 
 async def test_a_correct_signature_is_accepted(world: SlackWorld) -> None:
