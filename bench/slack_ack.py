@@ -43,8 +43,12 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def one_command(http: aiohttp.ClientSession, url: str, fake: FakeSlack, n: int) -> float:
-    body = slash_command_body(f"bench clip number {n} --duration 10", user=f"UBENCH{n % 10}",
-                              trigger_id=f"trig-{n}", response_url=fake.response_url(f"b{n}"))
+    body = slash_command_body(
+        f"bench clip number {n} --duration 10",
+        user=f"UBENCH{n % 10}",
+        trigger_id=f"trig-{n}",
+        response_url=fake.response_url(f"b{n}"),
+    )
     headers = form_headers(body)
     start = time.perf_counter()
     async with http.post(url, data=body.encode(), headers=headers) as resp:
@@ -59,7 +63,8 @@ async def wait_settled(core: Core, *, total: int, limit: float) -> int:
     done = 0
     while time.monotonic() < deadline:
         row = await core.store.fetchone(
-            "SELECT COUNT(*) AS n FROM jobs WHERE status IN ('delivered', 'failed', 'cancelled')")
+            "SELECT COUNT(*) AS n FROM jobs WHERE status IN ('delivered', 'failed', 'cancelled')"
+        )
         done = int(row["n"]) if row else 0
         if done >= total:
             break
@@ -75,11 +80,18 @@ async def main(concurrency: int, rounds: int, in_flight: int, task_seconds: floa
             def attach(core: Core, app: web.Application) -> None:
                 runtimes.append(attach_slack(core, app))
 
-            async with running_core(
-                Path(tmp), sim, attach=attach, slack_bot_token=BOT_TOKEN,
-                slack_signing_secret=SIGNING_SECRET, slack_api_url=fake.api_url,
-                user_credits_per_period="1000000",
-            ) as rc, aiohttp.ClientSession() as http:
+            async with (
+                running_core(
+                    Path(tmp),
+                    sim,
+                    attach=attach,
+                    slack_bot_token=BOT_TOKEN,
+                    slack_signing_secret=SIGNING_SECRET,
+                    slack_api_url=fake.api_url,
+                    user_credits_per_period="1000000",
+                ) as rc,
+                aiohttp.ClientSession() as http,
+            ):
                 url = f"{rc.base_url}/slack/events"
                 counter = 0
                 # Warm-up (bolt's first auth.test) and the background load of jobs in flight.
@@ -92,20 +104,27 @@ async def main(concurrency: int, rounds: int, in_flight: int, task_seconds: floa
                     batch = range(counter + 1, counter + concurrency + 1)
                     counter += concurrency
                     latencies += await asyncio.gather(
-                        *(one_command(http, url, fake, n) for n in batch))
+                        *(one_command(http, url, fake, n) for n in batch)
+                    )
                     await asyncio.sleep(0.3)
                 tasks = len(sim.tasks)
                 # Let every job finish (bounded) so the numbers below include their uploads
                 # and shutdown does not cut EvoLink callbacks off mid-request.
                 settled = await wait_settled(rc.core, total=counter, limit=120.0)
                 ms = [x * 1000 for x in latencies]
-                print(f"ack latency for {len(ms)} signed /sora commands, {concurrency} at a time, "
-                      f"{in_flight}+ jobs in flight ({tasks} EvoLink tasks created meanwhile):")
-                print(f"  p50 {percentile(ms, 50):.1f} ms   p95 {percentile(ms, 95):.1f} ms   "
-                      f"p99 {percentile(ms, 99):.1f} ms   max {max(ms):.1f} ms   "
-                      f"mean {statistics.fmean(ms):.1f} ms")
-                print(f"  afterwards: {settled}/{counter} jobs finished, "
-                      f"{len(fake.shared_files)} MP4s uploaded, {len(fake.calls)} Slack API calls")
+                print(
+                    f"ack latency for {len(ms)} signed /sora commands, {concurrency} at a time, "
+                    f"{in_flight}+ jobs in flight ({tasks} EvoLink tasks created meanwhile):"
+                )
+                print(
+                    f"  p50 {percentile(ms, 50):.1f} ms   p95 {percentile(ms, 95):.1f} ms   "
+                    f"p99 {percentile(ms, 99):.1f} ms   max {max(ms):.1f} ms   "
+                    f"mean {statistics.fmean(ms):.1f} ms"
+                )
+                print(
+                    f"  afterwards: {settled}/{counter} jobs finished, "
+                    f"{len(fake.shared_files)} MP4s uploaded, {len(fake.calls)} Slack API calls"
+                )
                 await runtimes[0].close()
 
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.evolink import EvoLinkClient
-from bot.models import Requester, Surface
+from bot.models import Requester, Surface, VideoRequest
 from bot.simulator import Simulator, SimulatorConfig
 from bot.testing import RecordingPort, running_core
 
@@ -84,27 +84,27 @@ async def run_fixed_mode(
 ) -> tuple[list[int], list[float]]:
     clock: Callable[[], float] = lambda: time.monotonic() * scale  # noqa: E731
     config = SimulatorConfig(task_seconds=length, seed=7, **shape)  # type: ignore[arg-type]
-    async with Simulator.serve(config, clock=clock, time_scale=scale) as sim:
-        async with EvoLinkClient(sim.base_url, "bench-key") as client:
-            with tempfile.TemporaryDirectory() as tmp:
-                from bot.models import VideoRequest
+    async with (
+        Simulator.serve(config, clock=clock, time_scale=scale) as sim,
+        EvoLinkClient(sim.base_url, "bench-key") as client,
+    ):
+        with tempfile.TemporaryDirectory() as tmp:
+            request = VideoRequest(model="sora-2", prompt="bench", duration=10, aspect_ratio="9:16")
 
-                request = VideoRequest(model="sora-2", prompt="bench", duration=10, aspect_ratio="9:16")
+            async def one(n: int) -> tuple[int, float]:
+                task = await client.submit(f"fixed-{n}", request)
+                reads = 0
+                while True:
+                    await asyncio.sleep(interval / scale)
+                    snap = await client.get_task(task.id)
+                    reads += 1
+                    if snap.terminal:
+                        break
+                await client.download(snap.results[0], Path(tmp) / f"{n}.mp4")
+                sim_task = sim.tasks[task.id]
+                return reads, clock() - (sim_task.started + sim_task.seconds)
 
-                async def one(n: int) -> tuple[int, float]:
-                    task = await client.submit(f"fixed-{n}", request)
-                    reads = 0
-                    while True:
-                        await asyncio.sleep(interval / scale)
-                        snap = await client.get_task(task.id)
-                        reads += 1
-                        if snap.terminal:
-                            break
-                    await client.download(snap.results[0], Path(tmp) / f"{n}.mp4")
-                    sim_task = sim.tasks[task.id]
-                    return reads, clock() - (sim_task.started + sim_task.seconds)
-
-                results = await asyncio.gather(*(one(n) for n in range(jobs)))
+            results = await asyncio.gather(*(one(n) for n in range(jobs)))
     return [r for r, _ in results], [lag for _, lag in results]
 
 
@@ -116,7 +116,10 @@ async def main() -> None:
     args = parser.parse_args()
     lengths = [float(x) for x in args.lengths.split(",")]
     print(f"scale {args.scale:g} task-s per real s, {args.jobs} jobs per cell")
-    header = f"{'length':>6} {'progress':<12} {'mode':<10} {'reads/job':>9} {'max':>4} {'lag p50':>8} {'lag p95':>8}"
+    header = (
+        f"{'length':>6} {'progress':<12} {'mode':<10} {'reads/job':>9} {'max':>4} "
+        f"{'lag p50':>8} {'lag p95':>8}"
+    )
     print(header)
     print("-" * len(header))
     for length in lengths:

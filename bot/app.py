@@ -150,6 +150,7 @@ async def start_web(app: web.Application, host: str, port: int) -> WebServer:
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    sockets = site._server.sockets if site._server is not None else ()  # type: ignore[union-attr]
+    server = site._server
+    sockets = getattr(server, "sockets", None) or ()
     bound = sockets[0].getsockname()[1] if sockets else port
     return WebServer(runner=runner, port=int(bound))

@@ -130,8 +130,10 @@ class ModelSpec(BaseModel):
                 f"{where}: default_aspect_ratio {self.default_aspect_ratio!r} is not in "
                 f"aspect_ratios {list(self.aspect_ratios)}"
             )
-        for table_name, table in (("prices", self.prices), ("prices_with_watermark",
-                                                            self.prices_with_watermark)):
+        for table_name, table in (
+            ("prices", self.prices),
+            ("prices_with_watermark", self.prices_with_watermark),
+        ):
             if table is None:
                 continue
             missing = [d for d in self.durations if d not in table]

@@ -43,10 +43,18 @@ async def run_checks(settings: Settings, out: TextIO | None = None) -> int:
         try:
             account = await client.credits()
             if account.unlimited:
-                report(True, f"EvoLink at {settings.evolink_base_url}: key accepted, unlimited credits")
+                report(
+                    True, f"EvoLink at {settings.evolink_base_url}: key accepted, unlimited credits"
+                )
             else:
-                remaining = "unknown" if account.remaining is None else fmt_credits(account.remaining)
-                report(True, f"EvoLink at {settings.evolink_base_url}: key accepted, {remaining} credits left")
+                remaining = (
+                    "unknown" if account.remaining is None else fmt_credits(account.remaining)
+                )
+                report(
+                    True,
+                    f"EvoLink at {settings.evolink_base_url}: key accepted, "
+                    f"{remaining} credits left",
+                )
         except BotError as exc:
             report(False, f"EvoLink at {settings.evolink_base_url}: {exc}")
         finally:
@@ -66,24 +74,36 @@ async def run_checks(settings: Settings, out: TextIO | None = None) -> int:
                 else:
                     report(False, f"Discord: token rejected (HTTP {resp.status_code})")
             except httpx.HTTPError as exc:
-                report(False, f"Discord: cannot reach {settings.discord_api_base} ({type(exc).__name__})")
+                report(
+                    False,
+                    f"Discord: cannot reach {settings.discord_api_base} ({type(exc).__name__})",
+                )
         if settings.slack_bot_token is None:
             out.write("- Slack: SLACK_BOT_TOKEN not set (Slack disabled)\n")
         else:
             if settings.slack_app_token is None and settings.slack_signing_secret is None:
-                report(False, "Slack: set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)")
+                report(
+                    False,
+                    "Slack: set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)",
+                )
             try:
                 resp = await http.post(
                     settings.slack_api_url.rstrip("/") + "/auth.test",
-                    headers={"Authorization": f"Bearer {settings.slack_bot_token.get_secret_value()}"},
+                    headers={
+                        "Authorization": f"Bearer {settings.slack_bot_token.get_secret_value()}"
+                    },
                 )
                 body = resp.json()
                 if body.get("ok"):
                     report(True, f"Slack: authenticated to team {body.get('team', '?')}")
                 else:
-                    report(False, f"Slack: auth.test failed ({body.get('error', resp.status_code)})")
+                    report(
+                        False, f"Slack: auth.test failed ({body.get('error', resp.status_code)})"
+                    )
             except (httpx.HTTPError, ValueError) as exc:
-                report(False, f"Slack: cannot reach {settings.slack_api_url} ({type(exc).__name__})")
+                report(
+                    False, f"Slack: cannot reach {settings.slack_api_url} ({type(exc).__name__})"
+                )
 
     if settings.public_base_url is None:
         out.write(

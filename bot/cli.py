@@ -42,10 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("run", help="run Discord and/or Slack (whichever has tokens) and the HTTP server")
+    sub.add_parser(
+        "run", help="run Discord and/or Slack (whichever has tokens) and the HTTP server"
+    )
 
     demo = sub.add_parser("demo", help="console chat against the built-in EvoLink simulator")
-    demo.add_argument("-c", "--command", dest="command_text", help='one command, e.g. "/sora a cat --duration 10"')
+    demo.add_argument(
+        "-c", "--command", dest="command_text", help='one command, e.g. "/sora a cat --duration 10"'
+    )
     demo.add_argument("--task-seconds", type=float, default=4.0, help="simulated task length")
 
     sim = sub.add_parser("simulator", help="run the EvoLink simulator alone on 127.0.0.1")
@@ -193,10 +197,36 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
                 }
                 for r in rows
             ]
-            _print_table(data, args.json, ("platform", "workspace", "user", "limit", "granted", "used", "reserved", "available"))
+            _print_table(
+                data,
+                args.json,
+                (
+                    "platform",
+                    "workspace",
+                    "user",
+                    "limit",
+                    "granted",
+                    "used",
+                    "reserved",
+                    "available",
+                ),
+            )
         elif command == "jobs":
             jobs = await core.store.recent_jobs(limit=max(1, args.limit))
-            _print_table([_job_json(j) for j in jobs], args.json, ("id", "status", "user", "model", "duration", "reserved_credits", "charged_credits", "prompt"))
+            _print_table(
+                [_job_json(j) for j in jobs],
+                args.json,
+                (
+                    "id",
+                    "status",
+                    "user",
+                    "model",
+                    "duration",
+                    "reserved_credits",
+                    "charged_credits",
+                    "prompt",
+                ),
+            )
         elif command == "set-limit":
             platform, workspace, user = _target(args.target, 3)
             who = Requester(platform=platform, workspace=workspace, user=user)
@@ -210,24 +240,31 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
         elif command == "set-team-budget":
             platform, workspace = _target(args.target, 2)
             await service.set_team_budget(cli_actor(), platform, workspace, args.amount)
-            print(f"{platform}:{workspace}: team budget set to {args.amount} credits per {settings.budget_period}")
+            print(
+                f"{platform}:{workspace}: team budget set to {args.amount} credits "
+                f"per {settings.budget_period}"
+            )
         elif command == "audit":
-            rows = await service.audit_log()
-            data = [
+            entries = await service.audit_log()
+            audit: list[dict[str, Any]] = [
                 {
                     "at": r["at"],
                     "actor": r["actor"],
                     "action": r["action"],
                     "target": r["target"],
-                    "amount": None if r["amount_mc"] is None else credits_json(int(r["amount_mc"])),  # type: ignore[call-overload]
+                    "amount": _amount(r["amount_mc"]),
                     "reason": r["reason"] or "",
                 }
-                for r in rows
+                for r in entries
             ]
-            _print_table(data, args.json, ("at", "actor", "action", "target", "amount", "reason"))
+            _print_table(audit, args.json, ("at", "actor", "action", "target", "amount", "reason"))
         return 0
     finally:
         await core.stop()
+
+
+def _amount(value: object) -> float | int | None:
+    return None if value is None else credits_json(int(str(value)))
 
 
 def _num(value: Any) -> float | int:

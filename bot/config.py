@@ -63,8 +63,13 @@ class Settings(BaseSettings):
     catalog_path: Path | None = None
 
     @field_validator(
-        "evolink_api_key", "discord_token", "slack_bot_token", "slack_signing_secret",
-        "slack_app_token", "catalog_path", mode="before",
+        "evolink_api_key",
+        "discord_token",
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        "catalog_path",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
@@ -102,8 +107,7 @@ class Settings(BaseSettings):
         if parts.scheme == "http" and parts.hostname in LOCAL_HOSTS:
             return value.strip().rstrip("/")
         raise ValueError(
-            "must use https (plain http is accepted only for localhost/127.0.0.1), "
-            f"got {value!r}"
+            f"must use https (plain http is accepted only for localhost/127.0.0.1), got {value!r}"
         )
 
     @field_validator("discord_guild_ids", mode="before")
@@ -122,9 +126,7 @@ class Settings(BaseSettings):
         for item in ids:
             platform, _, user = item.partition(":")
             if not user or platform not in ("discord", "slack", "console"):
-                raise ValueError(
-                    f"entries look like discord:1234 or slack:U0123, got {item!r}"
-                )
+                raise ValueError(f"entries look like discord:1234 or slack:U0123, got {item!r}")
         return ids
 
     @field_validator("user_credits_per_period", "team_credits_per_period", mode="before")
@@ -133,7 +135,9 @@ class Settings(BaseSettings):
         try:
             amount = Decimal(str(value).strip())
         except InvalidOperation:
-            raise ValueError(f"must be a number of credits like 300 or 12.5, got {value!r}") from None
+            raise ValueError(
+                f"must be a number of credits like 300 or 12.5, got {value!r}"
+            ) from None
         if not amount.is_finite() or amount < 0:
             raise ValueError(f"must be zero or a positive number of credits, got {value!r}")
         if amount != amount.quantize(Decimal("0.001")):
@@ -154,7 +158,9 @@ class Settings(BaseSettings):
         try:
             zoneinfo.ZoneInfo(value)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"must be an IANA time zone like UTC or Europe/Paris, got {value!r}") from None
+            raise ValueError(
+                f"must be an IANA time zone like UTC or Europe/Paris, got {value!r}"
+            ) from None
         return value
 
     @field_validator("database_url")

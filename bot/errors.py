@@ -38,7 +38,9 @@ class BotError(Exception):
 class InputError(BotError):
     """A request is invalid. Nothing was held and nothing was sent."""
 
-    def __init__(self, message: str, *, field: str | None = None, valid: Sequence[str] = ()) -> None:
+    def __init__(
+        self, message: str, *, field: str | None = None, valid: Sequence[str] = ()
+    ) -> None:
         super().__init__(message)
         self.field = field
         self.valid = tuple(valid)

@@ -42,28 +42,49 @@ MAX_RETRY_AFTER = 120.0  # a longer Retry-After is handed to the caller instead 
 
 # Task error codes (PLATFORMS.md): the first group needs a changed request, the second may pass
 # on a later try.
-FIX_INPUT_CODES = frozenset({"content_policy_violation", "invalid_parameters",
-                             "image_processing_error", "image_dimension_mismatch",
-                             "request_cancelled"})
-RETRY_LATER_CODES = frozenset({"generation_failed_no_content", "service_error",
-                               "generation_timeout", "resource_exhausted", "quota_exceeded",
-                               "service_unavailable", "resource_not_found", "unknown_error",
-                               "model_unavailable", "upstream_error"})
+FIX_INPUT_CODES = frozenset(
+    {
+        "content_policy_violation",
+        "invalid_parameters",
+        "image_processing_error",
+        "image_dimension_mismatch",
+        "request_cancelled",
+    }
+)
+RETRY_LATER_CODES = frozenset(
+    {
+        "generation_failed_no_content",
+        "service_error",
+        "generation_timeout",
+        "resource_exhausted",
+        "quota_exceeded",
+        "service_unavailable",
+        "resource_not_found",
+        "unknown_error",
+        "model_unavailable",
+        "upstream_error",
+    }
+)
 
 _REASONS: dict[str, str] = {
-    "content_policy_violation":
-        "EvoLink's content policy refused this prompt or image — try rephrasing",
-    "invalid_parameters":
-        "EvoLink rejected the request's options — check the model, duration and aspect ratio",
-    "image_processing_error":
-        "EvoLink could not read the reference image — try another one (jpg, png or webp, "
-        "under 10 MB, no real people)",
-    "image_dimension_mismatch":
-        "the reference image's size does not match the aspect ratio — crop it or pick the "
-        "matching aspect ratio",
+    "content_policy_violation": (
+        "EvoLink's content policy refused this prompt or image — try rephrasing"
+    ),
+    "invalid_parameters": (
+        "EvoLink rejected the request's options — check the model, duration and aspect ratio"
+    ),
+    "image_processing_error": (
+        "EvoLink could not read the reference image — try another one "
+        "(jpg, png or webp, under 10 MB, no real people)"
+    ),
+    "image_dimension_mismatch": (
+        "the reference image's size does not match the aspect ratio — "
+        "crop it or pick the matching aspect ratio"
+    ),
     "request_cancelled": "the video task was cancelled",
-    "generation_failed_no_content":
-        "the model finished without producing a video — try again or rephrase the prompt",
+    "generation_failed_no_content": (
+        "the model finished without producing a video — try again or rephrase the prompt"
+    ),
     "service_error": "the video service had a problem — try again",
     "generation_timeout": "the video took too long to generate — try again",
     "resource_exhausted": "the video service is out of capacity right now — try again later",
@@ -110,7 +131,8 @@ class TaskSnapshot(BaseModel):
         info, usage, error = _dict(data, "task_info"), _dict(data, "usage"), _dict(data, "error")
         cost = _dict(usage, "cost")
         return cls(
-            id=data["id"], status=status,
+            id=data["id"],
+            status=status,
             progress=min(100, max(0, _int(data.get("progress")) or 0)),
             estimated_time=_int(info.get("estimated_time")),
             results=_urls(data.get("results")) or _urls(data.get("result_data")),
@@ -131,8 +153,11 @@ def failure_for(snapshot: TaskSnapshot) -> TaskFailed:
     code = snapshot.error_code
     if code is None and snapshot.status == "cancelled":
         code = "request_cancelled"
-    return TaskFailed(reason_for_code(code), code=code or "unknown_error",
-                      retryable=(code or "unknown_error") in RETRY_LATER_CODES)
+    return TaskFailed(
+        reason_for_code(code),
+        code=code or "unknown_error",
+        retryable=(code or "unknown_error") in RETRY_LATER_CODES,
+    )
 
 
 def _dict(data: dict[str, Any], key: str) -> dict[str, Any]:
@@ -157,8 +182,11 @@ def _decimal(value: Any) -> Decimal | None:
 def _urls(value: Any) -> list[str]:
     if not isinstance(value, list):
         return []
-    urls = [v if isinstance(v, str) else v.get("url") or v.get("video_url")
-            for v in value if isinstance(v, (str, dict))]
+    urls = [
+        v if isinstance(v, str) else v.get("url") or v.get("video_url")
+        for v in value
+        if isinstance(v, (str, dict))
+    ]
     return [u for u in urls if isinstance(u, str) and u]
 
 
@@ -186,9 +214,16 @@ def _http_error(response: httpx.Response, what: str) -> ProviderHTTPError:
     }
     message = messages.get(status) or (
         f"the video service had a problem (HTTP {status}) — try again"
-        if status >= 500 else f"EvoLink answered HTTP {status}{': ' + detail if detail else ''}")
-    return ProviderHTTPError(message, code=code, status=status,
-                             retryable=status in RETRYABLE_STATUSES, retry_after=retry_after)
+        if status >= 500
+        else f"EvoLink answered HTTP {status}{': ' + detail if detail else ''}"
+    )
+    return ProviderHTTPError(
+        message,
+        code=code,
+        status=status,
+        retryable=status in RETRYABLE_STATUSES,
+        retry_after=retry_after,
+    )
 
 
 class _Malformed(Exception):
@@ -198,9 +233,17 @@ class _Malformed(Exception):
 class EvoLinkClient:
     """Async client for EvoLink's unified video task API. Use `async with` or `aclose()`."""
 
-    def __init__(self, base_url: str, api_key: str, *, timeout: httpx.Timeout | None = None,
-                 max_attempts: int = 5, transport: httpx.AsyncBaseTransport | None = None,
-                 backoff_base: float = 0.5, max_backoff: float = 30.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: httpx.Timeout | None = None,
+        max_attempts: int = 5,
+        transport: httpx.AsyncBaseTransport | None = None,
+        backoff_base: float = 0.5,
+        max_backoff: float = 30.0,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         # An empty key sends no header (EvoLink answers 401) rather than an illegal "Bearer ".
         self._auth = {"Authorization": f"Bearer {api_key.strip()}"} if api_key.strip() else {}
@@ -209,8 +252,11 @@ class EvoLinkClient:
         self.max_backoff = max_backoff
         self.stats: Counter[str] = Counter()
         self._http = httpx.AsyncClient(
-            timeout=timeout or httpx.Timeout(60.0, connect=10.0), transport=transport,
-            headers={"User-Agent": "sora-bot"}, follow_redirects=True)
+            timeout=timeout or httpx.Timeout(60.0, connect=10.0),
+            transport=transport,
+            headers={"User-Agent": "sora-bot"},
+            follow_redirects=True,
+        )
 
     def __repr__(self) -> str:  # never the key
         return f"EvoLinkClient({self.base_url!r})"
@@ -218,8 +264,12 @@ class EvoLinkClient:
     async def __aenter__(self) -> EvoLinkClient:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
@@ -227,12 +277,16 @@ class EvoLinkClient:
 
     # ---- API ---------------------------------------------------------------------------------
 
-    async def submit(self, job_id: str, request: VideoRequest,
-                     callback_url: str | None = None) -> TaskSnapshot:
+    async def submit(
+        self, job_id: str, request: VideoRequest, callback_url: str | None = None
+    ) -> TaskSnapshot:
         """Create the task for a job. Retries carry the same Idempotency-Key (the job id)."""
-        body: dict[str, Any] = {"model": request.model, "prompt": request.prompt,
-                                "aspect_ratio": request.aspect_ratio,
-                                "duration": request.duration}
+        body: dict[str, Any] = {
+            "model": request.model,
+            "prompt": request.prompt,
+            "aspect_ratio": request.aspect_ratio,
+            "duration": request.duration,
+        }
         if request.image_url:
             body["image_urls"] = [request.image_url]
         if request.remove_watermark is not None:
@@ -243,8 +297,14 @@ class EvoLinkClient:
             body["base_video_task_id"] = request.base_video_task_id
         if callback_url:
             body["callback_url"] = callback_url
-        return await self._call("submit", "POST", "/v1/videos/generations", TaskSnapshot.from_api,
-                                json=body, headers={"Idempotency-Key": job_id})
+        return await self._call(
+            "submit",
+            "POST",
+            "/v1/videos/generations",
+            TaskSnapshot.from_api,
+            json=body,
+            headers={"Idempotency-Key": job_id},
+        )
 
     async def get_task(self, task_id: str) -> TaskSnapshot:
         return await self._call("task", "GET", f"/v1/tasks/{task_id}", TaskSnapshot.from_api)
@@ -252,14 +312,17 @@ class EvoLinkClient:
     async def credits(self) -> AccountCredits:
         def parse(data: Any) -> AccountCredits:
             token = data["data"]["token"]
-            return AccountCredits(remaining=_decimal(token.get("remaining_credits")),
-                                  unlimited=bool(token.get("unlimited_credits")),
-                                  used=_decimal(token.get("used_credits")))
+            return AccountCredits(
+                remaining=_decimal(token.get("remaining_credits")),
+                unlimited=bool(token.get("unlimited_credits")),
+                used=_decimal(token.get("used_credits")),
+            )
 
         return await self._call("credits", "GET", "/v1/credits", parse)
 
-    async def download(self, url: str, dest: Path, *, chunk_size: int = 1 << 16,
-                       max_bytes: int | None = None) -> int:
+    async def download(
+        self, url: str, dest: Path, *, chunk_size: int = 1 << 16, max_bytes: int | None = None
+    ) -> int:
         """Stream a result link to `dest`; returns its size. No API key is sent with it."""
         part = dest.with_suffix(dest.suffix + ".part")
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -276,7 +339,8 @@ class EvoLinkClient:
                             written += len(chunk)
                             if max_bytes is not None and written > max_bytes:
                                 raise ProviderError(
-                                    f"the video is larger than {max_bytes} bytes; not downloaded")
+                                    f"the video is larger than {max_bytes} bytes; not downloaded"
+                                )
                             out.write(chunk)
                 part.replace(dest)
                 return written
@@ -290,14 +354,25 @@ class EvoLinkClient:
 
     # ---- plumbing --------------------------------------------------------------------------
 
-    async def _call(self, kind: str, method: str, path: str, parse: Callable[[Any], T], *,
-                    json: dict[str, Any] | None = None,
-                    headers: dict[str, str] | None = None) -> T:
+    async def _call(
+        self,
+        kind: str,
+        method: str,
+        path: str,
+        parse: Callable[[Any], T],
+        *,
+        json: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> T:
         for attempt in range(1, self.max_attempts + 1):
             self.stats[kind] += 1
             try:
-                response = await self._http.request(method, self.base_url + path, json=json,
-                                                    headers={**self._auth, **(headers or {})})
+                response = await self._http.request(
+                    method,
+                    self.base_url + path,
+                    json=json,
+                    headers={**self._auth, **(headers or {})},
+                )
                 if not response.is_success:
                     raise _http_error(response, "task" if kind == "task" else "resource")
                 try:
@@ -316,16 +391,18 @@ class EvoLinkClient:
             error = exc
         elif isinstance(exc, _Malformed):
             self.stats["error:malformed"] += 1
-            error = ProviderError(f"{what} sent an answer we could not read — try again",
-                                  retryable=True)
+            error = ProviderError(
+                f"{what} sent an answer we could not read — try again", retryable=True
+            )
         elif isinstance(exc, httpx.LocalProtocolError | httpx.UnsupportedProtocol):
             # Our own request is unsendable (a bad URL or header): it would fail again.
             self.stats["error:request"] += 1
             error = ProviderError(f"could not send the request to {what} ({exc})")
         else:
             self.stats["error:network"] += 1
-            error = ProviderError(f"could not reach {what} ({type(exc).__name__}) — try again",
-                                  retryable=True)
+            error = ProviderError(
+                f"could not reach {what} ({type(exc).__name__}) — try again", retryable=True
+            )
         delay = min(self.max_backoff, self.backoff_base * 2 ** (attempt - 1))
         delay = delay / 2 + random.uniform(0, delay / 2)  # "equal jitter"
         if error.retry_after is not None:

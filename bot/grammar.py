@@ -70,23 +70,42 @@ class _Option:
 
 OPTIONS: tuple[_Option, ...] = (
     _Option("duration", ("duration", "seconds"), ("d",), "N", help="length in seconds"),
-    _Option("aspect_ratio", ("ar", "aspect", "aspect-ratio", "ratio"), ("ar",), "RATIO",
-            help="16:9, 9:16, landscape or portrait"),
+    _Option(
+        "aspect_ratio",
+        ("ar", "aspect", "aspect-ratio", "ratio"),
+        ("ar",),
+        "RATIO",
+        help="16:9, 9:16, landscape or portrait",
+    ),
     _Option("aspect_ratio", ("landscape",), implied="landscape", help="same as --ar landscape"),
     _Option("aspect_ratio", ("portrait",), implied="portrait", help="same as --ar portrait"),
     _Option("model", ("model",), ("m",), "MODEL", help="which video model"),
-    _Option("image_url", ("image", "img", "image-url"), (), "URL",
-            help="public http(s) image as the first frame"),
+    _Option(
+        "image_url",
+        ("image", "img", "image-url"),
+        (),
+        "URL",
+        help="public http(s) image as the first frame",
+    ),
     _Option("watermark", ("watermark",), implied="keep", help="keep the watermark (cheaper)"),
     _Option("watermark", ("no-watermark",), implied="remove", help="remove the watermark"),
-    _Option("resize_mode", ("resize", "resize-mode"), (), "pad|crop",
-            help="fit an image whose size does not match the ratio"),
+    _Option(
+        "resize_mode",
+        ("resize", "resize-mode"),
+        (),
+        "pad|crop",
+        help="fit an image whose size does not match the ratio",
+    ),
 )
 _LONG = {name: opt for opt in OPTIONS for name in opt.names}
 _SHORT = {name: opt for opt in OPTIONS for name in opt.shorts}
 _FIELD_LABEL = {
-    "duration": "--duration", "aspect_ratio": "--ar", "model": "--model",
-    "image_url": "--image", "watermark": "--watermark", "resize_mode": "--resize",
+    "duration": "--duration",
+    "aspect_ratio": "--ar",
+    "model": "--model",
+    "image_url": "--image",
+    "watermark": "--watermark",
+    "resize_mode": "--resize",
 }
 
 
@@ -240,9 +259,13 @@ def _split(text: str) -> tuple[str, dict[str, list[tuple[str, str]]]]:
 
 
 def _example(opt: _Option) -> str:
-    return {"duration": "10", "aspect_ratio": "16:9", "model": "sora-2",
-            "image_url": "https://example.com/first-frame.png", "resize_mode": "pad"}.get(
-        opt.field, "…")
+    return {
+        "duration": "10",
+        "aspect_ratio": "16:9",
+        "model": "sora-2",
+        "image_url": "https://example.com/first-frame.png",
+        "resize_mode": "pad",
+    }.get(opt.field, "…")
 
 
 def _switch_value(flag: _Flag, value: str) -> str:
@@ -331,7 +354,6 @@ def _single(field: str, found: Mapping[str, list[tuple[str, str]]], canon: _Cano
                 field=field,
             )
     return first_value
-
 
 
 def build_request(
@@ -501,8 +523,9 @@ def _base_task(spec: ModelSpec, catalog: Catalog, base_video_task_id: str | None
     if not spec.requires_base_task:
         remix = catalog.remix_model_for(spec.name)
         hint = f" Use {remix} to remix its videos." if remix else ""
-        raise InputError(f"{spec.name} cannot remix an earlier video.{hint}",
-                         field="base_video_task_id")
+        raise InputError(
+            f"{spec.name} cannot remix an earlier video.{hint}", field="base_video_task_id"
+        )
     task_id = base_video_task_id.strip()
     if not _TASK_ID_RE.fullmatch(task_id):
         raise InputError("That is not an EvoLink task id to remix.", field="base_video_task_id")
@@ -513,9 +536,15 @@ def _base_task(spec: ModelSpec, catalog: Catalog, base_video_task_id: str | None
 
 CommandKind = Literal["video", "credits", "jobs", "help", "admin", "cancel"]
 _COMMAND_WORDS: dict[str, CommandKind] = {
-    "help": "help", "--help": "help", "-h": "help", "?": "help",
-    "credits": "credits", "balance": "credits",
-    "jobs": "jobs", "admin": "admin", "cancel": "cancel",
+    "help": "help",
+    "--help": "help",
+    "-h": "help",
+    "?": "help",
+    "credits": "credits",
+    "balance": "credits",
+    "jobs": "jobs",
+    "admin": "admin",
+    "cancel": "cancel",
 }
 # Words that read like prose after these ("credits roll over a city") make a video prompt:
 # these commands take at most one argument (`jobs 20`, `credits @user`).
@@ -575,9 +604,15 @@ def usage_text(catalog: Catalog, default_model: str | None = None) -> str:
             continue
         mark = " (default)" if spec.name.casefold() == default else ""
         prices = ", ".join(f"{d}s {spec.prices[d]}" for d in spec.durations)
-        extras = [x for x, on in (("image", spec.image_input),
-                                  ("watermark", spec.watermark_option),
-                                  ("resize", bool(spec.resize_modes))) if on]
+        extras = [
+            x
+            for x, on in (
+                ("image", spec.image_input),
+                ("watermark", spec.watermark_option),
+                ("resize", bool(spec.resize_modes)),
+            )
+            if on
+        ]
         lines.append(
             f"  {spec.name}{mark}: {spec.label}; ratios {', '.join(spec.aspect_ratios)}; "
             f"credits {prices}" + (f"; {', '.join(extras)}" if extras else "")

@@ -169,7 +169,9 @@ class JobBook:
     async def finish_delivered(self, job_id: str) -> bool:
         """delivering → delivered and capture the charge; False if it was already recorded."""
         async with self.store.transaction() as tx:
-            cur = await tx.execute("SELECT charged_mc, reserved_mc FROM jobs WHERE id = ?", (job_id,))
+            cur = await tx.execute(
+                "SELECT charged_mc, reserved_mc FROM jobs WHERE id = ?", (job_id,)
+            )
             row = await cur.fetchone()
             if row is None:
                 return False

@@ -192,7 +192,12 @@ async def settle(
 
 
 async def add_grant(
-    tx: aiosqlite.Connection, who: Requester, amount_mc: int, period: Period, actor: str, reason: str
+    tx: aiosqlite.Connection,
+    who: Requester,
+    amount_mc: int,
+    period: Period,
+    actor: str,
+    reason: str,
 ) -> None:
     await tx.execute(
         "INSERT INTO ledger (at, period_start, platform, workspace, user, kind, amount_mc, actor,"
@@ -222,6 +227,7 @@ async def audit(
     reason: str = "",
 ) -> None:
     await tx.execute(
-        "INSERT INTO audit (at, actor, action, target, amount_mc, reason) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO audit (at, actor, action, target, amount_mc, reason)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
         (now_iso(), actor, action, target, amount_mc, reason),
     )

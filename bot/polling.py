@@ -83,5 +83,5 @@ def next_delay(
             # Callbacks make delivery immediate; polling only guards against a lost one.
             delay = min(max(delay * CALLBACK_STRETCH, CALLBACK_FLOOR), MAX_DELAY * 2)
     if retry_after is not None:
-        delay = max(delay, retry_after)
-    return delay
+        delay = max(delay, float(retry_after))
+    return float(delay)

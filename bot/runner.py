@@ -74,7 +74,7 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> i
 
             runtimes.append(await start_discord(core))
         log.info("sora-bot running: %s", ", ".join(platforms))
-        await stop.wait()
+        await _until_stopped_or_dead(stop, runtimes)
         log.info("shutting down")
     finally:
         for runtime in reversed(runtimes):
@@ -85,3 +85,18 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> i
         await web.close()
         await core.stop()
     return 0
+
+
+async def _until_stopped_or_dead(stop: asyncio.Event, runtimes: list[PlatformRuntime]) -> None:
+    """Wait for a signal, or for a platform connection that ended by itself (bad token,
+    gateway closed for good): a bot that silently lost its platform must not look alive."""
+    watched: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
+    for runtime in runtimes:
+        task = getattr(runtime, "task", None)
+        if isinstance(task, asyncio.Task):
+            watched.append(task)
+    done, _pending = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+    for finished in done:
+        if finished is not watched[0] and not finished.cancelled() and finished.exception():
+            log.error("a platform connection ended: %s", finished.exception())
+    watched[0].cancel()

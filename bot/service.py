@@ -133,7 +133,9 @@ class SoraService:
     ) -> Job:
         """Hold the quote and store the job (or raise BudgetError); the tracker takes it on."""
         quote = self.quote(request)
-        job = await self.book.accept(requester, request, surface, quote, parent_job_id=parent_job_id)
+        job = await self.book.accept(
+            requester, request, surface, quote, parent_job_id=parent_job_id
+        )
         log.info(
             "job %s: accepted for %s, %s credits held", job.id, requester.key, fmt_credits(quote)
         )
@@ -210,6 +212,19 @@ class SoraService:
             platform=platform, workspace=workspace, period=self.period_of(day)
         )
 
+    async def usage_report(
+        self,
+        actor: Requester | str,
+        platform: str | None = None,
+        workspace: str | None = None,
+        *,
+        day: dt.date | None = None,
+        admin_override: bool = False,
+    ) -> list[UsageRow]:
+        """`usage` for an admin (PermissionDenied otherwise): what chat adapters call."""
+        self._require_admin(actor, admin_override)
+        return await self.usage(platform, workspace, day=day)
+
     # -- admin -------------------------------------------------------------------------------
 
     def is_admin(self, requester: Requester) -> bool:
@@ -235,7 +250,9 @@ class SoraService:
             return
         if owner.platform == actor.platform and (admin_override or self.is_admin(actor)):
             return
-        raise PermissionDenied(f"Only the person who asked for this video or an admin can {verb} it.")
+        raise PermissionDenied(
+            f"Only the person who asked for this video or an admin can {verb} it."
+        )
 
     async def set_limit(
         self,

@@ -194,18 +194,30 @@ def _number(value: Decimal) -> int | float:
     return int(value) if value == value.to_integral() else float(value)
 
 
-def error_body(status: int, message: str | None = None, *, code: str | None = None,
-               param: str | None = None) -> dict[str, Any]:
+def error_body(
+    status: int, message: str | None = None, *, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
     default_code, kind, default_message = _HTTP_ERRORS.get(status, ("error", "api_error", "Error"))
-    return {"error": {"code": code or default_code, "message": message or default_message,
-                      "type": kind, "param": param}}
+    return {
+        "error": {
+            "code": code or default_code,
+            "message": message or default_message,
+            "type": kind,
+            "param": param,
+        }
+    }
 
 
 class Simulator:
     """The simulated service. Inspect `tasks`, `requests`, `counts`, `callbacks_sent` in tests."""
 
-    def __init__(self, config: SimulatorConfig | None = None, *, clock: Clock = time.monotonic,
-                 time_scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        config: SimulatorConfig | None = None,
+        *,
+        clock: Clock = time.monotonic,
+        time_scale: float = 1.0,
+    ) -> None:
         self.config = config or SimulatorConfig()
         self.clock = clock
         self.time_scale = time_scale  # clock seconds per real second (for timers)
@@ -223,12 +235,14 @@ class Simulator:
         self._session: aiohttp.ClientSession | None = None
         self._clips: dict[str, bytes] = {}
         self.app = web.Application()
-        self.app.add_routes([
-            web.post("/v1/videos/generations", self._submit),
-            web.get("/v1/tasks/{task_id}", self._get_task),
-            web.get("/v1/credits", self._credits),
-            web.get("/files/{name}", self._file),
-        ])
+        self.app.add_routes(
+            [
+                web.post("/v1/videos/generations", self._submit),
+                web.get("/v1/tasks/{task_id}", self._get_task),
+                web.get("/v1/credits", self._credits),
+                web.get("/files/{name}", self._file),
+            ]
+        )
         self.app.on_cleanup.append(self._cleanup)
 
     @property
@@ -242,9 +256,15 @@ class Simulator:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def serve(cls, config: SimulatorConfig | None = None, *, host: str = "127.0.0.1",
-                    port: int = 0, clock: Clock = time.monotonic,
-                    time_scale: float = 1.0) -> AsyncIterator[Simulator]:
+    async def serve(
+        cls,
+        config: SimulatorConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Clock = time.monotonic,
+        time_scale: float = 1.0,
+    ) -> AsyncIterator[Simulator]:
         """Serve on host:port (0 = any free port); `sim.base_url` is the root without /v1."""
         sim = cls(config, clock=clock, time_scale=time_scale)
         runner = web.AppRunner(sim.app, access_log=None)
@@ -281,8 +301,11 @@ class Simulator:
         if elapsed >= task.seconds:
             return "completed", 100
         fraction = elapsed / task.seconds
-        return ("pending", 0) if fraction < PENDING_FRACTION else (
-            "processing", self._progress(task, fraction))
+        return (
+            ("pending", 0)
+            if fraction < PENDING_FRACTION
+            else ("processing", self._progress(task, fraction))
+        )
 
     def _progress(self, task: SimTask, fraction: float) -> int:
         fraction = min(max(fraction, 0.0), 1.0)
@@ -295,15 +318,25 @@ class Simulator:
 
     def task_object(self, task: SimTask, base_url: str) -> dict[str, Any]:
         status, progress = self.state(task)
-        usage: dict[str, Any] = {"billing_rule": "per_call",
-                                 "credits_reserved": _number(task.credits_reserved),
-                                 "user_group": "default"}
+        usage: dict[str, Any] = {
+            "billing_rule": "per_call",
+            "credits_reserved": _number(task.credits_reserved),
+            "user_group": "default",
+        }
         body: dict[str, Any] = {
-            "created": task.created, "id": task.id, "model": task.model,
-            "object": "video.generation.task", "progress": progress, "status": status,
-            "task_info": {"can_cancel": status == "pending", "estimated_time": task.estimated_time,
-                          "video_duration": task.duration},
-            "type": "video", "usage": usage,
+            "created": task.created,
+            "id": task.id,
+            "model": task.model,
+            "object": "video.generation.task",
+            "progress": progress,
+            "status": status,
+            "task_info": {
+                "can_cancel": status == "pending",
+                "estimated_time": task.estimated_time,
+                "video_duration": task.duration,
+            },
+            "type": "video",
+            "usage": usage,
         }
         if status == "completed":
             body["results"] = [f"{base_url}/files/{task.id}.mp4"]
@@ -370,12 +403,14 @@ class Simulator:
             try:
                 async with self._session.post(url, json=body, timeout=timeout) as response:
                     self.callbacks_sent.append(
-                        CallbackAttempt(task_id, url, attempt, response.status))
+                        CallbackAttempt(task_id, url, attempt, response.status)
+                    )
                     if 200 <= response.status < 300:
                         return
             except (aiohttp.ClientError, TimeoutError) as exc:
                 self.callbacks_sent.append(
-                    CallbackAttempt(task_id, url, attempt, None, type(exc).__name__))
+                    CallbackAttempt(task_id, url, attempt, None, type(exc).__name__)
+                )
             if attempt <= self.config.callback_retries:
                 await asyncio.sleep(self.config.callback_backoff * 2 ** (attempt - 1))
 
@@ -395,8 +430,9 @@ class Simulator:
             headers["Authorization"] = request.headers["Authorization"].split(" ", 1)[0]
         if self._base_url is None:  # served by someone else's runner
             self._base_url = str(request.url.origin())
-        self.requests.append(RecordedRequest(kind, request.method, request.path,
-                                             dict(request.query), headers, body))
+        self.requests.append(
+            RecordedRequest(kind, request.method, request.path, dict(request.query), headers, body)
+        )
         self.counts[kind] += 1
         queue = self.config.http_errors.get(kind)
         if queue:
@@ -429,8 +465,9 @@ class Simulator:
         key = request.headers.get("Idempotency-Key")
         if key and key in self._idempotency:
             task = self.tasks[self._idempotency[key]]
-            return web.json_response(self.task_object(task, base_url),
-                                     headers={"idempotency-replayed": "true"})
+            return web.json_response(
+                self.task_object(task, base_url), headers={"idempotency-replayed": "true"}
+            )
         problem = self._invalid(body)
         if problem is not None:
             param, message = problem
@@ -466,15 +503,24 @@ class Simulator:
         if duration is not None and (not isinstance(duration, int) or not 1 <= duration <= 60):
             return "duration", "duration must be a whole number of seconds"
         images = body.get("image_urls")
-        if images is not None and (not isinstance(images, list) or len(images) > 1
-                                   or not all(isinstance(u, str) for u in images)):
+        if images is not None and (
+            not isinstance(images, list)
+            or len(images) > 1
+            or not all(isinstance(u, str) for u in images)
+        ):
             return "image_urls", "image_urls takes at most 1 URL"
         callback = body.get("callback_url")
         if callback is not None:
             parts = urlsplit(callback) if isinstance(callback, str) else None
-            if parts is None or len(callback) > 2048 or not parts.hostname or not (
+            if (
+                parts is None
+                or len(callback) > 2048
+                or not parts.hostname
+                or not (
                     parts.scheme == "https"
-                    or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)):
+                    or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
+                )
+            ):
                 return "callback_url", "callback_url must be an HTTPS URL"
         return None
 
@@ -500,12 +546,22 @@ class Simulator:
                 points.append(points[-1] + weight / total)
             curve = tuple(points)
         task = SimTask(
-            id=task_id, model=body["model"], prompt=body["prompt"],
-            aspect_ratio=body.get("aspect_ratio"), duration=body.get("duration"),
-            image_urls=list(body.get("image_urls") or []), callback_url=body.get("callback_url"),
-            created=int(now), started=self.clock(), seconds=max(config.task_seconds, 1e-3),
+            id=task_id,
+            model=body["model"],
+            prompt=body["prompt"],
+            aspect_ratio=body.get("aspect_ratio"),
+            duration=body.get("duration"),
+            image_urls=list(body.get("image_urls") or []),
+            callback_url=body.get("callback_url"),
+            created=int(now),
+            started=self.clock(),
+            seconds=max(config.task_seconds, 1e-3),
             estimated_time=max(1, round(config.task_seconds * config.estimate_error)),
-            credits_reserved=price, fail_code=fail_code, idempotency_key=key, curve=curve)
+            credits_reserved=price,
+            fail_code=fail_code,
+            idempotency_key=key,
+            curve=curve,
+        )
         self.tasks[task_id] = task
         self._open.add(task_id)
         self.reserved_credits += price
@@ -520,22 +576,27 @@ class Simulator:
         if task is None:
             return web.json_response(
                 error_body(400, "Invalid task id", code="invalid_task_id", param="task_id"),
-                status=400)
+                status=400,
+            )
         return web.json_response(self.task_object(task, str(request.url.origin())))
 
     async def _credits(self, request: web.Request) -> web.StreamResponse:
         if (early := await self._enter(request, "credits")) is not None:
             return early
         self.settle_due()
-        return web.json_response({
-            "data": {
-                "token": {"remaining_credits": _number(self.config.remaining_credits),
-                          "unlimited_credits": self.config.unlimited_credits,
-                          "used_credits": _number(self.used_credits)},
-                "user": {"id": "sim-user", "user_group": "default"},
-            },
-            "success": True,
-        })
+        return web.json_response(
+            {
+                "data": {
+                    "token": {
+                        "remaining_credits": _number(self.config.remaining_credits),
+                        "unlimited_credits": self.config.unlimited_credits,
+                        "used_credits": _number(self.used_credits),
+                    },
+                    "user": {"id": "sim-user", "user_group": "default"},
+                },
+                "success": True,
+            }
+        )
 
     async def _file(self, request: web.Request) -> web.StreamResponse:
         if (early := await self._enter(request, "download")) is not None:
@@ -577,8 +638,11 @@ def run_simulator(port: int, task_seconds: float = 5.0) -> None:
     async def main() -> None:
         config = SimulatorConfig(task_seconds=task_seconds)
         async with Simulator.serve(config, host="127.0.0.1", port=port) as sim:
-            print(f"EvoLink simulator on {sim.base_url} (EVOLINK_BASE_URL={sim.base_url}); "
-                  f"tasks take {task_seconds:g} s. Ctrl-C stops it.", flush=True)
+            print(
+                f"EvoLink simulator on {sim.base_url} (EVOLINK_BASE_URL={sim.base_url}); "
+                f"tasks take {task_seconds:g} s. Ctrl-C stops it.",
+                flush=True,
+            )
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
@@ -590,6 +654,15 @@ def run_simulator(port: int, task_seconds: float = 5.0) -> None:
         asyncio.run(main())
 
 
-__all__ = ["FAULTS", "CallbackAttempt", "RecordedRequest", "SimTask", "Simulator",
-           "SimulatorConfig", "clip_bytes", "orientation_of", "run_simulator",
-           "synthetic_video_chunks"]
+__all__ = [
+    "FAULTS",
+    "CallbackAttempt",
+    "RecordedRequest",
+    "SimTask",
+    "Simulator",
+    "SimulatorConfig",
+    "clip_bytes",
+    "orientation_of",
+    "run_simulator",
+    "synthetic_video_chunks",
+]

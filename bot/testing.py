@@ -35,12 +35,12 @@ from bot.simulator import Simulator, SimulatorConfig
 class RunningCore:
     core: Core
     simulator: Simulator
-    web: WebServer
+    server: WebServer
     web_app: web.Application
 
     @property
     def base_url(self) -> str:
-        return self.web.base_url
+        return self.server.base_url
 
     @property
     def settings(self) -> Settings:
@@ -63,7 +63,7 @@ def test_settings(tmp_path: Path, evolink_base_url: str, **overrides: Any) -> Se
         "evolink_base_url": evolink_base_url,
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @asynccontextmanager
@@ -98,11 +98,14 @@ async def running_core(
         await web.SockSite(runner, sock).start()
         if start:
             await core.start()
-        yield RunningCore(core=core, simulator=simulator, web=WebServer(runner, port), web_app=app)
+        yield RunningCore(
+            core=core, simulator=simulator, server=WebServer(runner, port), web_app=app
+        )
     finally:
-        await core.stop()
+        # The web server first: a callback arriving during shutdown must not meet a closed store.
         if runner is not None:
             await runner.cleanup()
+        await core.stop()
         sock.close()
 
 

@@ -65,6 +65,7 @@ class Tracker:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._last_progress: dict[str, tuple[float, int, str]] = {}
+        self._flushes: dict[str, asyncio.Task[None]] = {}
         self._downloads = asyncio.Semaphore(4)
         self.stats: Counter[str] = Counter()
         self.on_finished: Callable[[Job], Awaitable[None]] | None = None
@@ -107,7 +108,7 @@ class Tracker:
         return len(jobs)
 
     async def stop(self) -> None:
-        tasks = list(self._tasks.values())
+        tasks = list(self._tasks.values()) + list(self._flushes.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -240,10 +241,16 @@ class Tracker:
                 video = await self._fetch(job)
             except ProviderError as exc:
                 if exc.status in (403, 404, 410):
-                    await self._fail(job, "result_expired", "The finished video could no longer be downloaded from EvoLink.")
+                    await self._fail(
+                        job,
+                        "result_expired",
+                        "The finished video could no longer be downloaded from EvoLink.",
+                    )
                     return
                 attempt += 1
-                await asyncio.sleep(max(exc.retry_after or 0, min(2.0**attempt, DELIVERY_RETRY_MAX)))
+                await asyncio.sleep(
+                    max(exc.retry_after or 0, min(2.0**attempt, DELIVERY_RETRY_MAX))
+                )
                 continue
             except OSError as exc:
                 attempt += 1
@@ -258,7 +265,9 @@ class Tracker:
                 raise
             except Exception:
                 attempt += 1
-                log.exception("job %s: the platform did not take the video (attempt %d)", job.id, attempt)
+                log.exception(
+                    "job %s: the platform did not take the video (attempt %d)", job.id, attempt
+                )
                 await asyncio.sleep(min(2.0**attempt, DELIVERY_RETRY_MAX))
                 continue
             if await self.book.finish_delivered(job.id):
@@ -328,12 +337,27 @@ class Tracker:
             if last_value == job.progress and last_status == job.status:
                 return
             if now - last_at < port.progress_interval:
+                # Too soon: show the newest value once the interval has passed.
+                self._flush_later(job.id, port.progress_interval - (now - last_at))
                 return
         self._last_progress[job.id] = (now, job.progress, job.status)
         try:
             await port.on_job_progress(job)
         except Exception:
             log.exception("job %s: progress update failed", job.id)
+
+    def _flush_later(self, job_id: str, delay: float) -> None:
+        if job_id in self._flushes:
+            return
+
+        async def flush() -> None:
+            await asyncio.sleep(delay)
+            self._flushes.pop(job_id, None)
+            job = await self.book.job(job_id)
+            if job.status == JobStatus.SUBMITTED:
+                await self._progress(job)
+
+        self._flushes[job_id] = asyncio.create_task(flush(), name=f"progress-{job_id}")
 
     def _wake_event(self, job_id: str) -> asyncio.Event:
         return self._wake.setdefault(job_id, asyncio.Event())

@@ -59,7 +59,9 @@ def build_web_app(core: Core) -> web.Application:
         return web.FileResponse(
             path,
             headers={
-                "Content-Type": "video/mp4" if path.suffix == ".mp4" else "application/octet-stream",
+                "Content-Type": "video/mp4"
+                if path.suffix == ".mp4"
+                else "application/octet-stream",
                 "Cache-Control": "private, max-age=3600",
                 "X-Content-Type-Options": "nosniff",
             },

@@ -29,7 +29,8 @@ def progress_bar(percent: int, width: int = BAR_WIDTH) -> str:
 
 def describe_balance(balance: Balance) -> str:
     text = (
-        f"{fmt_credits(balance.available)} of {fmt_credits(balance.limit + balance.granted)} credits "
+        f"{fmt_credits(balance.available)} of "
+        f"{fmt_credits(balance.limit + balance.granted)} credits "
         f"left this period (used {fmt_credits(balance.used)}, held {fmt_credits(balance.held)}); "
         f"resets {balance.resets_at:%Y-%m-%d %H:%M} UTC"
     )

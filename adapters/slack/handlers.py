@@ -48,11 +48,18 @@ def requester_of(body: dict[str, Any]) -> Requester:
     if isinstance(user, dict):
         team = body.get("team") or {}
         workspace = (team.get("id") if isinstance(team, dict) else None) or user.get("team_id")
-        return Requester(platform="slack", workspace=str(workspace or "unknown"),
-                         user=str(user["id"]),
-                         display_name=user.get("username") or user.get("name"))
-    return Requester(platform="slack", workspace=str(body.get("team_id") or "unknown"),
-                     user=str(body.get("user_id")), display_name=body.get("user_name"))
+        return Requester(
+            platform="slack",
+            workspace=str(workspace or "unknown"),
+            user=str(user["id"]),
+            display_name=user.get("username") or user.get("name"),
+        )
+    return Requester(
+        platform="slack",
+        workspace=str(body.get("team_id") or "unknown"),
+        user=str(body.get("user_id")),
+        display_name=body.get("user_name"),
+    )
 
 
 class SlackHandlers:
@@ -82,8 +89,9 @@ class SlackHandlers:
         """Only `requester` sees it: ephemeral in `channel`, else a DM."""
         if channel:
             try:
-                await self.client.chat_postEphemeral(channel=channel, user=requester.user,
-                                                     text=text)
+                await self.client.chat_postEphemeral(
+                    channel=channel, user=requester.user, text=text
+                )
                 return
             except SlackApiError:
                 pass  # not a member there: fall back to a DM
@@ -93,7 +101,10 @@ class SlackHandlers:
     # -- starting jobs ----------------------------------------------------------------------
 
     async def start_job(
-        self, requester: Requester, request: VideoRequest, surface: Surface,
+        self,
+        requester: Requester,
+        request: VideoRequest,
+        surface: Surface,
         reply: Callable[[str], Coroutine[Any, Any, None]],
     ) -> None:
         """Submit (holding the quote) and post the progress message; refusals go to `reply`."""
@@ -131,8 +142,9 @@ class SlackHandlers:
         except InputError as err:
             await ack(text=f":warning: {err}")
             return
-        await ack(text=f":clapper: On it: {render.request_line_of(request)}. "
-                       "Checking your credits…")
+        await ack(
+            text=f":clapper: On it: {render.request_line_of(request)}. Checking your credits…"
+        )
         surface = Surface(channel=channel, data={"team": requester.workspace})
 
         async def reply(message: str) -> None:
@@ -140,10 +152,12 @@ class SlackHandlers:
 
         self.spawn(self.start_job(requester, request, surface, reply))
 
-    async def _text_command(self, requester: Requester, command: ChatCommand,
-                            respond: AsyncRespond) -> None:
-        text = await run_text_command(self.service, requester, command,
-                                      default_model=self.default_model)
+    async def _text_command(
+        self, requester: Requester, command: ChatCommand, respond: AsyncRespond
+    ) -> None:
+        text = await run_text_command(
+            self.service, requester, command, default_model=self.default_model
+        )
         await respond(text=text, response_type="ephemeral")
 
     # -- shortcuts --------------------------------------------------------------------------
@@ -168,8 +182,9 @@ class SlackHandlers:
 
     # -- the video modal --------------------------------------------------------------------
 
-    async def on_video_modal(self, ack: AsyncAck, body: dict[str, Any],
-                             view: dict[str, Any]) -> None:
+    async def on_video_modal(
+        self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]
+    ) -> None:
         form = modal.read_video_form(view)
         requester = requester_of(body)
         try:
@@ -181,9 +196,14 @@ class SlackHandlers:
                     raise InputError(problem, field="image_url")
             # Pure validation (no I/O); a stand-in link checks that the model takes images.
             stand_in = f"{self.service.settings.public_base_url}/media/check" if image_id else None
-            self.service.build(prompt=form.prompt, model=form.model, duration=form.duration,
-                               aspect_ratio=form.aspect_ratio, image_url=stand_in,
-                               watermark=True if form.keep_watermark else None)
+            self.service.build(
+                prompt=form.prompt,
+                model=form.model,
+                duration=form.duration,
+                aspect_ratio=form.aspect_ratio,
+                image_url=stand_in,
+                watermark=True if form.keep_watermark else None,
+            )
         except InputError as err:
             await ack(response_action="errors", errors=modal.field_errors(err))
             return
@@ -199,9 +219,13 @@ class SlackHandlers:
             if form.image_file_id:
                 image_url = await rehost_image(self.client, self.service, form.image_file_id)
             request = self.service.build(
-                prompt=form.prompt, model=form.model, duration=form.duration,
-                aspect_ratio=form.aspect_ratio, image_url=image_url,
-                watermark=True if form.keep_watermark else None)
+                prompt=form.prompt,
+                model=form.model,
+                duration=form.duration,
+                aspect_ratio=form.aspect_ratio,
+                image_url=image_url,
+                watermark=True if form.keep_watermark else None,
+            )
         except BotError as err:
             await reply(f":warning: {err}")
             return
@@ -231,7 +255,8 @@ class SlackHandlers:
                 await self.service.cancel(job_id, actor)
                 return
             job = await self.service.again(
-                job_id, actor, Surface(channel=channel, data={"team": actor.workspace}))
+                job_id, actor, Surface(channel=channel, data={"team": actor.workspace})
+            )
         except BotError as err:
             await reply(f":warning: {err}")
             return
@@ -244,16 +269,19 @@ class SlackHandlers:
         try:
             job = await self.service.get_job(job_id)
         except BotError as err:
-            await respond(text=f":warning: {err}", response_type="ephemeral",
-                          replace_original=False)
+            await respond(
+                text=f":warning: {err}", response_type="ephemeral", replace_original=False
+            )
             return
         remix_model = self.service.catalog.remix_model_for(job.request.model) or "?"
-        view = modal.remix_modal(job.id, render.short(job.request.prompt, 300), remix_model,
-                                 channel)
+        view = modal.remix_modal(
+            job.id, render.short(job.request.prompt, 300), remix_model, channel
+        )
         await self.client.views_open(trigger_id=body["trigger_id"], view=view)
 
-    async def on_remix_modal(self, ack: AsyncAck, body: dict[str, Any],
-                             view: dict[str, Any]) -> None:
+    async def on_remix_modal(
+        self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]
+    ) -> None:
         job_id, prompt, channel = modal.read_remix_form(view)
         actor = requester_of(body)
         try:
@@ -262,9 +290,12 @@ class SlackHandlers:
             job = await self.service.get_job(job_id)  # one indexed read: well inside 3 s
             remix_model = self.service.catalog.remix_model_for(job.request.model)
             if remix_model is not None:
-                self.service.build(prompt=prompt, model=remix_model,
-                                   aspect_ratio=job.request.aspect_ratio,
-                                   base_video_task_id=job.task_id or "pending")
+                self.service.build(
+                    prompt=prompt,
+                    model=remix_model,
+                    aspect_ratio=job.request.aspect_ratio,
+                    base_video_task_id=job.task_id or "pending",
+                )
         except BotError as err:
             await ack(response_action="errors", errors={"prompt": render.short(str(err), 300)})
             return
@@ -295,16 +326,19 @@ class SlackHandlers:
         """The App Home tab of `requester`: figures, recent jobs, and team usage for admins."""
         user, team = requester.user, requester.workspace
         balance, jobs = await asyncio.gather(
-            self.service.balance(requester), self.service.recent_jobs(requester, limit=10))
+            self.service.balance(requester), self.service.recent_jobs(requester, limit=10)
+        )
         links: dict[str, str] = {}
         for job_id, path in await asyncio.to_thread(_kept_videos, jobs):
             link = self.service.host_file(path)
             if link:
                 links[job_id] = link
-        usage = (await self.service.usage("slack", team)
-                 if self.service.is_admin(requester) else None)
+        usage = (
+            await self.service.usage("slack", team) if self.service.is_admin(requester) else None
+        )
         await self.client.views_publish(
-            user_id=user, view=render.home_view(balance, jobs, usage, links))
+            user_id=user, view=render.home_view(balance, jobs, usage, links)
+        )
 
 
 def _kept_videos(jobs: list[Job]) -> list[tuple[str, Path]]:

@@ -48,9 +48,7 @@ def first_image(files: list[dict[str, Any]] | None) -> dict[str, Any] | None:
     return None
 
 
-async def rehost_image(
-    client: AsyncWebClient, service: SoraService, file_id: str
-) -> str:
+async def rehost_image(client: AsyncWebClient, service: SoraService, file_id: str) -> str:
     """Download Slack file `file_id` with the bot token and return its signed /media URL."""
     require_public_base_url(service)
     try:
@@ -80,9 +78,10 @@ async def rehost_image(
 async def _download(url: str, token: str) -> bytes:
     headers = {"Authorization": f"Bearer {token}"}
     try:
-        async with aiohttp.ClientSession(timeout=_TIMEOUT) as session, session.get(
-            url, headers=headers
-        ) as resp:
+        async with (
+            aiohttp.ClientSession(timeout=_TIMEOUT) as session,
+            session.get(url, headers=headers) as resp,
+        ):
             ctype = resp.headers.get("Content-Type", "").split(";")[0].strip()
             if resp.status != 200 or ctype == "text/html":
                 raise InputError(
@@ -98,8 +97,9 @@ async def _download(url: str, token: str) -> bytes:
                 chunks.append(chunk)
             return b"".join(chunks)
     except aiohttp.ClientError:
-        raise InputError("The image could not be downloaded from Slack; try again.",
-                         field="image_url") from None
+        raise InputError(
+            "The image could not be downloaded from Slack; try again.", field="image_url"
+        ) from None
 
 
 def _save(path: Path, data: bytes) -> None:

@@ -150,44 +150,85 @@ def video_modal(
     else:
         channel_select["default_to_current_conversation"] = True
     blocks: list[dict[str, Any]] = [
-        {"type": "input", "block_id": "prompt", "label": _text("What should the video show?"),
-         "element": prompt_input},
+        {
+            "type": "input",
+            "block_id": "prompt",
+            "label": _text("What should the video show?"),
+            "element": prompt_input,
+        },
         {"type": "input", "block_id": "model", "label": _text("Model"), "element": model_select},
-        {"type": "input", "block_id": "duration", "optional": True,
-         "label": _text("Length"), "hint": _text("Empty: the model's default length."),
-         "element": {"type": "static_select", "action_id": "value",
-                     "placeholder": _text("Model default"),
-                     "options": [_option(f"{d} seconds", str(d))
-                                 for d in duration_choices(catalog)]}},
-        {"type": "input", "block_id": "aspect_ratio", "optional": True,
-         "label": _text("Shape"), "hint": _text("Empty: the model's default shape."),
-         "element": {"type": "static_select", "action_id": "value",
-                     "placeholder": _text("Model default"),
-                     "options": [_option(r, r) for r in ratio_choices(catalog, default_model)]}},
+        {
+            "type": "input",
+            "block_id": "duration",
+            "optional": True,
+            "label": _text("Length"),
+            "hint": _text("Empty: the model's default length."),
+            "element": {
+                "type": "static_select",
+                "action_id": "value",
+                "placeholder": _text("Model default"),
+                "options": [_option(f"{d} seconds", str(d)) for d in duration_choices(catalog)],
+            },
+        },
+        {
+            "type": "input",
+            "block_id": "aspect_ratio",
+            "optional": True,
+            "label": _text("Shape"),
+            "hint": _text("Empty: the model's default shape."),
+            "element": {
+                "type": "static_select",
+                "action_id": "value",
+                "placeholder": _text("Model default"),
+                "options": [_option(r, r) for r in ratio_choices(catalog, default_model)],
+            },
+        },
     ]
     if any(s.watermark_option for s in catalog.models if s.selectable):
         blocks.append(
-            {"type": "input", "block_id": "watermark", "optional": True,
-             "label": _text("Watermark"),
-             "element": {"type": "checkboxes", "action_id": "value",
-                         "options": [_option("Keep the watermark (cheaper)", "keep")]}}
+            {
+                "type": "input",
+                "block_id": "watermark",
+                "optional": True,
+                "label": _text("Watermark"),
+                "element": {
+                    "type": "checkboxes",
+                    "action_id": "value",
+                    "options": [_option("Keep the watermark (cheaper)", "keep")],
+                },
+            }
         )
     if any(s.image_input for s in catalog.models if s.selectable):
         hint = "jpg, png or webp, at most 10 MB; used as the first frame."
         if image_file:
-            hint = f"Leave empty to use {short(str(image_file.get('name', 'the image')), 60)} " \
-                   "from the message. " + hint
+            hint = (
+                f"Leave empty to use {short(str(image_file.get('name', 'the image')), 60)} "
+                "from the message. " + hint
+            )
         blocks.append(
-            {"type": "input", "block_id": "image", "optional": True,
-             "label": _text("Start from an image"), "hint": _text(short(hint, 150)),
-             "element": {"type": "file_input", "action_id": "value",
-                         "filetypes": ["jpg", "jpeg", "png", "webp"], "max_files": 1}}
+            {
+                "type": "input",
+                "block_id": "image",
+                "optional": True,
+                "label": _text("Start from an image"),
+                "hint": _text(short(hint, 150)),
+                "element": {
+                    "type": "file_input",
+                    "action_id": "value",
+                    "filetypes": ["jpg", "jpeg", "png", "webp"],
+                    "max_files": 1,
+                },
+            }
         )
     blocks.append(
-        {"type": "input", "block_id": "channel", "optional": True,
-         "label": _text("Post the video in"),
-         "hint": _text("Empty: I send it to you in a direct message."),
-         "element": channel_select}
+        {
+            "type": "input",
+            "block_id": "channel",
+            "optional": True,
+            "label": _text("Post the video in"),
+            "hint": _text("Empty: I send it to you in a direct message."),
+            "element": channel_select,
+        }
     )
     meta = {"thread": thread, "image_file": image_file.get("id") if image_file else None}
     return {
@@ -270,12 +311,24 @@ def remix_modal(job_id: str, prompt: str, model: str, channel: str | None) -> di
         "close": _text("Cancel"),
         "private_metadata": _metadata({"job": job_id, "channel": channel}),
         "blocks": [
-            {"type": "context", "elements": [
-                {"type": "mrkdwn", "text": short(f"Remixing with `{model}`: _{prompt}_", 2000)}]},
-            {"type": "input", "block_id": "prompt", "label": _text("What should change?"),
-             "element": {"type": "plain_text_input", "action_id": "value", "multiline": True,
-                         "max_length": _PROMPT_MAX,
-                         "placeholder": _text("Make it night time, with neon reflections")}},
+            {
+                "type": "context",
+                "elements": [
+                    {"type": "mrkdwn", "text": short(f"Remixing with `{model}`: _{prompt}_", 2000)}
+                ],
+            },
+            {
+                "type": "input",
+                "block_id": "prompt",
+                "label": _text("What should change?"),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "value",
+                    "multiline": True,
+                    "max_length": _PROMPT_MAX,
+                    "placeholder": _text("Make it night time, with neon reflections"),
+                },
+            },
         ],
     }
 

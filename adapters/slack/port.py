@@ -40,8 +40,15 @@ log = logging.getLogger(__name__)
 MAX_UPLOAD_BYTES = 1024 * 1024 * 1024
 # Errors that mean "not here": the job is moved to a DM with the requester instead.
 CANNOT_POST_HERE = frozenset(
-    {"not_in_channel", "channel_not_found", "is_archived", "restricted_action",
-     "cannot_dm_bot", "ekm_access_denied", "team_access_not_granted"}
+    {
+        "not_in_channel",
+        "channel_not_found",
+        "is_archived",
+        "restricted_action",
+        "cannot_dm_bot",
+        "ekm_access_denied",
+        "team_access_not_granted",
+    }
 )
 
 
@@ -151,16 +158,18 @@ class SlackPort:
         async with self._lock(job.id):
             current = await self._ensure_locked(job)
             charged = current.charged_mc if current.charged_mc is not None else current.reserved_mc
-            shown = current.model_copy(update={"status": JobStatus.DELIVERED, "progress": 100,
-                                               "charged_mc": charged})
+            shown = current.model_copy(
+                update={"status": JobStatus.DELIVERED, "progress": 100, "charged_mc": charged}
+            )
             await self._update(shown)
             await self._deliver(shown, video, balance)
         self._forget(job.id)
 
     async def _deliver(self, job: Job, video: DeliveredVideo, balance: Balance) -> None:
         if video.size > self.max_upload_bytes:
-            await self._reply(job, render.link_message(
-                job, video, balance, "It is too big to upload to Slack."))
+            await self._reply(
+                job, render.link_message(job, video, balance, "It is too big to upload to Slack.")
+            )
             return
         try:
             data = await asyncio.to_thread(Path(video.path).read_bytes)
@@ -173,21 +182,26 @@ class SlackPort:
                 initial_comment=render.delivered_comment(job, balance),
             )
         except SlackApiError as exc:
-            log.warning("job %s: Slack refused the upload (%s); posting a link", job.id,
-                        slack_error(exc))
-            await self._reply(job, render.link_message(
-                job, video, balance, "Slack did not take the file."))
+            log.warning(
+                "job %s: Slack refused the upload (%s); posting a link", job.id, slack_error(exc)
+            )
+            await self._reply(
+                job, render.link_message(job, video, balance, "Slack did not take the file.")
+            )
         except SlackRequestError as exc:
-            log.warning("job %s: the upload failed (%s); posting a link", job.id,
-                        type(exc).__name__)
-            await self._reply(job, render.link_message(
-                job, video, balance, "The upload to Slack failed."))
+            log.warning(
+                "job %s: the upload failed (%s); posting a link", job.id, type(exc).__name__
+            )
+            await self._reply(
+                job, render.link_message(job, video, balance, "The upload to Slack failed.")
+            )
 
     async def on_job_failed(self, job: Job, reason: str, balance: Balance) -> None:
         async with self._lock(job.id):
             current = await self._ensure_locked(job)
-            await self._update(current.model_copy(update={"status": JobStatus.FAILED,
-                                                          "error": reason}))
+            await self._update(
+                current.model_copy(update={"status": JobStatus.FAILED, "error": reason})
+            )
             await self._reply(current, render.failed_message(current, reason, balance))
         self._forget(job.id)
 

@@ -154,8 +154,7 @@ def link_message(job: Job, video: DeliveredVideo, balance: Balance, why: str) ->
         return f"{head}\n{why} Watch or download it here: {video.hosted_url}"
     if video.source_url:
         expiry = (
-            f"until {when(video.source_expires_at)}" if video.source_expires_at
-            else "for 24 hours"
+            f"until {when(video.source_expires_at)}" if video.source_expires_at else "for 24 hours"
         )
         return (
             f"{head}\n{why} EvoLink's link works {expiry}; download it before then: "
@@ -189,8 +188,7 @@ def balance_text(balance: Balance) -> str:
     team_left = balance.team_available
     if team_left is not None and balance.team_budget is not None:
         lines.append(
-            f"Team budget {fmt_credits(balance.team_budget)} · "
-            f"team left {fmt_credits(team_left)}"
+            f"Team budget {fmt_credits(balance.team_budget)} · team left {fmt_credits(team_left)}"
         )
     lines.append(f"Resets {when(balance.resets_at)}.")
     return "\n".join(lines)

@@ -49,7 +49,11 @@ def _write(tmp_path: Path, data: Any, name: str = "catalog.json") -> Path:
 def test_packaged_catalog_loads_and_is_consistent(catalog: Catalog) -> None:
     assert catalog.version
     assert catalog.names() == [
-        "sora-2", "sora-2-preview", "sora-2-pro", "sora-2-pro-remix", "seedance-2.0",
+        "sora-2",
+        "sora-2-preview",
+        "sora-2-pro",
+        "sora-2-pro-remix",
+        "seedance-2.0",
     ]
     assert "sora-2-pro-remix" not in catalog.names(selectable_only=True)
     for spec in catalog.models:
@@ -110,7 +114,10 @@ def test_quote_is_exact_per_model_and_duration(
 
 def test_quote_of_a_remix_uses_the_remix_price(catalog: Catalog) -> None:
     request = build_request(
-        catalog, "sora-2", prompt="make it night", model="sora-2-pro-remix",
+        catalog,
+        "sora-2",
+        prompt="make it night",
+        model="sora-2-pro-remix",
         base_video_task_id="task-unified-1757169743-7cvnl5zw",
     )
     assert catalog.quote(request) == Decimal("7.5")
@@ -182,9 +189,7 @@ def test_check_default_model(catalog: Catalog) -> None:
 # -- operator files (CATALOG_PATH) ----------------------------------------------------------
 
 
-def test_custom_catalog_file_via_settings(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_custom_catalog_file_via_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = _write(tmp_path, {"version": "ops-7", "models": [_minimal_model()]})
     monkeypatch.chdir(tmp_path)  # no stray .env from the repo
     monkeypatch.setenv("CATALOG_PATH", str(path))
@@ -194,8 +199,9 @@ def test_custom_catalog_file_via_settings(
     assert custom.version == "ops-7"
     assert custom.names() == ["veo-3.1-fast"]
     assert str(path) in custom.source
-    request = build_request(custom, "veo-3.1-fast", prompt="surf at dawn", duration="8s",
-                            aspect_ratio="portrait")
+    request = build_request(
+        custom, "veo-3.1-fast", prompt="surf at dawn", duration="8s", aspect_ratio="portrait"
+    )
     assert (request.duration, request.aspect_ratio) == (8, "9:16")
     assert request.remove_watermark is None  # the model has no watermark option
     assert custom.quote(request) == Decimal("19.999")
@@ -207,38 +213,88 @@ def test_prices_may_be_json_integers(tmp_path: Path) -> None:
 
 
 _BROKEN: list[tuple[str, Any, str]] = [
-    ("not json", "{ \"version\": \"1\", ", "not valid JSON"),
+    ("not json", '{ "version": "1", ', "not valid JSON"),
     ("empty models", {"version": "1", "models": []}, "models"),
     ("no version", {"models": [_minimal_model()]}, "version"),
-    ("float price", {"version": "1", "models": [_minimal_model(prices={"4": 1.1, "8": 2})]},
-     "strings"),
-    ("missing price", {"version": "1", "models": [_minimal_model(prices={"4": "1"})]},
-     "no price for duration(s) [8]"),
-    ("extra price", {"version": "1", "models": [_minimal_model(
-        prices={"4": "1", "8": "2", "6": "1.5"})]}, "[6]"),
-    ("negative price", {"version": "1", "models": [_minimal_model(
-        prices={"4": "-1", "8": "2"})]}, "zero or positive"),
-    ("sub-milli price", {"version": "1", "models": [_minimal_model(
-        prices={"4": "1.0001", "8": "2"})]}, "three decimals"),
-    ("default duration", {"version": "1", "models": [_minimal_model(default_duration=6)]},
-     "default_duration 6"),
-    ("default ratio", {"version": "1", "models": [_minimal_model(default_aspect_ratio="1:1")]},
-     "default_aspect_ratio"),
-    ("bad alias", {"version": "1", "models": [_minimal_model(ratio_aliases={"square": "1:1"})]},
-     "'square'"),
+    (
+        "float price",
+        {"version": "1", "models": [_minimal_model(prices={"4": 1.1, "8": 2})]},
+        "strings",
+    ),
+    (
+        "missing price",
+        {"version": "1", "models": [_minimal_model(prices={"4": "1"})]},
+        "no price for duration(s) [8]",
+    ),
+    (
+        "extra price",
+        {"version": "1", "models": [_minimal_model(prices={"4": "1", "8": "2", "6": "1.5"})]},
+        "[6]",
+    ),
+    (
+        "negative price",
+        {"version": "1", "models": [_minimal_model(prices={"4": "-1", "8": "2"})]},
+        "zero or positive",
+    ),
+    (
+        "sub-milli price",
+        {"version": "1", "models": [_minimal_model(prices={"4": "1.0001", "8": "2"})]},
+        "three decimals",
+    ),
+    (
+        "default duration",
+        {"version": "1", "models": [_minimal_model(default_duration=6)]},
+        "default_duration 6",
+    ),
+    (
+        "default ratio",
+        {"version": "1", "models": [_minimal_model(default_aspect_ratio="1:1")]},
+        "default_aspect_ratio",
+    ),
+    (
+        "bad alias",
+        {"version": "1", "models": [_minimal_model(ratio_aliases={"square": "1:1"})]},
+        "'square'",
+    ),
     ("typo key", {"version": "1", "models": [_minimal_model(duratoins=[4])]}, "duratoins"),
-    ("duplicate", {"version": "1", "models": [
-        _minimal_model(), _minimal_model(name="VEO-3.1-FAST")]}, "appears twice"),
-    ("remix unknown", {"version": "1", "models": [_minimal_model(), _minimal_model(
-        name="veo-remix", remix_of=["veo-9"], requires_base_task=True)]}, "veo-9"),
-    ("remix flag", {"version": "1", "models": [_minimal_model(), _minimal_model(
-        name="veo-remix", remix_of=["veo-3.1-fast"])]}, "requires_base_task"),
-    ("watermark default", {"version": "1", "models": [_minimal_model(watermark_option=True)]},
-     "remove_watermark_default"),
-    ("image count", {"version": "1", "models": [_minimal_model(image_input=True)]},
-     "max_images"),
-    ("only remix", {"version": "1", "models": [_minimal_model(requires_base_task=True)]},
-     "ordered directly"),
+    (
+        "duplicate",
+        {"version": "1", "models": [_minimal_model(), _minimal_model(name="VEO-3.1-FAST")]},
+        "appears twice",
+    ),
+    (
+        "remix unknown",
+        {
+            "version": "1",
+            "models": [
+                _minimal_model(),
+                _minimal_model(name="veo-remix", remix_of=["veo-9"], requires_base_task=True),
+            ],
+        },
+        "veo-9",
+    ),
+    (
+        "remix flag",
+        {
+            "version": "1",
+            "models": [
+                _minimal_model(),
+                _minimal_model(name="veo-remix", remix_of=["veo-3.1-fast"]),
+            ],
+        },
+        "requires_base_task",
+    ),
+    (
+        "watermark default",
+        {"version": "1", "models": [_minimal_model(watermark_option=True)]},
+        "remove_watermark_default",
+    ),
+    ("image count", {"version": "1", "models": [_minimal_model(image_input=True)]}, "max_images"),
+    (
+        "only remix",
+        {"version": "1", "models": [_minimal_model(requires_base_task=True)]},
+        "ordered directly",
+    ),
 ]
 
 

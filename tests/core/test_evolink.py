@@ -28,13 +28,15 @@ from bot.models import VideoRequest
 from bot.simulator import Simulator, SimulatorConfig, clip_bytes, synthetic_video_chunks
 
 KEY = "sk-secret-test-key-123"
-REQUEST = VideoRequest(model="sora-2", prompt="a paper boat on a rainy street", duration=10,
-                       aspect_ratio="9:16")
+REQUEST = VideoRequest(
+    model="sora-2", prompt="a paper boat on a rainy street", duration=10, aspect_ratio="9:16"
+)
 
 
 @asynccontextmanager
-async def connected(config: SimulatorConfig | None = None,
-                    **client_options: Any) -> AsyncIterator[tuple[Simulator, EvoLinkClient]]:
+async def connected(
+    config: SimulatorConfig | None = None, **client_options: Any
+) -> AsyncIterator[tuple[Simulator, EvoLinkClient]]:
     async with Simulator.serve(config or SimulatorConfig(task_seconds=0.2)) as sim:
         options: dict[str, Any] = {"backoff_base": 0.01, "max_backoff": 0.05, **client_options}
         async with EvoLinkClient(sim.base_url, KEY, **options) as client:
@@ -53,16 +55,23 @@ async def until_terminal(client: EvoLinkClient, task_id: str) -> TaskSnapshot:
 
 
 async def test_submit_poll_complete_with_results_and_credits() -> None:
-    request = REQUEST.model_copy(update={"image_url": "https://img.example/cat.png",
-                                         "remove_watermark": False})
+    request = REQUEST.model_copy(
+        update={"image_url": "https://img.example/cat.png", "remove_watermark": False}
+    )
     async with connected() as (sim, client):
         submitted = await client.submit("job-1", request, callback_url="http://127.0.0.1:9/cb")
         assert (submitted.status, submitted.progress, submitted.terminal) == ("pending", 0, False)
         assert submitted.estimated_time == 1 and submitted.results == []
         sent = sim.requests[0]
-        assert sent.json == {"model": "sora-2", "prompt": REQUEST.prompt, "aspect_ratio": "9:16",
-                             "duration": 10, "image_urls": ["https://img.example/cat.png"],
-                             "remove_watermark": False, "callback_url": "http://127.0.0.1:9/cb"}
+        assert sent.json == {
+            "model": "sora-2",
+            "prompt": REQUEST.prompt,
+            "aspect_ratio": "9:16",
+            "duration": 10,
+            "image_urls": ["https://img.example/cat.png"],
+            "remove_watermark": False,
+            "callback_url": "http://127.0.0.1:9/cb",
+        }
         assert sent.headers["Idempotency-Key"] == "job-1"
         done = await until_terminal(client, submitted.id)
         assert done.status == "completed" and done.progress == 100
@@ -71,7 +80,10 @@ async def test_submit_poll_complete_with_results_and_credits() -> None:
         assert isinstance(done.credits_used, Decimal)
         credits = await client.credits()
         assert (credits.remaining, credits.used, credits.unlimited) == (
-            Decimal("9998"), Decimal("2"), False)
+            Decimal("9998"),
+            Decimal("2"),
+            False,
+        )
         assert client.stats["submit"] == 1 and client.stats["credits"] == 1
 
 
@@ -118,10 +130,16 @@ async def test_a_long_retry_after_is_handed_to_the_caller() -> None:
         assert sim.counts["task"] == 1
 
 
-@pytest.mark.parametrize(("status", "words"), [
-    (400, "refused the request"), (402, "out of credits"), (403, "refused access"),
-    (404, "could not find"), (413, "too large"),
-])
+@pytest.mark.parametrize(
+    ("status", "words"),
+    [
+        (400, "refused the request"),
+        (402, "out of credits"),
+        (403, "refused access"),
+        (404, "could not find"),
+        (413, "too large"),
+    ],
+)
 async def test_client_errors_are_not_retried(status: int, words: str) -> None:
     async with connected(SimulatorConfig(http_errors={"submit": [status]})) as (sim, client):
         with pytest.raises(ProviderHTTPError) as caught:
@@ -152,8 +170,11 @@ async def test_server_errors_are_retried_until_success() -> None:
         assert {r.headers["Idempotency-Key"] for r in sim.requests} == {"job-9"}
         assert (await client.get_task(snapshot.id)).id == snapshot.id
         assert sim.counts["task"] == 3
-        assert (client.stats["error:502"], client.stats["error:503"],
-                client.stats["error:500"]) == (1, 2, 2)
+        assert (
+            client.stats["error:502"],
+            client.stats["error:503"],
+            client.stats["error:500"],
+        ) == (1, 2, 2)
 
 
 async def test_retries_stop_after_max_attempts() -> None:
@@ -167,8 +188,9 @@ async def test_retries_stop_after_max_attempts() -> None:
 
 
 async def test_malformed_json_and_dropped_connections_are_survived() -> None:
-    config = SimulatorConfig(http_errors={"submit": ["disconnect"],
-                                          "task": ["malformed", "disconnect"]})
+    config = SimulatorConfig(
+        http_errors={"submit": ["disconnect"], "task": ["malformed", "disconnect"]}
+    )
     async with connected(config) as (sim, client):
         snapshot = await client.submit("job-3", REQUEST)
         assert len(sim.tasks) == 1 and sim.counts["submit"] == 2
@@ -181,8 +203,9 @@ async def test_unreachable_service_is_a_retryable_provider_error() -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    async with EvoLinkClient(f"http://127.0.0.1:{port}", KEY, max_attempts=2,
-                             backoff_base=0.01) as client:
+    async with EvoLinkClient(
+        f"http://127.0.0.1:{port}", KEY, max_attempts=2, backoff_base=0.01
+    ) as client:
         with pytest.raises(ProviderError) as caught:
             await client.credits()
     assert caught.value.retryable and "could not reach EvoLink" in str(caught.value)
@@ -202,17 +225,22 @@ async def test_every_task_error_code_fails_with_that_code() -> None:
         assert failure.code == code and failure.retryable == (code in RETRY_LATER_CODES)
         assert str(failure) == reason_for_code(code) and "_" not in str(failure)
     assert reason_for_code("content_policy_violation") == (
-        "EvoLink's content policy refused this prompt or image — try rephrasing")
+        "EvoLink's content policy refused this prompt or image — try rephrasing"
+    )
     assert reason_for_code("service_error") == "the video service had a problem — try again"
     assert "brand_new_code" in reason_for_code("brand_new_code")
 
 
 def test_snapshot_reads_fields_seen_in_clients() -> None:
-    snapshot = TaskSnapshot.from_api({
-        "id": "t1", "status": "COMPLETED", "progress": "100",
-        "result_data": [{"url": "https://cdn.example/v.mp4"}],
-        "usage": {"cost": {"credits": 23.04, "usd": 0.32}},
-    })
+    snapshot = TaskSnapshot.from_api(
+        {
+            "id": "t1",
+            "status": "COMPLETED",
+            "progress": "100",
+            "result_data": [{"url": "https://cdn.example/v.mp4"}],
+            "usage": {"cost": {"credits": 23.04, "usd": 0.32}},
+        }
+    )
     assert snapshot.results == ["https://cdn.example/v.mp4"] and snapshot.terminal
     assert snapshot.credits_used == Decimal("23.04") and snapshot.progress == 100
     cancelled = TaskSnapshot.from_api({"id": "t2", "status": "cancelled"})

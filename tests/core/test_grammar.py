@@ -36,8 +36,16 @@ def parse(text: str, **options: Any) -> VideoRequest:
 # -- good input ---------------------------------------------------------------------------
 
 _GOOD: list[tuple[str, dict[str, Any]]] = [
-    ("a paper boat", {"prompt": "a paper boat", "model": "sora-2", "duration": 10,
-                      "aspect_ratio": "9:16", "remove_watermark": True}),
+    (
+        "a paper boat",
+        {
+            "prompt": "a paper boat",
+            "model": "sora-2",
+            "duration": 10,
+            "aspect_ratio": "9:16",
+            "remove_watermark": True,
+        },
+    ),
     ("--duration 15 a paper boat", {"prompt": "a paper boat", "duration": 15}),
     ("a paper boat --duration 15", {"prompt": "a paper boat", "duration": 15}),
     ("a paper --duration 15 boat", {"prompt": "a paper boat", "duration": 15}),
@@ -57,29 +65,46 @@ _GOOD: list[tuple[str, dict[str, Any]]] = [
     ("a boat -ar 16:9", {"aspect_ratio": "16:9"}),
     ("a boat --landscape", {"aspect_ratio": "16:9"}),
     ("a boat --portrait --ar 9:16", {"aspect_ratio": "9:16"}),
-    ("a boat --model sora-2-preview", {"model": "sora-2-preview", "duration": 4,
-                                        "aspect_ratio": "1280x720", "remove_watermark": None}),
-    ("a boat -m SORA-2-PREVIEW --ar 16:9 -d 12",
-     {"model": "sora-2-preview", "aspect_ratio": "1280x720", "duration": 12}),
+    (
+        "a boat --model sora-2-preview",
+        {
+            "model": "sora-2-preview",
+            "duration": 4,
+            "aspect_ratio": "1280x720",
+            "remove_watermark": None,
+        },
+    ),
+    (
+        "a boat -m SORA-2-PREVIEW --ar 16:9 -d 12",
+        {"model": "sora-2-preview", "aspect_ratio": "1280x720", "duration": 12},
+    ),
     ("a boat -m sora-2-preview --ar portrait", {"aspect_ratio": "720x1280"}),
     ("a boat -m sora-2-preview --resize CROP", {"resize_mode": "crop"}),
-    ("a boat --model=seedance-2.0 --ar square -d 10",
-     {"model": "seedance-2.0", "aspect_ratio": "1:1", "duration": 10}),
+    (
+        "a boat --model=seedance-2.0 --ar square -d 10",
+        {"model": "seedance-2.0", "aspect_ratio": "1:1", "duration": 10},
+    ),
     ("a boat --watermark", {"remove_watermark": False}),
     ("a boat --no-watermark", {"remove_watermark": True}),
     ("a boat --watermark=no", {"remove_watermark": True}),
     ("a boat --watermark=keep", {"remove_watermark": False}),
-    ("a boat --image https://example.com/a.png",
-     {"image_url": "https://example.com/a.png", "prompt": "a boat"}),
-    ("a boat --img <https://example.com/a.png|example.com/a.png>",
-     {"image_url": "https://example.com/a.png"}),
+    (
+        "a boat --image https://example.com/a.png",
+        {"image_url": "https://example.com/a.png", "prompt": "a boat"},
+    ),
+    (
+        "a boat --img <https://example.com/a.png|example.com/a.png>",
+        {"image_url": "https://example.com/a.png"},
+    ),
     ("a boat --image=HTTP://Example.com/x.webp", {"image_url": "HTTP://Example.com/x.webp"}),
     ("a boat --model sora-2 -m Sora-2", {"model": "sora-2"}),  # same value twice: fine
     ("a boat -d 10 --duration 10s", {"duration": 10}),
     ("a boat --landscape --ar 16:9", {"aspect_ratio": "16:9"}),
     # Phones and Slack turn -- into em/en dashes.
-    ("a boat —duration 15 –ar landscape", {"duration": 15, "aspect_ratio": "16:9",
-                                            "prompt": "a boat"}),
+    (
+        "a boat —duration 15 –ar landscape",
+        {"duration": 15, "aspect_ratio": "16:9", "prompt": "a boat"},
+    ),
     ("a cat —and a dog", {"prompt": "a cat —and a dog"}),  # a dash in prose stays prose
     ("-20°C on a frozen lake", {"prompt": "-20°C on a frozen lake"}),
     ("a well--known cat", {"prompt": "a well--known cat"}),
@@ -92,8 +117,10 @@ _GOOD: list[tuple[str, dict[str, Any]]] = [
     ("猫がピアノを弾いている --ar landscape", {"prompt": "猫がピアノを弾いている"}),
     ("قطة تعزف على البيانو -d 15", {"prompt": "قطة تعزف على البيانو", "duration": 15}),
     ("חתול מנגן בפסנתר", {"prompt": "חתול מנגן בפסנתר"}),
-    ("a family 👨\u200d👩\u200d👧 dancing 🐈\u200d⬛",
-     {"prompt": "a family 👨\u200d👩\u200d👧 dancing 🐈\u200d⬛"}),
+    (
+        "a family 👨\u200d👩\u200d👧 dancing 🐈\u200d⬛",
+        {"prompt": "a family 👨\u200d👩\u200d👧 dancing 🐈\u200d⬛"},
+    ),
     ("e\u0301clair", {"prompt": "éclair"}),  # NFC
     # Invisible and control characters are removed, also inside option names and values.
     ("a boat --dur\u200bation 15", {"duration": 15, "prompt": "a boat"}),
@@ -101,8 +128,10 @@ _GOOD: list[tuple[str, dict[str, Any]]] = [
     ("a\x00 boat\x00 --ar\x00 16:9", {"prompt": "a boat", "aspect_ratio": "16:9"}),
     ("a \u202eboat\u202c \ufeff", {"prompt": "a boat"}),
     ("a boat \U000e0041\U000e0042", {"prompt": "a boat"}),  # tag characters smuggle text
-    ("a boat －－ｄｕｒａｔｉｏｎ １５ －－ａｒ １６：９",
-     {"duration": 15, "aspect_ratio": "16:9"}),
+    (
+        "a boat －－ｄｕｒａｔｉｏｎ １５ －－ａｒ １６：９",
+        {"duration": 15, "aspect_ratio": "16:9"},
+    ),
 ]
 
 
@@ -132,15 +161,21 @@ _BAD: list[tuple[str, str, str]] = [
     ("--duration 15 --ar 16:9", "prompt", "Say what the video should show"),
     ('""', "prompt", "Say what the video should show"),
     ("a boat --duration 7", "duration", "Duration 7 is not available for sora-2. Choose 10 or 15."),
-    ("a boat -m sora-2-preview -d 10", "duration",
-     "Duration 10 is not available for sora-2-preview. Choose 4, 8 or 12."),
+    (
+        "a boat -m sora-2-preview -d 10",
+        "duration",
+        "Duration 10 is not available for sora-2-preview. Choose 4, 8 or 12.",
+    ),
     ("a boat --duration ten", "duration", "'ten' is not a number of seconds"),
     ("a boat --duration 99999999999999999999", "duration", "not a number of seconds"),
     ("a boat --duration -5", "duration", "not a number of seconds"),
     ("a boat --duration", "duration", "--duration needs a value"),
     ("a boat -d --ar 16:9", "duration", "-d needs a value"),
-    ("a boat --ar 4:3", "aspect_ratio", "Aspect ratio '4:3' is not available for sora-2. "
-                                        "Choose 16:9 or 9:16"),
+    (
+        "a boat --ar 4:3",
+        "aspect_ratio",
+        "Aspect ratio '4:3' is not available for sora-2. Choose 16:9 or 9:16",
+    ),
     ("a boat -m sora-2-preview --ar 1:1", "aspect_ratio", "Choose 1280x720 or 720x1280"),
     ("a boat --foo", "option", "Unknown option --foo. Options: --duration"),
     ("a boat --help", "option", "Unknown option --help"),
@@ -185,8 +220,9 @@ def test_errors_list_the_valid_values() -> None:
         parse("a boat --frobnicate 3")
     assert {"--duration", "--ar", "--model", "--image", "--watermark"} <= set(err.value.valid)
     with pytest.raises(InputError) as err:
-        parse("a boat --model sora-2-pro-remix --image https://x.y/a.png",
-              base_video_task_id="task-1")
+        parse(
+            "a boat --model sora-2-pro-remix --image https://x.y/a.png", base_video_task_id="task-1"
+        )
     assert err.value.field == "image_url"
     assert "sora-2" in err.value.valid and "sora-2-pro-remix" not in err.value.valid
 
@@ -199,8 +235,9 @@ def test_prompt_limit_is_the_models_own() -> None:
     assert parse("z" * 1000).prompt == "z" * 1000  # exactly at the limit
 
 
-@pytest.mark.parametrize("text", ["x" * 20_000, "a " * 10_000, "--duration 10 " * 2000,
-                                  "\u200b" * 50_000 + "a cat"])
+@pytest.mark.parametrize(
+    "text", ["x" * 20_000, "a " * 10_000, "--duration 10 " * 2000, "\u200b" * 50_000 + "a cat"]
+)
 def test_huge_input_is_refused_fast(text: str) -> None:
     started = time.perf_counter()
     with pytest.raises(InputError) as err:
@@ -223,12 +260,24 @@ def test_worst_case_text_under_the_cap_parses_fast() -> None:
 
 
 def test_build_request_structured_values() -> None:
-    request = build_request(CATALOG, DEFAULT, prompt="  a   kite ", model="SORA-2",
-                            duration="15s", aspect_ratio="landscape", watermark=True,
-                            image_url="https://example.com/kite.jpg")
-    assert request == VideoRequest(model="sora-2", prompt="a kite", duration=15,
-                                   aspect_ratio="16:9", image_url="https://example.com/kite.jpg",
-                                   remove_watermark=False)
+    request = build_request(
+        CATALOG,
+        DEFAULT,
+        prompt="  a   kite ",
+        model="SORA-2",
+        duration="15s",
+        aspect_ratio="landscape",
+        watermark=True,
+        image_url="https://example.com/kite.jpg",
+    )
+    assert request == VideoRequest(
+        model="sora-2",
+        prompt="a kite",
+        duration=15,
+        aspect_ratio="16:9",
+        image_url="https://example.com/kite.jpg",
+        remove_watermark=False,
+    )
     # The structured prompt is literal: flags in it are prose, not options.
     assert build_request(CATALOG, DEFAULT, prompt="a kite --duration 15").duration == 10
 
@@ -242,8 +291,10 @@ def test_build_request_structured_values() -> None:
         ({"model": "sora-2-pro-remix"}, "model"),
         ({"base_video_task_id": "task-1"}, "base_video_task_id"),
         ({"model": "sora-2-pro-remix", "base_video_task_id": "bad id!"}, "base_video_task_id"),
-        ({"model": "sora-2-pro-remix", "base_video_task_id": "t1", "image_url": "https://x.y/a"},
-         "image_url"),
+        (
+            {"model": "sora-2-pro-remix", "base_video_task_id": "t1", "image_url": "https://x.y/a"},
+            "image_url",
+        ),
     ],
 )
 def test_build_request_refusals(kwargs: dict[str, Any], field: str) -> None:
@@ -253,8 +304,13 @@ def test_build_request_refusals(kwargs: dict[str, Any], field: str) -> None:
 
 
 def test_remix_request_carries_the_base_task() -> None:
-    request = build_request(CATALOG, DEFAULT, prompt="now at night", model="sora-2-pro-remix",
-                            base_video_task_id=" task-unified-1757169743-7cvnl5zw ")
+    request = build_request(
+        CATALOG,
+        DEFAULT,
+        prompt="now at night",
+        model="sora-2-pro-remix",
+        base_video_task_id=" task-unified-1757169743-7cvnl5zw ",
+    )
     assert request.base_video_task_id == "task-unified-1757169743-7cvnl5zw"
     assert request.model == "sora-2-pro-remix"
 
@@ -272,14 +328,64 @@ def test_text_flags_merge_with_structured_options() -> None:
 
 # -- property tests -----------------------------------------------------------------------
 
-_PIECES = st.sampled_from([
-    "--duration", "-d", "--seconds", "--ar", "--aspect", "--landscape", "--portrait", "--model",
-    "-m", "--image", "--watermark", "--no-watermark", "--watermark=no", "--resize", "—duration",
-    "–ar", "--dur\u200bation", "--foo", "-", "--", "—", "=", "10", "15", "4", "8", "5", "10s",
-    "16:9", "9:16", "landscape", "portrait", "1280x720", "square", "sora-2", "sora-2-preview",
-    "seedance-2.0", "sora-2-pro", "sora-2-pro-remix", "SORA-2", "https://x.y/a.png", "pad",
-    "crop", "\x00", "\ud800", "\u200d", "\u202e", '"', "“", "a", "cat", "猫", "🐈", "\n",
-])
+_PIECES = st.sampled_from(
+    [
+        "--duration",
+        "-d",
+        "--seconds",
+        "--ar",
+        "--aspect",
+        "--landscape",
+        "--portrait",
+        "--model",
+        "-m",
+        "--image",
+        "--watermark",
+        "--no-watermark",
+        "--watermark=no",
+        "--resize",
+        "—duration",
+        "–ar",
+        "--dur\u200bation",
+        "--foo",
+        "-",
+        "--",
+        "—",
+        "=",
+        "10",
+        "15",
+        "4",
+        "8",
+        "5",
+        "10s",
+        "16:9",
+        "9:16",
+        "landscape",
+        "portrait",
+        "1280x720",
+        "square",
+        "sora-2",
+        "sora-2-preview",
+        "seedance-2.0",
+        "sora-2-pro",
+        "sora-2-pro-remix",
+        "SORA-2",
+        "https://x.y/a.png",
+        "pad",
+        "crop",
+        "\x00",
+        "\ud800",
+        "\u200d",
+        "\u202e",
+        '"',
+        "“",
+        "a",
+        "cat",
+        "猫",
+        "🐈",
+        "\n",
+    ]
+)
 _TEXT = st.one_of(
     st.text(max_size=200),
     st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=50),
@@ -311,9 +417,14 @@ def test_any_text_gives_a_valid_request_or_an_input_error(text: str, default: st
     _check_valid(request)
     # Building again from a stored request (retry, "again") gives the same request.
     rebuilt = build_request(
-        CATALOG, default, prompt=request.prompt, model=request.model,
-        duration=request.duration, aspect_ratio=request.aspect_ratio,
-        image_url=request.image_url, resize_mode=request.resize_mode,
+        CATALOG,
+        default,
+        prompt=request.prompt,
+        model=request.model,
+        duration=request.duration,
+        aspect_ratio=request.aspect_ratio,
+        image_url=request.image_url,
+        resize_mode=request.resize_mode,
         watermark=None if request.remove_watermark is None else not request.remove_watermark,
     )
     assert rebuilt == request
@@ -341,8 +452,12 @@ def test_clean_prompt_is_idempotent(text: str) -> None:
         ("/sora --help", "help", [], ""),
         ("HELP", "help", [], ""),
         ("/sora cancel job-1", "cancel", ["job-1"], "job-1"),
-        ("/sora admin set-limit slack:T1:U1 50", "admin",
-         ["set-limit", "slack:T1:U1", "50"], "set-limit slack:T1:U1 50"),
+        (
+            "/sora admin set-limit slack:T1:U1 50",
+            "admin",
+            ["set-limit", "slack:T1:U1", "50"],
+            "set-limit slack:T1:U1 50",
+        ),
         ("/sora a cat --duration 10", "video", [], "a cat --duration 10"),
         ("a cat playing piano", "video", [], "a cat playing piano"),
         ("credits roll over a city skyline", "video", [], "credits roll over a city skyline"),
@@ -366,8 +481,18 @@ def test_parse_chat_command_passes_huge_text_to_the_video_grammar() -> None:
 
 def test_usage_text_lists_options_and_orderable_models() -> None:
     text = usage_text(CATALOG, "sora-2")
-    for needle in ("--duration", "-d", "--ar", "--model", "--image", "--watermark",
-                   "--no-watermark", "--resize", "landscape", "/sora credits"):
+    for needle in (
+        "--duration",
+        "-d",
+        "--ar",
+        "--model",
+        "--image",
+        "--watermark",
+        "--no-watermark",
+        "--resize",
+        "landscape",
+        "/sora credits",
+    ):
         assert needle in text
     for name in CATALOG.names(selectable_only=True):
         assert name in text

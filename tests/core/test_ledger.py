@@ -30,7 +30,9 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     await s.close()
 
 
-def book_for(store: Store, limit: str = "300", team: str = "0", now: dt.datetime | None = None) -> JobBook:
+def book_for(
+    store: Store, limit: str = "300", team: str = "0", now: dt.datetime | None = None
+) -> JobBook:
     return JobBook(
         store,
         default_limit=Decimal(limit),

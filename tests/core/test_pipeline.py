@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from pathlib import Path
 
@@ -34,7 +35,7 @@ async def test_happy_path_delivers_the_clip_and_captures_the_charge(
 
     delivered = await port.wait_for(job.id, "delivered")
     assert delivered.video is not None
-    video_bytes = Path(delivered.video.path).read_bytes()
+    video_bytes = await asyncio.to_thread(Path(delivered.video.path).read_bytes)
     assert video_bytes == (DATA / "portrait.mp4").read_bytes()
     assert delivered.video.hosted_url is not None and "/media/" in delivered.video.hosted_url
 
@@ -70,9 +71,7 @@ async def test_progress_reaches_the_port_only_when_it_changes(
 
 
 @pytest.mark.parametrize("core_settings", [{"user_credits_per_period": "3"}])
-async def test_over_budget_is_refused_and_sends_nothing(
-    rc: RunningCore, sim: Simulator
-) -> None:
+async def test_over_budget_is_refused_and_sends_nothing(rc: RunningCore, sim: Simulator) -> None:
     service = rc.core.service
     request = service.parse("a cat --duration 15")  # 3.75 > 3
     with pytest.raises(BudgetError) as refused:

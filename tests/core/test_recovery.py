@@ -70,9 +70,7 @@ async def test_killed_while_the_task_runs(tmp_path: Path) -> None:
         assert _tasks_for(slow, job.id) == 1
 
 
-async def test_killed_while_delivering_before_the_download(
-    tmp_path: Path, sim: Simulator
-) -> None:
+async def test_killed_while_delivering_before_the_download(tmp_path: Path, sim: Simulator) -> None:
     async with running_core(tmp_path, sim, start=False) as rc:
         job_id = await _accept(rc)
         job = await rc.core.service.get_job(job_id)

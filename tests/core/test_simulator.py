@@ -22,8 +22,12 @@ from bot.simulator import (
 
 AUTH = {"Authorization": "Bearer sk-test"}
 # A model the packaged catalog does not price, so the simulator bills credits_per_second (5.76/s).
-BODY: dict[str, Any] = {"model": "veo-3.1-fast", "prompt": "a paper boat", "aspect_ratio": "16:9",
-                        "duration": 10}
+BODY: dict[str, Any] = {
+    "model": "veo-3.1-fast",
+    "prompt": "a paper boat",
+    "aspect_ratio": "16:9",
+    "duration": 10,
+}
 
 
 class ManualClock:
@@ -40,21 +44,42 @@ async def submit(http: httpx.AsyncClient, **extra: Any) -> httpx.Response:
 
 
 async def test_submit_answers_the_documented_task_object() -> None:
-    async with Simulator.serve(SimulatorConfig(task_seconds=300)) as sim, \
-            httpx.AsyncClient(base_url=sim.base_url) as http:
+    async with (
+        Simulator.serve(SimulatorConfig(task_seconds=300)) as sim,
+        httpx.AsyncClient(base_url=sim.base_url) as http,
+    ):
         response = await submit(http)
         assert response.status_code == 200
         task = response.json()
-        assert set(task) == {"created", "id", "model", "object", "progress", "status",
-                             "task_info", "type", "usage"}
+        assert set(task) == {
+            "created",
+            "id",
+            "model",
+            "object",
+            "progress",
+            "status",
+            "task_info",
+            "type",
+            "usage",
+        }
         assert re.fullmatch(r"task-unified-\d{10}-[0-9a-f]{8}", task["id"])
         assert abs(task["created"] - time.time()) < 5
         assert (task["object"], task["status"], task["progress"], task["type"]) == (
-            "video.generation.task", "pending", 0, "video")
-        assert task["task_info"] == {"can_cancel": True, "estimated_time": 300,
-                                     "video_duration": 10}
-        assert task["usage"] == {"billing_rule": "per_call", "credits_reserved": 57.6,
-                                 "user_group": "default"}
+            "video.generation.task",
+            "pending",
+            0,
+            "video",
+        )
+        assert task["task_info"] == {
+            "can_cancel": True,
+            "estimated_time": 300,
+            "video_duration": 10,
+        }
+        assert task["usage"] == {
+            "billing_rule": "per_call",
+            "credits_reserved": 57.6,
+            "user_group": "default",
+        }
         recorded = sim.requests[-1]
         assert recorded.json == BODY and recorded.headers["Authorization"] == "Bearer"
 
@@ -62,8 +87,10 @@ async def test_submit_answers_the_documented_task_object() -> None:
 async def test_lifecycle_follows_the_clock_and_progress_never_drops() -> None:
     clock = ManualClock()
     config = SimulatorConfig(task_seconds=100, progress_noise=True, estimate_error=1.5)
-    async with Simulator.serve(config, clock=clock) as sim, \
-            httpx.AsyncClient(base_url=sim.base_url, headers=AUTH) as http:
+    async with (
+        Simulator.serve(config, clock=clock) as sim,
+        httpx.AsyncClient(base_url=sim.base_url, headers=AUTH) as http,
+    ):
         task_id = (await submit(http)).json()["id"]
         seen: list[tuple[str, int]] = []
         for _ in range(101):
@@ -99,9 +126,12 @@ async def test_bad_input_is_refused_with_400() -> None:
     config = SimulatorConfig(models=frozenset({"veo-3.1-fast"}))
     async with Simulator.serve(config) as sim, httpx.AsyncClient(base_url=sim.base_url) as http:
         cases: list[tuple[dict[str, Any], str]] = [
-            ({"prompt": "  "}, "prompt"), ({"model": "nope"}, "model"),
+            ({"prompt": "  "}, "prompt"),
+            ({"model": "nope"}, "model"),
             ({"callback_url": "http://example.com/cb"}, "callback_url"),
-            ({"image_urls": ["a", "b"]}, "image_urls"), ({"duration": "ten"}, "duration")]
+            ({"image_urls": ["a", "b"]}, "image_urls"),
+            ({"duration": "ten"}, "duration"),
+        ]
         for extra, param in cases:
             response = await submit(http, **extra)
             assert response.status_code == 400, extra
@@ -124,24 +154,33 @@ async def test_idempotency_key_replays_the_same_task() -> None:
 
 async def test_credits_are_reserved_then_charged_and_402_when_short() -> None:
     config = SimulatorConfig(task_seconds=0.2, remaining_credits=Decimal("100"))
-    async with Simulator.serve(config) as sim, \
-            httpx.AsyncClient(base_url=sim.base_url, headers=AUTH) as http:
+    async with (
+        Simulator.serve(config) as sim,
+        httpx.AsyncClient(base_url=sim.base_url, headers=AUTH) as http,
+    ):
         assert (await submit(http)).status_code == 200  # 57.6 reserved
         short = await submit(http)
         assert short.status_code == 402
         assert short.json()["error"]["code"] == "insufficient_quota"
         await asyncio.sleep(0.4)
         token = (await http.get("/v1/credits")).json()["data"]["token"]
-        assert token == {"remaining_credits": 42.4, "unlimited_credits": False,
-                         "used_credits": 57.6}
+        assert token == {
+            "remaining_credits": 42.4,
+            "unlimited_credits": False,
+            "used_credits": 57.6,
+        }
 
 
 async def test_files_match_orientation_and_wait_for_completion() -> None:
     clock = ManualClock()
-    async with Simulator.serve(SimulatorConfig(task_seconds=10), clock=clock) as sim, \
-            httpx.AsyncClient(base_url=sim.base_url, headers=AUTH) as http:
-        ids = {ar: (await submit(http, aspect_ratio=ar)).json()["id"]
-               for ar in ("16:9", "9:16", "720x1280", "1280x720", "1:1")}
+    async with (
+        Simulator.serve(SimulatorConfig(task_seconds=10), clock=clock) as sim,
+        httpx.AsyncClient(base_url=sim.base_url, headers=AUTH) as http,
+    ):
+        ids = {
+            ar: (await submit(http, aspect_ratio=ar)).json()["id"]
+            for ar in ("16:9", "9:16", "720x1280", "1280x720", "1:1")
+        }
         early = await http.get(f"/files/{ids['16:9']}.mp4")
         assert early.status_code == 404
         clock.now += 10
@@ -156,8 +195,10 @@ async def test_files_match_orientation_and_wait_for_completion() -> None:
 
 async def test_task_failures_from_config_and_prompt() -> None:
     config = SimulatorConfig(task_seconds=0.2, fail_next=["content_policy_violation"])
-    async with Simulator.serve(config) as sim, \
-            httpx.AsyncClient(base_url=sim.base_url, headers=AUTH) as http:
+    async with (
+        Simulator.serve(config) as sim,
+        httpx.AsyncClient(base_url=sim.base_url, headers=AUTH) as http,
+    ):
         first = (await submit(http)).json()["id"]
         second = (await submit(http, prompt="boom [[fail:upstream_error]]")).json()["id"]
         fine = (await submit(http)).json()["id"]
@@ -172,10 +213,13 @@ async def test_task_failures_from_config_and_prompt() -> None:
 
 
 async def test_injected_http_faults_are_consumed_in_order() -> None:
-    config = SimulatorConfig(http_errors={"credits": [429, 503, "malformed", "disconnect"]},
-                             retry_after=7)
-    async with Simulator.serve(config) as sim, \
-            httpx.AsyncClient(base_url=sim.base_url, headers=AUTH) as http:
+    config = SimulatorConfig(
+        http_errors={"credits": [429, 503, "malformed", "disconnect"]}, retry_after=7
+    )
+    async with (
+        Simulator.serve(config) as sim,
+        httpx.AsyncClient(base_url=sim.base_url, headers=AUTH) as http,
+    ):
         limited = await http.get("/v1/credits")
         assert limited.status_code == 429 and limited.headers["Retry-After"] == "7"
         assert (await http.get("/v1/credits")).status_code == 503
@@ -210,11 +254,14 @@ async def test_callbacks_are_sent_once_settled_and_retried_on_500() -> None:
     runner, url, received = await callback_receiver([500, 500])
     config = SimulatorConfig(task_seconds=0.2, callback_backoff=0.05)
     try:
-        async with Simulator.serve(config) as sim, \
-                httpx.AsyncClient(base_url=sim.base_url, headers=AUTH) as http:
+        async with (
+            Simulator.serve(config) as sim,
+            httpx.AsyncClient(base_url=sim.base_url, headers=AUTH) as http,
+        ):
             task_id = (await submit(http, callback_url=url)).json()["id"]
             await asyncio.wait_for(
-                _until(lambda: any(a.status == 200 for a in sim.callbacks_sent)), 5)
+                _until(lambda: any(a.status == 200 for a in sim.callbacks_sent)), 5
+            )
             assert [a.status for a in sim.callbacks_sent] == [500, 500, 200]
             assert [a.attempt for a in sim.callbacks_sent] == [1, 2, 3]
             assert len(received) == 3
@@ -227,11 +274,12 @@ async def test_callbacks_are_sent_once_settled_and_retried_on_500() -> None:
 
 async def test_callbacks_give_up_after_three_retries() -> None:
     runner, url, received = await callback_receiver([503] * 10)
-    config = SimulatorConfig(task_seconds=0.1, callback_backoff=0.02,
-                             fail_next=["service_error"])
+    config = SimulatorConfig(task_seconds=0.1, callback_backoff=0.02, fail_next=["service_error"])
     try:
-        async with Simulator.serve(config) as sim, \
-                httpx.AsyncClient(base_url=sim.base_url, headers=AUTH) as http:
+        async with (
+            Simulator.serve(config) as sim,
+            httpx.AsyncClient(base_url=sim.base_url, headers=AUTH) as http,
+        ):
             await submit(http, callback_url=url)
             await asyncio.wait_for(_until(lambda: len(sim.callbacks_sent) >= 4), 5)
             await asyncio.sleep(0.3)
@@ -254,15 +302,20 @@ async def test_cancel_and_time_scale() -> None:
     start = time.monotonic()
     config = SimulatorConfig(task_seconds=10)
     try:
-        async with Simulator.serve(config, clock=lambda: start + (time.monotonic() - start) * 50,
-                                   time_scale=50) as sim, \
-                httpx.AsyncClient(base_url=sim.base_url, headers=AUTH) as http:
+        async with (
+            Simulator.serve(
+                config, clock=lambda: start + (time.monotonic() - start) * 50, time_scale=50
+            ) as sim,
+            httpx.AsyncClient(base_url=sim.base_url, headers=AUTH) as http,
+        ):
             keep = (await submit(http, callback_url=url)).json()["id"]
             drop = (await submit(http, callback_url=url)).json()["id"]
             sim.cancel_task(drop)
             await asyncio.wait_for(_until(lambda: len(received) == 2), 5)
-            assert {b["id"]: b["status"] for b in received} == {drop: "cancelled",
-                                                                keep: "completed"}
+            assert {b["id"]: b["status"] for b in received} == {
+                drop: "cancelled",
+                keep: "completed",
+            }
             cancelled = (await http.get(f"/v1/tasks/{drop}")).json()
             assert cancelled["error"]["code"] == "request_cancelled"
     finally:
@@ -271,8 +324,10 @@ async def test_cancel_and_time_scale() -> None:
 
 async def test_thousand_tasks_are_cheap() -> None:
     config = SimulatorConfig(task_seconds=0.5, progress_noise=True, unlimited_credits=True)
-    async with Simulator.serve(config) as sim, \
-            httpx.AsyncClient(base_url=sim.base_url, headers=AUTH) as http:
+    async with (
+        Simulator.serve(config) as sim,
+        httpx.AsyncClient(base_url=sim.base_url, headers=AUTH) as http,
+    ):
         started = time.perf_counter()
         statuses: set[int] = set()
 

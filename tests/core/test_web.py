@@ -11,7 +11,6 @@ import httpx
 import pytest
 
 from bot.models import JobStatus, Surface
-from bot.simulator import Simulator
 from bot.testing import RecordingPort, RunningCore, running_core, running_simulator
 from tests.conftest import ALICE
 
@@ -40,8 +39,7 @@ async def test_a_forged_callback_body_is_only_a_hint(tmp_path: Path) -> None:
     ):
         service = rc.core.service
         job = await service.submit(ALICE, service.parse("a forged ending"), Surface())
-        while (await service.get_job(job.id)).status != JobStatus.SUBMITTED:
-            await asyncio.sleep(0.02)
+        await _until_submitted(rc, job.id)
         task_id = (await service.get_job(job.id)).task_id
         reads_before = sum(1 for r in sim.requests if r.kind == "task")
         forged = {
@@ -94,7 +92,13 @@ async def test_media_links_are_signed_and_expire(rc: RunningCore) -> None:
         ok = await http.get(good)
         assert ok.status_code == 200 and ok.content == path.read_bytes()
         assert ok.headers["content-type"] == "video/mp4"
-        for bad in (expired, tampered, swapped, rc.base_url + "/media/..%2Fbot.db", rc.base_url + "/media/x"):
+        for bad in (
+            expired,
+            tampered,
+            swapped,
+            rc.base_url + "/media/..%2Fbot.db",
+            rc.base_url + "/media/x",
+        ):
             assert bad is not None
             assert (await http.get(bad)).status_code == 404, bad
 
@@ -124,3 +128,7 @@ def test_retention_removes_old_files(tmp_path: Path) -> None:
     assert host.url_for(new) is None  # no PUBLIC_BASE_URL, no link
 
 
+async def _until_submitted(rc: RunningCore, job_id: str) -> None:
+    async with asyncio.timeout(10):
+        while (await rc.core.service.get_job(job_id)).status != JobStatus.SUBMITTED:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)

@@ -13,11 +13,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run(tmp_path: Path, *args: str, timeout: float = 90, **env: str) -> subprocess.CompletedProcess[str]:
+def run(
+    tmp_path: Path, *args: str, timeout: float = 90, **env: str
+) -> subprocess.CompletedProcess[str]:
     environment = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("EVOLINK_", "DISCORD_", "SLACK_", "PUBLIC_BASE", "DATABASE_", "MEDIA_"))
+        if not k.startswith(
+            ("EVOLINK_", "DISCORD_", "SLACK_", "PUBLIC_BASE", "DATABASE_", "MEDIA_")
+        )
     }
     environment.update(
         DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
@@ -37,7 +41,9 @@ def run(tmp_path: Path, *args: str, timeout: float = 90, **env: str) -> subproce
 
 
 def test_demo_one_command_delivers_a_playable_mp4_and_admin_sees_it(tmp_path: Path) -> None:
-    done = run(tmp_path, "demo", "-c", "/sora a cat playing piano --duration 10", "--task-seconds", "1")
+    done = run(
+        tmp_path, "demo", "-c", "/sora a cat playing piano --duration 10", "--task-seconds", "1"
+    )
     assert done.returncode == 0, done.stderr + done.stdout
     saved = Path(tmp_path / done.stdout.strip().splitlines()[-1])
     data = saved.read_bytes()
@@ -48,8 +54,20 @@ def test_demo_one_command_delivers_a_playable_mp4_and_admin_sees_it(tmp_path: Pa
     assert len(jobs) == 1
     job = jobs[0]
     assert set(job) == {
-        "id", "platform", "workspace", "user", "status", "model", "duration", "aspect_ratio",
-        "prompt", "task_id", "reserved_credits", "charged_credits", "error", "created_at",
+        "id",
+        "platform",
+        "workspace",
+        "user",
+        "status",
+        "model",
+        "duration",
+        "aspect_ratio",
+        "prompt",
+        "task_id",
+        "reserved_credits",
+        "charged_credits",
+        "error",
+        "created_at",
         "finished_at",
     }
     assert job["status"] == "delivered" and job["prompt"] == "a cat playing piano"
@@ -60,8 +78,15 @@ def test_demo_one_command_delivers_a_playable_mp4_and_admin_sees_it(tmp_path: Pa
     assert len(usage) == 1
     row = usage[0]
     assert set(row) == {
-        "platform", "workspace", "user", "period_start", "limit", "granted", "used",
-        "reserved", "available",
+        "platform",
+        "workspace",
+        "user",
+        "period_start",
+        "limit",
+        "granted",
+        "used",
+        "reserved",
+        "available",
     }
     assert row["limit"] == 300 and row["reserved"] == 0 and row["used"] == job["charged_credits"]
     assert row["available"] == 300 - row["used"]
@@ -80,7 +105,10 @@ def test_demo_failed_job_exits_1_and_says_why(tmp_path: Path) -> None:
 
 def test_admin_quota_commands_and_audit(tmp_path: Path) -> None:
     assert run(tmp_path, "admin", "set-limit", "slack:T1:U1", "12.5").returncode == 0
-    assert run(tmp_path, "admin", "grant", "slack:T1:U1", "5", "--reason", "launch week").returncode == 0
+    assert (
+        run(tmp_path, "admin", "grant", "slack:T1:U1", "5", "--reason", "launch week").returncode
+        == 0
+    )
     assert run(tmp_path, "admin", "set-team-budget", "slack:T1", "100").returncode == 0
     bad = run(tmp_path, "admin", "grant", "slack:T1", "5")
     assert bad.returncode == 2 and "PLATFORM:WORKSPACE:USER" in bad.stderr

@@ -59,10 +59,16 @@ class SlackWorld:
         async with self.http.post(self.events_url, data=body.encode(), headers=headers) as resp:
             return resp.status, await resp.text()
 
-    async def command(self, text: str, *, user: str = ALICE, channel: str = GENERAL,
-                      trigger_id: str = "trig-1") -> tuple[int, str]:
-        body = slash_command_body(text, user=user, channel=channel, trigger_id=trigger_id,
-                                  response_url=self.fake.response_url(f"cmd-{user}"))
+    async def command(
+        self, text: str, *, user: str = ALICE, channel: str = GENERAL, trigger_id: str = "trig-1"
+    ) -> tuple[int, str]:
+        body = slash_command_body(
+            text,
+            user=user,
+            channel=channel,
+            trigger_id=trigger_id,
+            response_url=self.fake.response_url(f"cmd-{user}"),
+        )
         return await self.post(body, form_headers(body))
 
     async def interact(self, payload: dict[str, Any]) -> tuple[int, str]:
@@ -108,8 +114,13 @@ async def slack_bot_on(
 
     settings.setdefault("admin_user_ids", f"slack:{ADMIN}")
     async with running_core(
-        tmp_path, sim, attach=attach, slack_bot_token=BOT_TOKEN,
-        slack_signing_secret=SIGNING_SECRET, slack_api_url=fake.api_url, **settings,
+        tmp_path,
+        sim,
+        attach=attach,
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=fake.api_url,
+        **settings,
     ) as rc:
         runtime = runtimes[0]
         await runtime.start()

@@ -209,8 +209,11 @@ class FakeSlack:
             self.calls.append(SlackCall(method, args, status=429, authorized=authorized))
             self._touch()
             retry_after = str(self._retry_after.get(method, 1))
-            return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
-                                     headers={"Retry-After": retry_after})
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"},
+                status=429,
+                headers={"Retry-After": retry_after},
+            )
         self.calls.append(SlackCall(method, args, authorized=authorized))
         self._touch()
         if not authorized:
@@ -245,15 +248,24 @@ class FakeSlack:
         if channel in self.not_in_channels:
             return {"ok": False, "error": "not_in_channel"}
         ts = self._ts()
-        message = {"type": "message", "user": self.bot_user_id, "text": args.get("text", ""),
-                   "ts": ts, "blocks": args.get("blocks", [])}
+        message = {
+            "type": "message",
+            "user": self.bot_user_id,
+            "text": args.get("text", ""),
+            "ts": ts,
+            "blocks": args.get("blocks", []),
+        }
         if args.get("thread_ts"):
             message["thread_ts"] = args["thread_ts"]
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
 
     def _m_chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts"),
-                "text": args.get("text", "")}
+        return {
+            "ok": True,
+            "channel": args.get("channel"),
+            "ts": args.get("ts"),
+            "text": args.get("text", ""),
+        }
 
     def _m_chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         if str(args.get("channel", "")) in self.not_in_channels:
@@ -299,10 +311,16 @@ class FakeSlack:
             data = self.uploads[file_id]
             if self.max_upload_bytes is not None and len(data) > self.max_upload_bytes:
                 return {"ok": False, "error": "file_too_large"}
-            self.shared_files.append(SharedFile(
-                file_id, item.get("title"), data, args.get("channel_id"),
-                args.get("thread_ts"), args.get("initial_comment"),
-            ))
+            self.shared_files.append(
+                SharedFile(
+                    file_id,
+                    item.get("title"),
+                    data,
+                    args.get("channel_id"),
+                    args.get("thread_ts"),
+                    args.get("initial_comment"),
+                )
+            )
             shared.append({"id": file_id, "title": item.get("title")})
         return {"ok": True, "files": shared}
 
@@ -336,8 +354,14 @@ class FakeSlack:
     async def _download(self, request: web.Request) -> web.StreamResponse:
         hosted = self.files.get(request.match_info["file_id"])
         authorized = request.headers.get("Authorization") == f"Bearer {self.bot_token}"
-        self.calls.append(SlackCall("download", {"file_id": request.match_info["file_id"]},
-                                    status=200 if authorized else 302, authorized=authorized))
+        self.calls.append(
+            SlackCall(
+                "download",
+                {"file_id": request.match_info["file_id"]},
+                status=200 if authorized else 302,
+                authorized=authorized,
+            )
+        )
         self._touch()
         if hosted is None:
             raise web.HTTPNotFound()
@@ -357,8 +381,14 @@ class FakeSlack:
         """Send an envelope (`slash_commands`, `interactive`, `events_api`) to the app."""
         envelope_id = f"env-{next(self._ids)}"
         ws = next(ws for ws in self._sockets if not ws.closed)
-        await ws.send_json({"envelope_id": envelope_id, "type": kind, "payload": payload,
-                            "accepts_response_payload": kind != "events_api"})
+        await ws.send_json(
+            {
+                "envelope_id": envelope_id,
+                "type": kind,
+                "payload": payload,
+                "accepts_response_payload": kind != "events_api",
+            }
+        )
         return envelope_id
 
     async def _socket(self, request: web.Request) -> web.WebSocketResponse:
@@ -366,8 +396,9 @@ class FakeSlack:
         await ws.prepare(request)
         self._sockets.append(ws)
         self._touch()
-        await ws.send_json({"type": "hello", "num_connections": 1,
-                            "connection_info": {"app_id": "A0APP"}})
+        await ws.send_json(
+            {"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0APP"}}
+        )
         async for message in ws:
             if message.type == web.WSMsgType.TEXT:
                 data = json.loads(message.data)
@@ -408,12 +439,23 @@ def slash_command_body(
     command: str = "/sora",
 ) -> str:
     """The form-encoded body Slack posts for a slash command."""
-    return urllib.parse.urlencode({
-        "token": "legacy", "team_id": team, "team_domain": "test", "channel_id": channel,
-        "channel_name": "general", "user_id": user, "user_name": user.lower(),
-        "command": command, "text": text, "api_app_id": "A0APP", "is_enterprise_install": "false",
-        "response_url": response_url, "trigger_id": trigger_id,
-    })
+    return urllib.parse.urlencode(
+        {
+            "token": "legacy",
+            "team_id": team,
+            "team_domain": "test",
+            "channel_id": channel,
+            "channel_name": "general",
+            "user_id": user,
+            "user_name": user.lower(),
+            "command": command,
+            "text": text,
+            "api_app_id": "A0APP",
+            "is_enterprise_install": "false",
+            "response_url": response_url,
+            "trigger_id": trigger_id,
+        }
+    )
 
 
 def payload_body(payload: dict[str, Any]) -> str:
@@ -423,12 +465,18 @@ def payload_body(payload: dict[str, Any]) -> str:
 
 def event_body(event: dict[str, Any], *, team: str = TEAM_ID) -> str:
     """An Events API envelope (JSON)."""
-    return json.dumps({
-        "token": "legacy", "team_id": team, "api_app_id": "A0APP", "event": event,
-        "type": "event_callback", "event_id": f"Ev{int(time.time() * 1000)}",
-        "event_time": int(time.time()), "authorizations": [
-            {"team_id": team, "user_id": BOT_USER_ID, "is_bot": True}],
-    })
+    return json.dumps(
+        {
+            "token": "legacy",
+            "team_id": team,
+            "api_app_id": "A0APP",
+            "event": event,
+            "type": "event_callback",
+            "event_id": f"Ev{int(time.time() * 1000)}",
+            "event_time": int(time.time()),
+            "authorizations": [{"team_id": team, "user_id": BOT_USER_ID, "is_bot": True}],
+        }
+    )
 
 
 def form_headers(body: str, **sign_kwargs: Any) -> dict[str, str]:

@@ -57,8 +57,15 @@ async def test_app_home_shows_figures_and_admins_see_team_usage(world: SlackWorl
     job = await world.wait_job(lambda j: j.status == JobStatus.DELIVERED)
     charged = job.charged or Decimal(0)
 
-    status, _ = await world.event({"type": "app_home_opened", "user": ALICE, "tab": "home",
-                                   "channel": "D0HOME", "event_ts": "1700000000.1"})
+    status, _ = await world.event(
+        {
+            "type": "app_home_opened",
+            "user": ALICE,
+            "tab": "home",
+            "channel": "D0HOME",
+            "event_ts": "1700000000.1",
+        }
+    )
     assert status == 200
     calls = await world.fake.wait_for(lambda: world.fake.ok_calls_to("views.publish"))
     home = calls[0].args
@@ -70,8 +77,15 @@ async def test_app_home_shows_figures_and_admins_see_team_usage(world: SlackWorl
     assert "/media/" in text  # the watch link
     assert "Team usage" not in text
 
-    await world.event({"type": "app_home_opened", "user": ADMIN, "tab": "home",
-                       "channel": "D0HOME2", "event_ts": "1700000000.2"})
+    await world.event(
+        {
+            "type": "app_home_opened",
+            "user": ADMIN,
+            "tab": "home",
+            "channel": "D0HOME2",
+            "event_ts": "1700000000.2",
+        }
+    )
     await world.fake.wait_for(lambda: len(world.fake.ok_calls_to("views.publish")) > 1)
     calls = world.fake.ok_calls_to("views.publish")
     admin_view = json.dumps(calls[1].args["view"])
@@ -113,13 +127,24 @@ async def test_admin_commands_need_an_admin(world: SlackWorld) -> None:
 
 def button(world: SlackWorld, action: str, job_id: str, user: str) -> dict[str, Any]:
     return {
-        "type": "block_actions", "user": user_payload(user), "team": {"id": TEAM_ID},
-        "api_app_id": "A0APP", "token": "legacy", "trigger_id": "trig-button",
+        "type": "block_actions",
+        "user": user_payload(user),
+        "team": {"id": TEAM_ID},
+        "api_app_id": "A0APP",
+        "token": "legacy",
+        "trigger_id": "trig-button",
         "container": {"type": "message", "channel_id": GENERAL},
         "channel": {"id": GENERAL, "name": "general"},
         "response_url": world.fake.response_url(f"btn-{user}"),
-        "actions": [{"action_id": action, "block_id": f"job:{job_id}", "value": job_id,
-                     "type": "button", "action_ts": "1700000000.3"}],
+        "actions": [
+            {
+                "action_id": action,
+                "block_id": f"job:{job_id}",
+                "value": job_id,
+                "type": "button",
+                "action_ts": "1700000000.3",
+            }
+        ],
     }
 
 
@@ -137,9 +162,13 @@ async def test_cancel_button_only_for_the_requester(world: SlackWorld, sim: Simu
     await world.interact(button(world, "sora_cancel", job.id, ALICE))
     done = await world.wait_job(lambda j: j.status == JobStatus.CANCELLED, job.id)
     assert (await world.rc.core.service.balance(alice())).held == Decimal(0)
-    note = await world.fake.wait_for(lambda: [
-        c for c in world.fake.ok_calls_to("chat.postMessage")
-        if c.args.get("thread_ts") == done.surface.thread and "cancelled" in c.args["text"]])
+    note = await world.fake.wait_for(
+        lambda: [
+            c
+            for c in world.fake.ok_calls_to("chat.postMessage")
+            if c.args.get("thread_ts") == done.surface.thread and "cancelled" in c.args["text"]
+        ]
+    )
     assert note
 
 

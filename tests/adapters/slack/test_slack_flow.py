@@ -49,8 +49,12 @@ async def test_upload_refused_posts_the_hosted_link(world: SlackWorld) -> None:
     await world.command("a lighthouse in a storm")
     job = await world.wait_job(lambda j: j.status == JobStatus.DELIVERED)
     replies = await world.fake.wait_for(
-        lambda: [c for c in world.fake.ok_calls_to("chat.postMessage")
-                 if c.args.get("thread_ts") == job.surface.thread])
+        lambda: [
+            c
+            for c in world.fake.ok_calls_to("chat.postMessage")
+            if c.args.get("thread_ts") == job.surface.thread
+        ]
+    )
     assert world.fake.shared_files == []
     text = replies[-1].args["text"]
     assert f"{world.rc.base_url}/media/" in text

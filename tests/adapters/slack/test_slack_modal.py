@@ -25,13 +25,17 @@ def blocks_by_id(view: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {b["block_id"]: b for b in view["blocks"] if "block_id" in b}
 
 
-def submission(view: dict[str, Any], values: dict[str, dict[str, Any]],
-               user: str = ALICE) -> dict[str, Any]:
+def submission(
+    view: dict[str, Any], values: dict[str, dict[str, Any]], user: str = ALICE
+) -> dict[str, Any]:
     """A view_submission payload for the modal `view` as the bot opened it."""
     state = {block: {"value": value} for block, value in values.items()}
     return {
-        "type": "view_submission", "team": {"id": TEAM_ID, "domain": "test"},
-        "user": user_payload(user), "api_app_id": "A0APP", "token": "legacy",
+        "type": "view_submission",
+        "team": {"id": TEAM_ID, "domain": "test"},
+        "user": user_payload(user),
+        "api_app_id": "A0APP",
+        "token": "legacy",
         "trigger_id": "trig-submit",
         "view": {**view, "id": "V1", "team_id": TEAM_ID, "state": {"values": state}},
     }
@@ -50,11 +54,17 @@ def conversation(channel: str | None) -> dict[str, Any]:
 
 
 async def open_global_modal(world: SlackWorld) -> dict[str, Any]:
-    status, _ = await world.interact({
-        "type": "shortcut", "callback_id": "sora_make_video", "trigger_id": "trig-global",
-        "user": user_payload(), "team": {"id": TEAM_ID, "domain": "test"}, "token": "legacy",
-        "action_ts": "1700000000.1",
-    })
+    status, _ = await world.interact(
+        {
+            "type": "shortcut",
+            "callback_id": "sora_make_video",
+            "trigger_id": "trig-global",
+            "user": user_payload(),
+            "team": {"id": TEAM_ID, "domain": "test"},
+            "token": "legacy",
+            "action_ts": "1700000000.1",
+        }
+    )
     assert status == 200
     call = await world.fake.wait_for(lambda: world.fake.ok_calls_to("views.open"))
     assert call[-1].args["trigger_id"] == "trig-global"
@@ -81,14 +91,26 @@ async def test_global_shortcut_asks_where_to_post(world: SlackWorld) -> None:
 
 async def test_message_shortcut_prefills_prompt_channel_and_image(world: SlackWorld) -> None:
     image = world.fake.add_file("boat.png", PNG, "image/png")
-    status, _ = await world.interact({
-        "type": "message_action", "callback_id": "sora_from_message",
-        "trigger_id": "trig-msg", "user": user_payload(), "team": {"id": TEAM_ID},
-        "channel": {"id": GENERAL, "name": "general"}, "token": "legacy",
-        "message_ts": "1700000000.000100", "response_url": world.fake.response_url("msg"),
-        "message": {"type": "message", "user": "U0BOB", "ts": "1700000000.000100",
-                    "text": "a paper boat at dawn", "files": [image]},
-    })
+    status, _ = await world.interact(
+        {
+            "type": "message_action",
+            "callback_id": "sora_from_message",
+            "trigger_id": "trig-msg",
+            "user": user_payload(),
+            "team": {"id": TEAM_ID},
+            "channel": {"id": GENERAL, "name": "general"},
+            "token": "legacy",
+            "message_ts": "1700000000.000100",
+            "response_url": world.fake.response_url("msg"),
+            "message": {
+                "type": "message",
+                "user": "U0BOB",
+                "ts": "1700000000.000100",
+                "text": "a paper boat at dawn",
+                "files": [image],
+            },
+        }
+    )
     assert status == 200
     call = await world.fake.wait_for(lambda: world.fake.ok_calls_to("views.open"))
     view = call[-1].args["view"]
@@ -100,10 +122,16 @@ async def test_message_shortcut_prefills_prompt_channel_and_image(world: SlackWo
     assert "boat.png" in blocks["image"]["hint"]["text"]
 
     # Submitting it as is: the message's image is fetched with the bot token and re-hosted.
-    status, text = await world.interact(submission(view, {
-        "prompt": text_value("a paper boat at dawn"), "model": selected("sora-2"),
-        "channel": conversation(GENERAL),
-    }))
+    status, text = await world.interact(
+        submission(
+            view,
+            {
+                "prompt": text_value("a paper boat at dawn"),
+                "model": selected("sora-2"),
+                "channel": conversation(GENERAL),
+            },
+        )
+    )
     assert status == 200 and response_json(text).get("response_action") is None
     job = await world.wait_job(lambda j: j.status == JobStatus.DELIVERED)
     image_url = job.request.image_url or ""
@@ -118,12 +146,23 @@ async def test_message_shortcut_prefills_prompt_channel_and_image(world: SlackWo
 async def test_bad_values_come_back_as_field_errors(world: SlackWorld, sim: Simulator) -> None:
     view = await open_global_modal(world)
     cases = [
-        ({"prompt": text_value("a boat"), "model": selected("sora-2"),
-          "duration": selected("4")}, "duration"),
+        (
+            {
+                "prompt": text_value("a boat"),
+                "model": selected("sora-2"),
+                "duration": selected("4"),
+            },
+            "duration",
+        ),
         ({"prompt": text_value("   "), "model": selected("sora-2")}, "prompt"),
-        ({"prompt": text_value("a boat"), "model": selected("sora-2-preview"),
-          "watermark": {"type": "checkboxes", "selected_options": [{"value": "keep"}]}},
-         "watermark"),
+        (
+            {
+                "prompt": text_value("a boat"),
+                "model": selected("sora-2-preview"),
+                "watermark": {"type": "checkboxes", "selected_options": [{"value": "keep"}]},
+            },
+            "watermark",
+        ),
     ]
     for values, block in cases:
         status, text = await world.interact(submission(view, values))
@@ -138,10 +177,17 @@ async def test_bad_values_come_back_as_field_errors(world: SlackWorld, sim: Simu
 
 async def test_modal_without_channel_posts_in_a_dm(world: SlackWorld) -> None:
     view = await open_global_modal(world)
-    status, text = await world.interact(submission(view, {
-        "prompt": text_value("a fox in the snow"), "model": selected("sora-2"),
-        "duration": selected("15"), "aspect_ratio": selected("16:9"),
-    }))
+    status, text = await world.interact(
+        submission(
+            view,
+            {
+                "prompt": text_value("a fox in the snow"),
+                "model": selected("sora-2"),
+                "duration": selected("15"),
+                "aspect_ratio": selected("16:9"),
+            },
+        )
+    )
     assert status == 200 and text == ""
     job = await world.wait_job(lambda j: j.status == JobStatus.DELIVERED)
     assert (job.request.duration, job.request.aspect_ratio) == (15, "16:9")
@@ -157,10 +203,16 @@ async def test_slack_image_without_public_base_url_is_a_field_error(
         assert world.rc.core.settings.public_base_url is None
         view = await open_global_modal(world)
         image = fake.add_file("cat.png", PNG, "image/png")
-        status, text = await world.interact(submission(view, {
-            "prompt": text_value("a cat"), "model": selected("sora-2"),
-            "image": {"type": "file_input", "files": [image]},
-        }))
+        status, text = await world.interact(
+            submission(
+                view,
+                {
+                    "prompt": text_value("a cat"),
+                    "model": selected("sora-2"),
+                    "image": {"type": "file_input", "files": [image]},
+                },
+            )
+        )
         answer = response_json(text)
         assert status == 200 and answer["response_action"] == "errors"
         assert "PUBLIC_BASE_URL" in answer["errors"]["image"]
@@ -171,10 +223,17 @@ async def test_slack_image_without_public_base_url_is_a_field_error(
 async def test_uploaded_image_of_the_wrong_type_is_a_field_error(world: SlackWorld) -> None:
     view = await open_global_modal(world)
     gif = world.fake.add_file("cat.gif", b"GIF89a", "image/gif")
-    status, text = await world.interact(submission(view, {
-        "prompt": text_value("a cat"), "model": selected("sora-2"),
-        "image": {"type": "file_input", "files": [gif]}, "channel": conversation(GENERAL),
-    }))
+    status, text = await world.interact(
+        submission(
+            view,
+            {
+                "prompt": text_value("a cat"),
+                "model": selected("sora-2"),
+                "image": {"type": "file_input", "files": [gif]},
+                "channel": conversation(GENERAL),
+            },
+        )
+    )
     answer = response_json(text)
     assert status == 200
     assert answer["errors"] == {"image": "The image must be a jpg, png or webp file."}
@@ -186,10 +245,16 @@ async def test_over_budget_from_the_modal_is_told_privately(
 ) -> None:
     async with slack_bot_on(fake, tmp_path, sim, user_credits_per_period="1") as world:
         view = await open_global_modal(world)
-        status, text = await world.interact(submission(view, {
-            "prompt": text_value("a fox"), "model": selected("sora-2"),
-            "channel": conversation(GENERAL),
-        }))
+        status, text = await world.interact(
+            submission(
+                view,
+                {
+                    "prompt": text_value("a fox"),
+                    "model": selected("sora-2"),
+                    "channel": conversation(GENERAL),
+                },
+            )
+        )
         assert status == 200 and text == ""  # valid input: the modal closes
         notes = await fake.wait_for(lambda: fake.ok_calls_to("chat.postEphemeral"))
         assert notes[0].args["user"] == ALICE and notes[0].args["channel"] == GENERAL

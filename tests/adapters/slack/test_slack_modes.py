@@ -29,12 +29,21 @@ async def test_socket_mode_serves_commands_without_an_http_route(
         status, _ = await world.command("a paper boat")
         assert status == 404  # no /slack/events in Socket Mode
         await fake.wait_for(lambda: fake.socket_connected)
-        envelope = await fake.push("slash_commands", {
-            "token": "legacy", "team_id": TEAM_ID, "channel_id": GENERAL, "user_id": ALICE,
-            "user_name": "alice", "command": "/sora", "text": "a paper boat --ar portrait",
-            "api_app_id": "A0APP", "response_url": fake.response_url("sock"),
-            "trigger_id": "trig-sock",
-        })
+        envelope = await fake.push(
+            "slash_commands",
+            {
+                "token": "legacy",
+                "team_id": TEAM_ID,
+                "channel_id": GENERAL,
+                "user_id": ALICE,
+                "user_name": "alice",
+                "command": "/sora",
+                "text": "a paper boat --ar portrait",
+                "api_app_id": "A0APP",
+                "response_url": fake.response_url("sock"),
+                "trigger_id": "trig-sock",
+            },
+        )
         ack = await fake.wait_for(lambda: fake.socket_acks.get(envelope))
         assert "On it" in ack["text"]
         shared = await fake.wait_for(lambda: fake.shared_files)
@@ -64,15 +73,27 @@ async def test_remix_opens_a_modal_and_remixes_the_delivered_task(
     opened = await world.fake.wait_for(lambda: world.fake.ok_calls_to("views.open"))
     view: dict[str, Any] = opened[0].args["view"]
     assert view["callback_id"] == modal.REMIX_MODAL
-    status, _ = await world.interact({
-        "type": "view_submission", "team": {"id": TEAM_ID}, "user": user_payload(ALICE),
-        "api_app_id": "A0APP", "token": "legacy", "trigger_id": "trig-remix",
-        "view": {**view, "id": "V2", "state": {"values": {
-            "prompt": {"value": {"type": "plain_text_input", "value": "make it night"}}}}},
-    })
+    status, _ = await world.interact(
+        {
+            "type": "view_submission",
+            "team": {"id": TEAM_ID},
+            "user": user_payload(ALICE),
+            "api_app_id": "A0APP",
+            "token": "legacy",
+            "trigger_id": "trig-remix",
+            "view": {
+                **view,
+                "id": "V2",
+                "state": {
+                    "values": {
+                        "prompt": {"value": {"type": "plain_text_input", "value": "make it night"}}
+                    }
+                },
+            },
+        }
+    )
     assert status == 200
-    remix = await world.wait_job(
-        lambda j: j.id != first.id and j.status == JobStatus.DELIVERED)
+    remix = await world.wait_job(lambda j: j.id != first.id and j.status == JobStatus.DELIVERED)
     assert remix.request.model == world.rc.core.catalog.remix_model_for("sora-2")
     assert remix.request.base_video_task_id == first.task_id
     assert remix.request.prompt == "make it night"
@@ -81,19 +102,36 @@ async def test_remix_opens_a_modal_and_remixes_the_delivered_task(
 
     # An empty or too long change request comes back on the field, and starts nothing.
     for prompt in ("  ", "x" * 5000):
-        status, text = await world.interact({
-            "type": "view_submission", "team": {"id": TEAM_ID}, "user": user_payload(ALICE),
-            "api_app_id": "A0APP", "token": "legacy", "trigger_id": "trig-remix2",
-            "view": {**view, "id": "V3", "state": {"values": {
-                "prompt": {"value": {"type": "plain_text_input", "value": prompt}}}}},
-        })
+        status, text = await world.interact(
+            {
+                "type": "view_submission",
+                "team": {"id": TEAM_ID},
+                "user": user_payload(ALICE),
+                "api_app_id": "A0APP",
+                "token": "legacy",
+                "trigger_id": "trig-remix2",
+                "view": {
+                    **view,
+                    "id": "V3",
+                    "state": {
+                        "values": {
+                            "prompt": {"value": {"type": "plain_text_input", "value": prompt}}
+                        }
+                    },
+                },
+            }
+        )
         assert status == 200 and json.loads(text)["response_action"] == "errors"
     assert len(await world.job_rows()) == 2
 
 
 async def test_check_slack_reports_the_workspace_or_the_problem(fake: FakeSlack) -> None:
-    settings = Settings(_env_file=None, slack_bot_token=BOT_TOKEN,
-                        slack_signing_secret="s", slack_api_url=fake.api_url)
+    settings = Settings(
+        _env_file=None,
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret="s",
+        slack_api_url=fake.api_url,
+    )
     ok, text = await check_slack(settings)
     assert ok and "Test Team" in text and "HTTP mode" in text
     bad = settings.model_copy(update={"slack_bot_token": SecretStr("xoxb-wrong")})
@@ -107,9 +145,14 @@ def test_manifest_matches_the_code() -> None:
     features, settings = manifest["features"], manifest["settings"]
     assert [c["command"] for c in features["slash_commands"]] == ["/sora"]
     assert {(s["type"], s["callback_id"]) for s in features["shortcuts"]} == {
-        ("global", handlers.SHORTCUT_GLOBAL), ("message", handlers.SHORTCUT_MESSAGE)}
-    urls = [features["slash_commands"][0]["url"], settings["event_subscriptions"]["request_url"],
-            settings["interactivity"]["request_url"]]
+        ("global", handlers.SHORTCUT_GLOBAL),
+        ("message", handlers.SHORTCUT_MESSAGE),
+    }
+    urls = [
+        features["slash_commands"][0]["url"],
+        settings["event_subscriptions"]["request_url"],
+        settings["interactivity"]["request_url"],
+    ]
     assert all(url.endswith(EVENTS_PATH) for url in urls)
     assert settings["event_subscriptions"]["bot_events"] == ["app_home_opened"]
     assert features["app_home"]["home_tab_enabled"] is True

@@ -21,33 +21,51 @@ ALICE = Requester(platform="slack", workspace="T1", user="U1")
 
 def job(status: JobStatus = JobStatus.SUBMITTED, prompt: str = "a boat", **extra: object) -> Job:
     return Job(
-        id="j1", requester=ALICE, surface=Surface(channel="C1", thread="1.2"), status=status,
+        id="j1",
+        requester=ALICE,
+        surface=Surface(channel="C1", thread="1.2"),
+        status=status,
         request=VideoRequest(model="sora-2", prompt=prompt, duration=10, aspect_ratio="16:9"),
-        reserved_mc=2500, created_at=NOW, progress=40, task_id="task-1", **extra,
+        reserved_mc=2500,
+        created_at=NOW,
+        progress=40,
+        task_id="task-1",
+        **extra,
     )
 
 
 def balance() -> Balance:
-    return Balance(requester=ALICE, period_start=NOW.date(), resets_at=NOW + dt.timedelta(days=10),
-                   limit=Decimal(300), granted=Decimal(0), used=Decimal("2.5"), held=Decimal(0))
+    return Balance(
+        requester=ALICE,
+        period_start=NOW.date(),
+        resets_at=NOW + dt.timedelta(days=10),
+        limit=Decimal(300),
+        granted=Decimal(0),
+        used=Decimal("2.5"),
+        held=Decimal(0),
+    )
 
 
 def test_prompts_cannot_ping_or_forge_links() -> None:
-    _, blocks = render.progress_message(job(prompt="<!channel> hi <http://x|y> & bye"),
-                                        remixable=False)
+    _, blocks = render.progress_message(
+        job(prompt="<!channel> hi <http://x|y> & bye"), remixable=False
+    )
     text = json.dumps(blocks)
     assert "<!channel>" not in text and "<http://x" not in text
     assert "&lt;!channel&gt; hi &lt;http://x|y&gt; &amp; bye" in text
 
 
-@pytest.mark.parametrize(("status", "remixable", "expected"), [
-    (JobStatus.PENDING, True, ["sora_cancel"]),
-    (JobStatus.SUBMITTED, True, ["sora_cancel"]),
-    (JobStatus.DELIVERED, True, ["sora_again", "sora_remix"]),
-    (JobStatus.DELIVERED, False, ["sora_again"]),
-    (JobStatus.FAILED, True, ["sora_again"]),
-    (JobStatus.CANCELLED, True, ["sora_again"]),
-])
+@pytest.mark.parametrize(
+    ("status", "remixable", "expected"),
+    [
+        (JobStatus.PENDING, True, ["sora_cancel"]),
+        (JobStatus.SUBMITTED, True, ["sora_cancel"]),
+        (JobStatus.DELIVERED, True, ["sora_again", "sora_remix"]),
+        (JobStatus.DELIVERED, False, ["sora_again"]),
+        (JobStatus.FAILED, True, ["sora_again"]),
+        (JobStatus.CANCELLED, True, ["sora_again"]),
+    ],
+)
 def test_buttons_follow_the_job_state(
     status: JobStatus, remixable: bool, expected: list[str]
 ) -> None:
@@ -66,17 +84,29 @@ def test_link_fallbacks() -> None:
     base = {"job_id": "j1", "path": "/x.mp4", "size": 5, "filename": "x.mp4"}
     hosted = DeliveredVideo(**base, hosted_url="https://bot/media/t", source_url="https://e/v")
     assert "https://bot/media/t" in render.link_message(job(), hosted, balance(), "Too big.")
-    source = DeliveredVideo(**base, source_url="https://e/v",
-                            source_expires_at=NOW + dt.timedelta(hours=24))
+    source = DeliveredVideo(
+        **base, source_url="https://e/v", source_expires_at=NOW + dt.timedelta(hours=24)
+    )
     text = render.link_message(job(), source, balance(), "Too big.")
     assert "https://e/v" in text and "EvoLink's link works until" in text
     assert "No download link" in render.link_message(job(), DeliveredVideo(**base), balance(), "")
 
 
 def test_home_stays_within_block_kit_limits() -> None:
-    rows = [UsageRow(platform="slack", workspace="T1", user=f"U{i}", period_start=NOW.date(),
-                     limit=Decimal(300), granted=Decimal(0), used=Decimal(i), reserved=Decimal(0),
-                     jobs=i) for i in range(500)]
+    rows = [
+        UsageRow(
+            platform="slack",
+            workspace="T1",
+            user=f"U{i}",
+            period_start=NOW.date(),
+            limit=Decimal(300),
+            granted=Decimal(0),
+            used=Decimal(i),
+            reserved=Decimal(0),
+            jobs=i,
+        )
+        for i in range(500)
+    ]
     view = render.home_view(balance(), [job(JobStatus.DELIVERED)] * 10, rows)
     assert len(view["blocks"]) <= 100
     assert all(len(b.get("text", {}).get("text", "")) <= 3000 for b in view["blocks"])
