@@ -113,7 +113,14 @@ async def build_core(
     callback_url = None
     if settings.public_base_url:
         callback_url = f"{settings.public_base_url}/evolink/callback/{callback_secret}"
-    tracker = Tracker(book, evolink, media, callback_url=callback_url)
+    tracker = Tracker(
+        book,
+        evolink,
+        media,
+        callback_url=callback_url,
+        max_per_user=settings.max_jobs_per_user,
+        max_per_workspace=settings.max_jobs_per_workspace,
+    )
     service = SoraService(settings, catalog, book, tracker, media)
     return Core(
         settings=settings,

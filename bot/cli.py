@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import getpass
 import json
@@ -15,6 +16,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from bot.config import Settings, load_settings
@@ -25,14 +27,18 @@ log = logging.getLogger("bot")
 
 
 def _setup_logging(verbose: bool = False) -> None:
-    level = logging.DEBUG if verbose else logging.INFO
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("httpx", "httpcore", "aiohttp.access", "discord.gateway", "discord.client"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    """LOG_LEVEL / LOG_FORMAT (text|json) from the environment or `.env`; the configured secrets
+    are masked in every line (see bot/logs.py)."""
+    from bot.logs import configure_logging, log_options, secrets_of
+
+    level, fmt, problems = log_options(verbose)
+    secrets: list[str] = []
+    # Invalid configuration is the command's to report; token shapes are masked regardless.
+    with contextlib.suppress(ConfigError):
+        secrets = secrets_of(load_settings())
+    configure_logging(level=level, fmt=fmt, secrets=secrets)
+    for problem in problems:
+        log.warning("%s", problem)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,7 +88,22 @@ def build_parser() -> argparse.ArgumentParser:
     team.add_argument("amount")
     audit = asub.add_parser("audit", help="every admin action, oldest first")
     audit.add_argument("--json", action="store_true")
+    export = asub.add_parser("export", help="a period's usage per person (CSV or a table)")
+    export.add_argument("--csv", action="store_true", help="CSV with a header row")
+    export.add_argument("--period", type=_period_day, help="a date inside the period (YYYY-MM-DD)")
+    chart = asub.add_parser("chart", help="a period's spend per person as a PNG chart")
+    chart.add_argument("--out", required=True, metavar="FILE.png")
+    chart.add_argument("--period", type=_period_day, help="a date inside the period (YYYY-MM-DD)")
     return parser
+
+
+def _period_day(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date; write it as YYYY-MM-DD (e.g. 2026-10-31)"
+        ) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -258,6 +279,23 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
                 for r in entries
             ]
             _print_table(audit, args.json, ("at", "actor", "action", "target", "amount", "reason"))
+        elif command == "export":
+            from bot.reports import build_report, report_csv, report_text
+
+            report = await build_report(service, day=args.period)
+            sys.stdout.write(report_csv(report) if args.csv else report_text(report))
+        elif command == "chart":
+            from bot.chart import describe_chart, render_chart
+            from bot.reports import build_report
+
+            report = await build_report(service, day=args.period)
+            png = await asyncio.to_thread(render_chart, report)
+            try:
+                await asyncio.to_thread(Path(args.out).write_bytes, png)
+            except OSError as exc:
+                raise ConfigError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+            print(describe_chart(report))
+            print(f"chart written to {args.out} ({len(png)} bytes)")
         return 0
     finally:
         await core.stop()

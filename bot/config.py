@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     budget_timezone: str = "UTC"
     admin_user_ids: Any = Field(default_factory=list)
 
+    # Issue 5: concurrency limits, approvals, admin channels.
+    max_jobs_per_user: int = Field(default=2, ge=1, le=100)
+    max_jobs_per_workspace: int = Field(default=8, ge=1, le=1000)
+    approval_ttl_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    discord_admin_channel: str | None = None
+    slack_admin_channel: str | None = None
+
     media_dir: Path = Path("media")
     media_retention_days: int = Field(default=7, ge=1)
     catalog_path: Path | None = None
@@ -69,6 +76,8 @@ class Settings(BaseSettings):
         "slack_signing_secret",
         "slack_app_token",
         "catalog_path",
+        "discord_admin_channel",
+        "slack_admin_channel",
         mode="before",
     )
     @classmethod

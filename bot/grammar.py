@@ -26,11 +26,22 @@ joiners (emoji sequences, Persian) survive in the prompt but not inside option n
 values. The text is NFC-normalised; option names and values are also NFKC-normalised, so
 full-width `－－ｄｕｒａｔｉｏｎ １０` works. Input longer than `MAX_TEXT_CHARS` is refused before
 any other work. Every refusal is an `InputError` naming the field and the valid values.
+
+Image links typed by a user (`--image URL`) must name a public host: loopback, private,
+link-local, reserved and other non-global addresses (in any IPv4 spelling: `127.1`,
+`0x7f000001`, `2130706433`; IPv4-mapped IPv6) and local names (`localhost`, `*.local`,
+`*.internal`, single-label names) are refused — EvoLink could not fetch them, and the bot must
+never help point a fetcher at an internal address. The bot itself never fetches such a link.
+Image links a platform hands over next to the text (a Discord attachment's CDN link, the
+bot's own `/media` link for a Slack image) are the platform's, not the user's, and are not
+subject to this rule (tests serve them from 127.0.0.1).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -304,6 +315,8 @@ def parse_request(
     """
     _too_long(text)
     prompt, found = _split(text)
+    for typed_url, _where in found.get("image_url", []):
+        _refuse_internal_host(_image_link(typed_url))
     structured: dict[str, str | None] = {
         "model": model,
         "duration": None if duration is None else str(duration),
@@ -465,9 +478,7 @@ def _image(spec: ModelSpec, catalog: Catalog, image_url: str) -> str:
             field="image_url",
             valid=with_images,
         )
-    url = _unquote(_visible(image_url, keep_joiners=False).strip())  # NFC only: keep the URL
-    slack = _SLACK_LINK_RE.fullmatch(url)  # Slack sends links as <https://x|label>
-    url = (slack.group(1) if slack else url).strip("<>")
+    url = _image_link(image_url)
     try:
         parts = urlsplit(url)
         host = parts.hostname
@@ -488,6 +499,49 @@ def _image(spec: ModelSpec, catalog: Catalog, image_url: str) -> str:
             field="image_url",
         )
     return url
+
+
+def _image_link(image_url: str) -> str:
+    url = _unquote(_visible(image_url, keep_joiners=False).strip())  # NFC only: keep the URL
+    slack = _SLACK_LINK_RE.fullmatch(url)  # Slack sends links as <https://x|label>
+    return (slack.group(1) if slack else url).strip("<>")
+
+
+_LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa", ".localdomain")
+
+
+def is_internal_host(host: str) -> bool:
+    """True for a host EvoLink must not be sent to: a non-global address or a local name."""
+    name = host.strip().rstrip(".").casefold()
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        if re.fullmatch(r"[0-9a-fx.]+", name):
+            try:  # inet_aton reads the legacy spellings curl and browsers accept: 127.1, 0x7f.1
+                address = ipaddress.IPv4Address(socket.inet_aton(name))
+            except OSError:
+                address = None
+    if address is not None:
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return not address.is_global or address.is_multicast
+    if ":" in name or "%" in name:
+        return True  # an IPv6 literal with a zone, or something that only looks like one
+    return name == "localhost" or "." not in name or name.endswith(_LOCAL_SUFFIXES)
+
+
+def _refuse_internal_host(url: str) -> None:
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return  # not a URL at all: `_image` refuses it with the general message
+    if host and is_internal_host(host):
+        raise InputError(
+            f"--image must be a public link EvoLink can fetch; {host!r} is a local or private "
+            "address.",
+            field="image_url",
+        )
 
 
 def _resize(spec: ModelSpec, catalog: Catalog, resize_mode: str) -> str:

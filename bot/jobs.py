@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
+import aiosqlite
+
 from bot import ledger
 from bot.errors import JobNotFound, JobStateError
 from bot.models import Balance, Job, JobStatus, Requester, Surface, VideoRequest, from_mc, to_mc
@@ -90,45 +92,66 @@ class JobBook:
         parent_job_id: str | None = None,
     ) -> Job:
         """Insert the job and hold its quote, atomically; raises BudgetError when it won't fit."""
+        async with self.store.transaction() as tx:
+            job_id = await self.accept_in(
+                tx, who, request, surface, quote, parent_job_id=parent_job_id
+            )
+        return await self.job(job_id)
+
+    async def accept_in(
+        self,
+        tx: aiosqlite.Connection,
+        who: Requester,
+        request: VideoRequest,
+        surface: Surface,
+        quote: Decimal,
+        *,
+        parent_job_id: str | None = None,
+        force: bool = False,
+    ) -> str:
+        """`accept` inside the caller's transaction (approvals); returns the new job id.
+
+        The job starts queued: the dispatcher releases it when a slot is free.
+        """
         job_id = new_job_id()
         quote_mc = to_mc(quote)
         period = self.current_period()
         stamp = now_iso()
-        async with self.store.transaction() as tx:
-            await tx.execute(
-                "INSERT INTO jobs (id, platform, workspace, user, user_name, status, model, prompt,"
-                " duration, aspect_ratio, request_json, surface_json, reserved_mc, period_start,"
-                " parent_job_id, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    job_id,
-                    who.platform,
-                    who.workspace,
-                    who.user,
-                    who.display_name,
-                    request.model,
-                    request.prompt,
-                    request.duration,
-                    request.aspect_ratio,
-                    request.model_dump_json(),
-                    surface.model_dump_json(),
-                    quote_mc,
-                    period.key,
-                    parent_job_id,
-                    stamp,
-                    stamp,
-                ),
-            )
-            await ledger.admit(
-                tx,
-                who,
+        await tx.execute(
+            "INSERT INTO jobs (id, platform, workspace, user, user_name, status, model, prompt,"
+            " duration, aspect_ratio, request_json, surface_json, reserved_mc, period_start,"
+            " parent_job_id, created_at, updated_at, queued)"
+            " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+            (
                 job_id,
+                who.platform,
+                who.workspace,
+                who.user,
+                who.display_name,
+                request.model,
+                request.prompt,
+                request.duration,
+                request.aspect_ratio,
+                request.model_dump_json(),
+                surface.model_dump_json(),
                 quote_mc,
-                period,
-                default_limit_mc=self.default_limit_mc,
-                default_team_mc=self.default_team_mc,
-            )
-        return await self.job(job_id)
+                period.key,
+                parent_job_id,
+                stamp,
+                stamp,
+            ),
+        )
+        await ledger.admit(
+            tx,
+            who,
+            job_id,
+            quote_mc,
+            period,
+            default_limit_mc=self.default_limit_mc,
+            default_team_mc=self.default_team_mc,
+            force=force,
+        )
+        return job_id
 
     # -- transitions -------------------------------------------------------------------------
 
@@ -137,6 +160,8 @@ class JobBook:
             job_id,
             [JobStatus.PENDING],
             status=JobStatus.SUBMITTED,
+            queued=0,
+            queue_position=None,
             task_id=task_id,
             estimated_seconds=estimated,
             submitted_at=now_iso(),
@@ -235,6 +260,12 @@ class JobBook:
             team = await ledger.team_figures(
                 conn, who.platform, who.workspace, period, self.default_team_mc
             )
+            cur = await conn.execute(
+                "SELECT COALESCE(SUM(reserved_mc), 0) FROM jobs WHERE platform = ?"
+                " AND workspace = ? AND user = ? AND status = 'pending' AND queued = 1",
+                (who.platform, who.workspace, who.user),
+            )
+            queued_row = await cur.fetchone()
         return Balance(
             requester=who,
             period_start=period.start,
@@ -243,6 +274,7 @@ class JobBook:
             granted=from_mc(mine.granted_mc),
             used=from_mc(mine.used_mc),
             held=from_mc(mine.held_mc),
+            queued=from_mc(int(queued_row[0]) if queued_row else 0),
             team_budget=None if team is None else from_mc(team.limit_mc),
             team_used=None if team is None else from_mc(team.used_mc),
             team_held=None if team is None else from_mc(team.held_mc),

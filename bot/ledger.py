@@ -58,12 +58,38 @@ _SUMS = """
 
 
 async def user_limit_mc(tx: aiosqlite.Connection, who: Requester, default_mc: int) -> int:
+    """The user's allowance per period: their own override, else the highest allowance of
+    their roles (Discord), else the default."""
     cur = await tx.execute(
         "SELECT limit_mc FROM limits WHERE platform = ? AND workspace = ? AND user = ?",
         (who.platform, who.workspace, who.user),
     )
     row = await cur.fetchone()
-    return default_mc if row is None else int(row[0])
+    if row is not None:
+        return int(row[0])
+    if who.roles:
+        marks = ", ".join("?" for _ in who.roles)
+        cur = await tx.execute(
+            f"SELECT MAX(limit_mc) FROM role_limits WHERE platform = ? AND workspace = ?"
+            f" AND role IN ({marks})",
+            (who.platform, who.workspace, *who.roles),
+        )
+        best = await cur.fetchone()
+        if best is not None and best[0] is not None:
+            return int(best[0])
+    return default_mc
+
+
+async def set_role_limit(
+    tx: aiosqlite.Connection, platform: str, workspace: str, role: str, amount_mc: int, actor: str
+) -> None:
+    await tx.execute(
+        "INSERT INTO role_limits (platform, workspace, role, limit_mc, updated_at, actor)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (platform, workspace, role)"
+        " DO UPDATE SET limit_mc = excluded.limit_mc, updated_at = excluded.updated_at,"
+        " actor = excluded.actor",
+        (platform, workspace, role, amount_mc, now_iso(), actor),
+    )
 
 
 async def team_budget_mc(
@@ -116,17 +142,20 @@ async def admit(
     *,
     default_limit_mc: int,
     default_team_mc: int,
+    force: bool = False,
 ) -> None:
     """Write the job's hold if the quote fits the user's and the team's room; else BudgetError.
 
-    The job row must already be inserted in the same transaction.
+    The job row must already be inserted in the same transaction. `force` (an admin approved
+    this very job) writes the hold without checking.
     """
-    mine = await user_figures(tx, who, period, default_limit_mc)
-    if quote_mc > mine.available_mc:
-        raise _refusal("user", quote_mc, mine.available_mc, period)
-    team = await team_figures(tx, who.platform, who.workspace, period, default_team_mc)
-    if team is not None and quote_mc > team.available_mc:
-        raise _refusal("team", quote_mc, team.available_mc, period)
+    if not force:
+        mine = await user_figures(tx, who, period, default_limit_mc)
+        if quote_mc > mine.available_mc:
+            raise _refusal("user", quote_mc, mine.available_mc, period)
+        team = await team_figures(tx, who.platform, who.workspace, period, default_team_mc)
+        if team is not None and quote_mc > team.available_mc:
+            raise _refusal("team", quote_mc, team.available_mc, period)
     await tx.execute(
         "INSERT INTO ledger (at, period_start, platform, workspace, user, kind, amount_mc, job_id)"
         " VALUES (?, ?, ?, ?, ?, 'hold', ?, ?)",

@@ -71,6 +71,8 @@ class Requester(BaseModel):
     workspace: str
     user: str
     display_name: str | None = None
+    #: Platform roles (Discord role ids) for role allowances; never stored with a job.
+    roles: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -126,6 +128,10 @@ class Job(BaseModel):
     submitted_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
     parent_job_id: str | None = None
+    #: True while a pending job waits for a free slot (concurrency limits); `queue_position`
+    #: is its 1-based place among its workspace's waiting jobs, in the order they will start.
+    queued: bool = False
+    queue_position: int | None = None
 
     @property
     def reserved(self) -> Decimal:
@@ -146,6 +152,8 @@ class Balance(BaseModel):
     granted: Decimal
     used: Decimal
     held: Decimal
+    #: The part of `held` that belongs to jobs still waiting in the queue.
+    queued: Decimal = Decimal(0)
     team_budget: Decimal | None = None
     team_used: Decimal | None = None
     team_held: Decimal | None = None

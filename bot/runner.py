@@ -1,8 +1,16 @@
 """`sora-bot run`: every platform that has tokens, plus the HTTP server, on one event loop.
 
-Shutdown order on SIGTERM/SIGINT: stop taking platform events, let the HTTP server finish
-in-flight requests (acknowledgements), then stop the tracker and close the store. Jobs still
-open are simply left in the store: the next start resumes them (nothing is lost).
+Shutdown on SIGTERM/SIGINT, in this order (the process then exits 0):
+1. Stop taking platform events, at the same time on every platform: the HTTP server closes its
+   listening socket (no new Slack requests) while requests already received run to their
+   response — an acknowledgement Slack is waiting for is still sent (bounded by the web
+   runner's `shutdown_timeout`, see `bot.app.start_web`); Discord lets running interaction
+   handlers finish, then disconnects.
+2. Close the other platforms (Slack: let work spawned after an ack finish, bounded, then
+   cancel; Socket Mode disconnects).
+3. Stop the tracker and close the store. Jobs still open are left in the store: the next start
+   resumes them (nothing is lost, nothing is submitted twice).
+A second signal during shutdown is ignored: every step above is already bounded.
 """
 
 from __future__ import annotations
@@ -13,9 +21,10 @@ import logging
 import signal
 from typing import Any, Protocol
 
-from bot.app import build_core, start_web
+from bot.app import WebServer, build_core, start_web
 from bot.config import Settings
 from bot.errors import ConfigError
+from bot.logs import register_secrets, secrets_of
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +58,9 @@ def enabled_platforms(settings: Settings) -> list[str]:
 
 async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
     platforms = enabled_platforms(settings)
+    register_secrets(secrets_of(settings))
     core = await build_core(settings)
+    register_secrets([core.callback_secret])
     app = core.build_web_app()
     runtimes: list[PlatformRuntime] = []
     slack: Any = None
@@ -57,7 +68,6 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> i
         from adapters.slack import attach_slack
 
         slack = attach_slack(core, app)
-        runtimes.append(slack)
     web = await start_web(app, settings.host, settings.port)
     log.info("HTTP server on %s:%d", settings.host, web.port)
     stop = stop or asyncio.Event()
@@ -74,17 +84,35 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> i
 
             runtimes.append(await start_discord(core))
         log.info("sora-bot running: %s", ", ".join(platforms))
-        await _until_stopped_or_dead(stop, runtimes)
-        log.info("shutting down")
+        await _until_stopped_or_dead(stop, [*runtimes, *([slack] if slack else [])])
+        log.info("shutting down: finishing in-flight requests")
     finally:
-        for runtime in reversed(runtimes):
-            try:
-                await runtime.close()
-            except Exception:
-                log.exception("error while closing a platform")
-        await web.close()
+        await _shut_down(web, runtimes, slack)
         await core.stop()
+        log.info("stopped")
     return 0
+
+
+async def _shut_down(web: WebServer, runtimes: list[PlatformRuntime], slack: Any) -> None:
+    """Steps 1 and 2 of the module docstring; never raises (the store must still close)."""
+
+    async def close(runtime: PlatformRuntime) -> None:
+        try:
+            await runtime.close()
+        except Exception:
+            log.exception("error while closing a platform")
+
+    async def drain_http() -> None:
+        try:
+            await web.close()
+        except Exception:
+            log.exception("error while closing the HTTP server")
+
+    # Slack's HTTP requests are drained by the web server; its runtime closes after that,
+    # so work spawned by those last acknowledgements still has somewhere to run.
+    await asyncio.gather(drain_http(), *(close(r) for r in reversed(runtimes)))
+    if slack is not None:
+        await close(slack)
 
 
 async def _until_stopped_or_dead(stop: asyncio.Event, runtimes: list[PlatformRuntime]) -> None:

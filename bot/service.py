@@ -139,7 +139,7 @@ class SoraService:
         log.info(
             "job %s: accepted for %s, %s credits held", job.id, requester.key, fmt_credits(quote)
         )
-        self.tracker.follow(job.id)
+        self.tracker.dispatch_soon()
         return job
 
     async def save_surface(self, job_id: str, surface: Surface) -> None:
@@ -153,6 +153,7 @@ class SoraService:
         self._require_owner_or_admin(job, actor, admin_override, "cancel")
         job = await self.book.finish_cancelled(job_id, _actor_id(actor))
         self.tracker.wake(job_id)
+        self.tracker.dispatch_soon()
         port = self.tracker.ports.get(job.requester.platform)
         if port is not None:
             try:

@@ -104,13 +104,56 @@ MIGRATIONS: tuple[str, ...] = (
         reason TEXT
     );
     """,
+    # 2: fair queue, approvals, alerts, role allowances
+    """
+    ALTER TABLE jobs ADD COLUMN queued INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN queue_position INTEGER;
+    CREATE INDEX jobs_queue ON jobs(status, queued, created_at);
+    CREATE TABLE approvals (
+        id TEXT PRIMARY KEY,
+        platform TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        user TEXT NOT NULL,
+        user_name TEXT,
+        request_json TEXT NOT NULL,
+        surface_json TEXT NOT NULL DEFAULT '{}',
+        admin_refs_json TEXT NOT NULL DEFAULT '{}',
+        price_mc INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied', 'expired')),
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        decided_at TEXT,
+        decided_by TEXT,
+        job_id TEXT
+    );
+    CREATE INDEX approvals_status ON approvals(status, expires_at);
+    CREATE TABLE alerts (
+        platform TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        user TEXT NOT NULL,
+        period_start TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        threshold INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (platform, workspace, user, period_start, kind, threshold)
+    );
+    CREATE TABLE role_limits (
+        platform TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        role TEXT NOT NULL,
+        limit_mc INTEGER NOT NULL,
+        updated_at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        PRIMARY KEY (platform, workspace, role)
+    );
+    """,
 )
 
 JOB_COLUMNS = (
     "id, platform, workspace, user, user_name, status, model, prompt, duration, aspect_ratio, "
     "request_json, surface_json, progress, task_id, estimated_seconds, reserved_mc, charged_mc, "
     "error_code, error, result_url, media_path, media_size, period_start, parent_job_id, "
-    "created_at, updated_at, submitted_at, completed_at, finished_at"
+    "created_at, updated_at, submitted_at, completed_at, finished_at, queued, queue_position"
 )
 
 
@@ -154,6 +197,8 @@ def row_to_job(row: aiosqlite.Row) -> Job:
         submitted_at=parse_ts(row["submitted_at"]),
         finished_at=parse_ts(row["finished_at"]),
         parent_job_id=row["parent_job_id"],
+        queued=bool(row["queued"]),
+        queue_position=row["queue_position"],
     )
 
 

@@ -36,6 +36,7 @@ from bot.media import MediaHost
 from bot.models import Balance, DeliveredVideo, Job, JobStatus
 from bot.polling import PollState, next_delay
 from bot.port import ChatPort
+from bot.queue import Waiting, plan
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ class Tracker:
         *,
         callback_url: str | None,
         time_scale: float = 1.0,
+        max_per_user: int = 2,
+        max_per_workspace: int = 8,
     ) -> None:
         self.book = book
         self.evolink = evolink
@@ -66,6 +69,12 @@ class Tracker:
         self._wake: dict[str, asyncio.Event] = {}
         self._last_progress: dict[str, tuple[float, int, str]] = {}
         self._flushes: dict[str, asyncio.Task[None]] = {}
+        self.max_per_user = max_per_user
+        self.max_per_workspace = max_per_workspace
+        self._dispatch_lock = asyncio.Lock()
+        self._dispatch_task: asyncio.Task[None] | None = None
+        self._dispatch_again = False
+        self._last_start: dict[str, float] = {}
         self._downloads = asyncio.Semaphore(4)
         self.stats: Counter[str] = Counter()
         self.on_finished: Callable[[Job], Awaitable[None]] | None = None
@@ -102,12 +111,75 @@ class Tracker:
     async def resume(self) -> int:
         jobs = await self.book.store.unfinished_jobs()
         for job in jobs:
-            self.follow(job.id)
+            if not (job.status == JobStatus.PENDING and job.queued):
+                self.follow(job.id)
         if jobs:
             log.info("resuming %d unfinished job(s)", len(jobs))
+        await self.dispatch()
         return len(jobs)
 
+    # -- the fair queue ----------------------------------------------------------------------
+
+    def dispatch_soon(self) -> None:
+        """Start waiting jobs that now fit (a job was accepted, or a slot was freed)."""
+        if self._dispatch_task is not None and not self._dispatch_task.done():
+            self._dispatch_again = True
+            return
+        self._dispatch_task = asyncio.create_task(self._dispatch_loop(), name="dispatch")
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            self._dispatch_again = False
+            try:
+                await self.dispatch()
+            except Exception:
+                log.exception("dispatching the queue failed")
+            if not self._dispatch_again:
+                return
+
+    async def dispatch(self) -> None:
+        async with self._dispatch_lock:
+            store = self.book.store
+            rows = await store.fetchall(
+                "SELECT id, platform, workspace, user, created_at, queue_position FROM jobs"
+                " WHERE status = 'pending' AND queued = 1 ORDER BY created_at, id"
+            )
+            if not rows:
+                return
+            flight = await store.fetchall(
+                "SELECT platform, workspace, user, COUNT(*) FROM jobs WHERE status = 'submitted'"
+                " OR (status = 'pending' AND queued = 0) GROUP BY platform, workspace, user"
+            )
+            users: dict[str, int] = {}
+            workspaces: dict[str, int] = {}
+            for platform, workspace, user, count in flight:
+                users[f"{platform}:{workspace}:{user}"] = int(count)
+                key = f"{platform}:{workspace}"
+                workspaces[key] = workspaces.get(key, 0) + int(count)
+            waiting = [Waiting(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+            before = {r[0]: r[5] for r in rows}
+            decided = plan(
+                waiting,
+                users,
+                workspaces,
+                self._last_start,
+                max_per_user=self.max_per_user,
+                max_per_workspace=self.max_per_workspace,
+            )
+            for job in decided.start:
+                if await store.transition(
+                    job.job_id, [JobStatus.PENDING], queued=0, queue_position=None
+                ):
+                    self._last_start[job.user_key] = time.monotonic()
+                    self.follow(job.job_id)
+            for job_id, position in decided.positions.items():
+                if before.get(job_id) != position:
+                    await store.transition(job_id, [JobStatus.PENDING], queue_position=position)
+                    await self._progress(await self.book.job(job_id), force=True)
+
     async def stop(self) -> None:
+        if self._dispatch_task is not None:
+            self._dispatch_task.cancel()
         tasks = list(self._tasks.values()) + list(self._flushes.values())
         for task in tasks:
             task.cancel()
@@ -141,6 +213,8 @@ class Tracker:
             if job.status.terminal:
                 return
             if job.status == JobStatus.PENDING:
+                if job.queued:
+                    return  # waiting for a slot; the dispatcher follows it when one is free
                 await self._submit(job)
             elif job.status == JobStatus.SUBMITTED:
                 await self._watch(job)
@@ -215,6 +289,7 @@ class Tracker:
                 return True
             if await self.book.mark_delivering(job.id, snap.results[0], snap.credits_used):
                 log.info("job %s: task completed", job.id)
+                self.dispatch_soon()
                 await self._progress(await self.book.job(job.id), force=True)
             return True
         if snap.status in ("failed", "cancelled"):
@@ -312,6 +387,7 @@ class Tracker:
         if not await self.book.finish_failed(job.id, code, reason):
             return
         self.stats["failed"] += 1
+        self.dispatch_soon()
         log.info("job %s: failed (%s)", job.id, code or "no code")
         port = self.ports.get(job.requester.platform)
         job = await self.book.job(job.id)

@@ -7,6 +7,8 @@ Invariants:
 - `GET /media/{token}`: only a valid, unexpired, correctly signed token serves a file;
   anything else is 404.
 - `GET /healthz` answers 200 once the store is open.
+- `GET /metrics` is the Prometheus text format (bot/metrics.py), read from the store at scrape
+  time. It holds counts and credit totals, never a secret, a user id or a prompt.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import logging
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+
+from bot.logs import job_context
+from bot.metrics import CONTENT_TYPE, metrics_for
 
 if TYPE_CHECKING:
     from bot.app import Core
@@ -48,7 +53,8 @@ def build_web_app(core: Core) -> web.Application:
             return web.json_response({"ok": False, "error": "no task id"}, status=400)
         job = await core.store.job_for_task(task_id)
         if job is not None:
-            log.info("job %s: callback for task %s, re-reading it", job.id, task_id)
+            with job_context(job.id):
+                log.info("job %s: callback for task %s, re-reading it", job.id, task_id)
             core.tracker.wake(job.id)
         return web.json_response({"ok": True})
 
@@ -67,7 +73,12 @@ def build_web_app(core: Core) -> web.Application:
             },
         )
 
+    async def metrics(_request: web.Request) -> web.Response:
+        text = await metrics_for(core).render(core)
+        return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
+
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
     app.router.add_post("/evolink/callback/{secret}", evolink_callback)
     app.router.add_get("/media/{token}", media)
     return app
