@@ -15,17 +15,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from bot.alerts import AccountGuard
 from bot.catalog import Catalog
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.evolink import EvoLinkClient
 from bot.jobs import JobBook
 from bot.media import MediaHost
+from bot.oversight import Oversight
 from bot.port import ChatPort
 from bot.service import SoraService
 from bot.store import Store
@@ -35,6 +38,7 @@ from bot.web import build_web_app
 log = logging.getLogger(__name__)
 
 CLEANUP_EVERY = 3600.0
+APPROVAL_SWEEP_EVERY = 30.0
 
 
 @dataclass
@@ -60,6 +64,7 @@ class Core:
     async def start(self) -> None:
         await self.tracker.resume()
         self._background.append(asyncio.create_task(self._clean_media(), name="media-cleanup"))
+        self._background.append(asyncio.create_task(self._expire_approvals(), name="approvals"))
 
     async def stop(self) -> None:
         for task in self._background:
@@ -69,6 +74,14 @@ class Core:
         if self.owns_evolink:
             await self.evolink.aclose()
         await self.store.close()
+
+    async def _expire_approvals(self) -> None:
+        while True:
+            try:
+                await self.service.oversight.expire_due()
+            except Exception:
+                log.exception("expiring approvals failed")
+            await asyncio.sleep(APPROVAL_SWEEP_EVERY)
 
     async def _clean_media(self) -> None:
         while True:
@@ -121,7 +134,10 @@ async def build_core(
         max_per_user=settings.max_jobs_per_user,
         max_per_workspace=settings.max_jobs_per_workspace,
     )
-    service = SoraService(settings, catalog, book, tracker, media)
+    oversight = Oversight(
+        book, tracker, AccountGuard(evolink), dt.timedelta(minutes=settings.approval_ttl_minutes)
+    )
+    service = SoraService(settings, catalog, book, tracker, media, oversight)
     return Core(
         settings=settings,
         catalog=catalog,

@@ -11,7 +11,9 @@ Invariants:
   `Idempotency-Key` (the job id) goes with every attempt, so a retried submit can never make a
   second task. 400/401/402/403/404/413 are never retried.
 - Downloads stream to `<dest>.part` and are renamed only when complete, so `dest` exists only
-  whole; memory does not grow with the file.
+  whole; memory does not grow with the file. A 200 whose Content-Type says it is a document
+  (an error page, JSON) rather than a video is never saved as the video: it is retried like a
+  malformed answer.
 - Credits are `Decimal`: JSON numbers are parsed as `Decimal`, never through float.
 """
 
@@ -333,6 +335,8 @@ class EvoLinkClient:
                     if response.status_code != 200:
                         await response.aread()
                         raise _http_error(response, "video (the link may have expired)")
+                    if _is_document(response.headers.get("Content-Type", "")):
+                        raise _Malformed("a document where the video should be")
                     written = 0
                     with part.open("wb") as out:  # small sync writes: cheaper than a thread hop
                         async for chunk in response.aiter_bytes(chunk_size):
@@ -344,7 +348,7 @@ class EvoLinkClient:
                             out.write(chunk)
                 part.replace(dest)
                 return written
-            except (httpx.TransportError, ProviderHTTPError) as exc:
+            except (httpx.TransportError, ProviderHTTPError, _Malformed) as exc:
                 part.unlink(missing_ok=True)
                 await self._pause_or_raise(exc, attempt, "the video download")
             except BaseException:
@@ -410,6 +414,17 @@ class EvoLinkClient:
         if not error.retryable or attempt >= self.max_attempts or delay > MAX_RETRY_AFTER:
             raise error from (None if error is exc else exc)
         await asyncio.sleep(delay)
+
+
+def _is_document(content_type: str) -> bool:
+    """True for media types a video link never legitimately answers with (CDNs serve
+    video/*, application/octet-stream or nothing at all)."""
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return (
+        kind.startswith("text/")
+        or kind in ("application/json", "application/xml", "application/xhtml+xml")
+        or kind.endswith(("+json", "+xml"))
+    )
 
 
 def _loads(content: bytes) -> Any:

@@ -98,6 +98,19 @@ class JobBook:
             )
         return await self.job(job_id)
 
+    async def precheck(self, who: Requester, quote: Decimal) -> None:
+        """The budget check alone, without holding (so a refusal costs no EvoLink call);
+        `accept` repeats it atomically."""
+        async with self.store.reading() as conn:
+            await ledger.check_room(
+                conn,
+                who,
+                to_mc(quote),
+                self.current_period(),
+                self.default_limit_mc,
+                self.default_team_mc,
+            )
+
     async def accept_in(
         self,
         tx: aiosqlite.Connection,

@@ -150,17 +150,29 @@ async def admit(
     this very job) writes the hold without checking.
     """
     if not force:
-        mine = await user_figures(tx, who, period, default_limit_mc)
-        if quote_mc > mine.available_mc:
-            raise _refusal("user", quote_mc, mine.available_mc, period)
-        team = await team_figures(tx, who.platform, who.workspace, period, default_team_mc)
-        if team is not None and quote_mc > team.available_mc:
-            raise _refusal("team", quote_mc, team.available_mc, period)
+        await check_room(tx, who, quote_mc, period, default_limit_mc, default_team_mc)
     await tx.execute(
         "INSERT INTO ledger (at, period_start, platform, workspace, user, kind, amount_mc, job_id)"
         " VALUES (?, ?, ?, ?, ?, 'hold', ?, ?)",
         (now_iso(), period.key, who.platform, who.workspace, who.user, quote_mc, job_id),
     )
+
+
+async def check_room(
+    tx: aiosqlite.Connection,
+    who: Requester,
+    quote_mc: int,
+    period: Period,
+    default_limit_mc: int,
+    default_team_mc: int,
+) -> None:
+    """BudgetError unless the quote fits both the user's and the team's room."""
+    mine = await user_figures(tx, who, period, default_limit_mc)
+    if quote_mc > mine.available_mc:
+        raise _refusal("user", quote_mc, mine.available_mc, period)
+    team = await team_figures(tx, who.platform, who.workspace, period, default_team_mc)
+    if team is not None and quote_mc > team.available_mc:
+        raise _refusal("team", quote_mc, team.available_mc, period)
 
 
 def _refusal(scope: str, quote_mc: int, available_mc: int, period: Period) -> BudgetError:

@@ -19,9 +19,13 @@ Invariants:
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from bot.models import Balance, DeliveredVideo, Job
+
+if TYPE_CHECKING:
+    from bot.alerts import Alert
+    from bot.approvals import Approval
 
 
 @runtime_checkable
@@ -44,3 +48,22 @@ class ChatPort(Protocol):
 
     async def on_job_cancelled(self, job: Job, balance: Balance) -> None:
         """The job was cancelled; its credits were returned."""
+
+
+@runtime_checkable
+class AdminPort(Protocol):
+    """Optional: what a platform that can reach its admins implements (ADMIN_CHANNEL or DMs).
+
+    The core calls these only on ports that have them; a platform without them simply gets
+    no approval requests or alerts in chat (the CLI still has them).
+    """
+
+    async def on_approval_requested(self, approval: Approval, balance: Balance) -> None:
+        """Ask the admins: who, what, price, that person's spend; Approve / Deny buttons."""
+
+    async def on_approval_decided(self, approval: Approval) -> None:
+        """Tell the requester (and update the admins' message): approved (job started),
+        denied or expired."""
+
+    async def on_admin_alert(self, alert: Alert) -> None:
+        """One message to the admins (budget thresholds, account balance)."""

@@ -9,10 +9,13 @@ Invariants:
   milli-credit, the ledger's own unit, and the pace figures (same rounding).
 - The rows' sums equal the ledger's sums for the period: Σ used = Σ capture entries,
   Σ reserved = Σ unsettled holds, Σ granted = Σ grant entries, Σ jobs = number of holds.
-- `delivered` counts the period's capture entries (exactly one per delivered job), so
-  `average_cost` is computed from one consistent read.
+- `delivered` counts the period's capture entries (exactly one per delivered job).
+- The snapshot is two reads (`service.usage`, then the counts and budgets): a job finishing in
+  between can show in `delivered` before its charge shows in `used`, in that one report only.
 - A past period (`day` given) is reported with the limits and team budgets as they are now:
   the `limits` table keeps no history, the ledger does.
+- The CSV never carries a cell a spreadsheet would run as a formula (display names are typed
+  by users).
 - `elapsed` is the share of the period gone at `generated_at` (1 for a finished period); the pace
   of an allowance is `elapsed × allowance` — where spending would be if spread evenly.
 """
@@ -276,6 +279,12 @@ def plain(value: Decimal | None) -> str:
     return "" if value is None else fmt_credits(value)
 
 
+def _cell(text: str) -> str:
+    """Text from chat (display names) is neutralised so a spreadsheet never runs it as a
+    formula (CSV injection): a leading = + - @ tab or CR gets a quote in front."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def report_csv(report: UsageReport) -> str:
     """One row per person with a header row; credit columns are plain decimals (no totals row,
     so a spreadsheet's sums are the ledger's)."""
@@ -286,10 +295,10 @@ def report_csv(report: UsageReport) -> str:
         team = report.team_of(r)
         writer.writerow(
             (
-                r.platform,
-                r.workspace,
-                r.user,
-                r.name,
+                _cell(r.platform),
+                _cell(r.workspace),
+                _cell(r.user),
+                _cell(r.name),
                 r.jobs,
                 r.delivered,
                 r.failed,

@@ -19,6 +19,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from bot import ledger
+from bot.approvals import Approval
 from bot.catalog import Catalog
 from bot.config import Settings
 from bot.errors import InputError, JobStateError, PermissionDenied
@@ -26,6 +27,7 @@ from bot.grammar import ChatCommand, build_request, parse_chat_command, parse_re
 from bot.jobs import JobBook, UsageRow
 from bot.media import MediaHost
 from bot.models import Balance, Job, JobStatus, Requester, Surface, VideoRequest, fmt_credits, to_mc
+from bot.oversight import Oversight
 from bot.periods import Period
 from bot.tracker import Tracker
 
@@ -57,12 +59,14 @@ class SoraService:
         book: JobBook,
         tracker: Tracker,
         media: MediaHost,
+        oversight: Oversight,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.book = book
         self.tracker = tracker
         self.media = media
+        self.oversight = oversight
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -131,16 +135,54 @@ class SoraService:
         *,
         parent_job_id: str | None = None,
     ) -> Job:
-        """Hold the quote and store the job (or raise BudgetError); the tracker takes it on."""
+        """Hold the quote and store the job (or raise BudgetError / AccountBalanceError); the
+        tracker takes it on, at once or when the fair queue has a slot."""
         quote = self.quote(request)
+        await self.book.precheck(requester, quote)
+        await self.oversight.check_account(requester, quote)
         job = await self.book.accept(
             requester, request, surface, quote, parent_job_id=parent_job_id
         )
+        self.oversight.guard.spent(quote)
         log.info(
             "job %s: accepted for %s, %s credits held", job.id, requester.key, fmt_credits(quote)
         )
         self.tracker.dispatch_soon()
+        await self.oversight.after_spend(requester)
         return job
+
+    # -- asking an admin ---------------------------------------------------------------------
+
+    async def ask_admin(
+        self, requester: Requester, request: VideoRequest, surface: Surface
+    ) -> Approval:
+        """A request that did not fit the budget goes to the admins for a decision."""
+        return await self.oversight.ask(requester, request, self.quote(request), surface)
+
+    async def decide_approval(
+        self,
+        approval_id: str,
+        actor: Requester | str,
+        approve: bool,
+        *,
+        admin_override: bool = False,
+    ) -> Approval:
+        """Approve (grant exactly the price and start the job) or deny; exactly one decision
+        counts — a second one raises JobStateError naming the first."""
+        who = self._require_admin(actor, admin_override)
+        approval = await self.oversight.get(approval_id)
+        if isinstance(actor, Requester) and actor.platform != approval.requester.platform:
+            raise PermissionDenied("That request belongs to another platform.")
+        return await self.oversight.decide(approval_id, who, approve)
+
+    async def get_approval(self, approval_id: str) -> Approval:
+        return await self.oversight.get(approval_id)
+
+    async def pending_approvals(self, platform: str | None = None) -> list[Approval]:
+        return await self.oversight.pending(platform)
+
+    async def save_approval_refs(self, approval_id: str, refs: dict[str, str]) -> None:
+        await self.oversight.save_admin_refs(approval_id, refs)
 
     async def save_surface(self, job_id: str, surface: Surface) -> None:
         await self.book.save_surface(job_id, surface)
@@ -303,6 +345,26 @@ class SoraService:
         async with self.book.store.transaction() as tx:
             await ledger.set_limit(tx, platform, workspace, ledger.TEAM, to_mc(value), who)
             await ledger.audit(tx, who, "set-team-budget", f"{platform}:{workspace}", to_mc(value))
+
+    async def set_role_limit(
+        self,
+        actor: Requester | str,
+        platform: str,
+        workspace: str,
+        role: str,
+        amount: Decimal | str,
+        *,
+        admin_override: bool = False,
+    ) -> None:
+        """An allowance for everyone with a role (Discord); a user's highest role applies,
+        and a user's own limit beats any role."""
+        who = self._require_admin(actor, admin_override)
+        value = parse_amount(amount, field="limit")
+        async with self.book.store.transaction() as tx:
+            await ledger.set_role_limit(tx, platform, workspace, role, to_mc(value), who)
+            await ledger.audit(
+                tx, who, "set-role-limit", f"{platform}:{workspace}:role:{role}", to_mc(value)
+            )
 
     async def audit_log(self) -> list[dict[str, object]]:
         rows = await self.book.store.fetchall(

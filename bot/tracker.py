@@ -77,7 +77,8 @@ class Tracker:
         self._last_start: dict[str, float] = {}
         self._downloads = asyncio.Semaphore(4)
         self.stats: Counter[str] = Counter()
-        self.on_finished: Callable[[Job], Awaitable[None]] | None = None
+        #: Called after a job's end is recorded (delivered and captured, or failed).
+        self.on_finished: list[Callable[[Job], Awaitable[None]]] = []
 
     # -- wiring ------------------------------------------------------------------------------
 
@@ -399,8 +400,11 @@ class Tracker:
         await self._finished(job)
 
     async def _finished(self, job: Job) -> None:
-        if self.on_finished is not None:
-            await self.on_finished(job)
+        for hook in self.on_finished:
+            try:
+                await hook(job)
+            except Exception:
+                log.exception("job %s: a finish hook failed", job.id)
 
     async def _progress(self, job: Job, *, force: bool = False) -> None:
         port = self.ports.get(job.requester.platform)

@@ -36,7 +36,7 @@ async def run_demo(
         core = await build_core(demo_settings, evolink=evolink)
         port = ConsolePort(out)
         core.register_port(port)
-        core.tracker.on_finished = port.on_job_finished
+        core.tracker.on_finished.append(port.on_job_finished)
         chat = ConsoleChat(core.service, port, console_requester())
         try:
             await core.start()

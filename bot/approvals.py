@@ -1,0 +1,119 @@
+"""Asking an admin for more: a refused request becomes an approval that exactly one admin decides.
+
+    pending ──approve──▶ approved   (grant exactly the price + accept the job: one transaction)
+       │  ───deny────▶ denied
+       └──expires───▶ expired       (after APPROVAL_TTL_MINUTES)
+
+Invariants:
+- A decision is compare-and-set on `status = 'pending'`: when two admins click at once, one
+  wins and the other is told who decided; the grant and the job exist only for the winner.
+- Approving grants exactly the job's price to the requester for the current period, and the
+  job is admitted even if that still leaves a budget short (the admin decided), so the
+  approved video is always made. Every decision is an audit row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from decimal import Decimal
+
+import aiosqlite
+from pydantic import BaseModel
+
+from bot.models import Requester, Surface, VideoRequest, from_mc
+from bot.store import now_iso
+
+STATUSES = ("pending", "approved", "denied", "expired")
+
+
+class Approval(BaseModel):
+    id: str
+    requester: Requester
+    request: VideoRequest
+    surface: Surface
+    price: Decimal
+    status: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    decided_at: dt.datetime | None = None
+    decided_by: str | None = None
+    job_id: str | None = None
+    #: Where admins were asked (adapter-owned: channel and message ids), to update that message.
+    admin_refs: dict[str, str] = {}
+
+
+COLUMNS = (
+    "id, platform, workspace, user, user_name, request_json, surface_json, admin_refs_json,"
+    " price_mc, status, created_at, expires_at, decided_at, decided_by, job_id"
+)
+
+
+def row_to_approval(row: aiosqlite.Row) -> Approval:
+    import json
+
+    return Approval(
+        id=row["id"],
+        requester=Requester(
+            platform=row["platform"],
+            workspace=row["workspace"],
+            user=row["user"],
+            display_name=row["user_name"],
+        ),
+        request=VideoRequest.model_validate_json(row["request_json"]),
+        surface=Surface.model_validate_json(row["surface_json"]),
+        price=from_mc(int(row["price_mc"])),
+        status=row["status"],
+        created_at=dt.datetime.fromisoformat(row["created_at"]),
+        expires_at=dt.datetime.fromisoformat(row["expires_at"]),
+        decided_at=(dt.datetime.fromisoformat(row["decided_at"]) if row["decided_at"] else None),
+        decided_by=row["decided_by"],
+        job_id=row["job_id"],
+        admin_refs=json.loads(row["admin_refs_json"] or "{}"),
+    )
+
+
+def new_approval_id() -> str:
+    return "a" + secrets.token_hex(8)
+
+
+async def insert(
+    tx: aiosqlite.Connection,
+    who: Requester,
+    request: VideoRequest,
+    surface: Surface,
+    price_mc: int,
+    ttl: dt.timedelta,
+) -> str:
+    approval_id = new_approval_id()
+    now = dt.datetime.now(dt.UTC)
+    await tx.execute(
+        "INSERT INTO approvals (id, platform, workspace, user, user_name, request_json,"
+        " surface_json, price_mc, status, created_at, expires_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+        (
+            approval_id,
+            who.platform,
+            who.workspace,
+            who.user,
+            who.display_name,
+            request.model_dump_json(),
+            surface.model_dump_json(),
+            price_mc,
+            now.isoformat(timespec="milliseconds"),
+            (now + ttl).isoformat(timespec="milliseconds"),
+        ),
+    )
+    return approval_id
+
+
+async def decide(
+    tx: aiosqlite.Connection, approval_id: str, status: str, actor: str, job_id: str | None = None
+) -> bool:
+    """pending → `status`, if still pending and not expired. True for the one winner."""
+    cur = await tx.execute(
+        "UPDATE approvals SET status = ?, decided_at = ?, decided_by = ?, job_id = ?"
+        " WHERE id = ? AND status = 'pending' AND expires_at > ?",
+        (status, now_iso(), actor, job_id, approval_id, now_iso()),
+    )
+    return cur.rowcount == 1
