@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     asub = admin.add_subparsers(dest="admin_command", required=True)
     usage = asub.add_parser("usage", help="this period's usage per user")
     usage.add_argument("--json", action="store_true")
-    usage.add_argument("--period", help="a date inside the period (YYYY-MM-DD)")
+    usage.add_argument("--period", type=_period_day, help="a date inside the period (YYYY-MM-DD)")
     jobs = asub.add_parser("jobs", help="recent jobs, newest first")
     jobs.add_argument("--json", action="store_true")
     jobs.add_argument("--limit", type=int, default=20)
@@ -86,6 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
     team = asub.add_parser("set-team-budget", help="a workspace's budget per period (0 = none)")
     team.add_argument("target", metavar="PLATFORM:WORKSPACE")
     team.add_argument("amount")
+    role = asub.add_parser("set-role-limit", help="an allowance for a Discord role (highest wins)")
+    role.add_argument("target", metavar="PLATFORM:WORKSPACE:ROLE")
+    role.add_argument("amount")
+    approvals = asub.add_parser("approvals", help="requests waiting for an admin's decision")
+    approvals.add_argument("--json", action="store_true")
+    for verb in ("approve", "deny"):
+        decide = asub.add_parser(
+            verb, help=f"{verb} a waiting request (exactly one decision counts)"
+        )
+        decide.add_argument("approval_id")
     audit = asub.add_parser("audit", help="every admin action, oldest first")
     audit.add_argument("--json", action="store_true")
     export = asub.add_parser("export", help="a period's usage per person (CSV or a table)")
@@ -265,6 +275,31 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
                 f"{platform}:{workspace}: team budget set to {args.amount} credits "
                 f"per {settings.budget_period}"
             )
+        elif command == "set-role-limit":
+            platform, workspace, role_id = _target(args.target, 3)
+            await service.set_role_limit(cli_actor(), platform, workspace, role_id, args.amount)
+            print(f"{platform}:{workspace} role {role_id}: allowance set to {args.amount} credits")
+        elif command == "approvals":
+            waiting = await service.pending_approvals()
+            listing: list[dict[str, Any]] = [
+                {
+                    "id": a.id,
+                    "requester": a.requester.key,
+                    "model": a.request.model,
+                    "duration": a.request.duration,
+                    "prompt": a.request.prompt,
+                    "price": _num(a.price),
+                    "expires_at": a.expires_at.isoformat(),
+                }
+                for a in waiting
+            ]
+            _print_table(listing, args.json, ("id", "requester", "price", "expires_at", "prompt"))
+        elif command in ("approve", "deny"):
+            decided = await service.decide_approval(
+                args.approval_id, cli_actor(), command == "approve"
+            )
+            started = f"; job {decided.job_id} started" if decided.job_id else ""
+            print(f"{decided.id}: {decided.status}{started}")
         elif command == "audit":
             entries = await service.audit_log()
             audit: list[dict[str, Any]] = [

@@ -134,7 +134,8 @@ class Settings(BaseSettings):
         ids = _csv(value)
         for item in ids:
             platform, _, user = item.partition(":")
-            if not user or platform not in ("discord", "slack", "console"):
+            # Any platform name is accepted (discord, slack, console, and test platforms).
+            if not user or not platform.isidentifier() or platform != platform.lower():
                 raise ValueError(f"entries look like discord:1234 or slack:U0123, got {item!r}")
         return ids
 

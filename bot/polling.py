@@ -3,16 +3,20 @@
 The finish is predicted from three witnesses, each good at a different moment:
   - EvoLink's `task_info.estimated_time` (the only one before progress moves; may be ±50% off),
   - the overall rate (progress so far / time so far: steady, fooled by jumps and stalls),
-  - the recent rate (the last two progress changes: right when the task ends as it goes now).
-Far from the predicted finish we look rarely (a share of the time left, so each read refines
-the prediction); near it we aim just after it; once it is due and the task still runs
-(a stall, e.g. at 99%) we look often, spacing the reads out slowly the longer it is late, so
-a short overrun is caught within seconds and a long one costs a bounded number of reads.
+  - the recent rate (the last two progress changes, counted from the read before the change
+    so a stall does not pass for slow progress: right when the task ends as it goes now).
+When the witnesses agree (steady progress) the reads stride towards the finish and the last
+one lands just after the latest moment progress allows (t * 100 / p). When they disagree,
+reads stay at most STRIDE_CAP of the expected total apart, so a late spurt is seen twice and
+its rate predicts the end. Once the task is due and still running (a stall, e.g. at 99%) it is
+read every DUE_STEP seconds, spaced out slowly the longer it is late, so a short overrun is
+caught within about two seconds and a long one costs a bounded number of reads.
 Errors back off exponentially, and a `Retry-After` is always honoured.
+bench/polling_model.py replays this policy against the simulator's progress curves offline.
 
 Invariants: the delay is always within [MIN_DELAY, MAX_DELAY] (or the Retry-After, if
 longer); with callbacks enabled polling is only a safety net: stretched by CALLBACK_STRETCH,
-at least CALLBACK_FLOOR. The state kept per task is O(1) (a few samples), whatever its length.
+at least CALLBACK_FLOOR. The state kept per task is O(1) (at most four samples).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ FAR_SHARE = 0.5  # unsure of the finish: wait this share of the time left
 SURE_SHARE = 0.8  # the witnesses agree: wait this share of the time left
 AGREE = 1.12  # witnesses agree when the longest total is within this factor of the shortest
 STRIDE_CAP = 0.08  # unsure: never wait longer than this share of the predicted total
+STRIDE_FLOOR = 2.5  # ...but not so close that short tasks are read every second
 SURE_AIM = 40.0  # sure, and the latest finish is closer than this: aim at it
 NEAR_END = 12.0  # seconds: closer than this, aim at the predicted finish itself
 FINISH_MARGIN = 0.4  # look this long after the predicted finish
@@ -115,7 +120,7 @@ def next_delay(
         ahead = forecast(state, now)
         remaining = ahead.remaining
         moving = any(p > 0 for _, p in state.samples)
-        if remaining <= 0:
+        if remaining <= 0 or (ahead.sure and ahead.latest <= 0):
             if state.due_since is None:
                 state.due_since = now
             late = now - state.due_since
@@ -126,15 +131,13 @@ def next_delay(
             delay = (
                 ahead.latest + FINISH_MARGIN if ahead.latest <= SURE_AIM else remaining * SURE_SHARE
             )
-        elif remaining <= NEAR_END:
-            delay = remaining + FINISH_MARGIN
-        elif not moving:
-            delay = remaining * FAR_SHARE
         else:
-            # Unsure: keep the reads close enough to catch a late spurt at its rate.
-            elapsed = max(now - state.started_at, 0.0)
-            horizon = min(elapsed + remaining, max(elapsed, state.estimated_time or 0.0))
-            delay = min(remaining * FAR_SHARE, STRIDE_CAP * horizon)
+            delay = remaining + FINISH_MARGIN if remaining <= NEAR_END else remaining * FAR_SHARE
+            if moving:
+                # Unsure: keep the reads close enough to catch a late spurt at its rate.
+                elapsed = max(now - state.started_at, 0.0)
+                horizon = min(elapsed + remaining, max(elapsed, state.estimated_time or 0.0))
+                delay = min(delay, max(STRIDE_CAP * horizon, STRIDE_FLOOR))
         delay = min(max(delay, MIN_DELAY), MAX_DELAY)
         if callbacks:
             # Callbacks make delivery immediate; polling only guards against a lost one.

@@ -55,7 +55,7 @@ async def running_simulator(
         yield sim
 
 
-def test_settings(tmp_path: Path, evolink_base_url: str, **overrides: Any) -> Settings:
+def make_settings(tmp_path: Path, evolink_base_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": f"sqlite:///{tmp_path / 'bot.db'}",
         "media_dir": tmp_path / "media",
@@ -64,6 +64,10 @@ def test_settings(tmp_path: Path, evolink_base_url: str, **overrides: Any) -> Se
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
+
+
+make_settings.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
+test_settings = make_settings  # the older name, still used by some tests
 
 
 @asynccontextmanager
@@ -84,7 +88,7 @@ async def running_core(
     port = sock.getsockname()[1]
     if public:
         overrides.setdefault("public_base_url", f"http://127.0.0.1:{port}")
-    settings = test_settings(tmp_path, simulator.base_url, **overrides)
+    settings = make_settings(tmp_path, simulator.base_url, **overrides)
     core = await build_core(settings, evolink=evolink)
     runner: web.AppRunner | None = None
     try:

@@ -175,3 +175,34 @@ async def test_check_reads_the_balance_from_evolink(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout
     assert "key accepted, 10000 credits left" in done.stdout
     assert "sk-secret-123" not in done.stdout + done.stderr
+
+
+def test_admin_approvals_from_the_shell(tmp_path: Path) -> None:
+    """A request waiting for an admin is listed, approved once, and a second decision fails."""
+    import asyncio
+
+    from bot.app import build_core
+    from bot.models import Requester, Surface
+    from bot.testing import make_settings
+
+    async def ask() -> str:
+        settings = make_settings(tmp_path, "http://127.0.0.1:9", media_dir=tmp_path / "media")
+        core = await build_core(settings)
+        try:
+            who = Requester(platform="slack", workspace="T1", user="U1")
+            approval = await core.service.ask_admin(who, core.service.parse("a whale"), Surface())
+            return approval.id
+        finally:
+            await core.stop()
+
+    approval_id = asyncio.run(ask())
+    listed = json.loads(run(tmp_path, "admin", "approvals", "--json").stdout)
+    assert [a["id"] for a in listed] == [approval_id] and listed[0]["price"] == 2.5
+    approved = run(tmp_path, "admin", "approve", approval_id)
+    assert approved.returncode == 0 and "approved; job j" in approved.stdout
+    again = run(tmp_path, "admin", "deny", approval_id)
+    assert again.returncode == 2 and "already approved by cli:" in again.stderr
+    jobs = json.loads(run(tmp_path, "admin", "jobs", "--json").stdout)
+    assert len(jobs) == 1 and jobs[0]["user"] == "U1" and jobs[0]["status"] == "pending"
+    audit = json.loads(run(tmp_path, "admin", "audit", "--json").stdout)
+    assert [a["action"] for a in audit] == ["approve"] and audit[0]["amount"] == 2.5
