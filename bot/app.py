@@ -81,6 +81,9 @@ class Core:
                 await self.service.oversight.expire_due()
             except Exception:
                 log.exception("expiring approvals failed")
+            # Jobs approved from another process (`sora-bot admin approve`) wait in the queue
+            # of this one: look for them regularly.
+            self.tracker.dispatch_soon()
             await asyncio.sleep(APPROVAL_SWEEP_EVERY)
 
     async def _clean_media(self) -> None:

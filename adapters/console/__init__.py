@@ -14,8 +14,19 @@ import getpass
 import sys
 from typing import TextIO
 
-from bot.errors import BotError
-from bot.models import Balance, DeliveredVideo, Job, JobStatus, Requester, Surface, fmt_credits
+from bot.alerts import Alert
+from bot.approvals import Approval
+from bot.errors import BotError, BudgetError
+from bot.models import (
+    Balance,
+    DeliveredVideo,
+    Job,
+    JobStatus,
+    Requester,
+    Surface,
+    VideoRequest,
+    fmt_credits,
+)
 from bot.service import SoraService
 
 BAR_WIDTH = 24
@@ -31,7 +42,9 @@ def describe_balance(balance: Balance) -> str:
     text = (
         f"{fmt_credits(balance.available)} of "
         f"{fmt_credits(balance.limit + balance.granted)} credits "
-        f"left this period (used {fmt_credits(balance.used)}, held {fmt_credits(balance.held)}); "
+        f"left this period (used {fmt_credits(balance.used)}, held {fmt_credits(balance.held)}"
+        + (f", of which {fmt_credits(balance.queued)} queued" if balance.queued else "")
+        + "); "
         f"resets {balance.resets_at:%Y-%m-%d %H:%M} UTC"
     )
     if balance.team_budget is not None and balance.team_available is not None:
@@ -71,7 +84,9 @@ class ConsolePort:
 
     async def on_job_progress(self, job: Job) -> None:
         status = {
-            JobStatus.PENDING: "queued",
+            JobStatus.PENDING: f"queued, #{job.queue_position} in line"
+            if job.queued
+            else "sending",
             JobStatus.SUBMITTED: "rendering",
             JobStatus.DELIVERING: "downloading",
         }.get(job.status, job.status.value)
@@ -100,6 +115,23 @@ class ConsolePort:
         )
         self._settle(job)
 
+    # -- AdminPort: the console user sees what admins would see ------------------------------
+
+    async def on_approval_requested(self, approval: Approval, balance: Balance) -> None:
+        self._line(
+            f"[admin] {approval.requester.key} asks for {fmt_credits(approval.price)} credits "
+            f"({approval.request.model}, {approval.request.duration}s): "
+            f"{approval.request.prompt[:60]!r}; they have used {fmt_credits(balance.used)} and "
+            f"hold {fmt_credits(balance.held)} of {fmt_credits(balance.limit + balance.granted)}. "
+            f"Decide with: sora-bot admin approve {approval.id} (or deny)"
+        )
+
+    async def on_approval_decided(self, approval: Approval) -> None:
+        self._line(f"[admin] request {approval.id} {approval.status}")
+
+    async def on_admin_alert(self, alert: Alert) -> None:
+        self._line(f"[admin alert] {alert.text}")
+
     async def on_job_cancelled(self, job: Job, balance: Balance) -> None:
         self._line(
             f"[{job.id}] cancelled; {fmt_credits(job.reserved)} credits returned "
@@ -123,6 +155,7 @@ class ConsoleChat:
         self.service = service
         self.port = port
         self.who = who
+        self.refused: VideoRequest | None = None  # the last request refused for budget
 
     def say(self, text: str) -> None:
         self.port._line(text)
@@ -153,9 +186,22 @@ class ConsoleChat:
             elif word == "cancel":
                 job = await self.service.cancel(rest.strip(), self.who)
                 self.say(f"Cancelled {job.id}.")
+            elif word == "ask":
+                if self.refused is None:
+                    self.say("Nothing to ask for: /ask follows a request refused for budget.")
+                else:
+                    approval = await self.service.ask_admin(
+                        self.who, self.refused, Surface(channel="console")
+                    )
+                    self.refused = None
+                    self.say(f"Asked the admins (request {approval.id}).")
             elif word == "sora":
                 request = self.service.parse(rest)
-                job = await self.service.submit(self.who, request, Surface(channel="console"))
+                try:
+                    job = await self.service.submit(self.who, request, Surface(channel="console"))
+                except BudgetError:
+                    self.refused = request
+                    raise
                 self.port.watch(job.id)
                 balance = await self.service.balance(self.who)
                 self.say(
@@ -166,6 +212,8 @@ class ConsoleChat:
                 return job
             else:
                 self.say(f"Unknown command {word!r}. Type /help.")
+        except BudgetError as exc:
+            self.say(f"✗ {exc} Type /ask to ask an admin for it.")
         except BotError as exc:
             self.say(f"✗ {exc}")
         return None
@@ -176,5 +224,6 @@ HELP = """Commands:
   /credits   your allowance, what is used, held and left
   /jobs      your recent jobs
   /cancel ID cancel a job that has not finished
+  /ask       ask an admin for the last request refused for budget
   /help      this text
   /quit      leave"""

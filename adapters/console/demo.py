@@ -43,6 +43,10 @@ async def run_demo(
             if command is not None:
                 return await _one_command(chat, port, command, timeout)
             await _interactive(chat, out, sim.base_url)
+            if core.tracker.in_flight:
+                # Input ended (a pipe, or Ctrl-D) with videos still being made: finish them.
+                chat.say(f"Waiting for {core.tracker.in_flight} job(s) to finish…")
+                await core.tracker.wait_idle(timeout)
             return 0
         finally:
             await core.stop()

@@ -22,6 +22,7 @@ from adapters.discord import render
 from adapters.discord.surface import DiscordSurface, requester_of
 from bot.errors import BotError, BudgetError, InputError
 from bot.grammar import parse_request
+from bot.logs import bind_job
 from bot.models import Job, Surface, fmt_credits
 
 if TYPE_CHECKING:
@@ -126,6 +127,7 @@ async def accept(interaction: discord.Interaction[Any], submit: Submit) -> Job |
     except BotError as err:
         await refuse_after_defer(interaction, err)
         return None
+    bind_job(job.id)  # this handler's remaining log lines are about the job
     try:
         await port_of(interaction).show_status(job.id)
     except discord.HTTPException as exc:

@@ -14,6 +14,11 @@ Invariants:
   click on a message posted before a restart is handled by the new process.
 - Commands are synced to `DISCORD_GUILD_IDS` (instant) when set, else globally.
 - Only the non-privileged `guilds` intent is requested.
+- Acknowledgement latency (`sora_ack_latency_seconds{platform="discord"}`) runs from the
+  INTERACTION_CREATE gateway event being parsed to the interaction callback (defer, message
+  or modal) being answered by Discord; it is observed through an aiohttp trace on the
+  client's own HTTP session, so every handler is covered without touching any of them.
+  Autocomplete is not an acknowledgement and is not counted.
 """
 
 from __future__ import annotations
@@ -21,9 +26,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import discord
 import yarl
 from discord import app_commands
@@ -35,6 +43,7 @@ from adapters.discord.commands import add_commands
 from adapters.discord.port import DiscordPort
 from adapters.discord.views import DYNAMIC_ITEMS
 from bot.errors import ConfigError
+from bot.metrics import Metrics, metrics_for
 
 if TYPE_CHECKING:
     from bot.app import Core
@@ -45,6 +54,9 @@ DEFAULT_API_BASE = "https://discord.com/api/v10"
 DEFAULT_GATEWAY = yarl.URL("wss://gateway.discord.gg/")
 CLOSE_TIMEOUT = 10.0
 DRAIN_TIMEOUT = 5.0
+AUTOCOMPLETE = 4  # interaction type: answered, but not an acknowledgement
+CALLBACK_PATH = re.compile(r"/interactions/(\d+)/[^/]+/callback$")
+ACK_PENDING_MAX = 1000  # interactions never answered (errors) must not grow the map forever
 
 
 def point_rest_at(api_base: str) -> bool:
@@ -57,11 +69,66 @@ def point_rest_at(api_base: str) -> bool:
     return custom
 
 
+class AckTimer:
+    """Interaction id → when it arrived; the callback's HTTP response closes the interval."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.arrived: dict[str, float] = {}
+        self.trace = aiohttp.TraceConfig()
+        self.trace.on_request_end.append(self._on_request_end)
+        self.trace.on_request_exception.append(self._on_request_exception)
+
+    def wrap_parser(self, state: Any) -> None:
+        """Time-stamp INTERACTION_CREATE before discord.py dispatches it."""
+        parsers: dict[str, Any] | None = getattr(state, "parsers", None)
+        original = parsers.get("INTERACTION_CREATE") if parsers is not None else None
+        if parsers is None or original is None:
+            log.warning("discord.py internals changed: acknowledgement latency not measured")
+            return
+
+        def parse_interaction_create(data: dict[str, Any]) -> None:
+            if data.get("type") != AUTOCOMPLETE:
+                if len(self.arrived) >= ACK_PENDING_MAX:
+                    self.arrived.clear()
+                self.arrived[str(data.get("id"))] = time.perf_counter()
+            original(data)
+
+        parsers["INTERACTION_CREATE"] = parse_interaction_create
+
+    def _interaction_id(self, url: yarl.URL) -> str | None:
+        match = CALLBACK_PATH.search(url.path)
+        return match.group(1) if match else None
+
+    async def _on_request_end(
+        self, _session: aiohttp.ClientSession, _ctx: Any, params: aiohttp.TraceRequestEndParams
+    ) -> None:
+        interaction_id = self._interaction_id(params.url)
+        if interaction_id is None:
+            return
+        arrived = self.arrived.pop(interaction_id, None)
+        if arrived is not None and params.response.status < 400:
+            self.metrics.observe_ack("discord", time.perf_counter() - arrived)
+
+    async def _on_request_exception(
+        self,
+        _session: aiohttp.ClientSession,
+        _ctx: Any,
+        params: aiohttp.TraceRequestExceptionParams,
+    ) -> None:
+        interaction_id = self._interaction_id(params.url)
+        if interaction_id is not None:
+            self.arrived.pop(interaction_id, None)
+
+
 class SoraClient(discord.Client):
     def __init__(
         self, core: Core, *, custom_api: bool, progress_interval: float = 3.0, **options: Any
     ) -> None:
+        self.ack_timer = AckTimer(metrics_for(core))
+        options.setdefault("http_trace", self.ack_timer.trace)
         super().__init__(intents=discord.Intents(guilds=True), **options)
+        self.ack_timer.wrap_parser(self._connection)
         self.core = core
         self.custom_api = custom_api
         self.tree: app_commands.CommandTree[SoraClient] = app_commands.CommandTree(self)

@@ -32,6 +32,7 @@ from adapters.slack.images import first_image, rehost_image, require_public_base
 from adapters.slack.port import SlackPort
 from bot.errors import BotError, InputError
 from bot.grammar import ChatCommand
+from bot.logs import bind_job
 from bot.models import Job, Requester, Surface, VideoRequest
 from bot.service import SoraService
 
@@ -113,6 +114,7 @@ class SlackHandlers:
         except BotError as err:
             await reply(f":warning: {err}")
             return
+        bind_job(job.id)  # this spawned task's remaining log lines are about the job
         await self.port.ensure_message(job)
 
     # -- /sora ------------------------------------------------------------------------------
@@ -260,6 +262,7 @@ class SlackHandlers:
         except BotError as err:
             await reply(f":warning: {err}")
             return
+        bind_job(job.id)  # this spawned task's remaining log lines are about the job
         await self.port.ensure_message(job)
 
     async def on_remix(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:

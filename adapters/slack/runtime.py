@@ -11,13 +11,23 @@ Invariants:
 - One `AsyncWebClient` for the bot token, pointed at SLACK_API_URL, retries 429s (honouring
   `Retry-After`) and connection errors.
 - Work started after `ack()` runs in tasks this runtime keeps references to (`spawn`), so none
-  is garbage-collected mid-flight and `close()` can cancel them.
+  is garbage-collected mid-flight; `close()` lets it finish (at most `DRAIN_TIMEOUT`), then
+  cancels what is left — a request acknowledged just before shutdown still gets its job.
+- HTTP mode serves a correctly signed request once: bolt checks only the signature and the
+  5-minute window, so the very same signed bytes posted again (a replay by whoever saw them)
+  would be a second job and a second hold. Slack does not retry slash commands and gives every
+  command its own `trigger_id`, so a byte-identical copy within the window is a replay: it
+  gets an empty 200 and does nothing (`ReplayGuard`).
+- HTTP mode observes each request's acknowledgement latency (request received → response
+  ready) in the core's metrics (`GET /metrics`, `sora_ack_latency_seconds{platform="slack"}`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -30,12 +40,14 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.handlers import SlackHandlers
 from adapters.slack.port import SlackPort, slack_error
 from bot.config import Settings
 from bot.errors import ConfigError
+from bot.metrics import metrics_for
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -46,6 +58,41 @@ log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 RATE_LIMIT_RETRIES = 3
+DRAIN_TIMEOUT = 5.0
+REPLAY_WINDOW = 5 * 60.0  # bolt refuses older timestamps: remembering longer adds nothing
+
+
+class ReplayGuard:
+    """Remembers the signatures of requests already served, for the replay window."""
+
+    def __init__(self, signing_secret: str, window: float = REPLAY_WINDOW) -> None:
+        self._verifier = SignatureVerifier(signing_secret)
+        self._window = window
+        self._seen: OrderedDict[str, float] = OrderedDict()  # signature → first seen
+
+    def verdict(self, body: str, timestamp: str | None, signature: str | None) -> str:
+        """`malformed` (a timestamp that is not a number: slack_sdk's verifier would raise and
+        bolt answer 500), `replay` (validly signed and served before) or `new`.
+
+        Invalid signatures are not recorded (bolt refuses them), so forged traffic cannot fill
+        the memory or shadow a real request."""
+        if timestamp is not None and not timestamp.strip().isdigit():
+            return "malformed"
+        now = time.monotonic()
+        while self._seen and next(iter(self._seen.values())) < now - self._window:
+            self._seen.popitem(last=False)
+        if not self.signed(body, timestamp, signature):
+            return "new"
+        assert signature is not None  # signed() checked it
+        if signature in self._seen:
+            return "replay"
+        self._seen[signature] = now
+        return "new"
+
+    def signed(self, body: str, timestamp: str | None, signature: str | None) -> bool:
+        if not signature or timestamp is None or not timestamp.strip().isdigit():
+            return False
+        return self._verifier.is_valid(body, timestamp, signature)
 
 
 def web_client(token: str, base_url: str) -> AsyncWebClient:
@@ -90,6 +137,8 @@ class SlackRuntime:
         self.handlers.register(self.app)
         self._tasks: set[asyncio.Task[None]] = set()
         self._socket: AsyncSocketModeHandler | None = None
+        self._replays = None if secret is None else ReplayGuard(secret.get_secret_value())
+        self.metrics = metrics_for(core)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run work after an ack, keeping a reference until it ends."""
@@ -109,8 +158,29 @@ class SlackRuntime:
 
     async def handle(self, request: web.Request) -> web.Response:
         """`POST /slack/events`: translate, dispatch through bolt, translate back."""
-        bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(bolt_response)
+        received = time.perf_counter()
+        body = await request.text()  # aiohttp caches it: bolt reads the same text below
+        timestamp = request.headers.get("X-Slack-Request-Timestamp")
+        signature = request.headers.get("X-Slack-Signature")
+        if self._replays is not None:
+            verdict = self._replays.verdict(body, timestamp, signature)
+            if verdict == "malformed":
+                return web.Response(status=401, text="invalid request")
+            if verdict == "replay":
+                log.warning("Slack: a replayed request was ignored")
+                return web.Response(status=200)
+        try:
+            bolt_request = await to_bolt_request(request)
+        except ValueError:
+            # bolt parses the body before it checks the signature, and a `payload` field that
+            # is not JSON raises: refuse it as bolt refuses any unsigned request, not with 500.
+            signed = self._replays is not None and self._replays.signed(body, timestamp, signature)
+            return web.Response(status=400 if signed else 401, text="invalid request")
+        bolt_response = await self.app.async_dispatch(bolt_request)
+        response = await to_aiohttp_response(bolt_response)
+        if bolt_response.status < 400:  # refused (forged, stale) requests are not acks
+            self.metrics.observe_ack("slack", time.perf_counter() - received)
+        return response
 
     async def start(self) -> None:
         if self._app_token is None:
@@ -125,6 +195,8 @@ class SlackRuntime:
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=DRAIN_TIMEOUT)
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
