@@ -32,6 +32,7 @@ from pathlib import Path
 from bot.errors import ProviderError
 from bot.evolink import EvoLinkClient, TaskSnapshot, failure_for
 from bot.jobs import JobBook
+from bot.logs import job_context
 from bot.media import MediaHost
 from bot.models import Balance, DeliveredVideo, Job, JobStatus
 from bot.polling import PollState, next_delay
@@ -195,6 +196,10 @@ class Tracker:
     # -- the loop ----------------------------------------------------------------------------
 
     async def _follow(self, job_id: str) -> None:
+        with job_context(job_id):
+            await self._follow_logged(job_id)
+
+    async def _follow_logged(self, job_id: str) -> None:
         failures = 0
         while True:
             try:
