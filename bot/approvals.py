@@ -15,6 +15,7 @@ Invariants:
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
 from decimal import Decimal
 
@@ -45,13 +46,11 @@ class Approval(BaseModel):
 
 COLUMNS = (
     "id, platform, workspace, user, user_name, request_json, surface_json, admin_refs_json,"
-    " price_mc, status, created_at, expires_at, decided_at, decided_by, job_id"
+    " price_mc, status, created_at, expires_at, decided_at, decided_by, job_id, roles_json"
 )
 
 
 def row_to_approval(row: aiosqlite.Row) -> Approval:
-    import json
-
     return Approval(
         id=row["id"],
         requester=Requester(
@@ -59,6 +58,7 @@ def row_to_approval(row: aiosqlite.Row) -> Approval:
             workspace=row["workspace"],
             user=row["user"],
             display_name=row["user_name"],
+            roles=tuple(json.loads(row["roles_json"] or "[]")),
         ),
         request=VideoRequest.model_validate_json(row["request_json"]),
         surface=Surface.model_validate_json(row["surface_json"]),
@@ -89,8 +89,8 @@ async def insert(
     now = dt.datetime.now(dt.UTC)
     await tx.execute(
         "INSERT INTO approvals (id, platform, workspace, user, user_name, request_json,"
-        " surface_json, price_mc, status, created_at, expires_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+        " surface_json, price_mc, status, created_at, expires_at, roles_json)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
         (
             approval_id,
             who.platform,
@@ -102,6 +102,7 @@ async def insert(
             price_mc,
             now.isoformat(timespec="milliseconds"),
             (now + ttl).isoformat(timespec="milliseconds"),
+            json.dumps(list(who.roles)),
         ),
     )
     return approval_id

@@ -16,6 +16,7 @@ Invariants:
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -133,8 +134,8 @@ class JobBook:
         await tx.execute(
             "INSERT INTO jobs (id, platform, workspace, user, user_name, status, model, prompt,"
             " duration, aspect_ratio, request_json, surface_json, reserved_mc, period_start,"
-            " parent_job_id, created_at, updated_at, queued)"
-            " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+            " parent_job_id, created_at, updated_at, queued, roles_json)"
+            " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
             (
                 job_id,
                 who.platform,
@@ -152,6 +153,7 @@ class JobBook:
                 parent_job_id,
                 stamp,
                 stamp,
+                json.dumps(list(who.roles)),
             ),
         )
         await ledger.admit(

@@ -147,13 +147,19 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (platform, workspace, role)
     );
     """,
+    # 3: the requester's roles (Discord role allowances) travel with jobs and approvals
+    """
+    ALTER TABLE jobs ADD COLUMN roles_json TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE approvals ADD COLUMN roles_json TEXT NOT NULL DEFAULT '[]';
+    """,
 )
 
 JOB_COLUMNS = (
     "id, platform, workspace, user, user_name, status, model, prompt, duration, aspect_ratio, "
     "request_json, surface_json, progress, task_id, estimated_seconds, reserved_mc, charged_mc, "
     "error_code, error, result_url, media_path, media_size, period_start, parent_job_id, "
-    "created_at, updated_at, submitted_at, completed_at, finished_at, queued, queue_position"
+    "created_at, updated_at, submitted_at, completed_at, finished_at, queued, queue_position, "
+    "roles_json"
 )
 
 
@@ -179,6 +185,7 @@ def row_to_job(row: aiosqlite.Row) -> Job:
             workspace=row["workspace"],
             user=row["user"],
             display_name=row["user_name"],
+            roles=tuple(json.loads(row["roles_json"] or "[]")),
         ),
         request=VideoRequest.model_validate_json(row["request_json"]),
         surface=Surface.model_validate_json(row["surface_json"]),

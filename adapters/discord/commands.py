@@ -1,4 +1,5 @@
-"""The application commands: `/sora`, `/sora-credits`, `/sora-jobs`, `/sora-admin …`.
+"""The application commands: `/sora`, `/sora-credits`, `/sora-jobs`; `/sora-admin …` is in
+admin_commands.py.
 
 Choices come from the catalog at run time (autocomplete), so an operator's catalog change
 needs no re-registration; `duration` and `aspect_ratio` suggestions narrow to the model
@@ -7,15 +8,12 @@ already chosen in the same command (`interaction.namespace.model`).
 Invariants:
 - Autocomplete answers from memory only (it cannot be deferred); it suggests, the core's
   validation decides.
-- `/sora-admin` is visible to everyone but checked in code, by the core: ADMIN_USER_IDS, or
-  Discord's Manage Server permission passed as `admin_override` (a server admin can change
-  a command's default permissions, so they are no check).
+- Every request and balance query carries the member's role ids (role allowances).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +21,10 @@ import discord
 from discord import app_commands
 
 from adapters.discord import flow, render
-from adapters.discord.surface import PLATFORM, requester_of
+from adapters.discord.admin_commands import AdminCommands
+from adapters.discord.surface import requester_of
 from bot.catalog import ModelSpec
-from bot.errors import BotError
-from bot.models import JobStatus, Requester, fmt_credits
+from bot.models import JobStatus, fmt_credits
 
 log = logging.getLogger(__name__)
 MAX_CHOICES = 25
@@ -139,117 +137,6 @@ def _video_link(
         if hosted:
             return hosted
     return result_url
-
-
-class AdminCommands(app_commands.Group):
-    """`/sora-admin`: quotas for this server. Every subcommand is checked by the core."""
-
-    def __init__(self) -> None:
-        super().__init__(name="sora-admin", description="Manage video credit budgets")
-
-    @staticmethod
-    def _workspace(interaction: discord.Interaction[Any]) -> str:
-        return str(interaction.guild_id) if interaction.guild_id is not None else "dm"
-
-    async def _run(
-        self, interaction: discord.Interaction[Any], action: Awaitable[None], done: str
-    ) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            await action
-        except BotError as err:
-            await interaction.followup.send(flow.error_text(err), ephemeral=True)
-            return
-        await interaction.followup.send(done, ephemeral=True)
-
-    @app_commands.command(name="set-limit", description="Set a user's credits per period")
-    @app_commands.describe(user="Who", amount="Credits per period, e.g. 300 or 12.5")
-    async def set_limit(
-        self, interaction: discord.Interaction[Any], user: discord.User, amount: str
-    ) -> None:
-        service = flow.core_of(interaction).service
-        target = Requester(
-            platform=PLATFORM,
-            workspace=self._workspace(interaction),
-            user=str(user.id),
-            display_name=user.display_name,
-        )
-        await self._run(
-            interaction,
-            service.set_limit(
-                requester_of(interaction),
-                target,
-                amount,
-                admin_override=flow.has_manage_guild(interaction),
-            ),
-            f"{user.mention} can now spend {amount} credits per period.",
-        )
-
-    @app_commands.command(name="grant", description="Give a user extra credits this period")
-    @app_commands.describe(user="Who", amount="Extra credits", reason="Why (kept in the audit log)")
-    async def grant(
-        self,
-        interaction: discord.Interaction[Any],
-        user: discord.User,
-        amount: str,
-        reason: str = "",
-    ) -> None:
-        service = flow.core_of(interaction).service
-        target = Requester(
-            platform=PLATFORM,
-            workspace=self._workspace(interaction),
-            user=str(user.id),
-            display_name=user.display_name,
-        )
-        await self._run(
-            interaction,
-            service.grant(
-                requester_of(interaction),
-                target,
-                amount,
-                reason,
-                admin_override=flow.has_manage_guild(interaction),
-            ),
-            f"Granted {amount} credits to {user.mention} for this period.",
-        )
-
-    @app_commands.command(name="team-budget", description="Set this server's credits per period")
-    @app_commands.describe(amount="Credits per period for the whole server; 0 = no team cap")
-    async def team_budget(self, interaction: discord.Interaction[Any], amount: str) -> None:
-        service = flow.core_of(interaction).service
-        if interaction.guild_id is None:
-            await interaction.response.send_message(
-                "A team budget belongs to a server: run this in the server.", ephemeral=True
-            )
-            return
-        await self._run(
-            interaction,
-            service.set_team_budget(
-                requester_of(interaction),
-                PLATFORM,
-                self._workspace(interaction),
-                amount,
-                admin_override=flow.has_manage_guild(interaction),
-            ),
-            f"This server's budget is now {amount} credits per period.",
-        )
-
-    @app_commands.command(name="usage", description="Who spent what this period")
-    async def usage(self, interaction: discord.Interaction[Any]) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        core = flow.core_of(interaction)
-        actor = requester_of(interaction)
-        if not (core.service.is_admin(actor) or flow.has_manage_guild(interaction)):
-            await interaction.followup.send("Only budget admins can do that.", ephemeral=True)
-            return
-        rows = await core.service.usage(PLATFORM, self._workspace(interaction))
-        names = {}
-        guild = interaction.guild
-        for row in rows:
-            member = guild.get_member(int(row.user)) if guild and row.user.isdigit() else None
-            if member is not None:
-                names[row.user] = member.display_name
-        await interaction.followup.send(render.usage_text(rows, names), ephemeral=True)
 
 
 def add_commands(tree: app_commands.CommandTree[Any]) -> None:

@@ -7,6 +7,8 @@ Invariants:
 - Refusals (`BotError`) are shown only to the person who asked, in the core's words.
 - The adapter decides nothing about budgets or permissions: it passes `admin_override` only
   for Discord's own Manage Server permission, which the core cannot see.
+- A budget refusal of /sora, Again or Remix offers "Ask an admin" (asking.py) when someone
+  can be asked; every other refusal is the core's words only.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from adapters.discord import render
+from adapters.discord.asking import RequestFor, offer_ask
 from adapters.discord.surface import DiscordSurface, requester_of
-from bot.errors import BotError, BudgetError, InputError
+from bot.errors import BotError, BudgetError, InputError, JobStateError
 from bot.grammar import parse_request
 from bot.logs import bind_job
-from bot.models import Job, Surface, fmt_credits
+from bot.models import Job, Requester, Surface, VideoRequest, fmt_credits
 
 if TYPE_CHECKING:
     from adapters.discord.port import DiscordPort
@@ -112,11 +115,28 @@ async def start_video(
         await interaction.response.send_message(render.input_error_text(err), ephemeral=True)
         return
     requester = requester_of(interaction)
-    await accept(interaction, lambda surface: core.service.submit(requester, request, surface))
+
+    async def the_request() -> VideoRequest:
+        return request
+
+    await accept(
+        interaction,
+        lambda surface: core.service.submit(requester, request, surface),
+        asking=(requester, the_request),
+    )
 
 
-async def accept(interaction: discord.Interaction[Any], submit: Submit) -> Job | None:
-    """Defer, hand the core a surface, then show the accepted job (or the refusal)."""
+async def accept(
+    interaction: discord.Interaction[Any],
+    submit: Submit,
+    *,
+    asking: tuple[Requester, RequestFor] | None = None,
+) -> Job | None:
+    """Defer, hand the core a surface, then show the accepted job (or the refusal).
+
+    With `asking` (who, and how to rebuild the request), a budget refusal offers
+    "Ask an admin" (asking.py)."""
+    port_of(interaction).remember_roles(requester_of(interaction))
     callback = await interaction.response.defer(thinking=True)
     message_id = callback.message_id if callback is not None else None
     if message_id is None:
@@ -124,6 +144,9 @@ async def accept(interaction: discord.Interaction[Any], submit: Submit) -> Job |
     surface = DiscordSurface.from_interaction(interaction, message_id)
     try:
         job = await submit(surface.dump())
+    except BudgetError as err:
+        await refuse_after_defer(interaction, err, asking=asking)
+        return None
     except BotError as err:
         await refuse_after_defer(interaction, err)
         return None
@@ -136,12 +159,23 @@ async def accept(interaction: discord.Interaction[Any], submit: Submit) -> Job |
     return job
 
 
-async def refuse_after_defer(interaction: discord.Interaction[Any], err: BotError) -> None:
+async def refuse_after_defer(
+    interaction: discord.Interaction[Any],
+    err: BotError,
+    *,
+    asking: tuple[Requester, RequestFor] | None = None,
+) -> None:
     """Replace the public "thinking…" message with a note only the user sees."""
     try:
         await interaction.delete_original_response()
     except discord.HTTPException:
         log.debug("could not delete the deferred response", exc_info=True)
+    if (
+        isinstance(err, BudgetError)
+        and asking is not None
+        and await offer_ask(interaction, err, *asking)
+    ):
+        return
     await interaction.followup.send(error_text(err), ephemeral=True)
 
 
@@ -174,14 +208,41 @@ async def again_job(interaction: discord.Interaction[Any], job_id: str) -> None:
     track(interaction)
     service = core_of(interaction).service
     actor = requester_of(interaction)
-    await accept(interaction, lambda surface: service.again(job_id, actor, surface))
+
+    async def same_request() -> VideoRequest:
+        return (await service.get_job(job_id)).request
+
+    await accept(
+        interaction,
+        lambda surface: service.again(job_id, actor, surface),
+        asking=(actor, same_request),
+    )
 
 
 async def remix_job(interaction: discord.Interaction[Any], job_id: str, change: str) -> None:
     track(interaction)
     service = core_of(interaction).service
     actor = requester_of(interaction)
-    await accept(interaction, lambda surface: service.remix(job_id, actor, change, surface))
+
+    async def remix_request() -> VideoRequest:
+        # What service.remix submits (it raised BudgetError, so the job is remixable).
+        job = await service.get_job(job_id)
+        model = service.catalog.remix_model_for(job.request.model)
+        if model is None or job.task_id is None:
+            raise JobStateError("Only a delivered video can be remixed.")
+        return service.build(
+            prompt=change,
+            model=model,
+            duration=job.request.duration,
+            aspect_ratio=job.request.aspect_ratio,
+            base_video_task_id=job.task_id,
+        )
+
+    await accept(
+        interaction,
+        lambda surface: service.remix(job_id, actor, change, surface),
+        asking=(actor, remix_request),
+    )
 
 
 GENERIC_FAILURE = "Something went wrong on our side. Please try again in a moment."

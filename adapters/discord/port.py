@@ -1,4 +1,5 @@
-"""DiscordPort: the core's job events rendered as Discord messages.
+"""DiscordPort: the core's job events rendered as Discord messages (and, through admin.py,
+the AdminPort: approval requests, decisions and budget alerts).
 
 Each job has one status message (an embed with a progress bar and the job's buttons) that is
 edited in place, and the finished video arrives as a new message: the MP4 as an attachment
@@ -12,6 +13,8 @@ Invariants:
 - Messages go through the interaction webhook while its token lives; after 15 minutes, or as
   soon as Discord refuses the token (50027 Invalid Webhook Token, 10015 Unknown Webhook), they
   go through the bot token in the same channel, and the surface remembers that choice.
+- Balances shown for a job use its owner's Discord roles as last seen (role allowances);
+  the core stores none with the job.
 - A video Discord refuses as too large (413 / 40005) is delivered as a link instead; the port
   raises only when Discord cannot be reached at all (the core then retries the delivery).
 """
@@ -27,17 +30,21 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from adapters.discord import render, views
+from adapters.discord.admin import AdminMessages
 from adapters.discord.surface import PLATFORM, DiscordSurface
-from bot.models import Balance, DeliveredVideo, Job, JobStatus
+from bot.models import Balance, DeliveredVideo, Job, JobStatus, Requester
 
 if TYPE_CHECKING:
+    from bot.alerts import Alert
     from bot.app import Core
+    from bot.approvals import Approval
 
 log = logging.getLogger(__name__)
 
 TOKEN_GONE_CODES = frozenset({50027, 10015})  # Invalid Webhook Token, Unknown Webhook
 TOO_LARGE_CODE = 40005
 FINISHED_REMEMBERED = 1000
+ROLES_REMEMBERED = 10_000
 
 
 def token_gone(exc: discord.HTTPException) -> bool:
@@ -56,6 +63,8 @@ class DiscordPort:
         self._locks: dict[str, asyncio.Lock] = {}
         self._finished: dict[str, None] = {}  # insertion-ordered set of terminal renders
         self._shown: dict[str, str] = {}  # job id → what its status message shows now
+        self.admin = AdminMessages(client, core)
+        self._roles: dict[str, tuple[str, ...]] = {}  # requester key → role ids last seen
 
     # -- ChatPort ------------------------------------------------------------------------------
 
@@ -65,10 +74,12 @@ class DiscordPort:
     async def on_job_delivered(self, job: Job, video: DeliveredVideo, balance: Balance) -> None:
         # The core records `delivered` after this returns: render that state already.
         done = job.model_copy(update={"status": JobStatus.DELIVERED, "progress": 100})
+        balance = await self._balance_of(job, balance)
         await self._final_status(done, balance)
         await self._post_video(job, video)
 
     async def on_job_failed(self, job: Job, reason: str, balance: Balance) -> None:
+        balance = await self._balance_of(job, balance)
         await self._final_status(job, balance, note=f"**Reason:** {reason}")
         surface = await self._surface(job.id)
         await self._post(
@@ -78,7 +89,43 @@ class DiscordPort:
         )
 
     async def on_job_cancelled(self, job: Job, balance: Balance) -> None:
-        await self._final_status(job, balance)
+        await self._final_status(job, await self._balance_of(job, balance))
+
+    # -- role allowances -----------------------------------------------------------------------
+
+    def remember_roles(self, requester: Requester) -> None:
+        """The member's roles as last seen in an interaction. A stored job's requester has no
+        roles (the core keeps none), so without this a member whose allowance comes from a
+        role would be shown the default allowance's figures. Memory only: after a restart the
+        member's next interaction fills it again."""
+        if not requester.roles:
+            return
+        self._roles.pop(requester.key, None)
+        self._roles[requester.key] = requester.roles
+        while len(self._roles) > ROLES_REMEMBERED:
+            self._roles.pop(next(iter(self._roles)))
+
+    async def _balance_of(self, job: Job, balance: Balance | None) -> Balance:
+        """`balance`, or the job owner's balance with their roles when the core had none."""
+        roles = self._roles.get(job.requester.key)
+        if roles and not job.requester.roles:
+            return await self.core.service.balance(
+                job.requester.model_copy(update={"roles": roles})
+            )
+        if balance is None:
+            return await self.core.service.balance(job.requester)
+        return balance
+
+    # -- AdminPort (admin.py) ------------------------------------------------------------------
+
+    async def on_approval_requested(self, approval: Approval, balance: Balance) -> None:
+        await self.admin.on_approval_requested(approval, balance)
+
+    async def on_approval_decided(self, approval: Approval) -> None:
+        await self.admin.on_approval_decided(approval)
+
+    async def on_admin_alert(self, alert: Alert) -> None:
+        await self.admin.on_admin_alert(alert)
 
     async def _final_status(self, job: Job, balance: Balance, *, note: str | None = None) -> None:
         """The status message's last edit. Discord refusing it (message deleted, missing
@@ -112,7 +159,7 @@ class DiscordPort:
             if not job.status.terminal and job_id in self._finished:
                 return  # a late progress render must not cover the final state
             if balance is None:
-                balance = await self.core.service.balance(job.requester)
+                balance = await self._balance_of(job, None)
             surface = DiscordSurface.load(fresh.surface)
             embed = render.job_embed(job, balance, note=note)
             view = views.job_view(job, self.core.catalog)

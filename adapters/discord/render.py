@@ -16,7 +16,6 @@ from collections.abc import Sequence
 import discord
 
 from bot.errors import BudgetError, InputError
-from bot.jobs import UsageRow
 from bot.models import Balance, DeliveredVideo, Job, JobStatus, fmt_credits
 
 BAR_CELLS = 12
@@ -48,6 +47,8 @@ def progress_bar(percent: int) -> str:
 
 def status_line(job: Job) -> str:
     match job.status:
+        case JobStatus.PENDING if job.queued and job.queue_position is not None:
+            return f"🕒 Queued — #{job.queue_position} in line"
         case JobStatus.PENDING:
             return "⏳ Accepted, sending to the video service…"
         case JobStatus.SUBMITTED:
@@ -158,7 +159,7 @@ def balance_embed(balance: Balance) -> discord.Embed:
     embed = discord.Embed(title="Your video credits", colour=discord.Colour.blurple())
     embed.add_field(name="Allowance", value=fmt_credits(balance.limit + balance.granted))
     embed.add_field(name="Used", value=fmt_credits(balance.used))
-    embed.add_field(name="Held", value=fmt_credits(balance.held))
+    embed.add_field(name="Held", value=held_text(balance))
     embed.add_field(name="Left", value=fmt_credits(balance.available))
     if balance.team_budget is not None:
         team_left = balance.team_available
@@ -169,6 +170,14 @@ def balance_embed(balance: Balance) -> discord.Embed:
         )
     embed.add_field(name="Resets", value=resets_text(balance.resets_at), inline=False)
     return embed
+
+
+def held_text(balance: Balance) -> str:
+    """Held credits, with the part waiting in the queue named (it is still held)."""
+    text = fmt_credits(balance.held)
+    if balance.queued > 0:
+        text += f" ({fmt_credits(balance.queued)} queued)"
+    return text
 
 
 def jobs_embed(jobs: Sequence[Job], links: dict[str, str]) -> discord.Embed:
@@ -188,20 +197,3 @@ def jobs_embed(jobs: Sequence[Job], links: dict[str, str]) -> discord.Embed:
         )
     embed.description = clip("\n".join(lines), DESCRIPTION_MAX)
     return embed
-
-
-def usage_text(rows: Sequence[UsageRow], names: dict[str, str] | None = None) -> str:
-    """The period's usage as a monospace table; `names` maps user ids to display names."""
-    if not rows:
-        return "No usage this period."
-    head = f"{'user':<22}{'limit':>9}{'granted':>9}{'used':>9}{'held':>9}{'left':>9}{'jobs':>6}"
-    lines = [head]
-    for r in rows:
-        who = (names or {}).get(r.user, r.user)
-        lines.append(
-            f"{clip(who, 21):<22}{fmt_credits(r.limit):>9}{fmt_credits(r.granted):>9}"
-            f"{fmt_credits(r.used):>9}{fmt_credits(r.reserved):>9}"
-            f"{fmt_credits(r.available):>9}{r.jobs:>6}"
-        )
-    body = "\n".join(lines)
-    return "```\n" + clip(body, CONTENT_MAX - 10) + "\n```"

@@ -26,11 +26,21 @@ DEFAULT_FILESIZE_LIMIT = 10 * 1024 * 1024
 
 
 def requester_of(interaction: discord.Interaction[Any]) -> Requester:
-    """Discord user in a guild, or in `dm` for direct messages and user-installed contexts."""
+    """Discord user in a guild, or in `dm` for direct messages and user-installed contexts.
+
+    In a guild the member's role ids (with @everyone, the guild id) go along for role
+    allowances; discord.py resolves them against its guild cache (the `guilds` intent)."""
     workspace = str(interaction.guild_id) if interaction.guild_id is not None else "dm"
     user = interaction.user
+    roles: tuple[str, ...] = ()
+    if interaction.guild_id is not None and isinstance(user, discord.Member):
+        roles = tuple(str(role.id) for role in user.roles)
     return Requester(
-        platform=PLATFORM, workspace=workspace, user=str(user.id), display_name=user.display_name
+        platform=PLATFORM,
+        workspace=workspace,
+        user=str(user.id),
+        display_name=user.display_name,
+        roles=roles,
     )
 
 

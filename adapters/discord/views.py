@@ -2,7 +2,8 @@
 
 Buttons are `DynamicItem`s: the job id lives in the `custom_id` (`sora:cancel:<job id>`), and
 the item classes are registered on the client in `setup_hook`, so a button on a message posted
-before a restart still works — nothing about it is kept in memory.
+before a restart still works — nothing about it is kept in memory. The admins' Approve / Deny
+buttons (approval_views.py) are registered with them.
 
 Invariants:
 - A button callback answers Discord within 3 s (a defer, or the modal for Remix) before it
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from adapters.discord import flow
+from adapters.discord.approval_views import APPROVAL_ITEMS
 from bot.catalog import Catalog
 from bot.models import Job, JobStatus
 
@@ -164,4 +166,5 @@ DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
     CancelButton,
     AgainButton,
     RemixButton,
+    *APPROVAL_ITEMS,  # Approve / Deny on the admins' messages
 )

@@ -174,3 +174,17 @@ async def test_role_allowances_highest_applies_and_user_limit_beats_roles(
     assert (await service.balance(carol)).limit == 7
     with pytest.raises(PermissionDenied):
         await service.set_role_limit(BOB, "test", "W1", "artists", "1000")
+
+
+@pytest.mark.parametrize("core_settings", [{"user_credits_per_period": "5"}])
+async def test_roles_travel_with_the_job(rc: RunningCore, port: AdminRecordingPort) -> None:
+    """A role member's finished job is measured against the role allowance (no false alert)."""
+    service = rc.core.service
+    await service.set_role_limit("cli:test", "test", "W1", "artists", "50")
+    carol = Requester(platform="test", workspace="W1", user="carol", roles=("artists",))
+    job = await service.submit(carol, service.parse("a mural --duration 15"), Surface())
+    assert (await service.get_job(job.id)).requester.roles == ("artists",)
+    delivered = await port.wait_for(job.id, "delivered", 15)
+    assert delivered.balance is not None and delivered.balance.available == Decimal("46.25")
+    await rc.core.tracker.wait_idle(5)
+    assert [a for a in port.alerts if a.kind == "user_budget"] == []

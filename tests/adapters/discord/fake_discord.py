@@ -64,6 +64,8 @@ class FakeDiscord:
         self.uploads: dict[str, list[RecordedFile]] = {}  # message id → files
         self.interactions: dict[str, InteractionRecord] = {}
         self.expired_tokens: set[str] = set()
+        self.member_roles: dict[str, list[str]] = {}  # user id → role ids in every guild
+        self.dm_channels: dict[str, str] = {}  # user id → DM channel id the bot opened
         self.identified = asyncio.Event()
         self.request_seen = asyncio.Condition()
         self._sockets: list[web.WebSocketResponse] = []
@@ -121,6 +123,23 @@ class FakeDiscord:
             guild_id, channel_id, self.new_id(), premium_tier=premium_tier, name=name
         )
         return guild_id, channel_id
+
+    def add_role(self, guild_id: str, name: str) -> str:
+        """A role in the guild (before the bot connects: GUILD_CREATE carries it)."""
+        role_id = self.new_id()
+        roles = self.guilds[guild_id]["roles"]
+        roles.append(dict(roles[0], id=role_id, name=name, position=len(roles)))
+        return role_id
+
+    def add_channel(self, guild_id: str, name: str) -> str:
+        """Another text channel in the guild (before the bot connects)."""
+        channels = self.guilds[guild_id]["channels"]
+        channel_id = self.new_id()
+        channels.append(dict(channels[0], id=channel_id, name=name, position=len(channels)))
+        return channel_id
+
+    def channel_messages(self, channel_id: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages.values() if m["channel_id"] == channel_id]
 
     # -- knobs ---------------------------------------------------------------------------------
 
@@ -231,6 +250,8 @@ class FakeDiscord:
             admin=admin,
             size_limit=limit,
         )
+        if "member" in payload:
+            payload["member"]["roles"] = list(self.member_roles.get(user["id"], []))
         self.interactions[interaction_id] = InteractionRecord(
             interaction_id, payload["token"], payload, dispatched_at=0.0
         )
@@ -277,6 +298,13 @@ class FakeDiscord:
         }
         if users:
             resolved["users"] = users
+        roles = {
+            role["id"]: role
+            for role in (self.guilds.get(guild_id or "") or {}).get("roles", [])
+            if any(o["type"] == 8 and o["value"] == role["id"] for o in walk_options(options))
+        }
+        if roles:
+            resolved["roles"] = roles
         if resolved:
             data["resolved"] = resolved
         payload["data"] = data
@@ -425,6 +453,8 @@ class FakeDiscord:
             return self._callback(match.group(1), match.group(2), rec)
         if match := re.fullmatch(rf"/webhooks/{app}/([^/]+)(?:/messages/([^/]+))?", p):
             return self._webhook(m, match.group(1), match.group(2), rec)
+        if m == "POST" and p == "/users/@me/channels":
+            return self._open_dm(str((rec.json or {}).get("recipient_id")))
         if match := re.fullmatch(r"/channels/(\d+)/messages(?:/(\d+))?", p):
             return self._channel_message(m, match.group(1), match.group(2), rec)
         return json_response({"message": f"fake has no route {m} {p}", "code": 0}, status=404)
@@ -481,7 +511,10 @@ class FakeDiscord:
         elif kind == 7:  # update the clicked message
             msg_id = record.payload["message"]["id"]
             msg = self._edit_message(msg_id, inner, rec.files)
+            record.original_message_id = msg_id
             result["resource"] = {"type": kind, "message": msg}
+        elif kind == 6:  # deferred update: @original is the clicked message
+            record.original_message_id = record.payload["message"]["id"]
         return json_response(result)
 
     def _webhook(
@@ -529,7 +562,21 @@ class FakeDiscord:
             return json_response({"message": "Unknown Message", "code": 10008}, status=404)
         if method == "PATCH":
             return json_response(self._edit_message(message_id, rec.json or {}, rec.files))
+        if method == "GET":
+            return json_response(self.messages[message_id])
         return json_response({"message": "method", "code": 0}, status=405)
+
+    def _open_dm(self, user_id: str) -> web.Response:
+        """POST /users/@me/channels: the bot's DM channel with a user (one per user)."""
+        channel_id = self.dm_channels.setdefault(user_id, self.new_id())
+        return json_response(
+            {
+                "id": channel_id,
+                "type": 1,
+                "last_message_id": None,
+                "recipients": [self.user(user_id, f"user{user_id[-4:]}")],
+            }
+        )
 
     def _store_message(
         self,

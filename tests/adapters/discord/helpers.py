@@ -40,3 +40,25 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0)
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"not true within {within} s: {check}")
         await asyncio.sleep(0.05)
+
+
+CAROL = FakeDiscord.user("400000000000000003", "carol")
+MANAGER = FakeDiscord.user("400000000000000009", "manager")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def custom_ids(message: dict[str, Any]) -> list[str]:
+    return [
+        str(c.get("custom_id", ""))
+        for row in message.get("components", [])
+        for c in row.get("components", [])
+    ]
+
+
+def embed_text(message: dict[str, Any]) -> str:
+    """Everything an embed shows, as one string (title, description, fields)."""
+    parts: list[str] = []
+    for embed in message.get("embeds", []):
+        parts += [str(embed.get("title", "")), str(embed.get("description", ""))]
+        parts += [f"{f['name']}: {f['value']}" for f in embed.get("fields", [])]
+    return "\n".join(parts)

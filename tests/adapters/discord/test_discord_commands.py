@@ -175,7 +175,7 @@ async def test_admin_commands_are_checked_in_code(
             admin=True,
         )
         table = (await followup(world, record))["content"]
-        assert ALICE["id"] in table and "12.5" in table
+        assert ALICE["id"] in table and "17.5" in table  # allowance: limit 12.5 + grant 5
 
 
 async def test_a_dm_uses_the_personal_allowance(world: World) -> None:

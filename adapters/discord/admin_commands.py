@@ -1,0 +1,239 @@
+"""`/sora-admin …`: budgets for this server, usage reports, the chart and the CSV export.
+
+Invariants:
+- Every subcommand is checked by the core: ADMIN_USER_IDS, or Discord's Manage Server
+  permission passed as `admin_override` (a server admin can change a command's default
+  permissions, so they are no check).
+- Every answer is ephemeral — the table, the chart and the CSV too: they show each person's
+  spend, which is for the budget holders, not the whole channel.
+- The chart is drawn off the event loop (`asyncio.to_thread`, ~0.25 s of matplotlib) after the
+  interaction is deferred; its description (`describe_chart`) is the message text and the
+  attachment's alt text, so the figures are readable without the picture.
+- `period` is any day of the wanted period (`2026-10-15`) or a month (`2026-10`); the report
+  is the period that contains it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import io
+from collections.abc import Awaitable
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from adapters.discord import flow
+from adapters.discord.render import CONTENT_MAX, clip
+from adapters.discord.surface import PLATFORM, requester_of
+from bot.chart import describe_chart, render_chart
+from bot.errors import BotError, InputError
+from bot.models import Requester, fmt_credits
+from bot.reports import UsageReport, build_report, period_title, report_csv, report_text
+
+ALT_TEXT_MAX = 1024  # Discord's limit on an attachment's description
+
+
+def parse_period(text: str | None) -> dt.date | None:
+    """A day of the wanted period: `2026-10-15`, or `2026-10` for that month's first day."""
+    if text is None or not text.strip():
+        return None
+    value = text.strip()
+    try:
+        if len(value) == 7:
+            return dt.date.fromisoformat(value + "-01")
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise InputError(
+            f"{value!r} is not a date: give any day of the period, like 2026-10-15, "
+            "or a month, like 2026-10.",
+            field="period",
+        ) from None
+
+
+class AdminCommands(app_commands.Group):
+    """`/sora-admin`: quotas and reports for this server; the core checks every subcommand."""
+
+    def __init__(self) -> None:
+        super().__init__(name="sora-admin", description="Manage video credit budgets")
+
+    @staticmethod
+    def _workspace(interaction: discord.Interaction[Any]) -> str:
+        return str(interaction.guild_id) if interaction.guild_id is not None else "dm"
+
+    def _target(self, interaction: discord.Interaction[Any], user: discord.User) -> Requester:
+        return Requester(
+            platform=PLATFORM,
+            workspace=self._workspace(interaction),
+            user=str(user.id),
+            display_name=user.display_name,
+        )
+
+    async def _run(
+        self, interaction: discord.Interaction[Any], action: Awaitable[None], done: str
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            await action
+        except BotError as err:
+            await interaction.followup.send(flow.error_text(err), ephemeral=True)
+            return
+        await interaction.followup.send(done, ephemeral=True)
+
+    async def _guild_only(self, interaction: discord.Interaction[Any], what: str) -> bool:
+        if interaction.guild_id is not None:
+            return True
+        await interaction.response.send_message(
+            f"{what} belongs to a server: run this in the server.", ephemeral=True
+        )
+        return False
+
+    @app_commands.command(name="set-limit", description="Set a user's credits per period")
+    @app_commands.describe(user="Who", amount="Credits per period, e.g. 300 or 12.5")
+    async def set_limit(
+        self, interaction: discord.Interaction[Any], user: discord.User, amount: str
+    ) -> None:
+        service = flow.core_of(interaction).service
+        await self._run(
+            interaction,
+            service.set_limit(
+                requester_of(interaction),
+                self._target(interaction, user),
+                amount,
+                admin_override=flow.has_manage_guild(interaction),
+            ),
+            f"{user.mention} can now spend {amount} credits per period.",
+        )
+
+    @app_commands.command(name="grant", description="Give a user extra credits this period")
+    @app_commands.describe(user="Who", amount="Extra credits", reason="Why (kept in the audit log)")
+    async def grant(
+        self,
+        interaction: discord.Interaction[Any],
+        user: discord.User,
+        amount: str,
+        reason: str = "",
+    ) -> None:
+        service = flow.core_of(interaction).service
+        await self._run(
+            interaction,
+            service.grant(
+                requester_of(interaction),
+                self._target(interaction, user),
+                amount,
+                reason,
+                admin_override=flow.has_manage_guild(interaction),
+            ),
+            f"Granted {amount} credits to {user.mention} for this period.",
+        )
+
+    @app_commands.command(name="team-budget", description="Set this server's credits per period")
+    @app_commands.describe(amount="Credits per period for the whole server; 0 = no team cap")
+    async def team_budget(self, interaction: discord.Interaction[Any], amount: str) -> None:
+        if not await self._guild_only(interaction, "A team budget"):
+            return
+        service = flow.core_of(interaction).service
+        await self._run(
+            interaction,
+            service.set_team_budget(
+                requester_of(interaction),
+                PLATFORM,
+                self._workspace(interaction),
+                amount,
+                admin_override=flow.has_manage_guild(interaction),
+            ),
+            f"This server's budget is now {amount} credits per period.",
+        )
+
+    @app_commands.command(name="role-limit", description="Set the credits per period of a role")
+    @app_commands.describe(
+        role="Everyone with this role gets this allowance (the highest of their roles applies)",
+        amount="Credits per period, e.g. 600",
+    )
+    async def role_limit(
+        self, interaction: discord.Interaction[Any], role: discord.Role, amount: str
+    ) -> None:
+        if not await self._guild_only(interaction, "A role allowance"):
+            return
+        service = flow.core_of(interaction).service
+        await self._run(
+            interaction,
+            service.set_role_limit(
+                requester_of(interaction),
+                PLATFORM,
+                self._workspace(interaction),
+                str(role.id),
+                amount,
+                admin_override=flow.has_manage_guild(interaction),
+            ),
+            f"Members with {role.mention} can now spend {amount} credits per period "
+            "(a person's own limit still comes first).",
+        )
+
+    async def _report(
+        self, interaction: discord.Interaction[Any], period: str | None
+    ) -> UsageReport | None:
+        """Defer, then the admin-checked report (None after telling the user why not)."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        core = flow.core_of(interaction)
+        try:
+            return await build_report(
+                core.service,
+                platform=PLATFORM,
+                workspace=self._workspace(interaction),
+                day=parse_period(period),
+                actor=requester_of(interaction),
+                admin_override=flow.has_manage_guild(interaction),
+            )
+        except BotError as err:
+            await interaction.followup.send(flow.error_text(err), ephemeral=True)
+            return None
+
+    @app_commands.command(name="usage", description="Who spent what this period (or another)")
+    @app_commands.describe(
+        period="Any day of the period to show, e.g. 2026-10-15 (default: this period)",
+        chart="Post a chart: spend per person against allowance and pace",
+    )
+    async def usage(
+        self,
+        interaction: discord.Interaction[Any],
+        period: str | None = None,
+        chart: bool = False,
+    ) -> None:
+        report = await self._report(interaction, period)
+        if report is None:
+            return
+        if not chart:
+            table = clip(report_text(report), CONTENT_MAX - 8)
+            await interaction.followup.send(f"```\n{table}\n```", ephemeral=True)
+            return
+        png = await asyncio.to_thread(render_chart, report)
+        description = describe_chart(report)
+        picture = discord.File(
+            io.BytesIO(png),
+            filename=f"sora-usage-{report.period_start.isoformat()}.png",
+            description=clip(description, ALT_TEXT_MAX),
+        )
+        await interaction.followup.send(
+            clip(description, CONTENT_MAX), file=picture, ephemeral=True
+        )
+
+    @app_commands.command(name="export", description="The period's usage as a CSV file")
+    @app_commands.describe(period="Any day of the period, e.g. 2026-10-15 (default: this period)")
+    async def export(
+        self, interaction: discord.Interaction[Any], period: str | None = None
+    ) -> None:
+        report = await self._report(interaction, period)
+        if report is None:
+            return
+        data = report_csv(report).encode()
+        totals = report.totals
+        await interaction.followup.send(
+            f"Usage {period_title(report)}: {len(report.rows)} people, {totals.jobs} jobs, "
+            f"{fmt_credits(totals.used)} credits used, {fmt_credits(totals.reserved)} held.",
+            file=discord.File(
+                io.BytesIO(data), filename=f"sora-usage-{report.period_start.isoformat()}.csv"
+            ),
+            ephemeral=True,
+        )

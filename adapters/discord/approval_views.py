@@ -1,0 +1,127 @@
+"""Approve / Deny on the admins' message: persistent buttons carrying the approval id.
+
+Like the job buttons (views.py) they are `DynamicItem`s registered at start, so a request
+posted before a restart is still decided by the new process; nothing is kept in memory.
+
+Invariants:
+- The core decides who may decide (ADMIN_USER_IDS) and that exactly one decision counts.
+  The adapter vouches only for Discord's Manage Server permission, and only in the server the
+  request came from (`admin_override`): managing one server gives no say over another's budget.
+- Everyone who clicks gets an ephemeral answer: the decision made, "already approved by X",
+  or the refusal. The admins' message itself is updated by the port (admin.py), once, by
+  the winner's decision.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from adapters.discord import admin_render, flow
+from adapters.discord.surface import requester_of
+from bot.errors import BotError, JobStateError
+
+if TYPE_CHECKING:
+    from typing import Self
+
+APPROVAL_ID = r"(?P<approval_id>[A-Za-z0-9_-]{1,80})"
+
+
+async def decide(interaction: discord.Interaction[Any], approval_id: str, approve: bool) -> None:
+    flow.track(interaction)
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    service = flow.core_of(interaction).service
+    actor = requester_of(interaction)
+    try:
+        approval = await service.get_approval(approval_id)
+        override = flow.has_manage_guild(interaction) and (
+            str(interaction.guild_id) == approval.requester.workspace
+        )
+        decided = await service.decide_approval(
+            approval_id, actor, approve, admin_override=override
+        )
+    except JobStateError as err:
+        try:
+            text = admin_render.already_decided_text(await service.get_approval(approval_id))
+        except BotError:
+            text = flow.error_text(err)
+    except BotError as err:
+        text = flow.error_text(err)
+    else:
+        text = admin_render.decided_ack_text(decided)
+    await interaction.followup.send(text, ephemeral=True)
+
+
+class ApproveButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"sora:approve:{APPROVAL_ID}"
+):
+    def __init__(self, approval_id: str, *, disabled: bool = False) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Approve",
+                style=discord.ButtonStyle.success,
+                custom_id=f"sora:approve:{approval_id}",
+                disabled=disabled,
+            )
+        )
+        self.approval_id = approval_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> Self:
+        return cls(match["approval_id"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        try:
+            await decide(interaction, self.approval_id, True)
+        except Exception as exc:
+            await flow.report_unexpected(interaction, exc)
+
+
+class DenyButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"sora:deny:{APPROVAL_ID}"
+):
+    def __init__(self, approval_id: str, *, disabled: bool = False) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Deny",
+                style=discord.ButtonStyle.danger,
+                custom_id=f"sora:deny:{approval_id}",
+                disabled=disabled,
+            )
+        )
+        self.approval_id = approval_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> Self:
+        return cls(match["approval_id"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        try:
+            await decide(interaction, self.approval_id, False)
+        except Exception as exc:
+            await flow.report_unexpected(interaction, exc)
+
+
+def approval_view(approval_id: str, *, decided: bool = False) -> discord.ui.View:
+    """Approve and Deny; disabled once the request is decided (or expired)."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(ApproveButton(approval_id, disabled=decided))
+    view.add_item(DenyButton(approval_id, disabled=decided))
+    return view
+
+
+APPROVAL_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (ApproveButton, DenyButton)
