@@ -3,21 +3,24 @@
     /sora admin set-limit <@U123> 500       the user's allowance per period
     /sora admin grant <@U123> 50 [reason]   extra credits this period
     /sora admin team-budget 5000            the workspace's budget per period (0 = none)
-    /sora admin usage                       who spent what this period
+    /sora admin usage [YYYY-MM-DD]          who spent what in this (or that day's) period
+    /sora admin chart|export [YYYY-MM-DD]   the chart / the CSV as a file (see reports.py)
 
-Invariants: permissions are the core's (`SoraService` raises `PermissionDenied`; the usage
-list is shown only to `is_admin` users, the same rule the Discord adapter applies); every
+Invariants: permissions are the core's (`SoraService` raises `PermissionDenied`; reports are
+built by `bot.reports.build_report` with the actor, so only admins get them); every
 `BotError` comes back as its own plain words; nothing here touches Slack.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from adapters.slack import render
 from bot.errors import BotError, InputError, PermissionDenied
 from bot.grammar import ChatCommand, usage_text
 from bot.models import Requester, fmt_credits
+from bot.reports import build_report, report_text
 from bot.service import SoraService
 
 # `<@U123|name>` (escaped mention), `<@U123>`, or a bare `U123` / `W123` user id.
@@ -27,8 +30,26 @@ ADMIN_HELP = (
     "`/sora admin set-limit @user N` — the user's allowance per period\n"
     "`/sora admin grant @user N [reason]` — extra credits for this period\n"
     "`/sora admin team-budget N` — this workspace's budget per period (0 = no cap)\n"
-    "`/sora admin usage` — who spent what this period"
+    "`/sora admin usage [YYYY-MM-DD]` — who spent what this period (or that day's period)\n"
+    "`/sora admin chart [YYYY-MM-DD]` — the spend per person as a chart, posted here\n"
+    "`/sora admin export [YYYY-MM-DD]` — the period's usage as a CSV file, sent to you\n"
+    "Requests people send with *Ask an admin* wait in your App Home (and the admin channel)."
 )
+REPORT_VERBS = ("chart", "export")
+
+
+def parse_day(args: list[str]) -> dt.date | None:
+    """The optional `YYYY-MM-DD` of a report command (any day inside the wanted period)."""
+    if not args:
+        return None
+    if len(args) > 1:
+        raise InputError("Give at most one date, like 2026-11-05.", field="period")
+    try:
+        return dt.date.fromisoformat(args[0])
+    except ValueError:
+        raise InputError(
+            f"{args[0]!r} is not a date; use YYYY-MM-DD, like 2026-11-05.", field="period"
+        ) from None
 
 
 def user_ref(text: str, workspace: str) -> Requester:
@@ -88,6 +109,11 @@ async def run_admin(service: SoraService, actor: Requester, args: list[str]) -> 
     if verb in ("team-budget", "set-team-budget") and len(rest) == 1:
         await service.set_team_budget(actor, "slack", workspace, rest[0])
         return f"This workspace's budget is now {rest[0]} credits per period (0 = no cap)."
-    if verb == "usage" and not rest:
-        return render.usage_text(await service.usage("slack", workspace))
+    if verb == "usage":
+        report = await build_report(
+            service, platform="slack", workspace=workspace, day=parse_day(rest), actor=actor
+        )
+        # Display names are typed by users: escaped, and unable to close the code block.
+        table = render.esc(report_text(report)).replace("```", "'''")
+        return "*Team usage*\n```" + table + "```"
     return ADMIN_HELP

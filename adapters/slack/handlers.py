@@ -15,6 +15,7 @@ to that user only (ephemeral, or a DM when the bot cannot reach the channel).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -26,11 +27,12 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack import modal, render
-from adapters.slack.commands import run_text_command
+from adapters.slack import admin_render, modal, render
+from adapters.slack.commands import REPORT_VERBS, run_text_command
 from adapters.slack.images import first_image, rehost_image, require_public_base_url
 from adapters.slack.port import SlackPort
-from bot.errors import BotError, InputError
+from adapters.slack.reports import SlackReports
+from bot.errors import BotError, BudgetError, InputError
 from bot.grammar import ChatCommand
 from bot.logs import bind_job
 from bot.models import Job, Requester, Surface, VideoRequest
@@ -41,6 +43,8 @@ log = logging.getLogger(__name__)
 SHORTCUT_GLOBAL = "sora_make_video"
 SHORTCUT_MESSAGE = "sora_from_message"
 Spawn = Callable[[Coroutine[Any, Any, None]], None]
+#: A private answer to the requester: (text, blocks or None).
+Reply = Callable[[str, list[render.Block] | None], Coroutine[Any, Any, None]]
 
 
 def requester_of(body: dict[str, Any]) -> Requester:
@@ -72,6 +76,7 @@ class SlackHandlers:
         self.client = client
         self.spawn = spawn
         self.default_model = service.settings.default_model
+        self.reports = SlackReports(client, service, port.open_dm)
 
     def register(self, app: AsyncApp) -> None:
         app.command("/sora")(self.on_command)
@@ -86,18 +91,24 @@ class SlackHandlers:
 
     # -- telling the user -------------------------------------------------------------------
 
-    async def tell(self, requester: Requester, channel: str | None, text: str) -> None:
+    async def tell(
+        self,
+        requester: Requester,
+        channel: str | None,
+        text: str,
+        blocks: list[render.Block] | None = None,
+    ) -> None:
         """Only `requester` sees it: ephemeral in `channel`, else a DM."""
         if channel:
             try:
                 await self.client.chat_postEphemeral(
-                    channel=channel, user=requester.user, text=text
+                    channel=channel, user=requester.user, text=text, blocks=blocks
                 )
                 return
             except SlackApiError:
                 pass  # not a member there: fall back to a DM
         dm = await self.port.open_dm(requester.user)
-        await self.client.chat_postMessage(channel=dm, text=text)
+        await self.client.chat_postMessage(channel=dm, text=text, blocks=blocks)
 
     # -- starting jobs ----------------------------------------------------------------------
 
@@ -106,16 +117,29 @@ class SlackHandlers:
         requester: Requester,
         request: VideoRequest,
         surface: Surface,
-        reply: Callable[[str], Coroutine[Any, Any, None]],
+        reply: Reply,
     ) -> None:
-        """Submit (holding the quote) and post the progress message; refusals go to `reply`."""
+        """Submit (holding the quote) and post the progress message; refusals go to `reply`,
+        a budget refusal with an "Ask an admin" button when there is an admin to ask."""
         try:
             job = await self.service.submit(requester, request, surface)
+        except BudgetError as err:
+            text = f":warning: {err}"
+            if not self.port.admins.reachable:
+                await reply(text, None)
+                return
+            await reply(text, admin_render.refusal_blocks(text, self._ask_value(request, surface)))
+            return
         except BotError as err:
-            await reply(f":warning: {err}")
+            await reply(f":warning: {err}", None)
             return
         bind_job(job.id)  # this spawned task's remaining log lines are about the job
         await self.port.ensure_message(job)
+
+    def _ask_value(self, request: VideoRequest, surface: Surface) -> str | None:
+        spec = self.service.catalog.find(request.model)
+        has_watermark_option = spec is not None and spec.watermark_option
+        return admin_render.ask_value_of(request, surface.channel, has_watermark_option)
 
     # -- /sora ------------------------------------------------------------------------------
 
@@ -130,7 +154,7 @@ class SlackHandlers:
             return
         if command.kind != "video":
             await ack()
-            self.spawn(self._text_command(requester, command, respond))
+            self.spawn(self._text_command(requester, command, respond, channel))
             return
         if not command.text:
             await ack()
@@ -149,17 +173,27 @@ class SlackHandlers:
         )
         surface = Surface(channel=channel, data={"team": requester.workspace})
 
-        async def reply(message: str) -> None:
-            await respond(text=message, response_type="ephemeral", replace_original=False)
+        async def reply(message: str, blocks: list[render.Block] | None) -> None:
+            await respond(
+                text=message, blocks=blocks, response_type="ephemeral", replace_original=False
+            )
 
         self.spawn(self.start_job(requester, request, surface, reply))
 
     async def _text_command(
-        self, requester: Requester, command: ChatCommand, respond: AsyncRespond
+        self,
+        requester: Requester,
+        command: ChatCommand,
+        respond: AsyncRespond,
+        channel: str | None,
     ) -> None:
-        text = await run_text_command(
-            self.service, requester, command, default_model=self.default_model
-        )
+        verb = command.args[0].casefold() if command.args else ""
+        if command.kind == "admin" and verb in REPORT_VERBS:
+            text = await self.reports.run(requester, verb, command.args[1:], channel)
+        else:
+            text = await run_text_command(
+                self.service, requester, command, default_model=self.default_model
+            )
         await respond(text=text, response_type="ephemeral")
 
     # -- shortcuts --------------------------------------------------------------------------
@@ -213,8 +247,8 @@ class SlackHandlers:
         self.spawn(self._submit_form(requester, form))
 
     async def _submit_form(self, requester: Requester, form: modal.VideoForm) -> None:
-        async def reply(message: str) -> None:
-            await self.tell(requester, form.channel, message)
+        async def reply(message: str, blocks: list[render.Block] | None = None) -> None:
+            await self.tell(requester, form.channel, message, blocks)
 
         try:
             image_url = None
@@ -336,11 +370,18 @@ class SlackHandlers:
             link = self.service.host_file(path)
             if link:
                 links[job_id] = link
-        usage = (
-            await self.service.usage("slack", team) if self.service.is_admin(requester) else None
-        )
+        usage = None
+        admin_blocks: list[render.Block] = []
+        if self.service.is_admin(requester):
+            usage = await self.service.usage("slack", team)
+            waiting = [
+                a
+                for a in await self.service.pending_approvals("slack")
+                if a.requester.workspace == team
+            ]
+            admin_blocks = admin_render.home_approvals(waiting, dt.datetime.now(dt.UTC))
         await self.client.views_publish(
-            user_id=user, view=render.home_view(balance, jobs, usage, links)
+            user_id=user, view=render.home_view(balance, jobs, usage, links, admin_blocks)
         )
 
 

@@ -1,4 +1,5 @@
-"""`SlackPort`, the core's `ChatPort` for Slack: one progress message per job, a thread after.
+"""`SlackPort`, the core's `ChatPort` (and `AdminPort`, via `SlackAdmins`) for Slack: one
+progress message per job, a thread after.
 
     chat.postMessage (progress, buttons) ──chat.update on change──▶ final state
         └── thread: the MP4 (files_upload_v2 + comment) or a link; failure / cancel notes
@@ -14,6 +15,8 @@ Invariants:
 - `on_job_delivered` returns normally once the user has the video or a link to it; it raises
   only when Slack could not be reached (the tracker then retries). The file is read off the
   event loop, and files bigger than `max_upload_bytes` are linked, not uploaded.
+- A queued job's message shows its place in line ("Queued — #2 in line") and the credits held;
+  the tracker calls `on_job_progress` whenever the place changes, and when the job starts.
 - When the bot may not post in the requested channel (not a member, archived, gone), the job
   moves to a DM with the requester, and the surface says so.
 """
@@ -30,6 +33,9 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import render
+from adapters.slack.admins import SlackAdmins
+from bot.alerts import Alert
+from bot.approvals import Approval
 from bot.catalog import Catalog
 from bot.models import Balance, DeliveredVideo, Job, JobStatus
 from bot.service import SoraService
@@ -71,6 +77,7 @@ class SlackPort:
         self.max_upload_bytes = MAX_UPLOAD_BYTES
         self._locks: dict[str, asyncio.Lock] = {}
         self._last_render: dict[str, str] = {}
+        self.admins = SlackAdmins(client, service, self.open_dm)
 
     # -- the progress message -------------------------------------------------------------
 
@@ -211,6 +218,17 @@ class SlackPort:
             await self._update(current.model_copy(update={"status": JobStatus.CANCELLED}))
             await self._reply(current, render.cancelled_message(current, balance))
         self._forget(job.id)
+
+    # -- AdminPort (approvals and alerts: adapters/slack/admins.py) --------------------------
+
+    async def on_approval_requested(self, approval: Approval, balance: Balance) -> None:
+        await self.admins.on_approval_requested(approval, balance)
+
+    async def on_approval_decided(self, approval: Approval) -> None:
+        await self.admins.on_approval_decided(approval)
+
+    async def on_admin_alert(self, alert: Alert) -> None:
+        await self.admins.on_admin_alert(alert)
 
 
 class _NoChannel(Exception):

@@ -100,6 +100,8 @@ def progress_bar(percent: int, width: int = 20) -> str:
 
 def status_line(job: Job) -> str:
     words = _STATUS_WORDS[job.status]
+    if job.status == JobStatus.PENDING and job.queued and job.queue_position:
+        return f"{words} — #{job.queue_position} in line"
     if job.status == JobStatus.SUBMITTED:
         return f"{words} `{progress_bar(job.progress)}` {job.progress}%"
     if job.status == JobStatus.FAILED and job.error:
@@ -119,7 +121,8 @@ def progress_message(job: Job, *, remixable: bool) -> tuple[str, list[Block]]:
     buttons = job_buttons(job, remixable=remixable)
     if buttons:
         blocks.append({"type": "actions", "block_id": f"job:{job.id}", "elements": buttons})
-    text = f"{_STATUS_WORDS[job.status]}: {short(job.request.prompt, 150)}"
+    head = status_line(job) if job.status == JobStatus.PENDING else _STATUS_WORDS[job.status]
+    text = f"{head}: {short(job.request.prompt, 150)}"
     return text, blocks
 
 
@@ -183,6 +186,7 @@ def balance_text(balance: Balance) -> str:
         f"allowance {fmt_credits(balance.limit)}"
         + (f" + {fmt_credits(balance.granted)} granted" if balance.granted else "")
         + f" · used {fmt_credits(balance.used)} · held {fmt_credits(balance.held)}"
+        + (f" ({fmt_credits(balance.queued)} of it for queued jobs)" if balance.queued else "")
         + f" · left {fmt_credits(balance.available)}",
     ]
     team_left = balance.team_available
@@ -237,8 +241,10 @@ def home_view(
     jobs: Sequence[Job],
     usage: Sequence[UsageRow] | None,
     links: Mapping[str, str] | None = None,
+    admin_blocks: Sequence[Block] = (),
 ) -> dict[str, Any]:
-    """The App Home tab: the user's figures, recent jobs, and for admins the team's usage."""
+    """The App Home tab: the user's figures, recent jobs, and for admins the requests waiting
+    for a decision (`admin_blocks`) and the team's usage."""
     blocks: list[Block] = [
         {"type": "header", "text": {"type": "plain_text", "text": "Your video credits"}},
         mrkdwn(balance_text(balance)),
@@ -250,6 +256,7 @@ def home_view(
         blocks.extend(mrkdwn(job_line(job, links.get(job.id))) for job in jobs[:_HOME_JOBS])
     else:
         blocks.append(mrkdwn("No videos yet. Type `/sora` in any channel to make one."))
+    blocks.extend(admin_blocks)
     if usage is not None:
         blocks.append({"type": "divider"})
         blocks.append(mrkdwn("*Team usage this period* (you are an admin)"))

@@ -18,6 +18,8 @@ Invariants:
   would be a second job and a second hold. Slack does not retry slash commands and gives every
   command its own `trigger_id`, so a byte-identical copy within the window is a replay: it
   gets an empty 200 and does nothing (`ReplayGuard`).
+- `POST /slack/events` never answers 5xx for a body it cannot read: unparseable or
+  impossible payloads get 400 when signed, 401 when not (bolt itself would raise).
 - HTTP mode observes each request's acknowledgement latency (request received → response
   ready) in the core's metrics (`GET /metrics`, `sora_ack_latency_seconds{platform="slack"}`).
 """
@@ -43,6 +45,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.approval_handlers import ApprovalHandlers
 from adapters.slack.handlers import SlackHandlers
 from adapters.slack.port import SlackPort, slack_error
 from bot.config import Settings
@@ -59,6 +62,9 @@ log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 RATE_LIMIT_RETRIES = 3
 DRAIN_TIMEOUT = 5.0
+# What bolt raises on bodies Slack would never send (a `payload` that is not JSON, a channel
+# that is a number, an empty `actions` list): reading them is bolt's job, answering is ours.
+_UNREADABLE = (LookupError, TypeError, ValueError, AttributeError)
 REPLAY_WINDOW = 5 * 60.0  # bolt refuses older timestamps: remembering longer adds nothing
 
 
@@ -135,6 +141,10 @@ class SlackRuntime:
         self.port = SlackPort(self.client, core.service, core.catalog)
         self.handlers = SlackHandlers(core.service, self.port, self.client, self.spawn)
         self.handlers.register(self.app)
+        self.approvals = ApprovalHandlers(
+            core.service, self.port, self.spawn, self.handlers.publish_home
+        )
+        self.approvals.register(self.app)
         self._tasks: set[asyncio.Task[None]] = set()
         self._socket: AsyncSocketModeHandler | None = None
         self._replays = None if secret is None else ReplayGuard(secret.get_secret_value())
@@ -171,12 +181,18 @@ class SlackRuntime:
                 return web.Response(status=200)
         try:
             bolt_request = await to_bolt_request(request)
-        except ValueError:
-            # bolt parses the body before it checks the signature, and a `payload` field that
-            # is not JSON raises: refuse it as bolt refuses any unsigned request, not with 500.
+        except _UNREADABLE:
+            # bolt parses the body before it checks the signature, and a `payload` that is not
+            # JSON, or not shaped as Slack shapes it, raises: refuse it, never with a 500.
             signed = self._replays is not None and self._replays.signed(body, timestamp, signature)
             return web.Response(status=400 if signed else 401, text="invalid request")
         bolt_response = await self.app.async_dispatch(bolt_request)
+        if bolt_response.status >= 500:
+            # bolt turns its own exceptions (matching listeners against a body Slack would
+            # never send, e.g. an empty `actions` list) into a bare 500 after logging them.
+            # The request cannot succeed on a retry: say so with a 400, not "server down".
+            log.warning("Slack: bolt could not handle a request; answered 400")
+            return web.Response(status=400, text="invalid request")
         response = await to_aiohttp_response(bolt_response)
         if bolt_response.status < 400:  # refused (forged, stale) requests are not acks
             self.metrics.observe_ack("slack", time.perf_counter() - received)

@@ -85,7 +85,8 @@ class FakeSlack:
     files: dict[str, HostedFile] = field(default_factory=dict)
     #: `response_url` posts, by the id in the URL.
     responses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    #: Channels where the bot is not a member: chat.postMessage/postEphemeral answer not_in_channel.
+    #: Channels where the bot is not a member: chat.postMessage/postEphemeral and
+    #: files.completeUploadExternal answer not_in_channel.
     not_in_channels: set[str] = field(default_factory=set)
     #: When set, files.completeUploadExternal answers {"ok": false, "error": refuse_uploads}.
     refuse_uploads: str | None = None
@@ -302,6 +303,8 @@ class FakeSlack:
     def _m_files_completeUploadExternal(self, args: dict[str, Any]) -> dict[str, Any]:
         if self.refuse_uploads:
             return {"ok": False, "error": self.refuse_uploads}
+        if str(args.get("channel_id", "")) in self.not_in_channels:
+            return {"ok": False, "error": "not_in_channel"}
         files = args.get("files") or []
         shared = []
         for item in files:

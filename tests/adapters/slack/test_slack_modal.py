@@ -6,9 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from adapters.slack import admin_render
 from bot.models import JobStatus
 from bot.simulator import Simulator
+from tests.adapters.slack.actions import buttons, click, posts_to, response, text_of
 from tests.adapters.slack.conftest import (
+    ADMIN,
     ALICE,
     GENERAL,
     SlackWorld,
@@ -261,3 +264,13 @@ async def test_over_budget_from_the_modal_is_told_privately(
         assert "costs 2.5 credits" in notes[0].args["text"]
         assert await world.job_rows() == [] and sim.requests == []
         assert fake.calls_to("chat.postMessage") == []
+
+        # The note offers "Ask an admin"; the request goes to the admin (a DM: no channel set).
+        (ask,) = buttons(notes[0].args["blocks"])
+        assert ask["action_id"] == admin_render.ACTION_ASK
+        await world.interact(click(world, ask["action_id"], ask["value"], ALICE, rid="ask"))
+        assert "asked the admins" in (await response(world, "ask"))["text"]
+        (approval,) = await world.rc.core.service.pending_approvals("slack")
+        assert approval.surface.channel == GENERAL and approval.request.prompt == "a fox"
+        dm = await fake.wait_for(lambda: posts_to(world, f"D{ADMIN}"))
+        assert approval.id in text_of(dm[0])

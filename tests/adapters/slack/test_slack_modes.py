@@ -156,5 +156,7 @@ def test_manifest_matches_the_code() -> None:
     assert all(url.endswith(EVENTS_PATH) for url in urls)
     assert settings["event_subscriptions"]["bot_events"] == ["app_home_opened"]
     assert features["app_home"]["home_tab_enabled"] is True
+    # Every button (job, "Ask an admin", Approve/Deny) comes back through interactivity.
+    assert settings["interactivity"]["is_enabled"] is True
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     assert {"commands", "chat:write", "files:write", "files:read", "im:write"} == scopes
