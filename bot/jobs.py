@@ -203,6 +203,13 @@ class JobBook:
                 completed_at=now_iso(),
             )
 
+    async def note_delivery_attempt(self, job_id: str) -> None:
+        """Recorded before the platform is asked to post the video (see Job.delivery_attempts)."""
+        async with self.store.transaction() as tx:
+            await tx.execute(
+                "UPDATE jobs SET delivery_attempts = delivery_attempts + 1 WHERE id = ?", (job_id,)
+            )
+
     async def record_media(self, job_id: str, path: str, size: int) -> None:
         await self.store.update_job(job_id, media_path=path, media_size=size)
 

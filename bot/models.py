@@ -132,6 +132,13 @@ class Job(BaseModel):
     #: is its 1-based place among its workspace's waiting jobs, in the order they will start.
     queued: bool = False
     queue_position: int | None = None
+    #: When EvoLink reported the task completed (its result link lives 24 h from then).
+    completed_at: dt.datetime | None = None
+    #: How many times delivery to the platform was started. Above 1, an earlier attempt may
+    #: have reached the user before a crash: the adapter checks the platform before posting.
+    delivery_attempts: int = 0
+    #: When the user was told of a failure or cancel (None: not yet).
+    told_at: dt.datetime | None = None
 
     @property
     def reserved(self) -> Decimal:
@@ -179,11 +186,12 @@ class DeliveredVideo(BaseModel):
     """A finished video, downloaded once to `path`.
 
     `hosted_url` is the bot's signed `/media` link (None without PUBLIC_BASE_URL);
-    `source_url` is EvoLink's own link, valid until `source_expires_at`.
+    `source_url` is EvoLink's own link, valid until `source_expires_at`. `path` is None when
+    the video could not be saved (MEDIA_DIR full): the adapter then posts `best_link`.
     """
 
     job_id: str
-    path: str
+    path: str | None
     size: int
     filename: str
     hosted_url: str | None = None

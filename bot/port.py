@@ -11,7 +11,9 @@ Invariants:
 - `on_job_progress` is called only when progress changed, and never more often than the
   port's `progress_interval` seconds for one job.
 - `on_job_delivered` is called until it returns without raising; the core records the
-  delivery right after it returns, so a successful call is not repeated. An adapter that
+  delivery right after it returns, so a successful call is not repeated — except after a crash
+  in between, when the retry carries `job.delivery_attempts > 1`: the adapter then checks the
+  platform for the earlier post before posting again (exactly once). An adapter that
   cannot upload the file (too big, refused) falls back to `video.best_link` itself and returns
   normally; it raises only when the platform could not be reached at all.
 - `balance` in terminal events is the user's balance after the job's credits were settled.

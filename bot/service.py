@@ -196,12 +196,8 @@ class SoraService:
         job = await self.book.finish_cancelled(job_id, _actor_id(actor))
         self.tracker.wake(job_id)
         self.tracker.dispatch_soon()
-        port = self.tracker.ports.get(job.requester.platform)
-        if port is not None:
-            try:
-                await port.on_job_cancelled(job, await self.book.balance(job.requester))
-            except Exception:
-                log.exception("job %s: could not tell the user about the cancel", job_id)
+        if job.told_at is None:
+            await self.tracker.tell_ending(job)
         return job
 
     async def again(self, job_id: str, actor: Requester, surface: Surface) -> Job:

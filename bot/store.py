@@ -152,6 +152,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN roles_json TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE approvals ADD COLUMN roles_json TEXT NOT NULL DEFAULT '[]';
     """,
+    # 4: delivery attempts (exactly-once delivery across crashes) and whether the user was told
+    """
+    ALTER TABLE jobs ADD COLUMN delivery_attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN told_at TEXT;
+    """,
 )
 
 JOB_COLUMNS = (
@@ -159,7 +164,7 @@ JOB_COLUMNS = (
     "request_json, surface_json, progress, task_id, estimated_seconds, reserved_mc, charged_mc, "
     "error_code, error, result_url, media_path, media_size, period_start, parent_job_id, "
     "created_at, updated_at, submitted_at, completed_at, finished_at, queued, queue_position, "
-    "roles_json"
+    "roles_json, delivery_attempts, told_at"
 )
 
 
@@ -206,6 +211,9 @@ def row_to_job(row: aiosqlite.Row) -> Job:
         parent_job_id=row["parent_job_id"],
         queued=bool(row["queued"]),
         queue_position=row["queue_position"],
+        completed_at=parse_ts(row["completed_at"]),
+        delivery_attempts=row["delivery_attempts"],
+        told_at=parse_ts(row["told_at"]),
     )
 
 
@@ -314,6 +322,15 @@ class Store:
     async def job_for_task(self, task_id: str) -> Job | None:
         row = await self.fetchone(f"SELECT {JOB_COLUMNS} FROM jobs WHERE task_id = ?", (task_id,))
         return None if row is None else row_to_job(row)
+
+    async def untold_endings(self, since: dt.datetime) -> list[Job]:
+        """Failed or cancelled jobs whose user was never told (a crash right after the end)."""
+        rows = await self.fetchall(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE status IN (?, ?) AND told_at IS NULL"
+            " AND finished_at >= ? ORDER BY finished_at",
+            (JobStatus.FAILED, JobStatus.CANCELLED, since.isoformat(timespec="milliseconds")),
+        )
+        return [row_to_job(r) for r in rows]
 
     async def unfinished_jobs(self) -> list[Job]:
         rows = await self.fetchall(

@@ -10,8 +10,11 @@ One asyncio task per open job, found again from the store at start-up (`resume`)
 
 Invariants:
 - The tracker acts only on what `GET /v1/tasks/{id}` says, never on a callback body.
-- Delivery is recorded right after the port returns; the port is called again only if the
-  process died before that record (at-least-once across a crash in that window, once otherwise).
+- Delivery is exactly once: each attempt is recorded (`delivery_attempts`) before the port is
+  called, and the delivery right after it returns; a retry after a crash in between carries
+  `delivery_attempts > 1`, and the port checks the platform before posting again.
+- A failure or cancel is recorded, then told; `told_at` marks the telling, and `resume` tells
+  again whoever a crash left untold.
 - Progress reaches the port only when it changed, and not more often than the port allows.
 - Failures the user can act on (content policy, bad input) fail at once; retryable ones
   (429/502/503/network) are retried with backoff; a job that cannot be submitted within
@@ -25,9 +28,10 @@ import datetime as dt
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from bot.errors import ProviderError
 from bot.evolink import EvoLinkClient, TaskSnapshot, failure_for
@@ -44,6 +48,8 @@ log = logging.getLogger(__name__)
 SUBMIT_GIVE_UP = 15 * 60.0
 DELIVERY_RETRY_MAX = 60.0
 RESULT_LINK_LIFETIME = dt.timedelta(hours=24)
+DISK_RETRIES = 3  # failed saves before falling back to EvoLink's own link
+UNTOLD_LOOKBACK = dt.timedelta(hours=24)
 
 
 class Tracker:
@@ -118,7 +124,15 @@ class Tracker:
         if jobs:
             log.info("resuming %d unfinished job(s)", len(jobs))
         await self.dispatch()
+        since = dt.datetime.now(dt.UTC) - UNTOLD_LOOKBACK
+        for ended in await self.book.store.untold_endings(since):
+            self._background(self.tell_ending(ended), f"tell-{ended.id}")
         return len(jobs)
+
+    def _background(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._flushes[name] = task
+        task.add_done_callback(lambda _t: self._flushes.pop(name, None))
 
     # -- the fair queue ----------------------------------------------------------------------
 
@@ -336,8 +350,12 @@ class Tracker:
             except OSError as exc:
                 attempt += 1
                 log.error("job %s: cannot save the video to MEDIA_DIR: %s", job.id, exc.strerror)
-                await asyncio.sleep(min(2.0**attempt, DELIVERY_RETRY_MAX))
-                continue
+                if attempt < DISK_RETRIES:
+                    await asyncio.sleep(float(attempt))
+                    continue
+                # The disk stays full: give the user EvoLink's own link rather than nothing.
+                video = self._link_only(job)
+            await self.book.note_delivery_attempt(job.id)
             job = await self.book.job(job.id)
             after = await self._balance_after_capture(job)
             try:
@@ -366,13 +384,24 @@ class Tracker:
             self.stats["downloads"] += 1
             await self.book.record_media(job.id, str(path), size)
         size = path.stat().st_size
-        completed = job.finished_at or dt.datetime.now(dt.UTC)
+        completed = job.completed_at or dt.datetime.now(dt.UTC)
         return DeliveredVideo(
             job_id=job.id,
             path=str(path),
             size=size,
             filename=_filename(job, path),
             hosted_url=self.media.url_for(path),
+            source_url=job.result_url,
+            source_expires_at=completed + RESULT_LINK_LIFETIME,
+        )
+
+    def _link_only(self, job: Job) -> DeliveredVideo:
+        completed = job.completed_at or dt.datetime.now(dt.UTC)
+        return DeliveredVideo(
+            job_id=job.id,
+            path=None,
+            size=0,
+            filename=_filename(job, self.media.video_path(job.id)),
             source_url=job.result_url,
             source_expires_at=completed + RESULT_LINK_LIFETIME,
         )
@@ -395,14 +424,26 @@ class Tracker:
         self.stats["failed"] += 1
         self.dispatch_soon()
         log.info("job %s: failed (%s)", job.id, code or "no code")
-        port = self.ports.get(job.requester.platform)
         job = await self.book.job(job.id)
-        if port is not None:
-            try:
-                await port.on_job_failed(job, reason, await self.book.balance(job.requester))
-            except Exception:
-                log.exception("job %s: could not tell the user about the failure", job.id)
+        await self.tell_ending(job, reason)
         await self._finished(job)
+
+    async def tell_ending(self, job: Job, reason: str | None = None) -> None:
+        """Tell the user a job failed or was cancelled, and record that they were told; a crash
+        before the record means they are told again at the next start (`resume`)."""
+        port = self.ports.get(job.requester.platform)
+        if port is None:
+            return
+        try:
+            balance = await self.book.balance(job.requester)
+            if job.status == JobStatus.CANCELLED:
+                await port.on_job_cancelled(job, balance)
+            else:
+                await port.on_job_failed(job, reason or job.error or "the video failed", balance)
+        except Exception:
+            log.exception("job %s: could not tell the user how it ended", job.id)
+            return
+        await self.book.store.update_job(job.id, told_at=dt.datetime.now(dt.UTC))
 
     async def _finished(self, job: Job) -> None:
         for hook in self.on_finished:

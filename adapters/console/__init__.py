@@ -96,9 +96,10 @@ class ConsolePort:
 
     async def on_job_delivered(self, job: Job, video: DeliveredVideo, balance: Balance) -> None:
         charged = job.charged if job.charged is not None else job.reserved
-        self.saved[job.id] = video.path
+        where = video.path or f"{video.best_link} (could not save a copy)"
+        self.saved[job.id] = where
         self._line(
-            f"[{job.id}] delivered: {video.path} ({video.size:,} bytes). "
+            f"[{job.id}] delivered: {where} ({video.size:,} bytes). "
             f"Cost {fmt_credits(charged)} credits; {fmt_credits(balance.available)} left."
         )
         if video.hosted_url:

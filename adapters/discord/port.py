@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+HISTORY_LOOKBACK = 50  # messages read to find a video posted before a crash
+
 TOKEN_GONE_CODES = frozenset({50027, 10015})  # Invalid Webhook Token, Unknown Webhook
 TOO_LARGE_CODE = 40005
 FINISHED_REMEMBERED = 1000
@@ -76,7 +78,29 @@ class DiscordPort:
         done = job.model_copy(update={"status": JobStatus.DELIVERED, "progress": 100})
         balance = await self._balance_of(job, balance)
         await self._final_status(done, balance)
+        if job.delivery_attempts > 1 and await self._already_posted(job, video):
+            log.info("job %s: the video was posted before a restart; not posting it again", job.id)
+            return
         await self._post_video(job, video)
+
+    async def _already_posted(self, job: Job, video: DeliveredVideo) -> bool:
+        """After a crash between posting and recording: is the video in the channel already?
+        (Reads recent history: the bot's Read Message History permission.)"""
+        s = await self._surface(job.id)
+        me = self.client.user
+        link = video.hosted_url or video.source_url
+        try:
+            channel = self.client.get_partial_messageable(s.channel_id)
+            async for message in channel.history(limit=HISTORY_LOOKBACK):
+                if me is not None and message.author.id != me.id:
+                    continue
+                if any(a.filename == video.filename for a in message.attachments):
+                    return True
+                if link and link in (message.content or ""):
+                    return True
+        except discord.HTTPException as exc:
+            log.warning("job %s: cannot read the channel to check (%s)", job.id, exc.status)
+        return False
 
     async def on_job_failed(self, job: Job, reason: str, balance: Balance) -> None:
         balance = await self._balance_of(job, balance)
@@ -205,7 +229,8 @@ class DiscordPort:
 
     async def _post_video(self, job: Job, video: DeliveredVideo) -> None:
         s = await self._surface(job.id)
-        if video.size <= s.filesize_limit:
+        path = video.path
+        if path is not None and video.size <= s.filesize_limit:
             try:
                 await self._post(
                     job.id,
@@ -214,7 +239,7 @@ class DiscordPort:
                         "content": render.delivered_text(
                             job, video, mention=s.mention, as_file=True
                         ),
-                        "file": discord.File(video.path, filename=video.filename),
+                        "file": discord.File(path, filename=video.filename),
                     },
                 )
                 return

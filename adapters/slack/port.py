@@ -172,14 +172,36 @@ class SlackPort:
             await self._deliver(shown, video, balance)
         self._forget(job.id)
 
+    async def _already_uploaded(self, job: Job, video: DeliveredVideo) -> bool:
+        """After a crash between the upload and its record: is the file in the channel already?
+        (`files.list` needs only `files:read`; the file name carries the job id's tail.)"""
+        try:
+            answer = await self.client.files_list(
+                channel=job.surface.channel,
+                ts_from=str(int(job.created_at.timestamp())),
+                count=100,
+            )
+        except (SlackApiError, SlackRequestError) as exc:
+            log.warning("job %s: cannot list the channel's files (%s)", job.id, type(exc).__name__)
+            return False
+        return any(f.get("name") == video.filename for f in answer.get("files") or [])
+
     async def _deliver(self, job: Job, video: DeliveredVideo, balance: Balance) -> None:
+        if job.delivery_attempts > 1 and await self._already_uploaded(job, video):
+            log.info("job %s: the video was uploaded before a restart; not again", job.id)
+            return
+        if video.path is None:
+            await self._reply(
+                job, render.link_message(job, video, balance, "The bot could not keep a copy.")
+            )
+            return
         if video.size > self.max_upload_bytes:
             await self._reply(
                 job, render.link_message(job, video, balance, "It is too big to upload to Slack.")
             )
             return
         try:
-            data = await asyncio.to_thread(Path(video.path).read_bytes)
+            data = await asyncio.to_thread(Path(video.path).read_bytes)  # slack_sdk wants bytes
             await self.client.files_upload_v2(
                 channel=job.surface.channel,
                 thread_ts=job.surface.thread,

@@ -558,6 +558,10 @@ class FakeDiscord:
             return json_response({"message": "401: Unauthorized", "code": 0}, status=401)
         if method == "POST" and message_id is None:
             return json_response(self._store_message(channel_id, rec.json or {}, rec.files))
+        if method == "GET" and message_id is None:  # history, newest first
+            limit = int(rec.query.get("limit", "50"))
+            mine = [m for m in self.messages.values() if m["channel_id"] == channel_id]
+            return json_response(list(reversed(mine))[:limit])
         if message_id is None or message_id not in self.messages:
             return json_response({"message": "Unknown Message", "code": 10008}, status=404)
         if method == "PATCH":

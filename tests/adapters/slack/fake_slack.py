@@ -81,6 +81,7 @@ class FakeSlack:
     bot_user_id: str = BOT_USER_ID
     calls: list[SlackCall] = field(default_factory=list)
     uploads: dict[str, bytes] = field(default_factory=dict)
+    upload_names: dict[str, str] = field(default_factory=dict)
     shared_files: list[SharedFile] = field(default_factory=list)
     files: dict[str, HostedFile] = field(default_factory=dict)
     #: `response_url` posts, by the id in the URL.
@@ -298,6 +299,7 @@ class FakeSlack:
 
     def _m_files_getUploadURLExternal(self, args: dict[str, Any]) -> dict[str, Any]:
         file_id = f"F{next(self._ids):08d}"
+        self.upload_names[file_id] = str(args.get("filename", ""))
         return {"ok": True, "upload_url": f"{self._root}/upload/{file_id}", "file_id": file_id}
 
     def _m_files_completeUploadExternal(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -326,6 +328,16 @@ class FakeSlack:
             )
             shared.append({"id": file_id, "title": item.get("title")})
         return {"ok": True, "files": shared}
+
+    def _m_files_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Files shared in a channel (newest first), as `files:read` lets the bot see them."""
+        channel = str(args.get("channel", ""))
+        found = [
+            {"id": f.file_id, "name": self.upload_names.get(f.file_id, ""), "title": f.title}
+            for f in reversed(self.shared_files)
+            if not channel or f.channel_id == channel
+        ]
+        return {"ok": True, "files": found, "paging": {"count": len(found), "total": len(found)}}
 
     def _m_files_info(self, args: dict[str, Any]) -> dict[str, Any]:
         hosted = self.files.get(str(args.get("file", "")))
