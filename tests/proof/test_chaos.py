@@ -33,8 +33,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from bot.simulator import Simulator
 from bot.testing import running_simulator
 
@@ -271,7 +269,9 @@ async def test_fifty_jobs_survive_twenty_sigkills(tmp_path: Path) -> None:
     assert statuses["cancelled"] >= 1, statuses
 
 
-async def test_a_kill_between_the_post_and_its_record_does_not_deliver_twice(tmp_path: Path) -> None:
+async def test_a_kill_between_the_post_and_its_record_does_not_deliver_twice(
+    tmp_path: Path,
+) -> None:
     commands = [{"id": "cmd-00", "user": "u0", "text": "one paper boat", "cancel": False}]
     async with chaos_world(tmp_path, commands) as world:
         proc = await world.spawn("--kill-after-deliveries", "1")
