@@ -39,19 +39,16 @@ subject to this rule (tests serve them from 127.0.0.1).
 
 from __future__ import annotations
 
-import ipaddress
 import re
-import socket
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from bot.catalog import Catalog, ModelSpec, join_choices
 from bot.errors import InputError
+from bot.hosts import refuse_internal_host
 from bot.models import VideoRequest
 
 MAX_TEXT_CHARS = 12_000  # above every model's prompt limit plus flags; bounds all later work
@@ -316,7 +313,7 @@ def parse_request(
     _too_long(text)
     prompt, found = _split(text)
     for typed_url, _where in found.get("image_url", []):
-        _refuse_internal_host(_image_link(typed_url))
+        refuse_internal_host(_image_link(typed_url))
     structured: dict[str, str | None] = {
         "model": model,
         "duration": None if duration is None else str(duration),
@@ -507,43 +504,6 @@ def _image_link(image_url: str) -> str:
     return (slack.group(1) if slack else url).strip("<>")
 
 
-_LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa", ".localdomain")
-
-
-def is_internal_host(host: str) -> bool:
-    """True for a host EvoLink must not be sent to: a non-global address or a local name."""
-    name = host.strip().rstrip(".").casefold()
-    address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        if re.fullmatch(r"[0-9a-fx.]+", name):
-            try:  # inet_aton reads the legacy spellings curl and browsers accept: 127.1, 0x7f.1
-                address = ipaddress.IPv4Address(socket.inet_aton(name))
-            except OSError:
-                address = None
-    if address is not None:
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        return not address.is_global or address.is_multicast
-    if ":" in name or "%" in name:
-        return True  # an IPv6 literal with a zone, or something that only looks like one
-    return name == "localhost" or "." not in name or name.endswith(_LOCAL_SUFFIXES)
-
-
-def _refuse_internal_host(url: str) -> None:
-    try:
-        host = urlsplit(url).hostname
-    except ValueError:
-        return  # not a URL at all: `_image` refuses it with the general message
-    if host and is_internal_host(host):
-        raise InputError(
-            f"--image must be a public link EvoLink can fetch; {host!r} is a local or private "
-            "address.",
-            field="image_url",
-        )
-
-
 def _resize(spec: ModelSpec, catalog: Catalog, resize_mode: str) -> str:
     if not spec.resize_modes:
         with_resize = [s.name for s in catalog.models if s.resize_modes]
@@ -588,87 +548,7 @@ def _base_task(spec: ModelSpec, catalog: Catalog, base_video_task_id: str | None
 
 # -- chat commands and help --------------------------------------------------------------
 
-CommandKind = Literal["video", "credits", "jobs", "help", "admin", "cancel"]
-_COMMAND_WORDS: dict[str, CommandKind] = {
-    "help": "help",
-    "--help": "help",
-    "-h": "help",
-    "?": "help",
-    "credits": "credits",
-    "balance": "credits",
-    "jobs": "jobs",
-    "admin": "admin",
-    "cancel": "cancel",
-}
-# Words that read like prose after these ("credits roll over a city") make a video prompt:
-# these commands take at most one argument (`jobs 20`, `credits @user`).
-_FEW_ARGS: frozenset[CommandKind] = frozenset({"help", "credits", "jobs"})
 
-
-class ChatCommand(BaseModel):
-    """What a line of chat asks for. `text` is everything after the command word (for
-    `video`, the whole request text); `args` are its whitespace-separated words."""
-
-    model_config = ConfigDict(frozen=True)
-
-    kind: CommandKind
-    args: list[str] = Field(default_factory=list)
-    text: str = ""
-
-
-def parse_chat_command(text: str) -> ChatCommand:
-    """`/sora credits` → credits; `/sora cancel J1` → cancel ['J1']; anything else → video.
-
-    A leading `/sora` is optional. The first word picks the command (any case); `help`,
-    `credits` and `jobs` followed by more than one word are taken as a video prompt instead.
-    """
-    if len(text) > MAX_TEXT_CHARS:
-        return ChatCommand(kind="video", text=text)  # parse_request refuses it with the reason
-    body = _visible(text, keep_joiners=True).strip()
-    first, _, rest = body.partition(" ")
-    if unicodedata.normalize("NFKC", first).casefold() == "/sora":
-        body = rest.strip()
-    words = body.split()
-    if not words:
-        return ChatCommand(kind="video", text="")
-    kind = _COMMAND_WORDS.get(unicodedata.normalize("NFKC", words[0]).casefold())
-    if kind is None or (kind in _FEW_ARGS and len(words) > 2):
-        return ChatCommand(kind="video", text=body)
-    rest_text = body[len(body.split(None, 1)[0]) :].strip()
-    return ChatCommand(kind=kind, args=words[1:], text=rest_text)
-
-
-def usage_text(catalog: Catalog, default_model: str | None = None) -> str:
-    """Plain-text help for `/sora help`: the grammar, the other commands and the models."""
-    lines = [
-        "/sora <what the video should show> [options]",
-        "  e.g. /sora a paper boat on a rainy street --duration 10 --ar landscape",
-        "Options (anywhere in the text):",
-    ]
-    for opt in OPTIONS:
-        head = f"--{opt.names[0]}" + (f" {opt.metavar}" if opt.metavar else "")
-        aliases = [f"--{n}" for n in opt.names[1:]] + [f"-{s}" for s in opt.shorts]
-        alias_text = f" ({', '.join(aliases)})" if aliases else ""
-        lines.append(f"  {head}{alias_text}: {opt.help}")
-    lines.append("Other commands: /sora credits, /sora jobs, /sora cancel <job id>, /sora help")
-    default = default_model.casefold() if default_model else None
-    lines.append("Models:")
-    for spec in catalog.models:
-        if not spec.selectable:
-            continue
-        mark = " (default)" if spec.name.casefold() == default else ""
-        prices = ", ".join(f"{d}s {spec.prices[d]}" for d in spec.durations)
-        extras = [
-            x
-            for x, on in (
-                ("image", spec.image_input),
-                ("watermark", spec.watermark_option),
-                ("resize", bool(spec.resize_modes)),
-            )
-            if on
-        ]
-        lines.append(
-            f"  {spec.name}{mark}: {spec.label}; ratios {', '.join(spec.aspect_ratios)}; "
-            f"credits {prices}" + (f"; {', '.join(extras)}" if extras else "")
-        )
-    return "\n".join(lines)
+def visible_text(text: str, *, keep_joiners: bool) -> str:
+    """`text` without control, format and zero-width characters (for other parsers)."""
+    return _visible(text, keep_joiners=keep_joiners)

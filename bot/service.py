@@ -21,9 +21,10 @@ from pathlib import Path
 from bot import ledger
 from bot.approvals import Approval
 from bot.catalog import Catalog
+from bot.chat_commands import ChatCommand, parse_chat_command, usage_text
 from bot.config import Settings
 from bot.errors import InputError, JobStateError, PermissionDenied
-from bot.grammar import ChatCommand, build_request, parse_chat_command, parse_request, usage_text
+from bot.grammar import build_request, parse_request
 from bot.jobs import JobBook, UsageRow
 from bot.media import MediaHost
 from bot.models import Balance, Job, JobStatus, Requester, Surface, VideoRequest, fmt_credits, to_mc

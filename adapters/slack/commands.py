@@ -17,8 +17,8 @@ import datetime as dt
 import re
 
 from adapters.slack import render
+from bot.chat_commands import ChatCommand, usage_text
 from bot.errors import BotError, InputError, PermissionDenied
-from bot.grammar import ChatCommand, usage_text
 from bot.models import Requester, fmt_credits
 from bot.reports import build_report, report_text
 from bot.service import SoraService

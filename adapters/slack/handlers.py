@@ -32,8 +32,8 @@ from adapters.slack.commands import REPORT_VERBS, run_text_command
 from adapters.slack.images import first_image, rehost_image, require_public_base_url
 from adapters.slack.port import SlackPort
 from adapters.slack.reports import SlackReports
+from bot.chat_commands import ChatCommand
 from bot.errors import BotError, BudgetError, InputError
-from bot.grammar import ChatCommand
 from bot.logs import bind_job
 from bot.models import Job, Requester, Surface, VideoRequest
 from bot.service import SoraService

@@ -14,14 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.catalog import Catalog
+from bot.chat_commands import parse_chat_command, usage_text
 from bot.errors import InputError
 from bot.grammar import (
     MAX_TEXT_CHARS,
     build_request,
     clean_prompt,
-    parse_chat_command,
     parse_request,
-    usage_text,
 )
 from bot.models import VideoRequest
 
