@@ -1,0 +1,288 @@
+"""Ledger: admissions per second on SQLite, 1,000 concurrent requests from 50 users, no overspend.
+
+    python bench/ledger.py [--requests 1000] [--users 50] [--repeat 3] [--processes 2]
+
+Real code path: `bot.jobs.JobBook.accept` (one `BEGIN IMMEDIATE` transaction: budget check of
+user and team, job row, hold entry) on a real SQLite file (WAL, synchronous=NORMAL) in a temp
+directory. All requests are started at once with asyncio.gather. Two budgets:
+  roomy   limits far above demand: every request is admitted (pure admission throughput);
+  tight   each user may afford 10 jobs and each workspace (2 × 25 users) 200: most requests
+          are refused, and exactly 2 × 200 must be admitted.
+Afterwards the ledger is audited in SQL: per user and per workspace Σ holds ≤ its budget,
+one hold per admitted job and Σ holds = Σ jobs.reserved_mc; any excess is overspend.
+`historyN` rows: both budgets checked (neither binds) after N earlier ledger entries in the
+period — how admission cost grows over a busy month (the sums are recomputed each time).
+With `--processes N` (default 2) the same requests are also split over N processes on the
+same file, started together: the admission must stay atomic across connections too.
+Target: ≥ 500 admissions/s (decisions: admitted or refused), zero overspend.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import statistics
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.children import read_stdin_line, spawn, stop, wait_for_stdin_eof
+from bot.errors import BudgetError
+from bot.jobs import JobBook
+from bot.models import Requester, Surface, VideoRequest, to_mc
+from bot.store import Store, now_iso
+
+QUOTE = Decimal("23.04")
+WORKSPACES = 2
+REQUEST = VideoRequest(model="sora-2", prompt="ledger bench", duration=10, aspect_ratio="9:16")
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))]
+
+
+async def one(book: JobBook, who: Requester) -> tuple[bool, float]:
+    start = time.perf_counter()
+    try:
+        await book.accept(who, REQUEST, Surface(), QUOTE)
+        admitted = True
+    except BudgetError:
+        admitted = False
+    return admitted, time.perf_counter() - start
+
+
+async def audit(store: Store, user_limit_mc: int, team_mc: int) -> tuple[int, int, int]:
+    """(users over budget, workspaces over budget, ledger/job mismatches)."""
+    users = await store.fetchall(
+        "SELECT workspace, user, SUM(amount_mc) AS held FROM ledger WHERE kind = 'hold'"
+        " GROUP BY workspace, user"
+    )
+    teams = await store.fetchall(
+        "SELECT workspace, SUM(amount_mc) AS held FROM ledger WHERE kind = 'hold'"
+        " GROUP BY workspace"
+    )
+    over_users = sum(1 for r in users if int(r["held"]) > user_limit_mc)
+    over_teams = sum(1 for r in teams if team_mc and int(r["held"]) > team_mc)
+    jobs = await store.fetchone("SELECT COUNT(*) AS n, SUM(reserved_mc) AS mc FROM jobs")
+    holds = await store.fetchone(
+        "SELECT COUNT(*) AS n, SUM(amount_mc) AS mc FROM ledger WHERE kind = 'hold'"
+    )
+    orphans = await store.fetchone(
+        "SELECT COUNT(*) AS n FROM jobs j WHERE (SELECT COUNT(*) FROM ledger l"
+        " WHERE l.job_id = j.id AND l.kind = 'hold') != 1"
+    )
+    assert jobs is not None and holds is not None and orphans is not None
+    mismatches = int(orphans["n"]) + (jobs["n"] != holds["n"]) + (jobs["mc"] != holds["mc"])
+    return over_users, over_teams, mismatches
+
+
+COVERING = (
+    "CREATE INDEX ledger_team_sums ON ledger"
+    "(platform, workspace, period_start, user, kind, amount_mc, settles_mc)"
+)
+
+
+def budgets(name: str, requests: int) -> tuple[Decimal, Decimal]:
+    """(user limit, team budget; 0 = none) of a scenario."""
+    if name == "tight":
+        return QUOTE * 10, QUOTE * 200
+    if name.startswith("history"):  # both checks run, neither binds
+        return QUOTE * 10**6, QUOTE * 10**8
+    return QUOTE * requests, Decimal(0)
+
+
+async def add_history(store: Store, book: JobBook, entries: int) -> None:
+    """`entries` earlier captures this period, spread over the same users (a busy month)."""
+    period = book.current_period().key
+    rows = [
+        (now_iso(), period, "slack", f"T{n % WORKSPACES}", f"U{n % 50}", "capture", 1000)
+        for n in range(entries)
+    ]
+    async with store.transaction() as tx:
+        await tx.executemany(
+            "INSERT INTO ledger (at, period_start, platform, workspace, user, kind, amount_mc)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+
+def people_of(users: int) -> list[Requester]:
+    return [
+        Requester(platform="slack", workspace=f"T{n % WORKSPACES}", user=f"U{n}")
+        for n in range(users)
+    ]
+
+
+def book_on(store: Store, name: str, requests: int) -> JobBook:
+    user_limit, team_budget = budgets(name, requests)
+    return JobBook(
+        store,
+        default_limit=user_limit,
+        default_team_budget=team_budget,
+        period_kind="month",
+        timezone=dt.UTC,
+    )
+
+
+def line(
+    name: str,
+    requests: int,
+    admitted: int,
+    elapsed: float,
+    ms: list[float],
+    overspend: int,
+    mismatches: int,
+) -> str:
+    expected = WORKSPACES * 200 if name.startswith("tight") else requests
+    p50 = f"{statistics.median(ms):.1f}" if ms else "-"
+    p99 = f"{percentile(ms, 99):.1f}" if ms else "-"
+    return (
+        f"{name:<22} {requests:>5} {admitted:>8} {expected:>8} {requests / elapsed:>11.0f} "
+        f"{p50:>8} {p99:>8} {overspend:>9} {mismatches:>9}"
+    )
+
+
+async def scenario(name: str, requests: int, users: int) -> str:
+    """All requests from one process (the bot), started at once."""
+    user_limit, team_budget = budgets(name, requests)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = await Store.open(str(Path(tmp) / "ledger.db"))
+        try:
+            book = book_on(store, name, requests)
+            if name.startswith("history"):
+                entries, _, variant = name.removeprefix("history").partition("+")
+                await add_history(store, book, int(entries))
+                if variant == "covering":  # the proposed index: sums from the index alone
+                    async with store.transaction() as tx:
+                        await tx.execute(COVERING)
+            people = people_of(users)
+            started = time.perf_counter()
+            results = await asyncio.gather(*(one(book, people[n % users]) for n in range(requests)))
+            elapsed = time.perf_counter() - started
+            over_users, over_teams, mismatches = await audit(
+                store, to_mc(user_limit), to_mc(team_budget)
+            )
+        finally:
+            await store.close()
+    admitted = sum(1 for ok, _ in results if ok)
+    ms = [latency * 1000 for _, latency in results]
+    return line(name, requests, admitted, elapsed, ms, over_users + over_teams, mismatches)
+
+
+async def child(db: str, name: str, first: str, count: str, users: str, requests: str) -> None:
+    """Child process: on the parent's go line, `count` concurrent accepts on the shared file."""
+    store = await Store.open(db)
+    try:
+        book = book_on(store, name, int(requests))
+        people = people_of(int(users))
+        print("READY", flush=True)
+        await read_stdin_line()
+        started = time.perf_counter()
+        begin = int(first)
+        results = await asyncio.gather(
+            *(one(book, people[n % len(people)]) for n in range(begin, begin + int(count)))
+        )
+        elapsed = time.perf_counter() - started
+        print(f"DONE {sum(1 for ok, _ in results if ok)} {elapsed:.4f}", flush=True)
+        await wait_for_stdin_eof()
+    finally:
+        await store.close()
+
+
+async def multi(name: str, requests: int, users: int, processes: int) -> str:
+    """The same requests split over `processes` processes sharing one SQLite file (the bot
+    and, say, `sora-bot admin` or a second bot): atomicity must hold across connections."""
+    user_limit, team_budget = budgets(name, requests)
+    share = requests // processes
+    with tempfile.TemporaryDirectory() as tmp:
+        db = str(Path(tmp) / "ledger.db")
+        await (await Store.open(db)).close()  # create and migrate the file before the children
+        kids: list[asyncio.subprocess.Process] = []
+        try:
+            for i in range(processes):
+                args = (db, name, str(i * share), str(share), str(users), str(requests))
+                kids.append((await spawn(__file__, "--role", "child", *args))[0])
+            started = time.perf_counter()
+            for kid in kids:
+                assert kid.stdin is not None
+                kid.stdin.write(b"go\n")
+                await kid.stdin.drain()
+            admitted = 0
+            for kid in kids:
+                assert kid.stdout is not None
+                done = (await asyncio.wait_for(kid.stdout.readline(), 120)).decode().split()
+                admitted += int(done[1])
+            elapsed = time.perf_counter() - started
+            for kid in kids:
+                await stop(kid)
+        finally:
+            for kid in kids:
+                if kid.returncode is None:
+                    kid.kill()
+                    await kid.wait()
+        store = await Store.open(db)
+        try:
+            over_users, over_teams, mismatches = await audit(
+                store, to_mc(user_limit), to_mc(team_budget)
+            )
+        finally:
+            await store.close()
+    return line(
+        f"{name} x{processes}p",
+        share * processes,
+        admitted,
+        elapsed,
+        [],
+        over_users + over_teams,
+        mismatches,
+    )
+
+
+async def run(requests: int, users: int, repeat: int, processes: int, history: list[int]) -> None:
+    header = (
+        f"{'budget':<22} {'reqs':>5} {'admitted':>8} {'expected':>8} {'decisions/s':>11} "
+        f"{'p50 ms':>8} {'p99 ms':>8} {'overspend':>9} {'mismatch':>9}"
+    )
+    print(
+        f"{requests} concurrent JobBook.accept calls from {users} users in {WORKSPACES} "
+        f"workspaces on one SQLite file; target >= 500/s, overspend 0"
+    )
+    print(header)
+    print("-" * len(header))
+    for _ in range(repeat):
+        for name in ("roomy", "tight"):
+            print(await scenario(name, requests, users))
+    if processes > 1:
+        for name in ("roomy", "tight"):
+            print(await multi(name, requests, users, processes))
+    for entries in history:
+        print(await scenario(f"history{entries}", requests, users))
+        if entries:
+            print(await scenario(f"history{entries}+covering", requests, users))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--processes", type=int, default=2, help="also split over N processes")
+    parser.add_argument(
+        "--history",
+        default="0,20000,100000",
+        help="also: user and team budgets both checked, after N earlier entries this period",
+    )
+    parser.add_argument("--role", choices=["child"], help=argparse.SUPPRESS)
+    parser.add_argument("values", nargs="*", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role == "child":
+        asyncio.run(child(*args.values))
+    else:
+        history = [int(x) for x in args.history.split(",") if x]
+        asyncio.run(run(args.requests, args.users, args.repeat, args.processes, history))
