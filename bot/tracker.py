@@ -82,6 +82,8 @@ class Tracker:
         self._dispatch_task: asyncio.Task[None] | None = None
         self._dispatch_again = False
         self._last_start: dict[str, float] = {}
+        self._stopping = False
+        self._just_submitted: set[str] = set()
         self._downloads = asyncio.Semaphore(4)
         self.stats: Counter[str] = Counter()
         #: Called after a job's end is recorded (delivered and captured, or failed).
@@ -98,8 +100,8 @@ class Tracker:
         return len(self._tasks)
 
     def follow(self, job_id: str) -> None:
-        """Start driving a job (no-op if it is already followed)."""
-        if job_id in self._tasks:
+        """Start driving a job (no-op if it is already followed, or while stopping)."""
+        if job_id in self._tasks or self._stopping:
             return
         task = asyncio.create_task(self._follow(job_id), name=f"job-{job_id}")
         self._tasks[job_id] = task
@@ -107,6 +109,7 @@ class Tracker:
 
     def _forget(self, job_id: str) -> None:
         self._tasks.pop(job_id, None)
+        self._just_submitted.discard(job_id)
         self._wake.pop(job_id, None)
         self._last_progress.pop(job_id, None)
 
@@ -138,6 +141,8 @@ class Tracker:
 
     def dispatch_soon(self) -> None:
         """Start waiting jobs that now fit (a job was accepted, or a slot was freed)."""
+        if self._stopping:
+            return
         if self._dispatch_task is not None and not self._dispatch_task.done():
             self._dispatch_again = True
             return
@@ -194,8 +199,11 @@ class Tracker:
                     await self._progress(await self.book.job(job_id), force=True)
 
     async def stop(self) -> None:
+        # No new work from here on; the dispatcher first, so it cannot start jobs meanwhile.
+        self._stopping = True
         if self._dispatch_task is not None:
             self._dispatch_task.cancel()
+            await asyncio.gather(self._dispatch_task, return_exceptions=True)
         tasks = list(self._tasks.values()) + list(self._flushes.values())
         for task in tasks:
             task.cancel()
@@ -263,6 +271,8 @@ class Tracker:
         self.stats["submitted"] += 1
         if await self.book.mark_submitted(job.id, snapshot.id, snapshot.estimated_time):
             log.info("job %s: submitted as task %s", job.id, snapshot.id)
+            if not snapshot.terminal:
+                self._just_submitted.add(job.id)
             await self._progress(await self.book.job(job.id), force=True)
 
     async def _watch(self, job: Job) -> None:
@@ -276,6 +286,10 @@ class Tracker:
         if job.progress:
             state.observe(now, job.progress)
         callbacks = self.callback_url is not None
+        if job.id in self._just_submitted:
+            # The submit answer was the first status read: wait before the next one.
+            self._just_submitted.discard(job.id)
+            await self._sleep_or_wake(job.id, next_delay(state, self.clock(), callbacks=callbacks))
         while True:
             retry_after: float | None = None
             self._wake_event(job.id).clear()

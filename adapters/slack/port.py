@@ -29,6 +29,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -41,6 +42,8 @@ from bot.models import Balance, DeliveredVideo, Job, JobStatus
 from bot.service import SoraService
 
 log = logging.getLogger(__name__)
+
+UPLOAD_TIMEOUT = 30 * 60.0  # seconds for one video upload to Slack
 
 # Slack's own per-file limit is 1 GB; the SDK holds the whole file in memory while uploading.
 MAX_UPLOAD_BYTES = 1024 * 1024 * 1024
@@ -172,6 +175,38 @@ class SlackPort:
             await self._deliver(shown, video, balance)
         self._forget(job.id)
 
+    async def _upload_streamed(
+        self, job: Job, video: DeliveredVideo, path: str, balance: Balance
+    ) -> None:
+        """files_upload_v2's three steps, with the file streamed from disk (memory does not grow
+        with the video, unlike slack_sdk's helper, which reads the whole file first)."""
+        ticket = await self.client.files_getUploadURLExternal(
+            filename=video.filename, length=video.size
+        )
+        handle = await asyncio.to_thread(Path(path).open, "rb")
+        try:
+            timeout = aiohttp.ClientTimeout(total=UPLOAD_TIMEOUT)
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as http,
+                http.post(
+                    str(ticket["upload_url"]),
+                    data=handle,
+                    headers={"Content-Type": "application/octet-stream"},
+                ) as response,
+            ):
+                if response.status != 200:
+                    raise aiohttp.ClientResponseError(
+                        response.request_info, (), status=response.status
+                    )
+        finally:
+            await asyncio.to_thread(handle.close)
+        await self.client.files_completeUploadExternal(
+            files=[{"id": ticket["file_id"], "title": render.short(job.request.prompt, 200)}],
+            channel_id=job.surface.channel,
+            thread_ts=job.surface.thread,
+            initial_comment=render.delivered_comment(job, balance),
+        )
+
     async def _already_uploaded(self, job: Job, video: DeliveredVideo) -> bool:
         """After a crash between the upload and its record: is the file in the channel already?
         (`files.list` needs only `files:read`; the file name carries the job id's tail.)"""
@@ -201,14 +236,13 @@ class SlackPort:
             )
             return
         try:
-            data = await asyncio.to_thread(Path(video.path).read_bytes)  # slack_sdk wants bytes
-            await self.client.files_upload_v2(
-                channel=job.surface.channel,
-                thread_ts=job.surface.thread,
-                file=data,
-                filename=video.filename,
-                title=render.short(job.request.prompt, 200),
-                initial_comment=render.delivered_comment(job, balance),
+            await self._upload_streamed(job, video, video.path, balance)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.warning(
+                "job %s: the upload failed (%s); posting a link", job.id, type(exc).__name__
+            )
+            await self._reply(
+                job, render.link_message(job, video, balance, "The upload to Slack failed.")
             )
         except SlackApiError as exc:
             log.warning(

@@ -101,13 +101,17 @@ class ReplayGuard:
         return self._verifier.is_valid(body, timestamp, signature)
 
 
-def web_client(token: str, base_url: str) -> AsyncWebClient:
-    """The bot's Web API client: SLACK_API_URL, 429s and connection errors retried."""
+def web_client(
+    token: str, base_url: str, session: aiohttp.ClientSession | None = None
+) -> AsyncWebClient:
+    """The bot's Web API client: SLACK_API_URL, 429s and connection errors retried; with a
+    shared `session`, connections (and TLS) are reused instead of opened per call."""
     if not base_url.endswith("/"):
         base_url += "/"
     return AsyncWebClient(
         token=token,
         base_url=base_url,
+        session=session,
         retry_handlers=[
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
             AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
@@ -129,9 +133,13 @@ class SlackRuntime:
                 "(Basic Information → Signing Secret), or set SLACK_APP_TOKEN for Socket Mode."
             )
         self._app_token = app_token.get_secret_value() if app_token else None
-        self.client = client or web_client(
-            settings.slack_bot_token.get_secret_value(), settings.slack_api_url
-        )
+        self._session: aiohttp.ClientSession | None = None
+        if client is None:
+            self._session = aiohttp.ClientSession()
+            client = web_client(
+                settings.slack_bot_token.get_secret_value(), settings.slack_api_url, self._session
+            )
+        self.client = client
         self.app = AsyncApp(
             client=self.client,
             signing_secret=secret.get_secret_value() if secret else None,
@@ -217,6 +225,9 @@ class SlackRuntime:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
 async def check_slack(settings: Settings) -> tuple[bool, str]:
