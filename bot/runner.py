@@ -16,10 +16,10 @@ A second signal during shutdown is ignored: every step above is already bounded.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import signal
+import sys
 from typing import Any, Protocol
 
 from bot.app import WebServer, build_core, start_web
@@ -73,8 +73,8 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> i
     log.info("HTTP server on %s:%d", settings.host, web.port)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
+    if sys.platform != "win32":  # the Windows event loop has no signal handlers
+        for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
     try:
         await core.start()
