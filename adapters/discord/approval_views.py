@@ -14,19 +14,17 @@ Invariants:
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 import discord
 
 from adapters.discord import admin_render, flow
+from adapters.discord.buttons import ID, IdButton
 from adapters.discord.surface import requester_of
 from bot.errors import BotError, JobStateError
 
 if TYPE_CHECKING:
-    from typing import Self
-
-APPROVAL_ID = r"(?P<approval_id>[A-Za-z0-9_-]{1,80})"
+    pass
 
 
 async def decide(interaction: discord.Interaction[Any], approval_id: str, approve: bool) -> None:
@@ -54,66 +52,18 @@ async def decide(interaction: discord.Interaction[Any], approval_id: str, approv
     await interaction.followup.send(text, ephemeral=True)
 
 
-class ApproveButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"sora:approve:{APPROVAL_ID}"
-):
-    def __init__(self, approval_id: str, *, disabled: bool = False) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Approve",
-                style=discord.ButtonStyle.success,
-                custom_id=f"sora:approve:{approval_id}",
-                disabled=disabled,
-            )
-        )
-        self.approval_id = approval_id
+class ApproveButton(IdButton, template=rf"sora:approve:{ID}"):
+    ACTION, LABEL, STYLE = "approve", "Approve", discord.ButtonStyle.success
 
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction[Any],
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-        /,
-    ) -> Self:
-        return cls(match["approval_id"])
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        try:
-            await decide(interaction, self.approval_id, True)
-        except Exception as exc:
-            await flow.report_unexpected(interaction, exc)
+    async def pressed(self, interaction: discord.Interaction[Any]) -> None:
+        await decide(interaction, self.item_id, True)
 
 
-class DenyButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"sora:deny:{APPROVAL_ID}"
-):
-    def __init__(self, approval_id: str, *, disabled: bool = False) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Deny",
-                style=discord.ButtonStyle.danger,
-                custom_id=f"sora:deny:{approval_id}",
-                disabled=disabled,
-            )
-        )
-        self.approval_id = approval_id
+class DenyButton(IdButton, template=rf"sora:deny:{ID}"):
+    ACTION, LABEL, STYLE = "deny", "Deny", discord.ButtonStyle.danger
 
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction[Any],
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-        /,
-    ) -> Self:
-        return cls(match["approval_id"])
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        try:
-            await decide(interaction, self.approval_id, False)
-        except Exception as exc:
-            await flow.report_unexpected(interaction, exc)
+    async def pressed(self, interaction: discord.Interaction[Any]) -> None:
+        await decide(interaction, self.item_id, False)
 
 
 def approval_view(approval_id: str, *, decided: bool = False) -> discord.ui.View:

@@ -14,105 +14,42 @@ Invariants:
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 import discord
 
 from adapters.discord import flow
 from adapters.discord.approval_views import APPROVAL_ITEMS
+from adapters.discord.buttons import ID, IdButton
 from bot.catalog import Catalog
 from bot.models import Job, JobStatus
 
 if TYPE_CHECKING:
-    from typing import Self
+    pass
 
-JOB_ID = r"(?P<job_id>[A-Za-z0-9_-]{1,80})"
 REMIX_PROMPT_MAX = 1000
 
 
-class CancelButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"sora:cancel:{JOB_ID}"
-):
-    def __init__(self, job_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Cancel", style=discord.ButtonStyle.danger, custom_id=f"sora:cancel:{job_id}"
-            )
-        )
-        self.job_id = job_id
+class CancelButton(IdButton, template=rf"sora:cancel:{ID}"):
+    ACTION, LABEL, STYLE = "cancel", "Cancel", discord.ButtonStyle.danger
 
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction[Any],
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-        /,
-    ) -> Self:
-        return cls(match["job_id"])
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        try:
-            await flow.cancel_job(interaction, self.job_id)
-        except Exception as exc:
-            await flow.report_unexpected(interaction, exc)
+    async def pressed(self, interaction: discord.Interaction[Any]) -> None:
+        await flow.cancel_job(interaction, self.item_id)
 
 
-class AgainButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"sora:again:{JOB_ID}"):
-    def __init__(self, job_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Again",
-                style=discord.ButtonStyle.secondary,
-                emoji="🔁",
-                custom_id=f"sora:again:{job_id}",
-            )
-        )
-        self.job_id = job_id
+class AgainButton(IdButton, template=rf"sora:again:{ID}"):
+    ACTION, LABEL, STYLE, EMOJI = "again", "Again", discord.ButtonStyle.secondary, "🔁"
 
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction[Any],
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-        /,
-    ) -> Self:
-        return cls(match["job_id"])
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        try:
-            await flow.again_job(interaction, self.job_id)
-        except Exception as exc:
-            await flow.report_unexpected(interaction, exc)
+    async def pressed(self, interaction: discord.Interaction[Any]) -> None:
+        await flow.again_job(interaction, self.item_id)
 
 
-class RemixButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"sora:remix:{JOB_ID}"):
-    def __init__(self, job_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Remix",
-                style=discord.ButtonStyle.primary,
-                emoji="🎨",
-                custom_id=f"sora:remix:{job_id}",
-            )
-        )
-        self.job_id = job_id
+class RemixButton(IdButton, template=rf"sora:remix:{ID}"):
+    ACTION, LABEL, STYLE, EMOJI = "remix", "Remix", discord.ButtonStyle.primary, "🎨"
 
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction[Any],
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-        /,
-    ) -> Self:
-        return cls(match["job_id"])
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+    async def pressed(self, interaction: discord.Interaction[Any]) -> None:
         # A modal must be the first response: no defer, no store access before it.
-        await interaction.response.send_modal(RemixModal(self.job_id))
+        await interaction.response.send_modal(RemixModal(self.item_id))
 
 
 class RemixModal(discord.ui.Modal):
