@@ -14,7 +14,7 @@ Invariants:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 
@@ -22,9 +22,6 @@ from adapters.discord import admin_render, flow
 from adapters.discord.buttons import ID, IdButton
 from adapters.discord.surface import requester_of
 from bot.errors import BotError, JobStateError
-
-if TYPE_CHECKING:
-    pass
 
 
 async def decide(interaction: discord.Interaction[Any], approval_id: str, approve: bool) -> None:

@@ -14,7 +14,7 @@ Invariants:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 
@@ -23,9 +23,6 @@ from adapters.discord.approval_views import APPROVAL_ITEMS
 from adapters.discord.buttons import ID, IdButton
 from bot.catalog import Catalog
 from bot.models import Job, JobStatus
-
-if TYPE_CHECKING:
-    pass
 
 REMIX_PROMPT_MAX = 1000
 
