@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     discord_admin_channel: str | None = None
     slack_admin_channel: str | None = None
 
+    metrics_token: SecretStr | None = None  # when set, GET /metrics needs "Bearer <token>"
+
     media_dir: Path = Path("media")
     media_retention_days: int = Field(default=7, ge=1)
     catalog_path: Path | None = None
@@ -78,6 +80,7 @@ class Settings(BaseSettings):
         "catalog_path",
         "discord_admin_channel",
         "slack_admin_channel",
+        "metrics_token",
         mode="before",
     )
     @classmethod

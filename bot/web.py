@@ -8,7 +8,8 @@ Invariants:
   anything else is 404.
 - `GET /healthz` answers 200 once the store is open.
 - `GET /metrics` is the Prometheus text format (bot/metrics.py), read from the store at scrape
-  time. It holds counts and credit totals, never a secret, a user id or a prompt.
+  time, behind `Authorization: Bearer <METRICS_TOKEN>` when that is set. It holds counts and
+  credit totals, never a secret, a user id or a prompt.
 """
 
 from __future__ import annotations
@@ -73,7 +74,14 @@ def build_web_app(core: Core) -> web.Application:
             },
         )
 
-    async def metrics(_request: web.Request) -> web.Response:
+    async def metrics(request: web.Request) -> web.Response:
+        token = core.settings.metrics_token
+        if token is not None:
+            sent = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(
+                sent.encode(), f"Bearer {token.get_secret_value()}".encode()
+            ):
+                raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})
         text = await metrics_for(core).render(core)
         return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
 

@@ -149,3 +149,21 @@ async def test_discord_acknowledgements_are_timed_and_autocomplete_is_not(
             assert metrics.value("sora_ack_latency_seconds_count", platform="discord") == 2
             measured = metrics.value("sora_ack_latency_seconds_sum", platform="discord")
             assert 0 < measured <= 2 * elapsed
+
+
+async def test_metrics_token_guards_the_endpoint(tmp_path: Path, sim: Simulator) -> None:
+    import aiohttp
+
+    from bot.testing import running_core
+
+    async with (
+        running_core(tmp_path, sim, metrics_token="scrape-me") as rc,
+        aiohttp.ClientSession() as http,
+    ):
+        url = rc.base_url + "/metrics"
+        async with http.get(url) as bare:
+            assert bare.status == 401
+        async with http.get(url, headers={"Authorization": "Bearer wrong"}) as wrong:
+            assert wrong.status == 401
+        async with http.get(url, headers={"Authorization": "Bearer scrape-me"}) as right:
+            assert right.status == 200 and "sora_jobs" in await right.text()
