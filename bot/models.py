@@ -137,8 +137,10 @@ class Job(BaseModel):
     #: How many times delivery to the platform was started. Above 1, an earlier attempt may
     #: have reached the user before a crash: the adapter checks the platform before posting.
     delivery_attempts: int = 0
-    #: When the user was told of a failure or cancel (None: not yet).
+    #: When the user was told of a failure or cancel (None: not yet), and how many times telling
+    #: was started: above 1, a crash may have come after an earlier telling reached the user.
     told_at: dt.datetime | None = None
+    tell_attempts: int = 0
 
     @property
     def reserved(self) -> Decimal:

@@ -17,6 +17,9 @@ Invariants:
   cannot upload the file (too big, refused) falls back to `video.best_link` itself and returns
   normally; it raises only when the platform could not be reached at all.
 - `balance` in terminal events is the user's balance after the job's credits were settled.
+- `on_job_failed` / `on_job_cancelled` are at-least-once across a crash: a retelling after a
+  restart carries `job.tell_attempts > 1`, so a port that can see what it already said may
+  skip it (Discord and Slack currently repeat the notice in that case).
 """
 
 from __future__ import annotations

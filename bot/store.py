@@ -156,6 +156,7 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE jobs ADD COLUMN delivery_attempts INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE jobs ADD COLUMN told_at TEXT;
+    ALTER TABLE jobs ADD COLUMN tell_attempts INTEGER NOT NULL DEFAULT 0;
     """,
 )
 
@@ -164,7 +165,7 @@ JOB_COLUMNS = (
     "request_json, surface_json, progress, task_id, estimated_seconds, reserved_mc, charged_mc, "
     "error_code, error, result_url, media_path, media_size, period_start, parent_job_id, "
     "created_at, updated_at, submitted_at, completed_at, finished_at, queued, queue_position, "
-    "roles_json, delivery_attempts, told_at"
+    "roles_json, delivery_attempts, told_at, tell_attempts"
 )
 
 
@@ -214,6 +215,7 @@ def row_to_job(row: aiosqlite.Row) -> Job:
         completed_at=parse_ts(row["completed_at"]),
         delivery_attempts=row["delivery_attempts"],
         told_at=parse_ts(row["told_at"]),
+        tell_attempts=row["tell_attempts"],
     )
 
 

@@ -448,6 +448,8 @@ class Tracker:
         port = self.ports.get(job.requester.platform)
         if port is None:
             return
+        await self.book.store.transition(job.id, None, tell_attempts=job.tell_attempts + 1)
+        job = job.model_copy(update={"tell_attempts": job.tell_attempts + 1})
         try:
             balance = await self.book.balance(job.requester)
             if job.status == JobStatus.CANCELLED:

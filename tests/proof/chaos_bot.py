@@ -86,10 +86,22 @@ class FileEventPort:
                 return True
         return False
 
+    def _already(self, job_id: str, kind: str) -> bool:
+        if not self.path.exists():
+            return False
+        return any(
+            (e := json.loads(line)).get("job") == job_id and e.get("kind") == kind
+            for line in self.path.read_text().splitlines()
+        )
+
     async def on_job_failed(self, job: Job, reason: str, balance: Balance) -> None:
+        if job.tell_attempts > 1 and self._already(job.id, "failed"):
+            return
         self._append("failed", job, reason=reason)
 
     async def on_job_cancelled(self, job: Job, balance: Balance) -> None:
+        if job.tell_attempts > 1 and self._already(job.id, "cancelled"):
+            return
         self._append("cancelled", job)
 
 
