@@ -161,8 +161,7 @@ class AccountGuard:
         self._read_at = float("-inf")
 
 
-def account_alert(who: Requester, quote: Decimal, message: str) -> Alert:
-    del quote
+def account_alert(who: Requester, message: str) -> Alert:
     return Alert(
         platform=who.platform,
         workspace=who.workspace,

@@ -23,7 +23,7 @@ import aiosqlite
 from pydantic import BaseModel
 
 from bot.models import Requester, Surface, VideoRequest, from_mc
-from bot.store import now_iso
+from bot.store import now_iso, requester_of_row
 
 STATUSES = ("pending", "approved", "denied", "expired")
 
@@ -53,13 +53,7 @@ COLUMNS = (
 def row_to_approval(row: aiosqlite.Row) -> Approval:
     return Approval(
         id=row["id"],
-        requester=Requester(
-            platform=row["platform"],
-            workspace=row["workspace"],
-            user=row["user"],
-            display_name=row["user_name"],
-            roles=tuple(json.loads(row["roles_json"] or "[]")),
-        ),
+        requester=requester_of_row(row),
         request=VideoRequest.model_validate_json(row["request_json"]),
         surface=Surface.model_validate_json(row["surface_json"]),
         price=from_mc(int(row["price_mc"])),

@@ -19,7 +19,7 @@ from bot.alerts import AccountBalanceError, AccountGuard, Alert, account_alert, 
 from bot.approvals import Approval
 from bot.errors import JobNotFound, JobStateError
 from bot.jobs import JobBook
-from bot.models import Requester, Surface, VideoRequest, to_mc
+from bot.models import Job, JobStatus, Requester, Surface, VideoRequest, to_mc
 from bot.port import AdminPort
 from bot.store import now_iso
 from bot.tracker import Tracker
@@ -47,7 +47,7 @@ class Oversight:
         try:
             await self.guard.check(quote)
         except AccountBalanceError as exc:
-            await self._alert_once_today(who, account_alert(who, quote, exc.message))
+            await self._alert_once_today(who, account_alert(who, exc.message))
             raise
 
     async def after_spend(self, who: Requester) -> None:
@@ -62,10 +62,8 @@ class Oversight:
         for alert in due:
             await self.send_alert(alert)
 
-    async def _after_job(self, job: object) -> None:
-        from bot.models import Job, JobStatus
-
-        if isinstance(job, Job) and job.status == JobStatus.DELIVERED:
+    async def _after_job(self, job: Job) -> None:
+        if job.status == JobStatus.DELIVERED:
             await self.after_spend(job.requester)
 
     async def _alert_once_today(self, who: Requester, alert: Alert) -> None:

@@ -183,16 +183,21 @@ def new_job_id() -> str:
     return f"j{millis:011x}{secrets.token_hex(5)}"
 
 
+def requester_of_row(row: aiosqlite.Row) -> Requester:
+    """The requester columns shared by `jobs` and `approvals`."""
+    return Requester(
+        platform=row["platform"],
+        workspace=row["workspace"],
+        user=row["user"],
+        display_name=row["user_name"],
+        roles=tuple(json.loads(row["roles_json"] or "[]")),
+    )
+
+
 def row_to_job(row: aiosqlite.Row) -> Job:
     return Job(
         id=row["id"],
-        requester=Requester(
-            platform=row["platform"],
-            workspace=row["workspace"],
-            user=row["user"],
-            display_name=row["user_name"],
-            roles=tuple(json.loads(row["roles_json"] or "[]")),
-        ),
+        requester=requester_of_row(row),
         request=VideoRequest.model_validate_json(row["request_json"]),
         surface=Surface.model_validate_json(row["surface_json"]),
         status=JobStatus(row["status"]),
