@@ -2,7 +2,8 @@
 service Discord and Slack use.
 
 Commands: `/sora <prompt and flags>`, `/credits`, `/jobs`, `/cancel <job id>`, `/help`, `/quit`.
-A live progress line follows each job; the saved MP4's path is printed on delivery.
+A progress line is printed whenever a job moves (queued place, rendering %, downloading); the
+saved MP4's path is printed on delivery.
 
 Invariant: this module only renders and parses; every rule (grammar, budget, state) is the core's.
 """
@@ -63,7 +64,6 @@ class ConsolePort:
 
     def __init__(self, out: TextIO | None = None) -> None:
         self.out = out or sys.stdout
-        self.live = self.out.isatty()
         self.outcomes: dict[str, asyncio.Future[Job]] = {}
         self.saved: dict[str, str] = {}
 
@@ -75,11 +75,10 @@ class ConsolePort:
         if future is not None and not future.done():
             future.set_result(job)
 
-    def _line(self, text: str, *, transient: bool = False) -> None:
-        if self.live:
-            self.out.write("\r\x1b[2K" + text + ("" if transient else "\n"))
-        elif not transient:
-            self.out.write(text + "\n")
+    def _line(self, text: str) -> None:
+        # Whole lines only: with several jobs and the user typing, a line rewritten in place
+        # (carriage return) would be overwritten by the next job's update or the user's echo.
+        self.out.write(text + "\n")
         self.out.flush()
 
     async def on_job_progress(self, job: Job) -> None:
@@ -91,8 +90,7 @@ class ConsolePort:
             JobStatus.DELIVERING: "downloading",
         }.get(job.status, job.status.value)
         text = f"[{job.id}] {progress_bar(job.progress)} {job.progress:3d}% {status}"
-        # Without a terminal, print only the milestones rather than every percentage.
-        self._line(text, transient=self.live and job.status == JobStatus.SUBMITTED)
+        self._line(text)
 
     async def on_job_delivered(self, job: Job, video: DeliveredVideo, balance: Balance) -> None:
         charged = job.charged if job.charged is not None else job.reserved
