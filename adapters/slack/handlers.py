@@ -59,10 +59,14 @@ def requester_of(body: dict[str, Any]) -> Requester:
             user=str(user["id"]),
             display_name=user.get("username") or user.get("name"),
         )
+    user_id, team_id = body.get("user_id"), body.get("team_id")
+    if not (isinstance(user_id, str) and user_id and isinstance(team_id, str) and team_id):
+        # Slack always sends both; a body without them is not a real command.
+        raise InputError("Slack did not say who sent this command or from which workspace.")
     return Requester(
         platform="slack",
-        workspace=str(body.get("team_id") or "unknown"),
-        user=str(body.get("user_id")),
+        workspace=team_id,
+        user=user_id,
         display_name=body.get("user_name"),
     )
 
@@ -145,7 +149,11 @@ class SlackHandlers:
 
     async def on_command(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         text = str(body.get("text") or "")
-        requester = requester_of(body)
+        try:
+            requester = requester_of(body)
+        except InputError as err:
+            await ack(text=f":warning: {err}")
+            return
         channel = body.get("channel_id")
         try:
             command = self.service.parse_command(text)

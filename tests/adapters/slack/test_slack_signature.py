@@ -59,3 +59,20 @@ async def test_a_correct_signature_is_accepted(world: SlackWorld) -> None:
     status, _ = await world.command("credits")
     assert status == 200
     await world.fake.wait_for(lambda: world.fake.calls_to("response_url"))
+
+
+async def test_a_signed_command_without_a_user_makes_no_job(
+    world: SlackWorld, sim: Simulator
+) -> None:
+    """Found by fuzzing: a body Slack never sends (no user_id / team_id) once became a job for
+    the user "None". It is answered and changes nothing."""
+    import urllib.parse
+
+    from tests.adapters.slack.fake_slack import form_headers
+
+    body = urllib.parse.urlencode({"command": "/sora", "text": "a paper boat"})
+    status, text = await world.post(body, form_headers(body))
+    assert status == 200 and "did not say who sent" in text
+    await world.runtime.idle()
+    assert await world.job_rows() == []
+    assert [r for r in sim.requests if r.kind == "submit"] == []
