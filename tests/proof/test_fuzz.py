@@ -14,10 +14,10 @@ Properties:
 from __future__ import annotations
 
 import asyncio
-import os
 import itertools
 import json
 import logging
+import os
 import time
 import urllib.parse
 from collections.abc import AsyncIterator
