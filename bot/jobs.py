@@ -270,6 +270,28 @@ class JobBook:
             raise JobStateError(_cannot_cancel(job))
         return job
 
+    async def begin_telling(self, job_id: str) -> Job | None:
+        """Count one more attempt to tell how the job ended (in SQL, before the port is
+        called); the job as it is now, or None when it was already told or has not ended."""
+        async with self.store.transaction() as tx:
+            cur = await tx.execute(
+                "UPDATE jobs SET tell_attempts = tell_attempts + 1, updated_at = ?"
+                " WHERE id = ? AND told_at IS NULL AND status IN (?, ?)",
+                (now_iso(), job_id, JobStatus.FAILED, JobStatus.CANCELLED),
+            )
+            if cur.rowcount != 1:
+                return None
+        return await self.job(job_id)
+
+    async def mark_told(self, job_id: str) -> None:
+        await self.store.update_job(job_id, told_at=now_iso())
+
+    async def untold_endings(self, since: dt.datetime) -> list[Job]:
+        return await self.store.untold_endings(since)
+
+    async def unfinished_jobs(self) -> list[Job]:
+        return await self.store.unfinished_jobs()
+
     async def save_surface(self, job_id: str, surface: Surface) -> None:
         await self.store.update_job(job_id, surface_json=surface.model_dump_json())
 

@@ -197,8 +197,7 @@ class SoraService:
         job = await self.book.finish_cancelled(job_id, _actor_id(actor))
         self.tracker.wake(job_id)
         self.tracker.dispatch_soon()
-        if job.told_at is None:
-            await self.tracker.tell_ending(job)
+        await self.tracker.tell_ending(job.id)
         return job
 
     async def again(self, job_id: str, actor: Requester, surface: Surface) -> Job:

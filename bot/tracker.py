@@ -85,6 +85,7 @@ class Tracker:
         self._stopping = False
         self._just_submitted: set[str] = set()
         self._downloads = asyncio.Semaphore(4)
+        self._telling: set[str] = set()  # jobs whose ending is being told right now
         self.stats: Counter[str] = Counter()
         #: Called after a job's end is recorded (delivered and captured, or failed).
         self.on_finished: list[Callable[[Job], Awaitable[None]]] = []
@@ -120,16 +121,19 @@ class Tracker:
             event.set()
 
     async def resume(self) -> int:
-        jobs = await self.book.store.unfinished_jobs()
+        # The endings a crash left untold are read first, before any job is followed: a job
+        # that ends after this read is told by whoever ended it, never by this sweep too.
+        since = dt.datetime.now(dt.UTC) - UNTOLD_LOOKBACK
+        for ended in await self.book.untold_endings(since):
+            self._telling.add(ended.id)  # claimed now, synchronously: no second teller
+            self._background(self._tell_claimed(ended.id), f"tell-{ended.id}")
+        jobs = await self.book.unfinished_jobs()
         for job in jobs:
             if not (job.status == JobStatus.PENDING and job.queued):
                 self.follow(job.id)
         if jobs:
             log.info("resuming %d unfinished job(s)", len(jobs))
         await self.dispatch()
-        since = dt.datetime.now(dt.UTC) - UNTOLD_LOOKBACK
-        for ended in await self.book.store.untold_endings(since):
-            self._background(self.tell_ending(ended), f"tell-{ended.id}")
         return len(jobs)
 
     def _background(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -438,28 +442,45 @@ class Tracker:
         self.stats["failed"] += 1
         self.dispatch_soon()
         log.info("job %s: failed (%s)", job.id, code or "no code")
-        job = await self.book.job(job.id)
-        await self.tell_ending(job, reason)
-        await self._finished(job)
+        await self.tell_ending(job.id)
+        await self._finished(await self.book.job(job.id))
 
-    async def tell_ending(self, job: Job, reason: str | None = None) -> None:
-        """Tell the user a job failed or was cancelled, and record that they were told; a crash
-        before the record means they are told again at the next start (`resume`)."""
-        port = self.ports.get(job.requester.platform)
-        if port is None:
+    async def tell_ending(self, job_id: str) -> None:
+        """Tell the user a job failed or was cancelled, once.
+
+        Exactly once within this process: a job being told is not told again at the same time
+        (`_telling`), and a job already told (`told_at`) is never told again. Across a crash
+        between the port's call and the record, the next start tells again with
+        `tell_attempts > 1` (counted in SQL before each call), so the port checks the platform
+        for its earlier notice first — exactly once wherever the platform lets it look.
+        """
+        if job_id in self._telling:
             return
-        await self.book.store.transition(job.id, None, tell_attempts=job.tell_attempts + 1)
-        job = job.model_copy(update={"tell_attempts": job.tell_attempts + 1})
+        self._telling.add(job_id)
+        await self._tell_claimed(job_id)
+
+    async def _tell_claimed(self, job_id: str) -> None:
         try:
-            balance = await self.book.balance(job.requester)
-            if job.status == JobStatus.CANCELLED:
-                await port.on_job_cancelled(job, balance)
-            else:
-                await port.on_job_failed(job, reason or job.error or "the video failed", balance)
-        except Exception:
-            log.exception("job %s: could not tell the user how it ended", job.id)
-            return
-        await self.book.store.update_job(job.id, told_at=dt.datetime.now(dt.UTC))
+            job = await self.book.job(job_id)
+            port = self.ports.get(job.requester.platform)
+            if port is None:
+                return  # told by the process that runs this platform, at its start
+            attempt = await self.book.begin_telling(job_id)
+            if attempt is None:
+                return  # already told, or not ended
+            try:
+                balance = await self.book.balance(attempt.requester)
+                if attempt.status == JobStatus.CANCELLED:
+                    await port.on_job_cancelled(attempt, balance)
+                else:
+                    reason = attempt.error or "the video failed"
+                    await port.on_job_failed(attempt, reason, balance)
+            except Exception:
+                log.exception("job %s: could not tell the user how it ended", job_id)
+                return
+            await self.book.mark_told(job_id)
+        finally:
+            self._telling.discard(job_id)
 
     async def _finished(self, job: Job) -> None:
         for hook in self.on_finished:
