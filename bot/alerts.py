@@ -20,7 +20,7 @@ from decimal import Decimal
 import aiosqlite
 from pydantic import BaseModel
 
-from bot.errors import ProviderError
+from bot.errors import AccountBalanceError, ProviderError
 from bot.evolink import EvoLinkClient
 from bot.ledger import Figures
 from bot.models import Requester, fmt_credits
@@ -40,10 +40,6 @@ class Alert(BaseModel):
     kind: str  # team_budget | user_budget | account_balance
     threshold: int
     text: str
-
-
-class AccountBalanceError(ProviderError):
-    """The EvoLink account cannot cover this request."""
 
 
 async def _claim(

@@ -5,12 +5,21 @@
      │                            `valid` lists what would have been accepted
      ├── BudgetError              the quote does not fit the user's or the team's budget
      ├── PermissionDenied         the actor may not do this (admin-only, someone else's job)
-     ├── JobNotFound              no such job (or not visible to the actor)
-     ├── JobStateError            the job cannot do that in its state (cancel a delivered job)
+     ├── NotFound                 no such thing (or not visible to the actor)
+     │    ├── JobNotFound         no such job
+     │    └── ApprovalNotFound    no such approval request ("Ask an admin")
+     ├── JobStateError            the job (or approval) cannot do that in its state
+     │                            (cancel a delivered job, decide an expired request)
      ├── ConfigError              settings are missing or wrong; names the variable
      └── ProviderError            EvoLink said no, or could not be reached
           ├── ProviderHTTPError   an HTTP error status with EvoLink's error envelope
-          └── TaskFailed          the task ended `failed`; `code` is EvoLink's task error code
+          │    ├── TaskNotFound   EvoLink does not know the task id (400 `invalid_task_id`,
+          │    │                  404): the task is gone, reading it again will not help
+          │    └── ResultExpired  the result link no longer serves the video (403/404/410;
+          │                       EvoLink's links live 24 h)
+          ├── TaskFailed          the task ended `failed`; `code` is EvoLink's task error code
+          │                       (bot/task_errors.py), raised by `TaskSnapshot.raise_for_failure`
+          └── AccountBalanceError the EvoLink account cannot cover the request (bot/alerts.py)
 
 Invariants: every error carries a message that is safe to show to a chat user (no secrets,
 no stack traces); `retryable` is True only for failures that may succeed later without any
@@ -69,8 +78,16 @@ class PermissionDenied(BotError):
     """The actor is not allowed to do this."""
 
 
-class JobNotFound(BotError):
+class NotFound(BotError):
+    """No such thing (or not one the actor may see); a subclass says which kind."""
+
+
+class JobNotFound(NotFound):
     """No job with that id."""
+
+
+class ApprovalNotFound(NotFound):
+    """No approval request with that id."""
 
 
 class JobStateError(BotError):
@@ -104,5 +121,18 @@ class ProviderHTTPError(ProviderError):
     """An HTTP error response from EvoLink (status in `status`)."""
 
 
+class TaskNotFound(ProviderHTTPError):
+    """EvoLink does not know this task id (`GET /v1/tasks/{id}` answered 400
+    `invalid_task_id` or 404): the task is gone for good."""
+
+
+class ResultExpired(ProviderHTTPError):
+    """The task's result link answered 403, 404 or 410: the video can no longer be fetched."""
+
+
 class TaskFailed(ProviderError):
-    """A task ended in `failed`; `code` is the task error code."""
+    """A task ended in `failed` (or `cancelled`); `code` is the task error code."""
+
+
+class AccountBalanceError(ProviderError):
+    """The EvoLink account cannot cover this request."""

@@ -15,6 +15,10 @@ Invariants:
   (an error page, JSON) rather than a video is never saved as the video: it is retried like a
   malformed answer.
 - Credits are `Decimal`: JSON numbers are parsed as `Decimal`, never through float.
+- Callers branch on error types, never on status numbers (bot/errors.py): a task id EvoLink
+  does not know raises `TaskNotFound`, a result link that no longer serves raises
+  `ResultExpired`, and a task that ended without a video raises `TaskFailed` from
+  `TaskSnapshot.raise_for_failure`, its code explained by bot/task_errors.py.
 """
 
 from __future__ import annotations
@@ -33,77 +37,15 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from bot.errors import ProviderError, ProviderHTTPError, TaskFailed
+from bot.errors import ProviderError, ProviderHTTPError, ResultExpired, TaskFailed, TaskNotFound
 from bot.models import VideoRequest
+from bot.task_errors import RETRY_LATER_CODES, reason_for_code
 
 T = TypeVar("T")
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 120.0  # a longer Retry-After is handed to the caller instead of waited out
-
-# Task error codes (PLATFORMS.md): the first group needs a changed request, the second may pass
-# on a later try.
-FIX_INPUT_CODES = frozenset(
-    {
-        "content_policy_violation",
-        "invalid_parameters",
-        "image_processing_error",
-        "image_dimension_mismatch",
-        "request_cancelled",
-    }
-)
-RETRY_LATER_CODES = frozenset(
-    {
-        "generation_failed_no_content",
-        "service_error",
-        "generation_timeout",
-        "resource_exhausted",
-        "quota_exceeded",
-        "service_unavailable",
-        "resource_not_found",
-        "unknown_error",
-        "model_unavailable",
-        "upstream_error",
-    }
-)
-
-_REASONS: dict[str, str] = {
-    "content_policy_violation": (
-        "EvoLink's content policy refused this prompt or image — try rephrasing"
-    ),
-    "invalid_parameters": (
-        "EvoLink rejected the request's options — check the model, duration and aspect ratio"
-    ),
-    "image_processing_error": (
-        "EvoLink could not read the reference image — try another one "
-        "(jpg, png or webp, under 10 MB, no real people)"
-    ),
-    "image_dimension_mismatch": (
-        "the reference image's size does not match the aspect ratio — "
-        "crop it or pick the matching aspect ratio"
-    ),
-    "request_cancelled": "the video task was cancelled",
-    "generation_failed_no_content": (
-        "the model finished without producing a video — try again or rephrase the prompt"
-    ),
-    "service_error": "the video service had a problem — try again",
-    "generation_timeout": "the video took too long to generate — try again",
-    "resource_exhausted": "the video service is out of capacity right now — try again later",
-    "quota_exceeded": "the video service's capacity is used up right now — try again later",
-    "service_unavailable": "the video service is unavailable right now — try again later",
-    "resource_not_found": "the video service lost part of the task — try again",
-    "unknown_error": "the video service failed without saying why — try again",
-    "model_unavailable": "that model is unavailable right now — try again later or pick another",
-    "upstream_error": "the provider behind EvoLink had a problem — try again",
-}
-
-
-def reason_for_code(code: str | None) -> str:
-    """A task error code in plain words, for chat users."""
-    if code is None:
-        return _REASONS["unknown_error"]
-    return _REASONS.get(code, f"the video service failed ({code}) — try again")
 
 
 class TaskSnapshot(BaseModel):
@@ -121,6 +63,18 @@ class TaskSnapshot(BaseModel):
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+    def raise_for_failure(self) -> None:
+        """Raise `TaskFailed` when the task ended without a video: `failed`, `cancelled`, or
+        `completed` with no result link (`generation_failed_no_content`)."""
+        if self.status in ("failed", "cancelled"):
+            raise failure_for(self)
+        if self.status == "completed" and not self.results:
+            raise TaskFailed(
+                reason_for_code("generation_failed_no_content"),
+                code="generation_failed_no_content",
+                retryable=True,
+            )
 
     @classmethod
     def from_api(cls, data: Any) -> TaskSnapshot:
@@ -151,7 +105,8 @@ class AccountCredits(BaseModel):
 
 
 def failure_for(snapshot: TaskSnapshot) -> TaskFailed:
-    """The error for a task that ended `failed` (or `cancelled`), in plain words."""
+    """The error for a task that ended `failed` (or `cancelled`), in plain words; callers
+    use `TaskSnapshot.raise_for_failure`, which raises it."""
     code = snapshot.error_code
     if code is None and snapshot.status == "cancelled":
         code = "request_cancelled"
@@ -192,8 +147,9 @@ def _urls(value: Any) -> list[str]:
     return [u for u in urls if isinstance(u, str) and u]
 
 
-def _http_error(response: httpx.Response, what: str) -> ProviderHTTPError:
-    """An error status in plain words; EvoLink's envelope gives the code."""
+def _http_error(response: httpx.Response, what: str, kind: str = "") -> ProviderHTTPError:
+    """An error status in plain words; EvoLink's envelope gives the code. `kind` "task"
+    (`GET /v1/tasks/{id}`) and "download" (a result link) get their typed subclasses."""
     status = response.status_code
     code: str | None = None
     detail = ""
@@ -219,7 +175,12 @@ def _http_error(response: httpx.Response, what: str) -> ProviderHTTPError:
         if status >= 500
         else f"EvoLink answered HTTP {status}{': ' + detail if detail else ''}"
     )
-    return ProviderHTTPError(
+    error_type = ProviderHTTPError
+    if kind == "task" and status in (400, 404) and code in ("invalid_task_id", "not_found", None):
+        error_type = TaskNotFound
+    elif kind == "download" and status in (403, 404, 410):
+        error_type = ResultExpired
+    return error_type(
         message,
         code=code,
         status=status,
@@ -334,7 +295,7 @@ class EvoLinkClient:
                 async with self._http.stream("GET", url) as response:
                     if response.status_code != 200:
                         await response.aread()
-                        raise _http_error(response, "video (the link may have expired)")
+                        raise _http_error(response, "video (the link may have expired)", "download")
                     if _is_document(response.headers.get("Content-Type", "")):
                         raise _Malformed("a document where the video should be")
                     written = 0
@@ -378,7 +339,7 @@ class EvoLinkClient:
                     headers={**self._auth, **(headers or {})},
                 )
                 if not response.is_success:
-                    raise _http_error(response, "task" if kind == "task" else "resource")
+                    raise _http_error(response, "task" if kind == "task" else "resource", kind)
                 try:
                     return parse(_loads(response.content))
                 except (ValueError, KeyError, TypeError) as exc:

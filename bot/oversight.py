@@ -15,9 +15,9 @@ import logging
 from decimal import Decimal
 
 from bot import approvals, ledger
-from bot.alerts import AccountBalanceError, AccountGuard, Alert, account_alert, crossed_thresholds
+from bot.alerts import AccountGuard, Alert, account_alert, crossed_thresholds
 from bot.approvals import Approval
-from bot.errors import JobNotFound, JobStateError
+from bot.errors import AccountBalanceError, ApprovalNotFound, JobStateError
 from bot.jobs import JobBook
 from bot.models import Job, JobStatus, Requester, Surface, VideoRequest, to_mc
 from bot.port import AdminPort
@@ -110,7 +110,7 @@ class Oversight:
             f"SELECT {approvals.COLUMNS} FROM approvals WHERE id = ?", (approval_id,)
         )
         if row is None:
-            raise JobNotFound(f"There is no request {approval_id!r}.")
+            raise ApprovalNotFound(f"There is no request {approval_id!r}.")
         return approvals.row_to_approval(row)
 
     async def pending(self, platform: str | None = None) -> list[Approval]:

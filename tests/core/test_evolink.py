@@ -15,17 +15,11 @@ from typing import Any
 
 import pytest
 
-from bot.errors import ProviderError, ProviderHTTPError
-from bot.evolink import (
-    FIX_INPUT_CODES,
-    RETRY_LATER_CODES,
-    EvoLinkClient,
-    TaskSnapshot,
-    failure_for,
-    reason_for_code,
-)
+from bot.errors import ProviderError, ProviderHTTPError, TaskFailed
+from bot.evolink import EvoLinkClient, TaskSnapshot
 from bot.models import VideoRequest
 from bot.simulator import Simulator, SimulatorConfig, clip_bytes, synthetic_video_chunks
+from bot.task_errors import RETRY_LATER_CODES, TASK_ERRORS, reason_for_code
 
 KEY = "sk-secret-test-key-123"
 REQUEST = VideoRequest(
@@ -213,7 +207,7 @@ async def test_unreachable_service_is_a_retryable_provider_error() -> None:
 
 
 async def test_every_task_error_code_fails_with_that_code() -> None:
-    codes = sorted(FIX_INPUT_CODES | RETRY_LATER_CODES)
+    codes = sorted(TASK_ERRORS)
     assert len(codes) == 15
     async with connected(SimulatorConfig(task_seconds=0.2, fail_next=list(codes))) as (_, client):
         submitted = [await client.submit(f"job-{code}", REQUEST) for code in codes]
@@ -221,7 +215,9 @@ async def test_every_task_error_code_fails_with_that_code() -> None:
     for code, final in zip(codes, finals, strict=True):
         assert (final.status, final.error_code) == ("failed", code)
         assert final.results == [] and final.credits_used is None
-        failure = failure_for(final)
+        with pytest.raises(TaskFailed) as caught:
+            final.raise_for_failure()
+        failure = caught.value
         assert failure.code == code and failure.retryable == (code in RETRY_LATER_CODES)
         assert str(failure) == reason_for_code(code) and "_" not in str(failure)
     assert reason_for_code("content_policy_violation") == (
@@ -244,7 +240,9 @@ def test_snapshot_reads_fields_seen_in_clients() -> None:
     assert snapshot.results == ["https://cdn.example/v.mp4"] and snapshot.terminal
     assert snapshot.credits_used == Decimal("23.04") and snapshot.progress == 100
     cancelled = TaskSnapshot.from_api({"id": "t2", "status": "cancelled"})
-    assert failure_for(cancelled).code == "request_cancelled"
+    with pytest.raises(TaskFailed) as caught:
+        cancelled.raise_for_failure()
+    assert caught.value.code == "request_cancelled"
     with pytest.raises(ValueError):
         TaskSnapshot.from_api({"status": "completed"})
 

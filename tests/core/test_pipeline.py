@@ -11,6 +11,7 @@ import pytest
 from bot.errors import BudgetError, JobStateError, PermissionDenied
 from bot.models import JobStatus, Surface
 from bot.simulator import Simulator
+from bot.task_errors import TASK_ERRORS
 from bot.testing import RecordingPort, RunningCore
 from tests.conftest import ALICE, BOB
 
@@ -95,23 +96,7 @@ async def test_team_budget_caps_the_workspace(rc: RunningCore, sim: Simulator) -
     assert len(submits(sim)) <= 1
 
 
-TASK_ERROR_CODES = [
-    "content_policy_violation",
-    "invalid_parameters",
-    "image_processing_error",
-    "image_dimension_mismatch",
-    "request_cancelled",
-    "generation_failed_no_content",
-    "service_error",
-    "generation_timeout",
-    "resource_exhausted",
-    "quota_exceeded",
-    "service_unavailable",
-    "resource_not_found",
-    "unknown_error",
-    "model_unavailable",
-    "upstream_error",
-]
+TASK_ERROR_CODES = list(TASK_ERRORS)
 
 
 @pytest.mark.parametrize("code", TASK_ERROR_CODES)
