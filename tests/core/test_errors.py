@@ -28,10 +28,11 @@ from bot.errors import (
     TaskNotFound,
 )
 from bot.evolink import EvoLinkClient, TaskSnapshot
-from bot.models import VideoRequest
+from bot.models import JobStatus, Surface, VideoRequest
 from bot.simulator import TASK_ERROR_MESSAGES, Simulator, SimulatorConfig
 from bot.task_errors import FIX_INPUT_CODES, RETRY_LATER_CODES, TASK_ERRORS, reason_for_code
-from bot.testing import RunningCore
+from bot.testing import RecordingPort, RunningCore
+from tests.conftest import ALICE
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUEST = VideoRequest(
@@ -177,3 +178,17 @@ async def test_unknown_approvals_and_jobs_raise_their_not_found(rc: RunningCore)
     assert isinstance(approval.value, NotFound) and isinstance(job.value, NotFound)
     assert not isinstance(approval.value, JobNotFound)
     assert "a-none" in str(approval.value)
+
+
+async def test_a_task_evolink_no_longer_knows_fails_its_job(
+    rc: RunningCore, sim: Simulator, port: RecordingPort
+) -> None:
+    """The tracker's side of TaskNotFound: the job fails at once and its hold is released."""
+    service = rc.core.service
+    sim.config.http_errors = {"task": [404]}
+    job = await service.submit(ALICE, service.parse("a lighthouse in fog"), Surface())
+    failed = await port.wait_for(job.id, "failed")
+    assert failed.reason == "EvoLink no longer knows this task."
+    final = await service.get_job(job.id)
+    assert final.status == JobStatus.FAILED and final.error_code == "not_found"
+    assert (await service.balance(ALICE)).held == 0
