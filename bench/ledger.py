@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.children import read_stdin_line, spawn, stop, wait_for_stdin_eof
 from bot.errors import BudgetError
 from bot.jobs import JobBook
+from bot.ledger import Ledger
 from bot.models import Requester, Surface, VideoRequest, to_mc
 from bot.store import Store, now_iso
 
@@ -99,7 +100,7 @@ def budgets(name: str, requests: int) -> tuple[Decimal, Decimal]:
 
 async def add_history(store: Store, book: JobBook, entries: int) -> None:
     """`entries` earlier captures this period, spread over the same users (a busy month)."""
-    period = book.current_period().key
+    period = book.ledger.current_period().key
     rows = [
         (now_iso(), period, "slack", f"T{n % WORKSPACES}", f"U{n % 50}", "capture", 1000)
         for n in range(entries)
@@ -121,13 +122,14 @@ def people_of(users: int) -> list[Requester]:
 
 def book_on(store: Store, name: str, requests: int) -> JobBook:
     user_limit, team_budget = budgets(name, requests)
-    return JobBook(
+    money = Ledger(
         store,
         default_limit=user_limit,
         default_team_budget=team_budget,
         period_kind="month",
         timezone=dt.UTC,
     )
+    return JobBook(store, money)
 
 
 def line(

@@ -17,14 +17,14 @@ import logging
 import time
 from decimal import Decimal
 
-import aiosqlite
 from pydantic import BaseModel
 
 from bot.errors import AccountBalanceError, ProviderError
 from bot.evolink import EvoLinkClient
 from bot.ledger import Figures
 from bot.models import Requester, fmt_credits
-from bot.store import now_iso
+from bot.store import Tx
+from bot.store.approval_rows import claim_alert
 
 log = logging.getLogger(__name__)
 
@@ -42,29 +42,12 @@ class Alert(BaseModel):
     text: str
 
 
-async def _claim(
-    tx: aiosqlite.Connection,
-    who: Requester,
-    user: str,
-    period_key: str,
-    kind: str,
-    threshold: int,
-) -> bool:
-    cur = await tx.execute(
-        "INSERT OR IGNORE INTO alerts"
-        " (platform, workspace, user, period_start, kind, threshold, at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (who.platform, who.workspace, user, period_key, kind, threshold, now_iso()),
-    )
-    return cur.rowcount == 1
-
-
 def _percent(spent_mc: int, budget_mc: int) -> Decimal:
     return Decimal(spent_mc * 100) / Decimal(budget_mc) if budget_mc > 0 else Decimal(0)
 
 
 async def crossed_thresholds(
-    tx: aiosqlite.Connection,
+    tx: Tx,
     who: Requester,
     period_key: str,
     user: Figures,
@@ -76,7 +59,7 @@ async def crossed_thresholds(
         spent = team.used_mc + team.held_mc
         share = _percent(spent, team.limit_mc)
         for threshold in TEAM_THRESHOLDS:
-            if share >= threshold and await _claim(
+            if share >= threshold and await claim_alert(
                 tx, who, "", period_key, "team_budget", threshold
             ):
                 alerts.append(
@@ -97,7 +80,7 @@ async def crossed_thresholds(
     spent = user.used_mc + user.held_mc
     share = _percent(spent, allowance)
     for threshold in USER_THRESHOLDS:
-        if share >= threshold and await _claim(
+        if share >= threshold and await claim_alert(
             tx, who, who.user, period_key, "user_budget", threshold
         ):
             name = who.display_name or who.user

@@ -19,11 +19,12 @@ import json
 import secrets
 from decimal import Decimal
 
-import aiosqlite
 from pydantic import BaseModel
 
 from bot.models import Requester, Surface, VideoRequest, from_mc
-from bot.store import now_iso, requester_of_row
+from bot.store import Row, Tx
+from bot.store import approval_rows as sql
+from bot.store.job_rows import requester_of_row
 
 STATUSES = ("pending", "approved", "denied", "expired")
 
@@ -44,13 +45,7 @@ class Approval(BaseModel):
     admin_refs: dict[str, str] = {}
 
 
-COLUMNS = (
-    "id, platform, workspace, user, user_name, request_json, surface_json, admin_refs_json,"
-    " price_mc, status, created_at, expires_at, decided_at, decided_by, job_id, roles_json"
-)
-
-
-def row_to_approval(row: aiosqlite.Row) -> Approval:
+def row_to_approval(row: Row) -> Approval:
     return Approval(
         id=row["id"],
         requester=requester_of_row(row),
@@ -72,7 +67,7 @@ def new_approval_id() -> str:
 
 
 async def insert(
-    tx: aiosqlite.Connection,
+    tx: Tx,
     who: Requester,
     request: VideoRequest,
     surface: Surface,
@@ -80,35 +75,21 @@ async def insert(
     ttl: dt.timedelta,
 ) -> str:
     approval_id = new_approval_id()
-    now = dt.datetime.now(dt.UTC)
-    await tx.execute(
-        "INSERT INTO approvals (id, platform, workspace, user, user_name, request_json,"
-        " surface_json, price_mc, status, created_at, expires_at, roles_json)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
-        (
-            approval_id,
-            who.platform,
-            who.workspace,
-            who.user,
-            who.display_name,
-            request.model_dump_json(),
-            surface.model_dump_json(),
-            price_mc,
-            now.isoformat(timespec="milliseconds"),
-            (now + ttl).isoformat(timespec="milliseconds"),
-            json.dumps(list(who.roles)),
-        ),
-    )
+    await sql.insert(tx, approval_id, who, request, surface, price_mc, ttl)
     return approval_id
 
 
 async def decide(
-    tx: aiosqlite.Connection, approval_id: str, status: str, actor: str, job_id: str | None = None
+    tx: Tx, approval_id: str, status: str, actor: str, job_id: str | None = None
 ) -> bool:
     """pending → `status`, if still pending and not expired. True for the one winner."""
-    cur = await tx.execute(
-        "UPDATE approvals SET status = ?, decided_at = ?, decided_by = ?, job_id = ?"
-        " WHERE id = ? AND status = 'pending' AND expires_at > ?",
-        (status, now_iso(), actor, job_id, approval_id, now_iso()),
-    )
-    return cur.rowcount == 1
+    return await sql.decide(tx, approval_id, status, actor, job_id)
+
+
+async def get(tx: Tx, approval_id: str) -> Approval | None:
+    row = await sql.get(tx, approval_id)
+    return None if row is None else row_to_approval(row)
+
+
+async def pending(tx: Tx, platform: str | None) -> list[Approval]:
+    return [row_to_approval(r) for r in await sql.pending(tx, platform)]

@@ -1,85 +1,110 @@
-"""The job book: every change of a job's state, each with its ledger effect, in one transaction.
+"""The job book: the one owner of job rows. Every change of a job's state goes through it,
+each with its ledger effect (bot/ledger.py) in the same transaction.
 
-A job's life (CONTRACT.md statuses):
+A job's life (the statuses users and `sora-bot admin jobs` see; docs/ARCHITECTURE.md):
 
     pending ──▶ submitted ──▶ delivering ──▶ delivered      (capture the charge)
        │            │                    └─▶ failed         (release the hold)
        └────────────┴──▶ failed | cancelled                 (release the hold)
 
 Invariants:
+- `TRANSITIONS` is the only statement of which status may follow which; `_move` is the only
+  function that changes a status, and it refuses any change the table does not list. Each move
+  is compare-and-set on the current status, so of two racing actors exactly one wins.
 - `accept` writes the job row and its hold in one `BEGIN IMMEDIATE` transaction, or nothing.
-- Every transition is compare-and-set on the current status; the terminal ones settle the hold
-  in the same transaction, so a terminal job never holds credits and a hold settles once.
-- A delivered job's charge is EvoLink's `usage.credits_used` when given, else its quote.
+- A terminal move settles the hold in the same transaction, so a terminal job never holds
+  credits and a hold settles once. A delivered job's charge is `Job.charge`.
+- Nothing outside this module writes a job row (SQL in bot/store/job_rows.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Mapping
 from decimal import Decimal
+from typing import Any
 
-import aiosqlite
-
-from bot import ledger
 from bot.errors import JobNotFound, JobStateError
-from bot.models import Balance, Job, JobStatus, Requester, Surface, VideoRequest, from_mc, to_mc
-from bot.periods import Period, period_containing, period_for
-from bot.store import Store, new_job_id, now_iso, update_job_in
+from bot.ledger import Ledger
+from bot.models import Job, JobStatus, Requester, Surface, VideoRequest, to_mc
+from bot.store import Store, Tx, now_iso
+from bot.store import job_rows as sql
+from bot.store.job_rows import WaitingRow
 
-OPEN = (JobStatus.PENDING, JobStatus.SUBMITTED, JobStatus.DELIVERING)
-CANCELLABLE = (JobStatus.PENDING, JobStatus.SUBMITTED)
+P, S, D = JobStatus.PENDING, JobStatus.SUBMITTED, JobStatus.DELIVERING
+TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.PENDING: frozenset({S, JobStatus.FAILED, JobStatus.CANCELLED}),
+    JobStatus.SUBMITTED: frozenset({D, JobStatus.FAILED, JobStatus.CANCELLED}),
+    JobStatus.DELIVERING: frozenset({JobStatus.DELIVERED, JobStatus.FAILED}),
+    JobStatus.DELIVERED: frozenset(),
+    JobStatus.FAILED: frozenset(),
+    JobStatus.CANCELLED: frozenset(),
+}
+OPEN = (P, S, D)
+ENDED_BADLY = (JobStatus.FAILED, JobStatus.CANCELLED)  # the endings a user is told about
 
 
-@dataclass(frozen=True)
-class UsageRow:
-    platform: str
-    workspace: str
-    user: str
-    period_start: dt.date
-    limit: Decimal
-    granted: Decimal
-    used: Decimal
-    reserved: Decimal
-    jobs: int
-    failed: int = 0
-
-    @property
-    def available(self) -> Decimal:
-        return self.limit + self.granted - self.used - self.reserved
+def sources_of(target: JobStatus) -> tuple[JobStatus, ...]:
+    """The statuses from which `target` may be reached."""
+    return tuple(s for s, nexts in TRANSITIONS.items() if target in nexts)
 
 
 class JobBook:
-    def __init__(
-        self,
-        store: Store,
-        *,
-        default_limit: Decimal,
-        default_team_budget: Decimal,
-        period_kind: str,
-        timezone: dt.tzinfo,
-        now: Callable[[], dt.datetime] | None = None,
-    ) -> None:
+    def __init__(self, store: Store, ledger: Ledger) -> None:
         self.store = store
-        self.default_limit_mc = to_mc(default_limit)
-        self.default_team_mc = to_mc(default_team_budget)
-        self.period_kind = period_kind
-        self.timezone = timezone
-        self._now = now or (lambda: dt.datetime.now(dt.UTC))
+        self.ledger = ledger
 
-    def current_period(self) -> Period:
-        return period_for(self._now(), self.period_kind, self.timezone)  # type: ignore[arg-type]
-
-    def period_of(self, day: dt.date) -> Period:
-        return period_containing(day, self.period_kind, self.timezone)  # type: ignore[arg-type]
+    # -- reading -----------------------------------------------------------------------------
 
     async def job(self, job_id: str) -> Job:
-        job = await self.store.get_job(job_id)
+        async with self.store.reading() as tx:
+            job = await sql.get(tx, job_id)
         if job is None:
             raise JobNotFound(f"There is no job {job_id!r}.")
         return job
+
+    async def job_for_task(self, task_id: str) -> Job | None:
+        async with self.store.reading() as tx:
+            return await sql.for_task(tx, task_id)
+
+    async def recent_jobs(
+        self,
+        *,
+        platform: str | None = None,
+        workspace: str | None = None,
+        user: str | None = None,
+        limit: int = 20,
+    ) -> list[Job]:
+        async with self.store.reading() as tx:
+            return await sql.recent(
+                tx, platform=platform, workspace=workspace, user=user, limit=limit
+            )
+
+    async def unfinished_jobs(self) -> list[Job]:
+        async with self.store.reading() as tx:
+            return await sql.unfinished(tx)
+
+    async def untold_endings(self, since: dt.datetime) -> list[Job]:
+        """Failed or cancelled jobs whose user was never told (a crash right after the end)."""
+        async with self.store.reading() as tx:
+            return await sql.untold_endings(tx, since, ENDED_BADLY)
+
+    async def count_by_status(self) -> dict[str, int]:
+        async with self.store.reading() as tx:
+            found = await sql.count_by_status(tx)
+        return {status.value: found.get(status.value, 0) for status in JobStatus}
+
+    async def period_status_counts(
+        self, period_key: str, platform: str | None, workspace: str | None
+    ) -> dict[tuple[tuple[str, str, str], str], int]:
+        async with self.store.reading() as tx:
+            return await sql.period_status_counts(tx, period_key, platform, workspace)
+
+    async def display_names(
+        self, period_key: str, platform: str | None, workspace: str | None
+    ) -> dict[tuple[str, str, str], str]:
+        async with self.store.reading() as tx:
+            return await sql.display_names(tx, period_key, platform, workspace)
 
     # -- admission ---------------------------------------------------------------------------
 
@@ -99,22 +124,9 @@ class JobBook:
             )
         return await self.job(job_id)
 
-    async def precheck(self, who: Requester, quote: Decimal) -> None:
-        """The budget check alone, without holding (so a refusal costs no EvoLink call);
-        `accept` repeats it atomically."""
-        async with self.store.reading() as conn:
-            await ledger.check_room(
-                conn,
-                who,
-                to_mc(quote),
-                self.current_period(),
-                self.default_limit_mc,
-                self.default_team_mc,
-            )
-
     async def accept_in(
         self,
-        tx: aiosqlite.Connection,
+        tx: Tx,
         who: Requester,
         request: VideoRequest,
         surface: Surface,
@@ -127,142 +139,111 @@ class JobBook:
 
         The job starts queued: the dispatcher releases it when a slot is free.
         """
-        job_id = new_job_id()
-        quote_mc = to_mc(quote)
-        period = self.current_period()
-        stamp = now_iso()
-        await tx.execute(
-            "INSERT INTO jobs (id, platform, workspace, user, user_name, status, model, prompt,"
-            " duration, aspect_ratio, request_json, surface_json, reserved_mc, period_start,"
-            " parent_job_id, created_at, updated_at, queued, roles_json)"
-            " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
-            (
-                job_id,
-                who.platform,
-                who.workspace,
-                who.user,
-                who.display_name,
-                request.model,
-                request.prompt,
-                request.duration,
-                request.aspect_ratio,
-                request.model_dump_json(),
-                surface.model_dump_json(),
-                quote_mc,
-                period.key,
-                parent_job_id,
-                stamp,
-                stamp,
-                json.dumps(list(who.roles)),
-            ),
-        )
-        await ledger.admit(
-            tx,
-            who,
-            job_id,
-            quote_mc,
-            period,
-            default_limit_mc=self.default_limit_mc,
-            default_team_mc=self.default_team_mc,
-            force=force,
-        )
+        job_id = sql.new_job_id()
+        period = self.ledger.current_period()
+        await sql.insert(tx, job_id, who, request, surface, to_mc(quote), period.key, parent_job_id)
+        await self.ledger.hold_in(tx, who, job_id, to_mc(quote), period, force=force)
         return job_id
 
-    # -- transitions -------------------------------------------------------------------------
+    # -- the queue ---------------------------------------------------------------------------
+
+    async def waiting(self) -> list[WaitingRow]:
+        async with self.store.reading() as tx:
+            return await sql.waiting(tx)
+
+    async def in_flight_by_user(self) -> list[tuple[str, str, str, int]]:
+        async with self.store.reading() as tx:
+            return await sql.in_flight_by_user(tx)
+
+    async def release_from_queue(self, job_id: str) -> bool:
+        """A queued job got a slot: the tracker may submit it now."""
+        return await self._update(job_id, (P,), queued=0, queue_position=None)
+
+    async def set_queue_position(self, job_id: str, position: int) -> None:
+        await self._update(job_id, (P,), queue_position=position)
+
+    # -- the life of a job ---------------------------------------------------------------------
 
     async def mark_submitted(self, job_id: str, task_id: str, estimated: int | None) -> bool:
-        return await self.store.transition(
-            job_id,
-            [JobStatus.PENDING],
-            status=JobStatus.SUBMITTED,
-            queued=0,
-            queue_position=None,
-            task_id=task_id,
-            estimated_seconds=estimated,
-            submitted_at=now_iso(),
-        )
-
-    async def record_progress(self, job_id: str, progress: int) -> None:
-        await self.store.transition(job_id, [JobStatus.SUBMITTED], progress=progress)
-
-    async def mark_delivering(self, job_id: str, result_url: str, charge: Decimal | None) -> bool:
         async with self.store.transaction() as tx:
-            cur = await tx.execute("SELECT reserved_mc FROM jobs WHERE id = ?", (job_id,))
-            row = await cur.fetchone()
-            if row is None:
-                return False
-            charge_mc = int(row[0]) if charge is None else to_mc(charge)
-            return await update_job_in(
+            return await self._move(
                 tx,
                 job_id,
-                [JobStatus.SUBMITTED],
-                status=JobStatus.DELIVERING,
+                S,
+                queued=0,
+                queue_position=None,
+                task_id=task_id,
+                estimated_seconds=estimated,
+                submitted_at=now_iso(),
+            )
+
+    async def record_progress(self, job_id: str, progress: int) -> None:
+        await self._update(job_id, (S,), progress=progress)
+
+    async def mark_delivering(self, job_id: str, result_url: str, charge: Decimal | None) -> bool:
+        """EvoLink finished the task; `charge` is what it billed (None: not reported)."""
+        async with self.store.transaction() as tx:
+            return await self._move(
+                tx,
+                job_id,
+                D,
                 progress=100,
                 result_url=result_url,
-                charged_mc=charge_mc,
+                charged_mc=None if charge is None else to_mc(charge),
                 completed_at=now_iso(),
             )
 
     async def note_delivery_attempt(self, job_id: str) -> None:
         """Recorded before the platform is asked to post the video (see Job.delivery_attempts)."""
         async with self.store.transaction() as tx:
-            await tx.execute(
-                "UPDATE jobs SET delivery_attempts = delivery_attempts + 1 WHERE id = ?", (job_id,)
-            )
+            await sql.count_delivery_attempt(tx, job_id)
 
     async def record_media(self, job_id: str, path: str, size: int) -> None:
-        await self.store.update_job(job_id, media_path=path, media_size=size)
+        await self._update(job_id, None, media_path=path, media_size=size)
 
     async def finish_delivered(self, job_id: str) -> bool:
         """delivering → delivered and capture the charge; False if it was already recorded."""
         async with self.store.transaction() as tx:
-            cur = await tx.execute(
-                "SELECT charged_mc, reserved_mc FROM jobs WHERE id = ?", (job_id,)
-            )
-            row = await cur.fetchone()
-            if row is None:
+            job = await sql.get(tx, job_id)
+            if job is None:
                 return False
-            charge_mc = int(row[0]) if row[0] is not None else int(row[1])
-            moved = await update_job_in(
+            moved = await self._move(
                 tx,
                 job_id,
-                [JobStatus.DELIVERING],
-                status=JobStatus.DELIVERED,
-                charged_mc=charge_mc,
+                JobStatus.DELIVERED,
+                charged_mc=job.charge_mc,
                 finished_at=now_iso(),
             )
             if moved:
-                await ledger.settle(tx, job_id, charge_mc=charge_mc)
+                await self.ledger.settle_in(tx, job_id, charge_mc=job.charge_mc)
             return moved
 
     async def finish_failed(self, job_id: str, code: str | None, reason: str) -> bool:
         async with self.store.transaction() as tx:
-            moved = await update_job_in(
+            moved = await self._move(
                 tx,
                 job_id,
-                OPEN,
-                status=JobStatus.FAILED,
+                JobStatus.FAILED,
                 error_code=code,
                 error=reason,
                 charged_mc=None,
                 finished_at=now_iso(),
             )
             if moved:
-                await ledger.settle(tx, job_id, charge_mc=None)
+                await self.ledger.settle_in(tx, job_id, charge_mc=None)
             return moved
 
     async def finish_cancelled(self, job_id: str, actor: str) -> Job:
         async with self.store.transaction() as tx:
-            moved = await update_job_in(
+            moved = await self._move(
                 tx,
                 job_id,
-                CANCELLABLE,
-                status=JobStatus.CANCELLED,
+                JobStatus.CANCELLED,
                 error=f"cancelled by {actor}",
                 finished_at=now_iso(),
             )
             if moved:
-                await ledger.settle(tx, job_id, charge_mc=None, actor=actor)
+                await self.ledger.settle_in(tx, job_id, charge_mc=None, actor=actor)
         job = await self.job(job_id)
         if not moved:
             if job.status == JobStatus.CANCELLED:
@@ -270,113 +251,36 @@ class JobBook:
             raise JobStateError(_cannot_cancel(job))
         return job
 
+    async def save_surface(self, job_id: str, surface: Surface) -> None:
+        await self._update(job_id, None, surface_json=surface.model_dump_json())
+
+    # -- telling how it ended ------------------------------------------------------------------
+
     async def begin_telling(self, job_id: str) -> Job | None:
         """Count one more attempt to tell how the job ended (in SQL, before the port is
         called); the job as it is now, or None when it was already told or has not ended."""
         async with self.store.transaction() as tx:
-            cur = await tx.execute(
-                "UPDATE jobs SET tell_attempts = tell_attempts + 1, updated_at = ?"
-                " WHERE id = ? AND told_at IS NULL AND status IN (?, ?)",
-                (now_iso(), job_id, JobStatus.FAILED, JobStatus.CANCELLED),
-            )
-            if cur.rowcount != 1:
+            if not await sql.count_tell_attempt(tx, job_id, ENDED_BADLY):
                 return None
-        return await self.job(job_id)
+            return await sql.get(tx, job_id)
 
     async def mark_told(self, job_id: str) -> None:
-        await self.store.update_job(job_id, told_at=now_iso())
+        await self._update(job_id, ENDED_BADLY, told_at=now_iso())
 
-    async def untold_endings(self, since: dt.datetime) -> list[Job]:
-        return await self.store.untold_endings(since)
+    # -- the two writers -----------------------------------------------------------------------
 
-    async def unfinished_jobs(self) -> list[Job]:
-        return await self.store.unfinished_jobs()
+    async def _move(self, tx: Tx, job_id: str, target: JobStatus, **fields: Any) -> bool:
+        """Change the status to `target` if the table allows it from the current one."""
+        return await sql.update(tx, job_id, sources_of(target), {"status": target, **fields})
 
-    async def save_surface(self, job_id: str, surface: Surface) -> None:
-        await self.store.update_job(job_id, surface_json=surface.model_dump_json())
-
-    # -- figures -----------------------------------------------------------------------------
-
-    async def balance(self, who: Requester, *, period: Period | None = None) -> Balance:
-        period = period or self.current_period()
-        async with self.store.reading() as conn:
-            mine = await ledger.user_figures(conn, who, period, self.default_limit_mc)
-            team = await ledger.team_figures(
-                conn, who.platform, who.workspace, period, self.default_team_mc
-            )
-            cur = await conn.execute(
-                "SELECT COALESCE(SUM(reserved_mc), 0) FROM jobs WHERE platform = ?"
-                " AND workspace = ? AND user = ? AND status = 'pending' AND queued = 1",
-                (who.platform, who.workspace, who.user),
-            )
-            queued_row = await cur.fetchone()
-        return Balance(
-            requester=who,
-            period_start=period.start,
-            resets_at=period.resets_at,
-            limit=from_mc(mine.limit_mc),
-            granted=from_mc(mine.granted_mc),
-            used=from_mc(mine.used_mc),
-            held=from_mc(mine.held_mc),
-            queued=from_mc(int(queued_row[0]) if queued_row else 0),
-            team_budget=None if team is None else from_mc(team.limit_mc),
-            team_used=None if team is None else from_mc(team.used_mc),
-            team_held=None if team is None else from_mc(team.held_mc),
-        )
-
-    async def usage(
-        self,
-        *,
-        platform: str | None = None,
-        workspace: str | None = None,
-        period: Period | None = None,
-    ) -> list[UsageRow]:
-        """One row per user with ledger entries in the period."""
-        period = period or self.current_period()
-        sql = (
-            "SELECT platform, workspace, user,"
-            " COALESCE(SUM(CASE WHEN kind = 'grant' THEN amount_mc END), 0),"
-            " COALESCE(SUM(CASE WHEN kind = 'capture' THEN amount_mc END), 0),"
-            " COALESCE(SUM(CASE WHEN kind = 'hold' THEN amount_mc END), 0)"
-            "   - COALESCE(SUM(settles_mc), 0),"
-            " COALESCE(SUM(CASE WHEN kind = 'hold' THEN 1 END), 0)"
-            " FROM ledger WHERE period_start = ?"
-        )
-        params: list[str] = [period.key]
-        if platform is not None:
-            sql += " AND platform = ?"
-            params.append(platform)
-        if workspace is not None:
-            sql += " AND workspace = ?"
-            params.append(workspace)
-        sql += " GROUP BY platform, workspace, user ORDER BY platform, workspace, user"
-        rows: list[UsageRow] = []
-        async with self.store.reading() as conn:
-            cur = await conn.execute(sql, params)
-            for r in await cur.fetchall():
-                who = Requester(platform=r[0], workspace=r[1], user=r[2])
-                limit_mc = await ledger.user_limit_mc(conn, who, self.default_limit_mc)
-                fcur = await conn.execute(
-                    "SELECT COUNT(*) FROM jobs WHERE platform = ? AND workspace = ? AND user = ?"
-                    " AND period_start = ? AND status = 'failed'",
-                    (r[0], r[1], r[2], period.key),
-                )
-                failed = await fcur.fetchone()
-                rows.append(
-                    UsageRow(
-                        platform=r[0],
-                        workspace=r[1],
-                        user=r[2],
-                        period_start=period.start,
-                        limit=from_mc(limit_mc),
-                        granted=from_mc(int(r[3])),
-                        used=from_mc(int(r[4])),
-                        reserved=from_mc(int(r[5])),
-                        jobs=int(r[6]),
-                        failed=int(failed[0]) if failed else 0,
-                    )
-                )
-        return rows
+    async def _update(
+        self, job_id: str, while_in: tuple[JobStatus, ...] | None, **fields: Any
+    ) -> bool:
+        """Change fields other than the status, while the job is in `while_in` (None: any)."""
+        if "status" in fields:
+            raise ValueError("a status changes only through _move")
+        async with self.store.transaction() as tx:
+            return await sql.update(tx, job_id, while_in, fields)
 
 
 def _cannot_cancel(job: Job) -> str:

@@ -1,6 +1,6 @@
-"""The credit ledger: append-only entries, never mutable counters.
+"""The money owner: every credit figure, every ledger entry and the arithmetic between them.
 
-Entries (table `ledger`, amounts in integer milli-credits):
+Entries (table `ledger`, amounts in integer milli-credits; SQL in bot/store/ledger_rows.py):
     hold     on accepting a job: the quote                (amount = quote)
     capture  on delivery: the actual charge               (amount = charge, settles = the hold)
     release  on failure or cancel: the hold given back    (amount = 0,      settles = the hold)
@@ -13,22 +13,30 @@ Invariants:
   held = Σ hold − Σ settles. For a workspace with a team budget: available = budget − used − held
   over all its users. A period's figures are sums over entries carrying that `period_start`
   (an entry counts in the period its job was accepted in), so a new period needs no reset job.
-- `admit` runs inside the caller's `BEGIN IMMEDIATE` transaction and either writes the hold or
-  raises `BudgetError`: two concurrent requests can never both spend the same credits.
+- `hold_in` runs inside the caller's `BEGIN IMMEDIATE` transaction and either writes the hold
+  or raises `BudgetError`: two concurrent requests can never both spend the same credits.
+- What a delivered job costs is `Job.charge`: EvoLink's billed charge when it reported one,
+  else the quote. Every admin change of money (limits, grants, budgets) writes its audit row in
+  the same transaction.
+- Reports, metrics, alerts and adapters read figures from here; nothing else sums entries.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-
-import aiosqlite
+from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from bot.errors import BudgetError
-from bot.models import Requester, fmt_credits, from_mc
-from bot.periods import Period
-from bot.store import now_iso
+from bot.models import Balance, Job, Requester, fmt_credits, from_mc, to_mc
+from bot.periods import Period, period_containing, period_for
+from bot.store import Store, Tx
+from bot.store import job_rows as jobs_sql
+from bot.store import ledger_rows as sql
 
-TEAM = ""  # the `limits.user` value of a workspace's team budget
+TEAM = sql.TEAM
 
 
 @dataclass(frozen=True)
@@ -46,133 +54,254 @@ class Figures:
         return self.limit_mc + self.granted_mc - self.used_mc - self.held_mc
 
 
-_SUMS = """
-    SELECT
-      COALESCE(SUM(CASE WHEN kind = 'grant' THEN amount_mc END), 0),
-      COALESCE(SUM(CASE WHEN kind = 'capture' THEN amount_mc END), 0),
-      COALESCE(SUM(CASE WHEN kind = 'hold' THEN amount_mc END), 0)
-        - COALESCE(SUM(settles_mc), 0),
-      COALESCE(SUM(CASE WHEN kind = 'hold' THEN 1 END), 0)
-    FROM ledger
-"""
+@dataclass(frozen=True)
+class UsageRow:
+    platform: str
+    workspace: str
+    user: str
+    period_start: dt.date
+    limit: Decimal
+    granted: Decimal
+    used: Decimal
+    reserved: Decimal
+    jobs: int
+    failed: int = 0
+
+    @property
+    def available(self) -> Decimal:
+        return self.limit + self.granted - self.used - self.reserved
 
 
-async def user_limit_mc(tx: aiosqlite.Connection, who: Requester, default_mc: int) -> int:
-    """The user's allowance per period: their own override, else the highest allowance of
-    their roles (Discord), else the default."""
-    cur = await tx.execute(
-        "SELECT limit_mc FROM limits WHERE platform = ? AND workspace = ? AND user = ?",
-        (who.platform, who.workspace, who.user),
-    )
-    row = await cur.fetchone()
-    if row is not None:
-        return int(row[0])
-    if who.roles:
-        marks = ", ".join("?" for _ in who.roles)
-        cur = await tx.execute(
-            f"SELECT MAX(limit_mc) FROM role_limits WHERE platform = ? AND workspace = ?"
-            f" AND role IN ({marks})",
-            (who.platform, who.workspace, *who.roles),
+@dataclass(frozen=True)
+class CreditTotals:
+    """Across every user: credits held now and captured ever, and the same for one period."""
+
+    held: Decimal
+    captured: Decimal
+    period_held: Decimal
+    period_captured: Decimal
+
+
+class Ledger:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        default_limit: Decimal,
+        default_team_budget: Decimal,
+        period_kind: str,
+        timezone: ZoneInfo,
+        now: Callable[[], dt.datetime] | None = None,
+    ) -> None:
+        self.store = store
+        self.default_limit_mc = to_mc(default_limit)
+        self.default_team_mc = to_mc(default_team_budget)
+        self.period_kind = period_kind
+        self.timezone = timezone
+        self._now = now or (lambda: dt.datetime.now(dt.UTC))
+
+    # -- periods -----------------------------------------------------------------------------
+
+    def current_period(self) -> Period:
+        return period_for(self._now(), self.period_kind, self.timezone)
+
+    def period_of(self, day: dt.date | None) -> Period:
+        return (
+            self.current_period()
+            if day is None
+            else period_containing(day, self.period_kind, self.timezone)
         )
-        best = await cur.fetchone()
-        if best is not None and best[0] is not None:
-            return int(best[0])
-    return default_mc
 
+    # -- figures -----------------------------------------------------------------------------
 
-async def set_role_limit(
-    tx: aiosqlite.Connection, platform: str, workspace: str, role: str, amount_mc: int, actor: str
-) -> None:
-    await tx.execute(
-        "INSERT INTO role_limits (platform, workspace, role, limit_mc, updated_at, actor)"
-        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (platform, workspace, role)"
-        " DO UPDATE SET limit_mc = excluded.limit_mc, updated_at = excluded.updated_at,"
-        " actor = excluded.actor",
-        (platform, workspace, role, amount_mc, now_iso(), actor),
-    )
+    async def limit_mc_in(self, tx: Tx, who: Requester) -> int:
+        """The user's allowance per period: their own override, else the highest allowance of
+        their roles (Discord), else the default."""
+        own = await sql.own_limit_mc(tx, who.platform, who.workspace, who.user)
+        if own is not None:
+            return own
+        best = await sql.best_role_limit_mc(tx, who.platform, who.workspace, who.roles)
+        return self.default_limit_mc if best is None else best
 
+    async def team_budget_mc_in(self, tx: Tx, platform: str, workspace: str) -> int:
+        """The workspace's budget per period; 0 means no team cap."""
+        own = await sql.own_limit_mc(tx, platform, workspace, TEAM)
+        return self.default_team_mc if own is None else own
 
-async def team_budget_mc(
-    tx: aiosqlite.Connection, platform: str, workspace: str, default_mc: int
-) -> int:
-    """The workspace's budget per period; 0 means no team cap."""
-    cur = await tx.execute(
-        "SELECT limit_mc FROM limits WHERE platform = ? AND workspace = ? AND user = ?",
-        (platform, workspace, TEAM),
-    )
-    row = await cur.fetchone()
-    return default_mc if row is None else int(row[0])
+    async def figures_in(self, tx: Tx, who: Requester, period: Period) -> Figures:
+        sums = await sql.user_sums(tx, who, period.key)
+        limit = await self.limit_mc_in(tx, who)
+        return Figures(limit, sums.granted_mc, sums.used_mc, sums.held_mc, sums.jobs)
 
+    async def team_figures_in(
+        self, tx: Tx, platform: str, workspace: str, period: Period
+    ) -> Figures | None:
+        """The workspace's sums, or None when it has no team budget."""
+        budget = await self.team_budget_mc_in(tx, platform, workspace)
+        if budget <= 0:
+            return None
+        sums = await sql.team_sums(tx, platform, workspace, period.key)
+        return Figures(budget, 0, sums.used_mc, sums.held_mc, sums.jobs)
 
-async def user_figures(
-    tx: aiosqlite.Connection, who: Requester, period: Period, default_limit_mc: int
-) -> Figures:
-    cur = await tx.execute(
-        _SUMS + " WHERE platform = ? AND workspace = ? AND user = ? AND period_start = ?",
-        (who.platform, who.workspace, who.user, period.key),
-    )
-    row = await cur.fetchone()
-    assert row is not None
-    limit = await user_limit_mc(tx, who, default_limit_mc)
-    return Figures(limit, int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+    async def balance(self, who: Requester, *, period: Period | None = None) -> Balance:
+        period = period or self.current_period()
+        async with self.store.reading() as tx:
+            mine = await self.figures_in(tx, who, period)
+            team = await self.team_figures_in(tx, who.platform, who.workspace, period)
+            queued_mc = await jobs_sql.queued_reserved_mc(tx, who)
+        return Balance(
+            requester=who,
+            period_start=period.start,
+            resets_at=period.resets_at,
+            limit=from_mc(mine.limit_mc),
+            granted=from_mc(mine.granted_mc),
+            used=from_mc(mine.used_mc),
+            held=from_mc(mine.held_mc),
+            queued=from_mc(queued_mc),
+            team_budget=None if team is None else from_mc(team.limit_mc),
+            team_used=None if team is None else from_mc(team.used_mc),
+            team_held=None if team is None else from_mc(team.held_mc),
+        )
 
+    async def balance_once_captured(self, job: Job) -> Balance:
+        """The owner's balance as it will be once this job's charge is captured (the delivery
+        message shows it before the capture is recorded)."""
+        balance = await self.balance(job.requester)
+        charge, hold = job.charge, job.reserved
+        update = {"used": balance.used + charge, "held": balance.held - hold}
+        if balance.team_budget is not None:
+            update["team_used"] = (balance.team_used or Decimal(0)) + charge
+            update["team_held"] = (balance.team_held or Decimal(0)) - hold
+        return balance.model_copy(update=update)
 
-async def team_figures(
-    tx: aiosqlite.Connection, platform: str, workspace: str, period: Period, default_budget_mc: int
-) -> Figures | None:
-    """The workspace's sums, or None when it has no team budget."""
-    budget = await team_budget_mc(tx, platform, workspace, default_budget_mc)
-    if budget <= 0:
-        return None
-    cur = await tx.execute(
-        _SUMS + " WHERE platform = ? AND workspace = ? AND period_start = ?",
-        (platform, workspace, period.key),
-    )
-    row = await cur.fetchone()
-    assert row is not None
-    return Figures(budget, 0, int(row[1]), int(row[2]), int(row[3]))
+    async def usage(
+        self,
+        *,
+        platform: str | None = None,
+        workspace: str | None = None,
+        period: Period | None = None,
+    ) -> list[UsageRow]:
+        """One row per user with ledger entries in the period."""
+        period = period or self.current_period()
+        result: list[UsageRow] = []
+        async with self.store.reading() as tx:
+            statuses = await jobs_sql.period_status_counts(tx, period.key, platform, workspace)
+            for who, sums in await sql.sums_by_user(tx, period.key, platform, workspace):
+                limit_mc = await self.limit_mc_in(tx, who)
+                failed = statuses.get(((who.platform, who.workspace, who.user), "failed"), 0)
+                result.append(
+                    UsageRow(
+                        platform=who.platform,
+                        workspace=who.workspace,
+                        user=who.user,
+                        period_start=period.start,
+                        limit=from_mc(limit_mc),
+                        granted=from_mc(sums.granted_mc),
+                        used=from_mc(sums.used_mc),
+                        reserved=from_mc(sums.held_mc),
+                        jobs=sums.jobs,
+                        failed=failed,
+                    )
+                )
+        return result
 
+    async def captures_by_user(
+        self, period: Period, platform: str | None, workspace: str | None
+    ) -> dict[tuple[str, str, str], int]:
+        async with self.store.reading() as tx:
+            return await sql.captures_by_user(tx, period.key, platform, workspace)
 
-async def admit(
-    tx: aiosqlite.Connection,
-    who: Requester,
-    job_id: str,
-    quote_mc: int,
-    period: Period,
-    *,
-    default_limit_mc: int,
-    default_team_mc: int,
-    force: bool = False,
-) -> None:
-    """Write the job's hold if the quote fits the user's and the team's room; else BudgetError.
+    async def team_budgets_mc(
+        self, workspaces: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], int]:
+        async with self.store.reading() as tx:
+            return {ws: await self.team_budget_mc_in(tx, *ws) for ws in sorted(set(workspaces))}
 
-    The job row must already be inserted in the same transaction. `force` (an admin approved
-    this very job) writes the hold without checking.
-    """
-    if not force:
-        await check_room(tx, who, quote_mc, period, default_limit_mc, default_team_mc)
-    await tx.execute(
-        "INSERT INTO ledger (at, period_start, platform, workspace, user, kind, amount_mc, job_id)"
-        " VALUES (?, ?, ?, ?, ?, 'hold', ?, ?)",
-        (now_iso(), period.key, who.platform, who.workspace, who.user, quote_mc, job_id),
-    )
+    async def totals(self) -> CreditTotals:
+        async with self.store.reading() as tx:
+            held, captured, p_held, p_captured = await sql.totals(tx, self.current_period().key)
+        return CreditTotals(from_mc(held), from_mc(captured), from_mc(p_held), from_mc(p_captured))
 
+    # -- admission and settlement --------------------------------------------------------------
 
-async def check_room(
-    tx: aiosqlite.Connection,
-    who: Requester,
-    quote_mc: int,
-    period: Period,
-    default_limit_mc: int,
-    default_team_mc: int,
-) -> None:
-    """BudgetError unless the quote fits both the user's and the team's room."""
-    mine = await user_figures(tx, who, period, default_limit_mc)
-    if quote_mc > mine.available_mc:
-        raise _refusal("user", quote_mc, mine.available_mc, period)
-    team = await team_figures(tx, who.platform, who.workspace, period, default_team_mc)
-    if team is not None and quote_mc > team.available_mc:
-        raise _refusal("team", quote_mc, team.available_mc, period)
+    async def precheck(self, who: Requester, quote: Decimal) -> None:
+        """The budget check alone, without holding (so a refusal costs no EvoLink call);
+        `hold_in` repeats it atomically."""
+        async with self.store.reading() as tx:
+            await self._check_room(tx, who, to_mc(quote), self.current_period())
+
+    async def hold_in(
+        self, tx: Tx, who: Requester, job_id: str, quote_mc: int, period: Period, *, force: bool
+    ) -> None:
+        """Write the job's hold if the quote fits the user's and the team's room; else
+        BudgetError. The job row must already be inserted in the same transaction. `force`
+        (an admin approved this very job) writes the hold without checking."""
+        if not force:
+            await self._check_room(tx, who, quote_mc, period)
+        await sql.write_hold(tx, who, job_id, quote_mc, period.key)
+
+    async def settle_in(
+        self, tx: Tx, job_id: str, *, charge_mc: int | None, actor: str | None = None
+    ) -> bool:
+        """Settle the job's hold once: capture `charge_mc`, or release when it is None.
+        False when the hold was already settled (or there is none) — nothing written."""
+        return await sql.write_settlement(tx, job_id, charge_mc, actor)
+
+    async def _check_room(self, tx: Tx, who: Requester, quote_mc: int, period: Period) -> None:
+        mine = await self.figures_in(tx, who, period)
+        if quote_mc > mine.available_mc:
+            raise _refusal("user", quote_mc, mine.available_mc, period)
+        team = await self.team_figures_in(tx, who.platform, who.workspace, period)
+        if team is not None and quote_mc > team.available_mc:
+            raise _refusal("team", quote_mc, team.available_mc, period)
+
+    # -- admin changes (each with its audit row) ------------------------------------------------
+
+    async def set_limit(self, actor: str, target: Requester, amount: Decimal) -> None:
+        async with self.store.transaction() as tx:
+            await sql.write_limit(
+                tx, target.platform, target.workspace, target.user, to_mc(amount), actor
+            )
+            await sql.write_audit(tx, actor, "set-limit", target.key, to_mc(amount))
+
+    async def set_team_budget(
+        self, actor: str, platform: str, workspace: str, amount: Decimal
+    ) -> None:
+        async with self.store.transaction() as tx:
+            await sql.write_limit(tx, platform, workspace, TEAM, to_mc(amount), actor)
+            await sql.write_audit(
+                tx, actor, "set-team-budget", f"{platform}:{workspace}", to_mc(amount)
+            )
+
+    async def set_role_limit(
+        self, actor: str, platform: str, workspace: str, role: str, amount: Decimal
+    ) -> None:
+        async with self.store.transaction() as tx:
+            await sql.write_role_limit(tx, platform, workspace, role, to_mc(amount), actor)
+            await sql.write_audit(
+                tx, actor, "set-role-limit", f"{platform}:{workspace}:role:{role}", to_mc(amount)
+            )
+
+    async def grant(self, actor: str, target: Requester, amount: Decimal, reason: str) -> None:
+        async with self.store.transaction() as tx:
+            await self.grant_in(tx, actor, target, to_mc(amount), reason, action="grant")
+
+    async def grant_in(
+        self, tx: Tx, actor: str, target: Requester, amount_mc: int, reason: str, *, action: str
+    ) -> None:
+        """A grant for the current period and its audit row (`action`), in the caller's tx."""
+        period = self.current_period()
+        await sql.write_grant(tx, target, amount_mc, period.key, actor, reason)
+        await sql.write_audit(tx, actor, action, target.key, amount_mc, reason)
+
+    async def audit_in(
+        self, tx: Tx, actor: str, action: str, target: str, amount_mc: int | None, reason: str
+    ) -> None:
+        await sql.write_audit(tx, actor, action, target, amount_mc, reason)
+
+    async def audit_log(self) -> list[dict[str, object]]:
+        async with self.store.reading() as tx:
+            return await sql.audit_entries(tx)
 
 
 def _refusal(scope: str, quote_mc: int, available_mc: int, period: Period) -> BudgetError:
@@ -189,86 +318,4 @@ def _refusal(scope: str, quote_mc: int, available_mc: int, period: Period) -> Bu
         price=from_mc(quote_mc),
         available=from_mc(available_mc),
         resets_at=period.resets_at,
-    )
-
-
-async def settle(
-    tx: aiosqlite.Connection, job_id: str, *, charge_mc: int | None, actor: str | None = None
-) -> bool:
-    """Settle the job's hold once: capture `charge_mc`, or release when it is None.
-
-    Returns False when the hold was already settled (or there is none) — nothing written.
-    """
-    cur = await tx.execute(
-        "SELECT period_start, platform, workspace, user, amount_mc FROM ledger "
-        "WHERE job_id = ? AND kind = 'hold'",
-        (job_id,),
-    )
-    hold = await cur.fetchone()
-    if hold is None:
-        return False
-    cur = await tx.execute(
-        "SELECT 1 FROM ledger WHERE job_id = ? AND kind IN ('capture', 'release')", (job_id,)
-    )
-    if await cur.fetchone() is not None:
-        return False
-    kind = "release" if charge_mc is None else "capture"
-    await tx.execute(
-        "INSERT INTO ledger (at, period_start, platform, workspace, user, kind, amount_mc,"
-        " settles_mc, job_id, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            now_iso(),
-            hold[0],
-            hold[1],
-            hold[2],
-            hold[3],
-            kind,
-            charge_mc or 0,
-            int(hold[4]),
-            job_id,
-            actor,
-        ),
-    )
-    return True
-
-
-async def add_grant(
-    tx: aiosqlite.Connection,
-    who: Requester,
-    amount_mc: int,
-    period: Period,
-    actor: str,
-    reason: str,
-) -> None:
-    await tx.execute(
-        "INSERT INTO ledger (at, period_start, platform, workspace, user, kind, amount_mc, actor,"
-        " reason) VALUES (?, ?, ?, ?, ?, 'grant', ?, ?, ?)",
-        (now_iso(), period.key, who.platform, who.workspace, who.user, amount_mc, actor, reason),
-    )
-
-
-async def set_limit(
-    tx: aiosqlite.Connection, platform: str, workspace: str, user: str, amount_mc: int, actor: str
-) -> None:
-    await tx.execute(
-        "INSERT INTO limits (platform, workspace, user, limit_mc, updated_at, actor)"
-        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (platform, workspace, user)"
-        " DO UPDATE SET limit_mc = excluded.limit_mc, updated_at = excluded.updated_at,"
-        " actor = excluded.actor",
-        (platform, workspace, user, amount_mc, now_iso(), actor),
-    )
-
-
-async def audit(
-    tx: aiosqlite.Connection,
-    actor: str,
-    action: str,
-    target: str,
-    amount_mc: int | None,
-    reason: str = "",
-) -> None:
-    await tx.execute(
-        "INSERT INTO audit (at, actor, action, target, amount_mc, reason)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        (now_iso(), actor, action, target, amount_mc, reason),
     )

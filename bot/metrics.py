@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from bot.models import JobStatus
-
 if TYPE_CHECKING:
     from bot.app import Core
 
@@ -32,17 +30,6 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 ACK_BUCKETS: tuple[float, ...] = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0,
 )  # fmt: skip
-
-_CREDITS_SQL = """
-    SELECT
-      COALESCE(SUM(CASE WHEN kind = 'hold' THEN amount_mc ELSE 0 END), 0)
-        - COALESCE(SUM(settles_mc), 0),
-      COALESCE(SUM(CASE WHEN kind = 'capture' THEN amount_mc ELSE 0 END), 0),
-      COALESCE(SUM(CASE WHEN period_start = ? AND kind = 'hold' THEN amount_mc ELSE 0 END), 0)
-        - COALESCE(SUM(CASE WHEN period_start = ? THEN settles_mc ELSE 0 END), 0),
-      COALESCE(SUM(CASE WHEN period_start = ? AND kind = 'capture' THEN amount_mc ELSE 0 END), 0)
-    FROM ledger
-"""
 
 
 @dataclass
@@ -90,9 +77,7 @@ class Metrics:
 
     async def render(self, core: Core) -> str:
         out = _Exposition()
-        by_status = {status.value: 0 for status in JobStatus}
-        for row in await core.store.fetchall("SELECT status, COUNT(*) FROM jobs GROUP BY status"):
-            by_status[str(row[0])] = int(row[1])
+        by_status = await core.book.count_by_status()
         out.family("sora_jobs", "gauge", "Jobs in the store, by status.")
         for status, n in sorted(by_status.items()):
             out.sample("sora_jobs", {"status": status}, n)
@@ -100,17 +85,13 @@ class Metrics:
         out.family("sora_jobs_in_flight", "gauge", "Jobs the tracker is following right now.")
         out.sample("sora_jobs_in_flight", {}, core.tracker.in_flight)
 
-        period = core.book.current_period().key
-        sums = await core.store.fetchone(_CREDITS_SQL, (period, period, period))
-        held_all, captured_all, held_now, captured_now = (
-            (int(v) for v in sums) if sums is not None else (0, 0, 0, 0)
-        )
+        totals = await core.ledger.totals()
         out.family("sora_credits_held", "gauge", "Credits held by unsettled jobs.")
-        out.sample("sora_credits_held", {"period": "current"}, _credits(held_now))
-        out.sample("sora_credits_held", {"period": "all"}, _credits(held_all))
+        out.sample("sora_credits_held", {"period": "current"}, totals.period_held)
+        out.sample("sora_credits_held", {"period": "all"}, totals.held)
         out.family("sora_credits_captured", "gauge", "Credits charged for delivered jobs.")
-        out.sample("sora_credits_captured", {"period": "current"}, _credits(captured_now))
-        out.sample("sora_credits_captured", {"period": "all"}, _credits(captured_all))
+        out.sample("sora_credits_captured", {"period": "current"}, totals.period_captured)
+        out.sample("sora_credits_captured", {"period": "all"}, totals.captured)
 
         requests, errors = _split_evolink(core.evolink.stats)
         out.family(
@@ -163,10 +144,6 @@ def _split_evolink(stats: Mapping[str, int]) -> tuple[list[tuple[str, int]], lis
         else:
             requests[key] = n
     return sorted(requests.items()), sorted(errors.items())
-
-
-def _credits(mc: int) -> Decimal:
-    return Decimal(mc) / 1000
 
 
 def _number(value: float | int | Decimal) -> str:

@@ -10,18 +10,17 @@ threshold per period). Notifications are best-effort and never undo a recorded d
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from decimal import Decimal
 
-from bot import approvals, ledger
+from bot import approvals
 from bot.alerts import AccountGuard, Alert, account_alert, crossed_thresholds
 from bot.approvals import Approval
 from bot.errors import AccountBalanceError, ApprovalNotFound, JobStateError
 from bot.jobs import JobBook
 from bot.models import Job, JobStatus, Requester, Surface, VideoRequest, to_mc
 from bot.port import AdminPort
-from bot.store import now_iso
+from bot.store import approval_rows
 from bot.tracker import Tracker
 
 log = logging.getLogger(__name__)
@@ -35,7 +34,6 @@ class Oversight:
         self.tracker = tracker
         self.guard = guard
         self.approval_ttl = approval_ttl
-        tracker.on_finished.append(self._after_job)
 
     def admin_port(self, platform: str) -> AdminPort | None:
         port = self.tracker.ports.get(platform)
@@ -52,28 +50,26 @@ class Oversight:
 
     async def after_spend(self, who: Requester) -> None:
         """Spend changed for `who` (a hold or a capture): send newly crossed thresholds."""
-        period = self.book.current_period()
+        ledger = self.book.ledger
+        period = ledger.current_period()
         async with self.book.store.transaction() as tx:
-            mine = await ledger.user_figures(tx, who, period, self.book.default_limit_mc)
-            team = await ledger.team_figures(
-                tx, who.platform, who.workspace, period, self.book.default_team_mc
-            )
+            mine = await ledger.figures_in(tx, who, period)
+            team = await ledger.team_figures_in(tx, who.platform, who.workspace, period)
             due = await crossed_thresholds(tx, who, period.key, mine, team)
         for alert in due:
             await self.send_alert(alert)
 
-    async def _after_job(self, job: Job) -> None:
+    async def after_job(self, job: Job) -> None:
+        """The tracker's finish hook (subscribed by `bot.app.build_core`): a delivered job's
+        capture may cross a budget threshold."""
         if job.status == JobStatus.DELIVERED:
             await self.after_spend(job.requester)
 
     async def _alert_once_today(self, who: Requester, alert: Alert) -> None:
         async with self.book.store.transaction() as tx:
-            cur = await tx.execute(
-                "INSERT OR IGNORE INTO alerts (platform, workspace, user, period_start, kind,"
-                " threshold, at) VALUES (?, ?, '', ?, ?, 0, ?)",
-                (who.platform, who.workspace, dt.date.today().isoformat(), alert.kind, now_iso()),
+            fresh = await approval_rows.claim_alert(
+                tx, who, "", dt.date.today().isoformat(), alert.kind, 0
             )
-            fresh = cur.rowcount == 1
         if fresh:
             await self.send_alert(alert)
 
@@ -100,38 +96,33 @@ class Oversight:
         port = self.admin_port(who.platform)
         if port is not None:
             try:
-                await port.on_approval_requested(approval, await self.book.balance(who))
+                await port.on_approval_requested(approval, await self.book.ledger.balance(who))
             except Exception:
                 log.exception("approval %s: could not reach the admins", approval_id)
         return approval
 
     async def get(self, approval_id: str) -> Approval:
-        row = await self.book.store.fetchone(
-            f"SELECT {approvals.COLUMNS} FROM approvals WHERE id = ?", (approval_id,)
-        )
-        if row is None:
+        async with self.book.store.reading() as tx:
+            approval = await approvals.get(tx, approval_id)
+        if approval is None:
             raise ApprovalNotFound(f"There is no request {approval_id!r}.")
-        return approvals.row_to_approval(row)
+        return approval
 
     async def pending(self, platform: str | None = None) -> list[Approval]:
-        sql = f"SELECT {approvals.COLUMNS} FROM approvals WHERE status = 'pending'"
-        params: tuple[str, ...] = ()
-        if platform is not None:
-            sql += " AND platform = ?"
-            params = (platform,)
-        rows = await self.book.store.fetchall(sql + " ORDER BY created_at", params)
-        return [approvals.row_to_approval(r) for r in rows]
+        async with self.book.store.reading() as tx:
+            return await approvals.pending(tx, platform)
 
     async def decide(self, approval_id: str, actor: str, approve: bool) -> Approval:
         approval = await self.get(approval_id)
         verdict = "approved" if approve else "denied"
-        period = self.book.current_period()
         async with self.book.store.transaction() as tx:
             won = await approvals.decide(tx, approval_id, verdict, actor)
             if won and approve:
                 price_mc = to_mc(approval.price)
                 reason = f"approved request {approval_id}"
-                await ledger.add_grant(tx, approval.requester, price_mc, period, actor, reason)
+                await self.book.ledger.grant_in(
+                    tx, actor, approval.requester, price_mc, reason, action="approve"
+                )
                 job_id = await self.book.accept_in(
                     tx,
                     approval.requester,
@@ -140,12 +131,9 @@ class Oversight:
                     approval.price,
                     force=True,
                 )
-                await tx.execute(
-                    "UPDATE approvals SET job_id = ? WHERE id = ?", (job_id, approval_id)
-                )
-                await ledger.audit(tx, actor, "approve", approval.requester.key, price_mc, reason)
+                await approval_rows.link_job(tx, approval_id, job_id)
             elif won:
-                await ledger.audit(
+                await self.book.ledger.audit_in(
                     tx,
                     actor,
                     "deny",
@@ -168,25 +156,16 @@ class Oversight:
 
     async def save_admin_refs(self, approval_id: str, refs: dict[str, str]) -> None:
         async with self.book.store.transaction() as tx:
-            await tx.execute(
-                "UPDATE approvals SET admin_refs_json = ? WHERE id = ?",
-                (json.dumps(refs), approval_id),
-            )
+            await approval_rows.save_admin_refs(tx, approval_id, refs)
 
     async def expire_due(self) -> int:
         """Expire pending approvals past their time and tell the requesters."""
-        rows = await self.book.store.fetchall(
-            "SELECT id FROM approvals WHERE status = 'pending' AND expires_at <= ?", (now_iso(),)
-        )
+        async with self.book.store.reading() as tx:
+            due = await approval_rows.due(tx)
         count = 0
-        for (approval_id,) in rows:
+        for approval_id in due:
             async with self.book.store.transaction() as tx:
-                cur = await tx.execute(
-                    "UPDATE approvals SET status = 'expired', decided_at = ?"
-                    " WHERE id = ? AND status = 'pending'",
-                    (now_iso(), approval_id),
-                )
-                changed = cur.rowcount == 1
+                changed = await approval_rows.expire(tx, approval_id)
             if changed:
                 count += 1
                 await self._tell_requester(await self.get(approval_id))

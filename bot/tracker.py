@@ -29,7 +29,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ from bot.evolink import EvoLinkClient, TaskSnapshot, failure_for
 from bot.jobs import JobBook
 from bot.logs import job_context
 from bot.media import MediaHost
-from bot.models import Balance, DeliveredVideo, Job, JobStatus
+from bot.models import DeliveredVideo, Job, JobStatus
 from bot.polling import PollState, next_delay
 from bot.port import ChatPort
 from bot.queue import Waiting, plan
@@ -164,25 +163,19 @@ class Tracker:
 
     async def dispatch(self) -> None:
         async with self._dispatch_lock:
-            store = self.book.store
-            rows = await store.fetchall(
-                "SELECT id, platform, workspace, user, created_at, queue_position FROM jobs"
-                " WHERE status = 'pending' AND queued = 1 ORDER BY created_at, id"
-            )
+            rows = await self.book.waiting()
             if not rows:
                 return
-            flight = await store.fetchall(
-                "SELECT platform, workspace, user, COUNT(*) FROM jobs WHERE status = 'submitted'"
-                " OR (status = 'pending' AND queued = 0) GROUP BY platform, workspace, user"
-            )
             users: dict[str, int] = {}
             workspaces: dict[str, int] = {}
-            for platform, workspace, user, count in flight:
-                users[f"{platform}:{workspace}:{user}"] = int(count)
+            for platform, workspace, user, count in await self.book.in_flight_by_user():
+                users[f"{platform}:{workspace}:{user}"] = count
                 key = f"{platform}:{workspace}"
-                workspaces[key] = workspaces.get(key, 0) + int(count)
-            waiting = [Waiting(r[0], r[1], r[2], r[3], r[4]) for r in rows]
-            before = {r[0]: r[5] for r in rows}
+                workspaces[key] = workspaces.get(key, 0) + count
+            waiting = [
+                Waiting(r.job_id, r.platform, r.workspace, r.user, r.created_at) for r in rows
+            ]
+            before = {r.job_id: r.queue_position for r in rows}
             decided = plan(
                 waiting,
                 users,
@@ -192,14 +185,12 @@ class Tracker:
                 max_per_workspace=self.max_per_workspace,
             )
             for job in decided.start:
-                if await store.transition(
-                    job.job_id, [JobStatus.PENDING], queued=0, queue_position=None
-                ):
+                if await self.book.release_from_queue(job.job_id):
                     self._last_start[job.user_key] = time.monotonic()
                     self.follow(job.job_id)
             for job_id, position in decided.positions.items():
                 if before.get(job_id) != position:
-                    await store.transition(job_id, [JobStatus.PENDING], queue_position=position)
+                    await self.book.set_queue_position(job_id, position)
                     await self._progress(await self.book.job(job_id), force=True)
 
     async def stop(self) -> None:
@@ -375,7 +366,7 @@ class Tracker:
                 video = self._link_only(job)
             await self.book.note_delivery_attempt(job.id)
             job = await self.book.job(job.id)
-            after = await self._balance_after_capture(job)
+            after = await self.book.ledger.balance_once_captured(job)
             try:
                 await port.on_job_delivered(job, video, after)
             except asyncio.CancelledError:
@@ -424,16 +415,6 @@ class Tracker:
             source_expires_at=completed + RESULT_LINK_LIFETIME,
         )
 
-    async def _balance_after_capture(self, job: Job) -> Balance:
-        """The balance as it will be once this job's charge is captured."""
-        balance = await self.book.balance(job.requester)
-        charge = job.charged if job.charged is not None else job.reserved
-        update = {"used": balance.used + charge, "held": balance.held - job.reserved}
-        if balance.team_budget is not None:
-            update["team_used"] = (balance.team_used or Decimal(0)) + charge
-            update["team_held"] = (balance.team_held or Decimal(0)) - job.reserved
-        return balance.model_copy(update=update)
-
     # -- endings and events ------------------------------------------------------------------
 
     async def _fail(self, job: Job, code: str | None, reason: str) -> None:
@@ -469,7 +450,7 @@ class Tracker:
             if attempt is None:
                 return  # already told, or not ended
             try:
-                balance = await self.book.balance(attempt.requester)
+                balance = await self.book.ledger.balance(attempt.requester)
                 if attempt.status == JobStatus.CANCELLED:
                     await port.on_job_cancelled(attempt, balance)
                 else:

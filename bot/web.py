@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from bot.logs import job_context
-from bot.metrics import CONTENT_TYPE, metrics_for
+from bot.metrics import CONTENT_TYPE
 
 if TYPE_CHECKING:
     from bot.app import Core
@@ -52,7 +52,7 @@ def build_web_app(core: Core) -> web.Application:
         task_id = _task_id_of(body)
         if task_id is None:
             return web.json_response({"ok": False, "error": "no task id"}, status=400)
-        job = await core.store.job_for_task(task_id)
+        job = await core.book.job_for_task(task_id)
         if job is not None:
             with job_context(job.id):
                 log.info("job %s: callback for task %s, re-reading it", job.id, task_id)
@@ -82,7 +82,7 @@ def build_web_app(core: Core) -> web.Application:
                 sent.encode(), f"Bearer {token.get_secret_value()}".encode()
             ):
                 raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})
-        text = await metrics_for(core).render(core)
+        text = await core.metrics.render(core)
         return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
 
     app.router.add_get("/healthz", healthz)

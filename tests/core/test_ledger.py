@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot import ledger
 from bot.errors import BudgetError
 from bot.jobs import JobBook
+from bot.ledger import Ledger
 from bot.models import Requester, Surface, VideoRequest, to_mc
 from bot.periods import period_for
 from bot.store import Store
@@ -33,7 +33,7 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 def book_for(
     store: Store, limit: str = "300", team: str = "0", now: dt.datetime | None = None
 ) -> JobBook:
-    return JobBook(
+    money = Ledger(
         store,
         default_limit=Decimal(limit),
         default_team_budget=Decimal(team),
@@ -41,6 +41,7 @@ def book_for(
         timezone=UTC,
         now=(lambda: now) if now else None,
     )
+    return JobBook(store, money)
 
 
 async def test_200_concurrent_requests_against_a_limit_that_fits_20(store: Store) -> None:
@@ -56,7 +57,7 @@ async def test_200_concurrent_requests_against_a_limit_that_fits_20(store: Store
 
     results = await asyncio.gather(*(one() for _ in range(200)))
     assert sum(results) == 20
-    balance = await book.balance(who)
+    balance = await book.ledger.balance(who)
     assert balance.held == Decimal(50) and balance.available == 0
     rows = await store.fetchall("SELECT COUNT(*) FROM jobs")
     assert rows[0][0] == 20, "refused requests leave no job row"
@@ -108,13 +109,13 @@ async def test_holds_settle_exactly_once_and_arithmetic_is_exact(store: Store) -
     who = Requester(platform="t", workspace="w", user="u")
     jobs = [await book.accept(who, REQ, Surface(), Decimal("0.1")) for _ in range(10)]
     # ten holds of 0.1 fill a limit of 1 exactly (floats would say 0.9999999999999999)
-    assert (await book.balance(who)).available == 0
+    assert (await book.ledger.balance(who)).available == 0
     with pytest.raises(BudgetError):
         await book.accept(who, REQ, Surface(), Decimal("0.001"))
     async with store.transaction() as tx:
-        assert await ledger.settle(tx, jobs[0].id, charge_mc=None)
-        assert not await ledger.settle(tx, jobs[0].id, charge_mc=to_mc("0.1"))
-    balance = await book.balance(who)
+        assert await book.ledger.settle_in(tx, jobs[0].id, charge_mc=None)
+        assert not await book.ledger.settle_in(tx, jobs[0].id, charge_mc=to_mc("0.1"))
+    balance = await book.ledger.balance(who)
     assert balance.available == Decimal("0.1") and balance.used == 0
 
 
@@ -128,10 +129,10 @@ async def test_a_new_period_starts_empty_without_any_reset(store: Store) -> None
         await old.accept(who, REQ, Surface(), Decimal("1"))
     assert refused.value.resets_at == dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
     new = book_for(store, limit="5", now=november)
-    balance = await new.balance(who)
+    balance = await new.ledger.balance(who)
     assert balance.used == 0 and balance.held == 0 and balance.available == 5
     assert balance.period_start == dt.date(2026, 11, 1)
-    assert [r.reserved for r in await old.usage()] == [Decimal(5)]
+    assert [r.reserved for r in await old.ledger.usage()] == [Decimal(5)]
 
 
 def test_periods_follow_the_calendar_in_the_budget_time_zone() -> None:

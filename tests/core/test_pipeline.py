@@ -82,7 +82,7 @@ async def test_over_budget_is_refused_and_sends_nothing(rc: RunningCore, sim: Si
     assert submits(sim) == []
     balance = await service.balance(ALICE)
     assert balance.held == 0 and balance.used == 0
-    assert await rc.core.store.recent_jobs() == []
+    assert await rc.core.book.recent_jobs() == []
 
 
 @pytest.mark.parametrize("core_settings", [{"team_credits_per_period": "5"}])

@@ -1,0 +1,139 @@
+"""The schema: numbered migrations, applied once each, in order (see `Store.open`).
+
+Invariant: a migration is never edited once released; a change is a new entry at the end.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: jobs, ledger, limits, audit, meta
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        platform TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        user TEXT NOT NULL,
+        user_name TEXT,
+        status TEXT NOT NULL,
+        model TEXT NOT NULL,
+        prompt TEXT NOT NULL,
+        duration INTEGER NOT NULL,
+        aspect_ratio TEXT NOT NULL,
+        request_json TEXT NOT NULL,
+        surface_json TEXT NOT NULL DEFAULT '{}',
+        progress INTEGER NOT NULL DEFAULT 0,
+        task_id TEXT,
+        estimated_seconds INTEGER,
+        reserved_mc INTEGER NOT NULL,
+        charged_mc INTEGER,
+        error_code TEXT,
+        error TEXT,
+        result_url TEXT,
+        media_path TEXT,
+        media_size INTEGER,
+        period_start TEXT NOT NULL,
+        parent_job_id TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        submitted_at TEXT,
+        completed_at TEXT,
+        finished_at TEXT
+    );
+    CREATE INDEX jobs_status ON jobs(status);
+    CREATE INDEX jobs_user ON jobs(platform, workspace, user, created_at);
+    CREATE INDEX jobs_task ON jobs(task_id);
+    CREATE INDEX jobs_created ON jobs(created_at);
+    CREATE TABLE ledger (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        period_start TEXT NOT NULL,
+        platform TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        user TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('hold', 'capture', 'release', 'grant')),
+        amount_mc INTEGER NOT NULL,
+        settles_mc INTEGER NOT NULL DEFAULT 0,
+        job_id TEXT REFERENCES jobs(id),
+        actor TEXT,
+        reason TEXT
+    );
+    CREATE UNIQUE INDEX ledger_one_hold ON ledger(job_id) WHERE kind = 'hold';
+    CREATE UNIQUE INDEX ledger_one_settlement ON ledger(job_id)
+        WHERE kind IN ('capture', 'release');
+    CREATE INDEX ledger_user ON ledger(platform, workspace, user, period_start);
+    CREATE INDEX ledger_team ON ledger(platform, workspace, period_start);
+    CREATE TABLE limits (
+        platform TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        user TEXT NOT NULL,
+        limit_mc INTEGER NOT NULL,
+        updated_at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        PRIMARY KEY (platform, workspace, user)
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        amount_mc INTEGER,
+        reason TEXT
+    );
+    """,
+    # 2: fair queue, approvals, alerts, role allowances
+    """
+    ALTER TABLE jobs ADD COLUMN queued INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN queue_position INTEGER;
+    CREATE INDEX jobs_queue ON jobs(status, queued, created_at);
+    CREATE TABLE approvals (
+        id TEXT PRIMARY KEY,
+        platform TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        user TEXT NOT NULL,
+        user_name TEXT,
+        request_json TEXT NOT NULL,
+        surface_json TEXT NOT NULL DEFAULT '{}',
+        admin_refs_json TEXT NOT NULL DEFAULT '{}',
+        price_mc INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied', 'expired')),
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        decided_at TEXT,
+        decided_by TEXT,
+        job_id TEXT
+    );
+    CREATE INDEX approvals_status ON approvals(status, expires_at);
+    CREATE TABLE alerts (
+        platform TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        user TEXT NOT NULL,
+        period_start TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        threshold INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (platform, workspace, user, period_start, kind, threshold)
+    );
+    CREATE TABLE role_limits (
+        platform TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        role TEXT NOT NULL,
+        limit_mc INTEGER NOT NULL,
+        updated_at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        PRIMARY KEY (platform, workspace, role)
+    );
+    """,
+    # 3: the requester's roles (Discord role allowances) travel with jobs and approvals
+    """
+    ALTER TABLE jobs ADD COLUMN roles_json TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE approvals ADD COLUMN roles_json TEXT NOT NULL DEFAULT '[]';
+    """,
+    # 4: delivery attempts (exactly-once delivery across crashes) and whether the user was told
+    """
+    ALTER TABLE jobs ADD COLUMN delivery_attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN told_at TEXT;
+    ALTER TABLE jobs ADD COLUMN tell_attempts INTEGER NOT NULL DEFAULT 0;
+    """,
+)
