@@ -1,0 +1,96 @@
+"""The life of a job, as the job book's one transition table states it, on an in-memory store
+(no server, no simulator): every move the table allows works once, every other is refused."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import pytest
+
+from bot.errors import JobStateError
+from bot.jobs import TRANSITIONS, JobBook, sources_of
+from bot.ledger import Ledger
+from bot.models import JobStatus, Requester, Surface, VideoRequest
+from bot.store import Store
+
+REQ = VideoRequest(model="sora-2-preview", prompt="p", duration=4, aspect_ratio="16:9")
+WHO = Requester(platform="t", workspace="w", user="u")
+P, S, D = JobStatus.PENDING, JobStatus.SUBMITTED, JobStatus.DELIVERING
+
+
+@pytest.fixture
+async def book() -> AsyncIterator[JobBook]:
+    store = await Store.open(":memory:")
+    money = Ledger(
+        store,
+        default_limit=Decimal(100),
+        default_team_budget=Decimal(0),
+        period_kind="month",
+        timezone=dt.UTC,  # type: ignore[arg-type]
+    )
+    yield JobBook(store, money)
+    await store.close()
+
+
+def test_the_table_is_the_documented_life() -> None:
+    assert TRANSITIONS[P] == {S, JobStatus.FAILED, JobStatus.CANCELLED}
+    assert TRANSITIONS[S] == {D, JobStatus.FAILED, JobStatus.CANCELLED}
+    assert TRANSITIONS[D] == {JobStatus.DELIVERED, JobStatus.FAILED}
+    assert all(not TRANSITIONS[s] for s in JobStatus if s.terminal)
+    assert set(TRANSITIONS) == set(JobStatus)
+    assert sources_of(JobStatus.CANCELLED) == (P, S)  # a delivering job cannot be cancelled
+
+
+async def _delivering(book: JobBook) -> str:
+    job = await book.accept(WHO, REQ, Surface(), Decimal("23.04"))
+    assert await book.mark_submitted(job.id, "task-1", 60)
+    assert await book.mark_delivering(job.id, "https://files.example/v.mp4", Decimal("20"))
+    return job.id
+
+
+async def test_a_job_goes_through_its_life_once(book: JobBook) -> None:
+    job_id = await _delivering(book)
+    assert not await book.mark_submitted(job_id, "task-2", 60)  # delivering → submitted: no
+    assert await book.finish_delivered(job_id)
+    assert not await book.finish_delivered(job_id)  # recorded once
+    assert not await book.finish_failed(job_id, "late", "too late")  # terminal stays terminal
+    with pytest.raises(JobStateError):
+        await book.finish_cancelled(job_id, "t:u")
+    job = await book.job(job_id)
+    assert job.status == JobStatus.DELIVERED and job.charged_mc == 20_000
+    balance = await book.ledger.balance(WHO)
+    assert balance.used == Decimal(20) and balance.held == 0  # EvoLink's charge was captured
+
+
+async def test_a_delivering_job_cannot_be_cancelled_but_can_fail(book: JobBook) -> None:
+    job_id = await _delivering(book)
+    with pytest.raises(JobStateError, match="can no longer be cancelled"):
+        await book.finish_cancelled(job_id, "t:u")
+    assert await book.finish_failed(job_id, "result_expired", "gone")
+    assert (await book.ledger.balance(WHO)).held == 0
+
+
+async def test_fields_other_than_the_status_cannot_change_it(book: JobBook) -> None:
+    job = await book.accept(WHO, REQ, Surface(), Decimal("23.04"))
+    with pytest.raises(ValueError, match="status"):
+        await book._update(job.id, None, status=JobStatus.DELIVERED)
+    from bot.store import job_rows
+
+    async with book.store.transaction() as tx:
+        with pytest.raises(ValueError, match="not a writable job column"):
+            await job_rows.update(tx, job.id, None, {"reserved_mc": 0})
+    assert (await book.job(job.id)).status == P
+
+
+async def test_a_telling_is_counted_only_for_an_untold_ending(book: JobBook) -> None:
+    job = await book.accept(WHO, REQ, Surface(), Decimal("23.04"))
+    assert await book.begin_telling(job.id) is None  # not ended: nothing to tell
+    assert await book.finish_failed(job.id, "content_policy_violation", "refused")
+    first = await book.begin_telling(job.id)
+    second = await book.begin_telling(job.id)  # a retelling after a crash, say
+    assert first is not None and second is not None
+    assert (first.tell_attempts, second.tell_attempts) == (1, 2)
+    await book.mark_told(job.id)
+    assert await book.begin_telling(job.id) is None
