@@ -233,6 +233,7 @@ class Simulator:
         self._open: set[str] = set()  # tasks not yet settled
         self._rng = random.Random(self.config.seed)
         self._background: set[asyncio.Task[None]] = set()
+        self._arrived = asyncio.Condition()  # notified as each request is recorded
         self._session: aiohttp.ClientSession | None = None
         self._clips: dict[str, bytes] = {}
         self.app = web.Application()
@@ -288,6 +289,33 @@ class Simulator:
         await asyncio.gather(*self._background, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
+
+    # ---- waiting (tests) -------------------------------------------------------------------
+
+    async def wait_for_request(
+        self,
+        predicate: Callable[[RecordedRequest], bool],
+        *,
+        after: int = 0,
+        timeout: float = 10.0,
+    ) -> RecordedRequest:
+        """The first of `requests[after:]` matching `predicate`, waiting (at most `timeout` s)
+        for it to arrive. A request is recorded on arrival, before its fault or its answer:
+        this means "the service has received it", not "it was answered"."""
+        async with asyncio.timeout(timeout), self._arrived:
+            while True:
+                for request in self.requests[after:]:
+                    if predicate(request):
+                        return request
+                after = len(self.requests)
+                await self._arrived.wait()
+
+    async def wait_callbacks(self, timeout: float = 10.0) -> None:
+        """Wait until every callback begun so far was delivered or given up on (retries and
+        all): after this, `callbacks_sent` only grows when another task settles."""
+        async with asyncio.timeout(timeout):
+            while self._background:
+                await asyncio.gather(*list(self._background), return_exceptions=True)
 
     # ---- state -----------------------------------------------------------------------------
 
@@ -435,6 +463,8 @@ class Simulator:
             RecordedRequest(kind, request.method, request.path, dict(request.query), headers, body)
         )
         self.counts[kind] += 1
+        async with self._arrived:
+            self._arrived.notify_all()
         queue = self.config.http_errors.get(kind)
         if queue:
             fault = queue.pop(0)

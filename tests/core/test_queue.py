@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -39,6 +41,18 @@ def test_plan_respects_user_and_workspace_limits_and_numbers_the_line() -> None:
     assert [job.job_id for job in other.start] == ["x"], "another workspace is not blocked"
 
 
+@contextmanager
+def evolink_time_stands_still(sim: Simulator) -> Iterator[None]:
+    """Inside the block the simulator's clock is frozen: no task moves on or ends, so the
+    line cannot move while the test reads it (however slow the machine)."""
+    frozen, running = sim.clock(), sim.clock
+    sim.clock = lambda: frozen
+    try:
+        yield
+    finally:
+        sim.clock = running
+
+
 @pytest.fixture
 def core_settings() -> dict[str, object]:
     return {"max_jobs_per_user": 1, "max_jobs_per_workspace": 2}
@@ -49,10 +63,16 @@ async def test_three_users_one_hog_nobody_starves(
 ) -> None:
     sim.config.task_seconds = 1.0
     service = rc.core.service
-    hog_jobs = [await service.submit(HOG, service.parse(f"hog {i}"), Surface()) for i in range(5)]
-    await asyncio.sleep(0.05)
-    alice = await service.submit(ALICE, service.parse("alice"), Surface())
-    bob = await service.submit(BOB, service.parse("bob"), Surface())
+    with evolink_time_stands_still(sim):  # the hog's first job cannot end meanwhile
+        hog_jobs = [
+            await service.submit(HOG, service.parse(f"hog {i}"), Surface()) for i in range(5)
+        ]
+        # The hog's line is drawn before alice and bob ask: its last job is told its place.
+        placed = await port.wait_for(hog_jobs[4].id, "progress")
+        assert placed.job.queued and placed.job.queue_position == 4
+        alice = await service.submit(ALICE, service.parse("alice"), Surface())
+        bob = await service.submit(BOB, service.parse("bob"), Surface())
+        await port.wait_for(bob.id, "progress")  # bob is placed in line too
     ids = [j.id for j in hog_jobs] + [alice.id, bob.id]
     await asyncio.wait_for(asyncio.gather(*(port.wait_for(i, "delivered", 30) for i in ids)), 40)
 
@@ -67,7 +87,7 @@ async def test_three_users_one_hog_nobody_starves(
     queued_events = [e for e in port.of(hog_jobs[4].id, "progress") if e.job.queued]
     positions = [e.job.queue_position for e in queued_events]
     # 4th in line; 5th once alice and bob are placed ahead (round-robin); then down to 1
-    assert positions[0] == 4 and max(positions) == 5 and positions[-1] == 1
+    assert positions[0] == 4 and max(positions) == 5 and positions[-1] == 1, positions
     after_peak = positions[positions.index(5) :]
     assert after_peak == sorted(after_peak, reverse=True), positions
 
@@ -83,16 +103,18 @@ def _concurrency(sim: Simulator, job_ids: set[str]) -> list[int]:
 async def test_queued_jobs_hold_credits_and_cancel_releases_them(
     rc: RunningCore, port: RecordingPort, sim: Simulator
 ) -> None:
-    sim.config.task_seconds = 2.0
+    sim.config.task_seconds = 1.0
     service = rc.core.service
-    first = await service.submit(ALICE, service.parse("one --duration 15"), Surface())
-    second = await service.submit(ALICE, service.parse("two --duration 15"), Surface())
-    await asyncio.sleep(0.2)
-    waiting = await service.get_job(second.id)
-    assert waiting.status == JobStatus.PENDING and waiting.queued and waiting.queue_position == 1
-    balance = await service.balance(ALICE)
-    assert balance.held == 7.5 and balance.queued == 3.75
-    await service.cancel(second.id, ALICE)
+    with evolink_time_stands_still(sim):  # the first job cannot end (and free a slot) meanwhile
+        first = await service.submit(ALICE, service.parse("one --duration 15"), Surface())
+        second = await service.submit(ALICE, service.parse("two --duration 15"), Surface())
+        await port.wait_for(second.id, "progress")  # the dispatcher placed it in line
+        waiting = await service.get_job(second.id)
+        assert waiting.status == JobStatus.PENDING and waiting.queued
+        assert waiting.queue_position == 1
+        balance = await service.balance(ALICE)
+        assert balance.held == 7.5 and balance.queued == 3.75
+        await service.cancel(second.id, ALICE)
     await port.wait_for(first.id, "delivered", 15)
     await rc.core.tracker.wait_idle(5)
     assert second.id not in [
@@ -115,7 +137,9 @@ async def test_queued_jobs_survive_a_restart(tmp_path: object, sim: Simulator) -
             await rc.core.service.submit(ALICE, rc.core.service.parse(f"n{i}"), Surface())
             for i in range(3)
         ]
-        await asyncio.sleep(0.1)
+        async with asyncio.timeout(10):  # killed once the first is at EvoLink, the rest in line
+            while (await rc.core.service.get_job(jobs[0].id)).status != JobStatus.SUBMITTED:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
     port = RecordingPort("test")
     async with running_core(path, sim, attach=lambda c, _a: c.register_port(port), **limits) as rc:
         await asyncio.wait_for(

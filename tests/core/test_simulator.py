@@ -153,16 +153,17 @@ async def test_idempotency_key_replays_the_same_task() -> None:
 
 
 async def test_credits_are_reserved_then_charged_and_402_when_short() -> None:
+    clock = ManualClock()
     config = SimulatorConfig(task_seconds=0.2, remaining_credits=Decimal("100"))
     async with (
-        Simulator.serve(config) as sim,
+        Simulator.serve(config, clock=clock) as sim,
         httpx.AsyncClient(base_url=sim.base_url, headers=AUTH) as http,
     ):
         assert (await submit(http)).status_code == 200  # 57.6 reserved
         short = await submit(http)
         assert short.status_code == 402
         assert short.json()["error"]["code"] == "insufficient_quota"
-        await asyncio.sleep(0.4)
+        clock.now += 1  # past the task's end: reading the credits settles what is due
         token = (await http.get("/v1/credits")).json()["data"]["token"]
         assert token == {
             "remaining_credits": 42.4,
@@ -194,15 +195,16 @@ async def test_files_match_orientation_and_wait_for_completion() -> None:
 
 
 async def test_task_failures_from_config_and_prompt() -> None:
+    clock = ManualClock()
     config = SimulatorConfig(task_seconds=0.2, fail_next=["content_policy_violation"])
     async with (
-        Simulator.serve(config) as sim,
+        Simulator.serve(config, clock=clock) as sim,
         httpx.AsyncClient(base_url=sim.base_url, headers=AUTH) as http,
     ):
         first = (await submit(http)).json()["id"]
         second = (await submit(http, prompt="boom [[fail:upstream_error]]")).json()["id"]
         fine = (await submit(http)).json()["id"]
-        await asyncio.sleep(0.3)
+        clock.now += 1  # past every task's end
         bodies = [(await http.get(f"/v1/tasks/{i}")).json() for i in (first, second, fine)]
         assert [b["status"] for b in bodies] == ["failed", "failed", "completed"]
         assert bodies[0]["error"]["code"] == "content_policy_violation"
@@ -281,8 +283,9 @@ async def test_callbacks_give_up_after_three_retries() -> None:
             httpx.AsyncClient(base_url=sim.base_url, headers=AUTH) as http,
         ):
             await submit(http, callback_url=url)
-            await asyncio.wait_for(_until(lambda: len(sim.callbacks_sent) >= 4), 5)
-            await asyncio.sleep(0.3)
+            # Settling the task starts its callback; then wait for that to end (given up).
+            await asyncio.wait_for(_until(lambda: all(t.settled for t in sim.tasks.values())), 5)
+            await sim.wait_callbacks(5)
             assert len(sim.callbacks_sent) == 4 and len(received) == 4
             assert received[0]["status"] == "failed"
     finally:
@@ -323,9 +326,10 @@ async def test_cancel_and_time_scale() -> None:
 
 
 async def test_thousand_tasks_are_cheap() -> None:
+    clock = ManualClock()
     config = SimulatorConfig(task_seconds=0.5, progress_noise=True, unlimited_credits=True)
     async with (
-        Simulator.serve(config) as sim,
+        Simulator.serve(config, clock=clock) as sim,
         httpx.AsyncClient(base_url=sim.base_url, headers=AUTH) as http,
     ):
         started = time.perf_counter()
@@ -337,7 +341,7 @@ async def test_thousand_tasks_are_cheap() -> None:
 
         await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(20))), 30)
         assert statuses == {200} and len(sim.tasks) == 1000
-        await asyncio.sleep(0.6)
+        clock.now += 1  # past every task's end: reading the credits settles them all
         token = (await http.get("/v1/credits")).json()["data"]["token"]
         assert Decimal(str(token["used_credits"])) == Decimal("57.6") * 1000
         assert all(sim.state(t)[0] == "completed" and t.settled for t in sim.tasks.values())

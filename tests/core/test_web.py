@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from bot.models import JobStatus, Surface
-from bot.testing import RecordingPort, RunningCore, running_core, running_simulator
+from bot.models import Job, JobStatus, Surface
+from bot.simulator import Simulator, SimulatorConfig
+from bot.testing import PortEvent, RecordingPort, RunningCore, running_core, running_simulator
 from tests.conftest import ALICE
 
 
@@ -29,19 +31,32 @@ async def test_callback_with_a_wrong_secret_is_404_and_changes_nothing(rc: Runni
         assert resp.status_code == 404
 
 
+class AheadClock:
+    """The simulator's clock: real time plus `ahead` seconds, so a test can move a task on."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.ahead
+
+
 async def test_a_forged_callback_body_is_only_a_hint(tmp_path: Path) -> None:
     """A body claiming 'completed' with an attacker's video URL for a running task makes the
     bot re-read the task; the job stays running and nothing is downloaded from that URL."""
     port = RecordingPort("test")
+    clock = AheadClock()
     async with (
-        running_simulator(task_seconds=3.0) as sim,
+        Simulator.serve(SimulatorConfig(task_seconds=30.0), clock=clock) as sim,
         running_core(tmp_path, sim, attach=lambda c, _a: c.register_port(port)) as rc,
     ):
         service = rc.core.service
         job = await service.submit(ALICE, service.parse("a forged ending"), Surface())
-        await _until_submitted(rc, job.id)
-        task_id = (await service.get_job(job.id)).task_id
-        reads_before = sum(1 for r in sim.requests if r.kind == "task")
+        submitted = await port.wait_for(job.id, "progress")  # the task id is recorded
+        task_id = submitted.job.task_id
+        assert submitted.job.status == JobStatus.SUBMITTED and task_id is not None
+        clock.ahead = 15.0  # halfway: EvoLink now says "processing, 50 %"
+        seen = len(sim.requests)
         forged = {
             "id": task_id,
             "status": "completed",
@@ -52,12 +67,29 @@ async def test_a_forged_callback_body_is_only_a_hint(tmp_path: Path) -> None:
         async with httpx.AsyncClient() as http:
             resp = await http.post(url, json=forged)
         assert resp.status_code == 200
-        await asyncio.sleep(0.3)
-        assert sum(1 for r in sim.requests if r.kind == "task") == reads_before + 1
+        # The hint makes the bot read the task again, and it shows what EvoLink said there.
+        await sim.wait_for_request(
+            lambda r: r.kind == "task" and r.path == f"/v1/tasks/{task_id}", after=seen
+        )
+        shown = await _shown(port, job.id, lambda j: j.progress > 0)
+        assert shown.job.status == JobStatus.SUBMITTED and 0 < shown.job.progress < 100
         current = await service.get_job(job.id)
         assert current.status == JobStatus.SUBMITTED and current.result_url is None
+        # The task really ends: EvoLink's own callback brings the real video.
+        clock.ahead = 31.0
+        sim.settle_due()
         delivered = await port.wait_for(job.id, "delivered", timeout=15)
-        assert delivered.job.result_url is not None and "evil" not in delivered.job.result_url
+        assert delivered.job.result_url == f"{sim.base_url}/files/{task_id}.mp4"
+
+
+async def _shown(port: RecordingPort, job_id: str, check: Callable[[Job], bool]) -> PortEvent:
+    """The first progress event of `job_id` whose job passes `check` (within 10 s)."""
+    async with asyncio.timeout(10):
+        while True:
+            for event in port.of(job_id, "progress"):
+                if check(event.job):
+                    return event
+            await asyncio.sleep(0.02)
 
 
 async def test_the_real_callback_makes_delivery_immediate(tmp_path: Path) -> None:
@@ -126,9 +158,3 @@ def test_retention_removes_old_files(tmp_path: Path) -> None:
     assert host.cleanup() == 1
     assert not old.exists() and new.exists()
     assert host.url_for(new) is None  # no PUBLIC_BASE_URL, no link
-
-
-async def _until_submitted(rc: RunningCore, job_id: str) -> None:
-    async with asyncio.timeout(10):
-        while (await rc.core.service.get_job(job_id)).status != JobStatus.SUBMITTED:  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
