@@ -3,6 +3,7 @@ row that the next start (same SQLite file, same EvoLink) finishes — one task, 
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from pathlib import Path
 
@@ -63,8 +64,9 @@ async def test_killed_while_the_task_runs(tmp_path: Path) -> None:
         async with running_core(tmp_path, slow) as rc:
             service = rc.core.service
             job = await service.submit(ALICE, service.parse("waves"), Surface())
-            while (await service.get_job(job.id)).status != JobStatus.SUBMITTED:
-                await _tick()
+            async with asyncio.timeout(10):  # the task id is recorded: EvoLink runs it
+                while (await service.get_job(job.id)).status != JobStatus.SUBMITTED:
+                    await _tick()
         assert (await _peek_status(tmp_path, slow, job.id)) == JobStatus.SUBMITTED
         await _finish_after_restart(tmp_path, slow, job.id)
         assert _tasks_for(slow, job.id) == 1
@@ -88,8 +90,9 @@ async def test_killed_after_the_download_before_posting(tmp_path: Path, sim: Sim
     async with running_core(tmp_path, sim, attach=lambda c, _a: c.register_port(port)) as rc:
         service = rc.core.service
         job = await service.submit(ALICE, service.parse("rain"), Surface())
-        while (await service.get_job(job.id)).media_path is None:
-            await _tick()
+        async with asyncio.timeout(10):  # the downloaded file is recorded
+            while (await service.get_job(job.id)).media_path is None:
+                await _tick()
     downloads_before = sum(1 for r in sim.requests if r.kind == "download")
     assert (await _peek_status(tmp_path, sim, job.id)) == JobStatus.DELIVERING
     after = await _finish_after_restart(tmp_path, sim, job.id)
@@ -113,8 +116,7 @@ async def test_a_delivered_job_is_not_delivered_again_after_restart(
 
 
 async def _tick() -> None:
-    import asyncio
-
+    """The pause between two looks at the store (each loop is bounded by a timeout)."""
     await asyncio.sleep(0.05)
 
 
@@ -124,8 +126,9 @@ async def _peek_status(tmp_path: Path, sim: Simulator, job_id: str) -> JobStatus
 
 
 async def _wait_completed(rc: RunningCore, task_id: str) -> str:
-    while True:
-        snap = await rc.core.evolink.get_task(task_id)
-        if snap.status == "completed":
-            return snap.results[0]
-        await _tick()
+    async with asyncio.timeout(10):
+        while True:
+            snap = await rc.core.evolink.get_task(task_id)
+            if snap.status == "completed":
+                return snap.results[0]
+            await _tick()
