@@ -63,6 +63,24 @@ class MediaHost:
 
     def resolve(self, token: str, *, now: float | None = None) -> Path | None:
         """The file a token names, or None if the token is forged, expired or the file is gone."""
+        name = self._name_of(token, now)
+        if name is None:
+            return None
+        path = self.media_dir / name
+        return path if path.is_file() else None
+
+    def signed(self, url: str, *, now: float | None = None) -> bool:
+        """Is `url` a link this host signed (`url_for`) and that has not expired?
+
+        Such a link names a file in MEDIA_DIR, so it may be handed to EvoLink whatever its
+        host (a test's 127.0.0.1); the file may still be on its way (a Slack image)."""
+        prefix = f"{self.public_base_url}/media/"
+        if self.public_base_url is None or not url.startswith(prefix):
+            return False
+        return self._name_of(url[len(prefix) :], now) is not None
+
+    def _name_of(self, token: str, now: float | None) -> str | None:
+        """The file name a correctly signed, unexpired token carries; None otherwise."""
         try:
             payload_text, signature_text = token.split(".", 1)
             payload = _unb64(payload_text)
@@ -80,8 +98,7 @@ class MediaHost:
             return None
         if "/" in name or "\\" in name or name.startswith("."):
             return None
-        path = self.media_dir / name
-        return path if path.is_file() else None
+        return name
 
     def url_for(self, path: Path, expires_at: dt.datetime | None = None) -> str | None:
         """The public link for a file under MEDIA_DIR; None when PUBLIC_BASE_URL is not set."""

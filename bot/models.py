@@ -3,9 +3,10 @@
 Invariants:
 - Credits are `Decimal` in the core and integer milli-credits (`mc`) in the store; the two are
   converted only by `to_mc` / `from_mc`, which are exact for up to three decimals. No floats.
-- A `VideoRequest` is always valid for its model: it is only built by `bot.grammar`
-  (`parse_request` for text, `build_request` for structured options), which checks it
-  against the catalog. Its `aspect_ratio` is in the model's own spelling.
+- A `VideoRequest` is always valid for its model: it is only built by
+  `bot.requests.validate_request` (text reaches it through `bot.grammar.parse_request`),
+  which checks it against the catalog, or read back from a row the job book accepted. Its
+  `aspect_ratio` is in the model's own spelling.
 - A `Requester` is (platform, workspace, user); `workspace` is the Slack team, the Discord
   guild, or ``dm`` for a Discord direct message. `key` is ``platform:workspace:user``.
 """
@@ -80,7 +81,7 @@ class Requester(BaseModel):
 
 
 class VideoRequest(BaseModel):
-    """A validated request for one video. Build it with `bot.grammar`, never by hand."""
+    """A validated request for one video. Build it with `validate_request`, never by hand."""
 
     model_config = ConfigDict(frozen=True)
 

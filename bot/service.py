@@ -24,12 +24,13 @@ from bot.catalog import Catalog
 from bot.chat_commands import ChatCommand, parse_chat_command, usage_text
 from bot.config import Settings
 from bot.errors import InputError, JobStateError, PermissionDenied
-from bot.grammar import build_request, parse_request
+from bot.grammar import parse_request
 from bot.jobs import JobBook, UsageRow
 from bot.media import MediaHost
 from bot.models import Balance, Job, JobStatus, Requester, Surface, VideoRequest, fmt_credits, to_mc
 from bot.oversight import Oversight
 from bot.periods import Period
+from bot.requests import RequestOptions, remix_options, validate_request
 from bot.tracker import Tracker
 
 log = logging.getLogger(__name__)
@@ -71,55 +72,26 @@ class SoraService:
 
     # -- requests ----------------------------------------------------------------------------
 
-    def parse(
-        self,
-        text: str,
-        *,
-        model: str | None = None,
-        duration: int | str | None = None,
-        aspect_ratio: str | None = None,
-        image_url: str | None = None,
-        watermark: bool | None = None,
-    ) -> VideoRequest:
-        """Text in the chat grammar, plus structured options sent alongside it (Discord's);
-        flags in the text and options must agree. One validation path: `build_request`."""
+    def parse(self, text: str, alongside: RequestOptions | None = None) -> VideoRequest:
+        """Text in the chat grammar, plus structured options a platform sent alongside it
+        (Discord's); flags in the text and options must agree. Validated by
+        `validate_request`, like every request."""
         return parse_request(
             text,
             self.catalog,
             self.settings.default_model,
-            model=model,
-            duration=duration,
-            aspect_ratio=aspect_ratio,
-            image_url=image_url,
-            watermark=watermark,
+            alongside,
+            own_media=self.media.signed,
         )
 
     def parse_command(self, text: str) -> ChatCommand:
         return parse_chat_command(text)
 
-    def build(
-        self,
-        *,
-        prompt: str,
-        model: str | None = None,
-        duration: int | str | None = None,
-        aspect_ratio: str | None = None,
-        image_url: str | None = None,
-        watermark: bool | None = None,
-        resize_mode: str | None = None,
-        base_video_task_id: str | None = None,
-    ) -> VideoRequest:
-        return build_request(
-            self.catalog,
-            self.settings.default_model,
-            prompt=prompt,
-            model=model,
-            duration=duration,
-            aspect_ratio=aspect_ratio,
-            image_url=image_url,
-            watermark=watermark,
-            resize_mode=resize_mode,
-            base_video_task_id=base_video_task_id,
+    def build(self, options: RequestOptions) -> VideoRequest:
+        """A request from structured values (a modal, a button's value, a remix), validated by
+        `validate_request` — the same rules as typing it, the image host rule included."""
+        return validate_request(
+            options, self.catalog, self.settings.default_model, own_media=self.media.signed
         )
 
     def usage_text(self) -> str:
@@ -215,13 +187,7 @@ class SoraService:
             raise InputError(f"{job.request.model} videos cannot be remixed.", field="model")
         if job.status != JobStatus.DELIVERED or job.task_id is None:
             raise JobStateError("Only a delivered video can be remixed.")
-        request = self.build(
-            prompt=prompt,
-            model=remix_model,
-            duration=job.request.duration,
-            aspect_ratio=job.request.aspect_ratio,
-            base_video_task_id=job.task_id,
-        )
+        request = self.build(remix_options(job.request, remix_model, job.task_id, prompt))
         return await self.submit(actor, request, surface, parent_job_id=job.id)
 
     # -- figures -----------------------------------------------------------------------------

@@ -24,9 +24,9 @@ from adapters.discord import render
 from adapters.discord.asking import RequestFor, offer_ask
 from adapters.discord.surface import DiscordSurface, requester_of
 from bot.errors import BotError, BudgetError, InputError, JobStateError
-from bot.grammar import parse_request
 from bot.logs import bind_job
 from bot.models import Job, Requester, Surface, VideoRequest, fmt_credits
+from bot.requests import RequestOptions, remix_options
 
 if TYPE_CHECKING:
     from adapters.discord.port import DiscordPort
@@ -101,16 +101,15 @@ async def start_video(
     """`/sora`: the prompt may carry the chat flags; explicit options must agree with them."""
     core = core_of(interaction)
     try:
-        request = parse_request(
-            prompt,
-            core.catalog,
-            core.settings.default_model,
+        alongside = RequestOptions(
             model=model,
             duration=duration,
             aspect_ratio=aspect_ratio,
             image_url=check_image(image),
+            image_from_platform=image is not None,  # Discord's CDN link, not typed by anyone
             watermark=watermark,
         )
+        request = core.service.parse(prompt, alongside)
     except InputError as err:
         await interaction.response.send_message(render.input_error_text(err), ephemeral=True)
         return
@@ -230,13 +229,7 @@ async def remix_job(interaction: discord.Interaction[Any], job_id: str, change: 
         model = service.catalog.remix_model_for(job.request.model)
         if model is None or job.task_id is None:
             raise JobStateError("Only a delivered video can be remixed.")
-        return service.build(
-            prompt=change,
-            model=model,
-            duration=job.request.duration,
-            aspect_ratio=job.request.aspect_ratio,
-            base_video_task_id=job.task_id,
-        )
+        return service.build(remix_options(job.request, model, job.task_id, change))
 
     await accept(
         interaction,

@@ -4,9 +4,10 @@ decisions, alerts and the pending requests in the App Home. Pure functions, like
 Invariants:
 - The "Ask an admin" button carries the refused request itself as JSON in its `value`
   (Slack's limit: 2000 characters), so nothing is stored until the user chooses to ask. The
-  value is only a suggestion: the click handler rebuilds the request through the core's
-  validation (`SoraService.build`), so a forged or stale value can ask for nothing the
-  grammar would not accept, and the price is the catalog's, never the button's.
+  value is only a suggestion (a user can edit it): the click handler rebuilds the request
+  through the core's one validation (`SoraService.build` → `validate_request`), image host
+  rule included, so a forged or stale value can ask for nothing a typed request could not,
+  and the price is the catalog's, never the button's.
 - Approve/Deny buttons carry only the approval id (`value`, and the block id); who may
   decide, and whether someone already did, is the core's decision.
 - Every user-typed string (prompts, display names, alert texts) is escaped for mrkdwn.
@@ -24,8 +25,10 @@ from typing import Any
 from adapters.slack.render import Block, button, context, esc, mrkdwn, request_line_of, short, when
 from bot.alerts import Alert
 from bot.approvals import Approval
+from bot.catalog import Catalog
 from bot.errors import InputError
 from bot.models import Balance, VideoRequest, fmt_credits
+from bot.requests import RequestOptions, options_of
 
 ACTION_ASK = "sora_ask_admin"
 ACTION_APPROVE = "sora_approve"
@@ -37,29 +40,25 @@ _ACTOR = re.compile(r"\bslack:([UW][A-Z0-9]+)\b")
 
 @dataclass(frozen=True)
 class AskedRequest:
-    """What an "Ask an admin" button carries: the request's options and where it was made."""
+    """What an "Ask an admin" button carries: the request's options, unchecked, and where it
+    was made. The image link is never marked as the platform's: it is checked as typed."""
 
-    prompt: str
-    model: str
-    duration: int
-    aspect_ratio: str
-    image_url: str | None = None
-    watermark: bool | None = None  # True keeps it; None: the model's default
-    resize_mode: str | None = None
+    options: RequestOptions
     channel: str | None = None
 
 
 def ask_value(asked: AskedRequest) -> str | None:
     """The button value for `asked`, or None when it would not fit Slack's limit."""
+    o = asked.options  # never a remix's base task: remixing is checked against the job
     data: dict[str, Any] = {
         "v": 1,
-        "p": asked.prompt,
-        "m": asked.model,
-        "d": asked.duration,
-        "ar": asked.aspect_ratio,
-        "img": asked.image_url,
-        "wm": asked.watermark,
-        "rs": asked.resize_mode,
+        "p": o.prompt,
+        "m": o.model,
+        "d": o.duration,
+        "ar": o.aspect_ratio,
+        "img": o.image_url,
+        "wm": o.watermark,
+        "rs": o.resize_mode,
         "ch": asked.channel,
     }
     text = json.dumps(
@@ -68,25 +67,9 @@ def ask_value(asked: AskedRequest) -> str | None:
     return text if len(text) <= VALUE_LIMIT else None
 
 
-def ask_value_of(
-    request: VideoRequest, channel: str | None, has_watermark_option: bool
-) -> str | None:
+def ask_value_of(request: VideoRequest, channel: str | None, catalog: Catalog) -> str | None:
     """The button value for a refused `request` made in `channel`."""
-    keep = None
-    if has_watermark_option and request.remove_watermark is not None:
-        keep = not request.remove_watermark  # a model without the option refuses any choice
-    return ask_value(
-        AskedRequest(
-            prompt=request.prompt,
-            model=request.model,
-            duration=request.duration,
-            aspect_ratio=request.aspect_ratio,
-            image_url=request.image_url,
-            watermark=keep,
-            resize_mode=request.resize_mode,
-            channel=channel,
-        )
-    )
+    return ask_value(AskedRequest(options_of(request, catalog), channel))
 
 
 def read_ask_value(value: str) -> AskedRequest:
@@ -95,7 +78,7 @@ def read_ask_value(value: str) -> AskedRequest:
         data = json.loads(value)
         if not isinstance(data, dict) or data.get("v") != 1:
             raise ValueError("unknown version")
-        return AskedRequest(
+        options = RequestOptions(
             prompt=str(data["p"]),
             model=str(data["m"]),
             duration=int(data["d"]),
@@ -103,8 +86,8 @@ def read_ask_value(value: str) -> AskedRequest:
             image_url=_opt_str(data.get("img")),
             watermark=data["wm"] if isinstance(data.get("wm"), bool) else None,
             resize_mode=_opt_str(data.get("rs")),
-            channel=_opt_str(data.get("ch")),
         )
+        return AskedRequest(options, channel=_opt_str(data.get("ch")))
     except (ValueError, KeyError, TypeError):
         raise InputError("That button no longer works; send the request again.") from None
 

@@ -5,9 +5,10 @@
 
 Invariants:
 - Every listener acknowledges at once and works in a spawned task.
-- "Ask an admin" rebuilds the request from the button through `SoraService.build` (the same
-  validation as typing it); the price is the catalog's quote. The refusal is replaced by a
-  note, so the button cannot be pressed twice by accident.
+- "Ask an admin" rebuilds the request from the button through `SoraService.build`, i.e.
+  `validate_request`, the same validation as typing it (a value pointing the image at an
+  internal host is refused before anything is stored); the price is the catalog's quote.
+  The refusal is replaced by a note, so the button cannot be pressed twice by accident.
 - Approve/Deny are decided by the core: admins only (ADMIN_USER_IDS), exactly one decision
   counts. A refused click (not an admin, already decided, expired) gets a private note naming
   who decided first; nothing else changes.
@@ -63,15 +64,8 @@ class ApprovalHandlers:
         actor = requester_of(body)
         try:
             asked = admin_render.read_ask_value(str(body["actions"][0].get("value") or ""))
-            request = self.service.build(
-                prompt=asked.prompt,
-                model=asked.model,
-                duration=asked.duration,
-                aspect_ratio=asked.aspect_ratio,
-                image_url=asked.image_url,
-                watermark=asked.watermark,
-                resize_mode=asked.resize_mode,
-            )
+            # The value may have been edited: validated like a typed request (image host too).
+            request = self.service.build(asked.options)
             surface = Surface(channel=asked.channel, data={"team": actor.workspace})
             approval = await self.service.ask_admin(actor, request, surface)
         except BotError as err:

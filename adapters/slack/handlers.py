@@ -29,13 +29,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import admin_render, modal, render
 from adapters.slack.commands import REPORT_VERBS, run_text_command
-from adapters.slack.images import first_image, rehost_image, require_public_base_url
+from adapters.slack.images import PlannedImage, first_image, plan_image, rehost_image
 from adapters.slack.port import SlackPort
 from adapters.slack.reports import SlackReports
 from bot.chat_commands import ChatCommand
 from bot.errors import BotError, BudgetError, InputError
 from bot.logs import bind_job
 from bot.models import Job, Requester, Surface, VideoRequest
+from bot.requests import remix_options
 from bot.service import SoraService
 
 log = logging.getLogger(__name__)
@@ -141,9 +142,7 @@ class SlackHandlers:
         await self.port.ensure_message(job)
 
     def _ask_value(self, request: VideoRequest, surface: Surface) -> str | None:
-        spec = self.service.catalog.find(request.model)
-        has_watermark_option = spec is not None and spec.watermark_option
-        return admin_render.ask_value_of(request, surface.channel, has_watermark_option)
+        return admin_render.ask_value_of(request, surface.channel, self.service.catalog)
 
     # -- /sora ------------------------------------------------------------------------------
 
@@ -232,47 +231,37 @@ class SlackHandlers:
         form = modal.read_video_form(view)
         requester = requester_of(body)
         try:
-            image_id = form.image_file_id
-            if image_id is not None:
-                require_public_base_url(self.service)
+            # Built once, before the ack, so every refusal is a field error; no I/O here: an
+            # image gets its signed link now and is downloaded there after the ack.
+            image = None
+            if form.image_file_id is not None:
                 problem = modal.image_problem(form.files[0]) if form.files else None
                 if problem:
                     raise InputError(problem, field="image_url")
-            # Pure validation (no I/O); a stand-in link checks that the model takes images.
-            stand_in = f"{self.service.settings.public_base_url}/media/check" if image_id else None
-            self.service.build(
-                prompt=form.prompt,
-                model=form.model,
-                duration=form.duration,
-                aspect_ratio=form.aspect_ratio,
-                image_url=stand_in,
-                watermark=True if form.keep_watermark else None,
-            )
+                image = plan_image(self.service, form.image_file_id)
+            request = self.service.build(form.options(image.url if image else None))
         except InputError as err:
             await ack(response_action="errors", errors=modal.field_errors(err))
             return
         await ack()
-        self.spawn(self._submit_form(requester, form))
+        self.spawn(self._submit_form(requester, form, request, image))
 
-    async def _submit_form(self, requester: Requester, form: modal.VideoForm) -> None:
+    async def _submit_form(
+        self,
+        requester: Requester,
+        form: modal.VideoForm,
+        request: VideoRequest,
+        image: PlannedImage | None,
+    ) -> None:
         async def reply(message: str, blocks: list[render.Block] | None = None) -> None:
             await self.tell(requester, form.channel, message, blocks)
 
-        try:
-            image_url = None
-            if form.image_file_id:
-                image_url = await rehost_image(self.client, self.service, form.image_file_id)
-            request = self.service.build(
-                prompt=form.prompt,
-                model=form.model,
-                duration=form.duration,
-                aspect_ratio=form.aspect_ratio,
-                image_url=image_url,
-                watermark=True if form.keep_watermark else None,
-            )
-        except BotError as err:
-            await reply(f":warning: {err}")
-            return
+        if image is not None:
+            try:
+                await rehost_image(self.client, image)
+            except BotError as err:
+                await reply(f":warning: {err}")
+                return
         surface = Surface(channel=form.channel, data={"team": requester.workspace})
         await self.start_job(requester, request, surface, reply)
 
@@ -334,12 +323,9 @@ class SlackHandlers:
                 raise InputError("Say what should change.", field="prompt")
             job = await self.service.get_job(job_id)  # one indexed read: well inside 3 s
             remix_model = self.service.catalog.remix_model_for(job.request.model)
-            if remix_model is not None:
+            if remix_model is not None:  # what service.remix checks again with the job's task
                 self.service.build(
-                    prompt=prompt,
-                    model=remix_model,
-                    aspect_ratio=job.request.aspect_ratio,
-                    base_video_task_id=job.task_id or "pending",
+                    remix_options(job.request, remix_model, job.task_id or "pending", prompt)
                 )
         except BotError as err:
             await ack(response_action="errors", errors={"prompt": render.short(str(err), 300)})

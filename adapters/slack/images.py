@@ -4,9 +4,13 @@ Slack file URLs are private (they need the bot token), so EvoLink cannot fetch t
 downloads the file with its token (`files.info` → `url_private_download`, `Authorization:
 Bearer`), stores it in MEDIA_DIR and hands EvoLink the signed `/media` link.
 
+Two steps, so a modal's request is built (and validated) once, before its ack: `plan_image`
+(pure) names the file and signs its link, then `rehost_image` downloads the file there, after
+the ack and before the request is submitted.
+
 Invariants:
-- Without PUBLIC_BASE_URL there is no public link: `require_public_base_url` says so in plain
-  words (`InputError` on the image field) before anything is downloaded.
+- Without PUBLIC_BASE_URL there is no public link: `plan_image` says so in plain words
+  (`InputError` on the image field) before anything is downloaded.
 - At most `IMAGE_MAX_BYTES` are read; only jpg, png and webp are kept; a login page served
   instead of the file (token without `files:read`) is refused, never stored as an image.
 - The bot token goes only to Slack's own file URL, in a header; it is never logged.
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,31 +53,43 @@ def first_image(files: list[dict[str, Any]] | None) -> dict[str, Any] | None:
     return None
 
 
-async def rehost_image(client: AsyncWebClient, service: SoraService, file_id: str) -> str:
-    """Download Slack file `file_id` with the bot token and return its signed /media URL."""
+@dataclass(frozen=True)
+class PlannedImage:
+    """A Slack file and where the bot will host it: `path` in MEDIA_DIR, `url` its signed link."""
+
+    file_id: str
+    path: Path
+    url: str
+
+
+def plan_image(service: SoraService, file_id: str) -> PlannedImage:
+    """Where Slack file `file_id` will be stored and its signed /media link (no I/O)."""
     require_public_base_url(service)
+    # Served as bytes whatever the suffix (bot/web.py); its type is checked at download.
+    path = Path(service.media_dir) / f"slack-{_SAFE_ID.sub('', file_id)}.img"
+    hosted = service.host_file(path, path.name)
+    if hosted is None:
+        raise InputError(NEEDS_PUBLIC_URL, field="image_url")
+    return PlannedImage(file_id=file_id, path=path, url=hosted)
+
+
+async def rehost_image(client: AsyncWebClient, planned: PlannedImage) -> None:
+    """Download the Slack file with the bot token into `planned.path`."""
     try:
-        info = await client.files_info(file=file_id)
+        info = await client.files_info(file=planned.file_id)
     except SlackApiError:
         raise InputError(
             "I could not read that image from Slack (is the app allowed to read files?).",
             field="image_url",
         ) from None
     file: dict[str, Any] = info["file"]
-    mimetype = str(file.get("mimetype", ""))
-    ext = IMAGE_TYPES.get(mimetype)
-    if ext is None:
+    if str(file.get("mimetype", "")) not in IMAGE_TYPES:
         raise InputError("The image must be a jpg, png or webp file.", field="image_url")
     url = file.get("url_private_download") or file.get("url_private")
     if not url:
         raise InputError("Slack gave no download link for that image.", field="image_url")
     data = await _download(str(url), str(client.token))
-    path = Path(service.media_dir) / f"slack-{_SAFE_ID.sub('', file_id)}.{ext}"
-    await asyncio.to_thread(_save, path, data)
-    hosted = service.host_file(path, path.name)
-    if hosted is None:
-        raise InputError(NEEDS_PUBLIC_URL, field="image_url")
-    return hosted
+    await asyncio.to_thread(_save, planned.path, data)
 
 
 async def _download(url: str, token: str) -> bytes:

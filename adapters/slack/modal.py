@@ -22,6 +22,7 @@ from typing import Any
 from adapters.slack.render import short
 from bot.catalog import Catalog
 from bot.errors import InputError
+from bot.requests import RequestOptions
 
 VIDEO_MODAL = "sora_video_modal"
 REMIX_MODAL = "sora_remix_modal"
@@ -262,6 +263,17 @@ class VideoForm:
             return str(self.files[0].get("id"))
         ref = self.metadata.get("image_file")
         return str(ref) if ref else None
+
+    def options(self, image_url: str | None) -> RequestOptions:
+        """What was asked for, with the bot's own link for the image (None: no image)."""
+        return RequestOptions(
+            prompt=self.prompt,
+            model=self.model,
+            duration=self.duration,
+            aspect_ratio=self.aspect_ratio,
+            image_url=image_url,
+            watermark=True if self.keep_watermark else None,
+        )
 
 
 def _state(view: dict[str, Any], block: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest
 from bot.catalog import Catalog
 from bot.config import load_settings
 from bot.errors import ConfigError, InputError
-from bot.grammar import build_request
+from bot.requests import RequestOptions, validate_request
 
 
 @pytest.fixture(scope="module")
@@ -104,22 +104,20 @@ def test_packaged_facts_match_the_evolink_docs(catalog: Catalog) -> None:
 def test_quote_is_exact_per_model_and_duration(
     catalog: Catalog, model: str, duration: int, watermark: bool | None, expected: str
 ) -> None:
-    request = build_request(
-        catalog, "sora-2", prompt="a cat", model=model, duration=duration, watermark=watermark
-    )
+    options = RequestOptions(prompt="a cat", model=model, duration=duration, watermark=watermark)
+    request = validate_request(options, catalog, "sora-2")
     quote = catalog.quote(request)
     assert isinstance(quote, Decimal)
     assert quote == Decimal(expected)
 
 
 def test_quote_of_a_remix_uses_the_remix_price(catalog: Catalog) -> None:
-    request = build_request(
-        catalog,
-        "sora-2",
+    options = RequestOptions(
         prompt="make it night",
         model="sora-2-pro-remix",
         base_video_task_id="task-unified-1757169743-7cvnl5zw",
     )
+    request = validate_request(options, catalog, "sora-2")
     assert catalog.quote(request) == Decimal("7.5")
 
 
@@ -199,9 +197,8 @@ def test_custom_catalog_file_via_settings(tmp_path: Path, monkeypatch: pytest.Mo
     assert custom.version == "ops-7"
     assert custom.names() == ["veo-3.1-fast"]
     assert str(path) in custom.source
-    request = build_request(
-        custom, "veo-3.1-fast", prompt="surf at dawn", duration="8s", aspect_ratio="portrait"
-    )
+    options = RequestOptions(prompt="surf at dawn", duration="8s", aspect_ratio="portrait")
+    request = validate_request(options, custom, "veo-3.1-fast")
     assert (request.duration, request.aspect_ratio) == (8, "9:16")
     assert request.remove_watermark is None  # the model has no watermark option
     assert custom.quote(request) == Decimal("19.999")

@@ -16,20 +16,20 @@ from hypothesis import strategies as st
 from bot.catalog import Catalog
 from bot.chat_commands import parse_chat_command, usage_text
 from bot.errors import InputError
-from bot.grammar import (
-    MAX_TEXT_CHARS,
-    build_request,
-    clean_prompt,
-    parse_request,
-)
+from bot.grammar import MAX_TEXT_CHARS, clean_prompt, parse_request
 from bot.models import VideoRequest
+from bot.requests import RequestOptions, options_of, validate_request
 
 CATALOG = Catalog.load()
 DEFAULT = "sora-2"
 
 
 def parse(text: str, **options: Any) -> VideoRequest:
-    return parse_request(text, CATALOG, DEFAULT, **options)
+    return parse_request(text, CATALOG, DEFAULT, RequestOptions(**options))
+
+
+def build(**options: Any) -> VideoRequest:
+    return validate_request(RequestOptions(**options), CATALOG, DEFAULT)
 
 
 # -- good input ---------------------------------------------------------------------------
@@ -258,10 +258,8 @@ def test_worst_case_text_under_the_cap_parses_fast() -> None:
 # -- structured path (Discord options) and merging ------------------------------------------
 
 
-def test_build_request_structured_values() -> None:
-    request = build_request(
-        CATALOG,
-        DEFAULT,
+def test_validate_request_structured_values() -> None:
+    request = build(
         prompt="  a   kite ",
         model="SORA-2",
         duration="15s",
@@ -278,7 +276,7 @@ def test_build_request_structured_values() -> None:
         remove_watermark=False,
     )
     # The structured prompt is literal: flags in it are prose, not options.
-    assert build_request(CATALOG, DEFAULT, prompt="a kite --duration 15").duration == 10
+    assert build(prompt="a kite --duration 15").duration == 10
 
 
 @pytest.mark.parametrize(
@@ -296,16 +294,14 @@ def test_build_request_structured_values() -> None:
         ),
     ],
 )
-def test_build_request_refusals(kwargs: dict[str, Any], field: str) -> None:
+def test_validate_request_refusals(kwargs: dict[str, Any], field: str) -> None:
     with pytest.raises(InputError) as err:
-        build_request(CATALOG, DEFAULT, prompt="a kite", **kwargs)
+        build(prompt="a kite", **kwargs)
     assert err.value.field == field
 
 
 def test_remix_request_carries_the_base_task() -> None:
-    request = build_request(
-        CATALOG,
-        DEFAULT,
+    request = build(
         prompt="now at night",
         model="sora-2-pro-remix",
         base_video_task_id=" task-unified-1757169743-7cvnl5zw ",
@@ -415,17 +411,7 @@ def test_any_text_gives_a_valid_request_or_an_input_error(text: str, default: st
         return
     _check_valid(request)
     # Building again from a stored request (retry, "again") gives the same request.
-    rebuilt = build_request(
-        CATALOG,
-        default,
-        prompt=request.prompt,
-        model=request.model,
-        duration=request.duration,
-        aspect_ratio=request.aspect_ratio,
-        image_url=request.image_url,
-        resize_mode=request.resize_mode,
-        watermark=None if request.remove_watermark is None else not request.remove_watermark,
-    )
+    rebuilt = validate_request(options_of(request, CATALOG), CATALOG, default)
     assert rebuilt == request
 
 

@@ -143,6 +143,14 @@ def test_quote_invalid_prints_error_and_exits_2(tmp_path: Path) -> None:
     assert "7" in json.loads(done.stdout)["error"]
 
 
+def test_quote_refuses_an_image_on_an_internal_host(tmp_path: Path) -> None:
+    text = "a cat --image http://169.254.169.254/latest/meta-data"
+    done = run(tmp_path, "quote", text, "--json")
+    assert done.returncode == 2
+    assert "public link" in json.loads(done.stdout)["error"]
+    assert not (tmp_path / "bot.db").exists()
+
+
 def test_run_without_tokens_says_what_to_set(tmp_path: Path) -> None:
     done = run(tmp_path, "run")
     assert done.returncode == 2

@@ -33,6 +33,7 @@ from adapters.slack.handlers import SHORTCUT_GLOBAL, SHORTCUT_MESSAGE
 from bot.errors import InputError
 from bot.grammar import parse_request
 from bot.models import VideoRequest
+from bot.requests import RequestOptions
 from bot.simulator import Simulator
 from bot.testing import RunningCore, running_simulator
 from tests.adapters.discord.conftest import World, bot_on
@@ -344,10 +345,12 @@ async def test_discord_sora_option_values(
         if value is not None:
             options.append(opt(name, value, kind))
     try:
+        given = RequestOptions(
+            model=model, duration=duration, aspect_ratio=aspect_ratio, watermark=watermark
+        )
         expected: VideoRequest | None = parse_request(
-            prompt, rc.core.catalog, rc.core.settings.default_model,
-            model=model, duration=duration, aspect_ratio=aspect_ratio, watermark=watermark,
-        )  # fmt: skip
+            prompt, rc.core.catalog, rc.core.settings.default_model, given
+        )
     except InputError:
         expected = None
     before = await _counts(rc)

@@ -9,7 +9,7 @@ Findings written down here:
   commands, so a byte-identical second copy is a replay; the adapter now answers it with an
   empty 200 and does nothing (adapters/slack/runtime.py keeps the signatures it has served
   for the window).
-- `--image` links typed by users must name a public host (bot/grammar.py); the bot never
+- `--image` links typed by users must name a public host (bot/requests.py); the bot never
   fetches a user-supplied link itself (Slack images come from Slack's own file URLs, Discord
   attachments and typed links are handed to EvoLink, not downloaded).
 """

@@ -205,7 +205,7 @@ async def test_a_team_budget_alert_reaches_the_admin_channel(
 ) -> None:
     async with budget_world(fake, tmp_path, sim) as (world, admin_channel):
         service = world.rc.core.service
-        price = service.quote(service.build(prompt="a paper boat"))
+        price = service.quote(service.parse("a paper boat"))
         await service.set_team_budget("cli:ops", "discord", world.guild_id, str(price * 3 / 2))
         bob = Requester(platform="discord", workspace=world.guild_id, user=BOB["id"])
         await service.set_limit("cli:ops", bob, "1000")
@@ -264,7 +264,7 @@ async def test_again_refused_for_budget_offers_to_ask_for_the_same_request(
     async with budget_world(fake, tmp_path, sim) as (world, _admin_channel):
         service = world.rc.core.service
         alice = Requester(platform="discord", workspace=world.guild_id, user=ALICE["id"])
-        request = service.build(prompt="a paper boat", aspect_ratio="16:9")
+        request = service.parse("a paper boat --ar 16:9")
         await service.set_limit("cli:ops", alice, str(service.quote(request) * 3 / 2))
         first = await fake.slash(
             "sora",

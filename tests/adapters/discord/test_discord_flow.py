@@ -176,6 +176,31 @@ async def test_an_image_option_is_passed_to_evolink_as_its_url(world: World) -> 
     assert submit.json["image_urls"] == [picture["url"]]
 
 
+async def test_an_internal_image_link_with_slash_options_is_refused_before_anything_is_held(
+    world: World,
+) -> None:
+    fake = world.fake
+    record = await fake.slash(
+        "sora",
+        sora_options(
+            "a paper boat --image http://169.254.169.254/latest/meta-data",
+            duration=10,
+            model="sora-2",
+            aspect_ratio="16:9",
+        ),
+        user=ALICE,
+        guild_id=world.guild_id,
+        channel_id=world.channel_id,
+    )
+    await fake.wait_for(lambda r: r.path.endswith(f"{record.token}/callback"))
+    assert record.callback is not None and record.callback["type"] == 4
+    assert record.callback["data"]["flags"] & 64  # only the user sees it
+    assert "public link" in record.callback["data"]["content"]
+    assert world.rc.simulator.requests == []
+    assert await world.rc.core.store.fetchall("SELECT id FROM ledger") == []
+    assert await world.rc.core.service.recent_jobs(alice_in(world)) == []
+
+
 async def test_a_failed_task_names_the_reason_and_returns_the_credits(world: World) -> None:
     fake = world.fake
     world.rc.simulator.config.fail_next = ["content_policy_violation"]

@@ -236,6 +236,33 @@ async def test_a_forged_ask_value_is_rebuilt_and_refused(
         assert posts_to(world, ADMINS_CHANNEL) == []
 
 
+async def test_a_tampered_ask_value_cannot_point_the_image_at_an_internal_host(
+    fake: FakeSlack, tmp_path: Path, sim: Simulator
+) -> None:
+    async with slack_bot_on(fake, tmp_path, sim, **TIGHT) as world:
+        core = world.rc.core
+        value = json.loads(await refused_with_button(world))
+        value["img"] = "http://169.254.169.254/latest/meta-data"
+        await world.interact(
+            click(world, admin_render.ACTION_ASK, json.dumps(value), ALICE, rid="tampered")
+        )
+        refused = await response(world, "tampered")
+        assert refused["text"].startswith(":warning:") and refused["replace_original"] is False
+        assert "public link" in refused["text"] and "169.254.169.254" in refused["text"]
+        # Nothing to approve, nothing held or granted, nothing sent to the admins or EvoLink.
+        assert await core.service.pending_approvals() == []
+        assert posts_to(world, ADMINS_CHANNEL) == []
+        assert await core.store.fetchall("SELECT id FROM ledger") == []
+        assert await world.job_rows() == [] and sim.requests == []
+
+        # The bot's own signed /media link (a re-hosted Slack image) still asks, on 127.0.0.1.
+        own = core.media.url_for(core.media.media_dir / "slack-F1.img")
+        assert own is not None
+        value["img"] = own
+        approval = await asked(world, json.dumps(value))
+        assert approval.request.image_url == own
+
+
 async def test_budget_alerts_reach_the_admin_channel_or_dms(
     fake: FakeSlack, tmp_path: Path, sim: Simulator
 ) -> None:

@@ -274,3 +274,35 @@ async def test_over_budget_from_the_modal_is_told_privately(
         assert approval.surface.channel == GENERAL and approval.request.prompt == "a fox"
         dm = await fake.wait_for(lambda: posts_to(world, f"D{ADMIN}"))
         assert approval.id in text_of(dm[0])
+
+
+async def test_a_modal_request_is_validated_once_before_the_ack_with_its_real_image_link(
+    world: SlackWorld, sim: Simulator
+) -> None:
+    view = await open_global_modal(world)
+    core = world.rc.core
+    image = world.fake.add_file("boat.png", PNG, "image/png")
+    bad = {
+        "prompt": text_value("a paper boat"),
+        "model": selected("sora-2"),
+        "duration": selected("4"),  # sora-2 makes 10 or 15 s
+        "image": {"type": "file_input", "files": [image]},
+        "channel": conversation(GENERAL),
+    }
+    status, text = await world.interact(submission(view, bad))
+    answer = response_json(text)
+    assert status == 200 and answer["response_action"] == "errors"
+    assert list(answer["errors"]) == ["duration"]
+    # Refused before anything was read from Slack, held or sent.
+    assert world.fake.calls_to("files.info") == [] and world.fake.files[image["id"]].downloads == 0
+    assert await world.job_rows() == [] and sim.requests == []
+    assert await core.store.fetchall("SELECT id FROM ledger") == []
+
+    status, text = await world.interact(submission(view, {**bad, "duration": selected("10")}))
+    assert status == 200 and text == ""
+    job = await world.wait_job(lambda j: j.status == JobStatus.DELIVERED)
+    image_url = job.request.image_url or ""
+    assert core.media.signed(image_url) and "/media/check" not in image_url
+    assert world.fake.files[image["id"]].downloads == 1
+    submit = next(r for r in sim.requests if r.kind == "submit")
+    assert submit.json["image_urls"] == [image_url]
