@@ -29,15 +29,16 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
-from pathlib import Path
 from typing import Any
 
-from bot.errors import ProviderError
-from bot.evolink import EvoLinkClient, TaskSnapshot, failure_for
+from bot.delivery import VideoFetcher
+from bot.errors import ProviderError, ResultExpired, TaskFailed, TaskNotFound
+from bot.evolink import EvoLinkClient, TaskSnapshot
 from bot.jobs import JobBook
 from bot.logs import job_context
 from bot.media import MediaHost
-from bot.models import DeliveredVideo, Job, JobStatus
+from bot.models import Job, JobStatus
+from bot.notices import Notices
 from bot.polling import PollState, next_delay
 from bot.port import ChatPort
 from bot.queue import Waiting, plan
@@ -46,7 +47,6 @@ log = logging.getLogger(__name__)
 
 SUBMIT_GIVE_UP = 15 * 60.0
 DELIVERY_RETRY_MAX = 60.0
-RESULT_LINK_LIFETIME = dt.timedelta(hours=24)
 DISK_RETRIES = 3  # failed saves before falling back to EvoLink's own link
 UNTOLD_LOOKBACK = dt.timedelta(hours=24)
 
@@ -73,8 +73,7 @@ class Tracker:
         self._port_added = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake: dict[str, asyncio.Event] = {}
-        self._last_progress: dict[str, tuple[float, int, str]] = {}
-        self._flushes: dict[str, asyncio.Task[None]] = {}
+        self._background_tasks: dict[str, asyncio.Task[None]] = {}
         self.max_per_user = max_per_user
         self.max_per_workspace = max_per_workspace
         self._dispatch_lock = asyncio.Lock()
@@ -83,9 +82,9 @@ class Tracker:
         self._last_start: dict[str, float] = {}
         self._stopping = False
         self._just_submitted: set[str] = set()
-        self._downloads = asyncio.Semaphore(4)
-        self._telling: set[str] = set()  # jobs whose ending is being told right now
         self.stats: Counter[str] = Counter()
+        self.notices = Notices(book, self.ports)
+        self.fetcher = VideoFetcher(book, evolink, media, self.stats)
         #: Called after a job's end is recorded (delivered and captured, or failed).
         self.on_finished: list[Callable[[Job], Awaitable[None]]] = []
 
@@ -111,7 +110,7 @@ class Tracker:
         self._tasks.pop(job_id, None)
         self._just_submitted.discard(job_id)
         self._wake.pop(job_id, None)
-        self._last_progress.pop(job_id, None)
+        self.notices.forget(job_id)
 
     def wake(self, job_id: str) -> None:
         """Look at the job now (a callback arrived, or it was cancelled)."""
@@ -124,8 +123,8 @@ class Tracker:
         # that ends after this read is told by whoever ended it, never by this sweep too.
         since = dt.datetime.now(dt.UTC) - UNTOLD_LOOKBACK
         for ended in await self.book.untold_endings(since):
-            self._telling.add(ended.id)  # claimed now, synchronously: no second teller
-            self._background(self._tell_claimed(ended.id), f"tell-{ended.id}")
+            if self.notices.claim(ended.id):  # claimed now, synchronously: no second teller
+                self._background(self.notices.tell_claimed(ended.id), f"tell-{ended.id}")
         jobs = await self.book.unfinished_jobs()
         for job in jobs:
             if not (job.status == JobStatus.PENDING and job.queued):
@@ -137,8 +136,8 @@ class Tracker:
 
     def _background(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=name)
-        self._flushes[name] = task
-        task.add_done_callback(lambda _t: self._flushes.pop(name, None))
+        self._background_tasks[name] = task
+        task.add_done_callback(lambda _t: self._background_tasks.pop(name, None))
 
     # -- the fair queue ----------------------------------------------------------------------
 
@@ -191,7 +190,7 @@ class Tracker:
             for job_id, position in decided.positions.items():
                 if before.get(job_id) != position:
                     await self.book.set_queue_position(job_id, position)
-                    await self._progress(await self.book.job(job_id), force=True)
+                    await self.notices.progress(await self.book.job(job_id), force=True)
 
     async def stop(self) -> None:
         # No new work from here on; the dispatcher first, so it cannot start jobs meanwhile.
@@ -199,7 +198,11 @@ class Tracker:
         if self._dispatch_task is not None:
             self._dispatch_task.cancel()
             await asyncio.gather(self._dispatch_task, return_exceptions=True)
-        tasks = list(self._tasks.values()) + list(self._flushes.values())
+        tasks = [
+            *self._tasks.values(),
+            *self._background_tasks.values(),
+            *self.notices.flushes.values(),
+        ]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -268,7 +271,7 @@ class Tracker:
             log.info("job %s: submitted as task %s", job.id, snapshot.id)
             if not snapshot.terminal:
                 self._just_submitted.add(job.id)
-            await self._progress(await self.book.job(job.id), force=True)
+            await self.notices.progress(await self.book.job(job.id), force=True)
 
     async def _watch(self, job: Job) -> None:
         assert job.task_id is not None
@@ -291,11 +294,12 @@ class Tracker:
             try:
                 snapshot = await self.evolink.get_task(job.task_id)
                 self.stats["status_reads"] += 1
+            except TaskNotFound as exc:
+                self.stats["status_errors"] += 1
+                await self._fail(job, exc.code, "EvoLink no longer knows this task.")
+                return
             except ProviderError as exc:
                 self.stats["status_errors"] += 1
-                if exc.status in (400, 404) and exc.code in ("invalid_task_id", "not_found", None):
-                    await self._fail(job, exc.code, "EvoLink no longer knows this task.")
-                    return
                 state.errors += 1
                 retry_after = exc.retry_after
             else:
@@ -312,24 +316,22 @@ class Tracker:
     async def _on_snapshot(self, job: Job, snap: TaskSnapshot, state: PollState) -> bool:
         if snap.estimated_time and not state.estimated_time:
             state.estimated_time = snap.estimated_time
+        try:
+            snap.raise_for_failure()
+        except TaskFailed as failure:
+            await self._fail(job, failure.code, failure.message)
+            return True
         if snap.status == "completed":
-            if not snap.results:
-                await self._fail(job, "generation_failed_no_content", failure_for(snap).message)
-                return True
             if await self.book.mark_delivering(job.id, snap.results[0], snap.credits_used):
                 log.info("job %s: task completed", job.id)
                 self.dispatch_soon()
-                await self._progress(await self.book.job(job.id), force=True)
-            return True
-        if snap.status in ("failed", "cancelled"):
-            failure = failure_for(snap)
-            await self._fail(job, failure.code, failure.message)
+                await self.notices.progress(await self.book.job(job.id), force=True)
             return True
         state.observe(self.clock(), snap.progress)
         if snap.progress != job.progress:
             await self.book.record_progress(job.id, snap.progress)
             job = job.model_copy(update={"progress": snap.progress})
-            await self._progress(job)
+            await self.notices.progress(job)
         return False
 
     async def _deliver(self, job: Job) -> None:
@@ -342,15 +344,15 @@ class Tracker:
                 await _wait_or_timeout(self._port_added.wait(), 30.0)
                 continue
             try:
-                video = await self._fetch(job)
+                video = await self.fetcher.fetch(job)
+            except ResultExpired:
+                await self._fail(
+                    job,
+                    "result_expired",
+                    "The finished video could no longer be downloaded from EvoLink.",
+                )
+                return
             except ProviderError as exc:
-                if exc.status in (403, 404, 410):
-                    await self._fail(
-                        job,
-                        "result_expired",
-                        "The finished video could no longer be downloaded from EvoLink.",
-                    )
-                    return
                 attempt += 1
                 await asyncio.sleep(
                     max(exc.retry_after or 0, min(2.0**attempt, DELIVERY_RETRY_MAX))
@@ -363,7 +365,7 @@ class Tracker:
                     await asyncio.sleep(float(attempt))
                     continue
                 # The disk stays full: give the user EvoLink's own link rather than nothing.
-                video = self._link_only(job)
+                video = self.fetcher.link_only(job)
             await self.book.note_delivery_attempt(job.id)
             job = await self.book.job(job.id)
             after = await self.book.ledger.balance_once_captured(job)
@@ -384,37 +386,6 @@ class Tracker:
                 await self._finished(await self.book.job(job.id))
             return
 
-    async def _fetch(self, job: Job) -> DeliveredVideo:
-        path = self.media.video_path(job.id)
-        if not (job.media_path and path.is_file() and path.stat().st_size == job.media_size):
-            assert job.result_url is not None
-            async with self._downloads:
-                size = await self.evolink.download(job.result_url, path)
-            self.stats["downloads"] += 1
-            await self.book.record_media(job.id, str(path), size)
-        size = path.stat().st_size
-        completed = job.completed_at or dt.datetime.now(dt.UTC)
-        return DeliveredVideo(
-            job_id=job.id,
-            path=str(path),
-            size=size,
-            filename=_filename(job, path),
-            hosted_url=self.media.url_for(path),
-            source_url=job.result_url,
-            source_expires_at=completed + RESULT_LINK_LIFETIME,
-        )
-
-    def _link_only(self, job: Job) -> DeliveredVideo:
-        completed = job.completed_at or dt.datetime.now(dt.UTC)
-        return DeliveredVideo(
-            job_id=job.id,
-            path=None,
-            size=0,
-            filename=_filename(job, self.media.video_path(job.id)),
-            source_url=job.result_url,
-            source_expires_at=completed + RESULT_LINK_LIFETIME,
-        )
-
     # -- endings and events ------------------------------------------------------------------
 
     async def _fail(self, job: Job, code: str | None, reason: str) -> None:
@@ -427,41 +398,8 @@ class Tracker:
         await self._finished(await self.book.job(job.id))
 
     async def tell_ending(self, job_id: str) -> None:
-        """Tell the user a job failed or was cancelled, once.
-
-        Exactly once within this process: a job being told is not told again at the same time
-        (`_telling`), and a job already told (`told_at`) is never told again. Across a crash
-        between the port's call and the record, the next start tells again with
-        `tell_attempts > 1` (counted in SQL before each call), so the port checks the platform
-        for its earlier notice first — exactly once wherever the platform lets it look.
-        """
-        if job_id in self._telling:
-            return
-        self._telling.add(job_id)
-        await self._tell_claimed(job_id)
-
-    async def _tell_claimed(self, job_id: str) -> None:
-        try:
-            job = await self.book.job(job_id)
-            port = self.ports.get(job.requester.platform)
-            if port is None:
-                return  # told by the process that runs this platform, at its start
-            attempt = await self.book.begin_telling(job_id)
-            if attempt is None:
-                return  # already told, or not ended
-            try:
-                balance = await self.book.ledger.balance(attempt.requester)
-                if attempt.status == JobStatus.CANCELLED:
-                    await port.on_job_cancelled(attempt, balance)
-                else:
-                    reason = attempt.error or "the video failed"
-                    await port.on_job_failed(attempt, reason, balance)
-            except Exception:
-                log.exception("job %s: could not tell the user how it ended", job_id)
-                return
-            await self.book.mark_told(job_id)
-        finally:
-            self._telling.discard(job_id)
+        """Tell the user a job failed or was cancelled, once (bot/notices.py)."""
+        await self.notices.tell_ending(job_id)
 
     async def _finished(self, job: Job) -> None:
         for hook in self.on_finished:
@@ -469,39 +407,6 @@ class Tracker:
                 await hook(job)
             except Exception:
                 log.exception("job %s: a finish hook failed", job.id)
-
-    async def _progress(self, job: Job, *, force: bool = False) -> None:
-        port = self.ports.get(job.requester.platform)
-        if port is None:
-            return
-        now = time.monotonic()  # progress_interval is in real seconds
-        last = self._last_progress.get(job.id)
-        if last is not None and not force:
-            last_at, last_value, last_status = last
-            if last_value == job.progress and last_status == job.status:
-                return
-            if now - last_at < port.progress_interval:
-                # Too soon: show the newest value once the interval has passed.
-                self._flush_later(job.id, port.progress_interval - (now - last_at))
-                return
-        self._last_progress[job.id] = (now, job.progress, job.status)
-        try:
-            await port.on_job_progress(job)
-        except Exception:
-            log.exception("job %s: progress update failed", job.id)
-
-    def _flush_later(self, job_id: str, delay: float) -> None:
-        if job_id in self._flushes:
-            return
-
-        async def flush() -> None:
-            await asyncio.sleep(delay)
-            self._flushes.pop(job_id, None)
-            job = await self.book.job(job_id)
-            if job.status == JobStatus.SUBMITTED:
-                await self._progress(job)
-
-        self._flushes[job_id] = asyncio.create_task(flush(), name=f"progress-{job_id}")
 
     def _wake_event(self, job_id: str) -> asyncio.Event:
         return self._wake.setdefault(job_id, asyncio.Event())
@@ -521,10 +426,3 @@ async def _wait_or_timeout(awaitable: Awaitable[object], timeout: float) -> bool
     except TimeoutError:
         return False
     return True
-
-
-def _filename(job: Job, path: Path) -> str:
-    words = "".join(c if c.isalnum() else "-" for c in job.request.prompt.lower()[:40]).strip("-")
-    while "--" in words:
-        words = words.replace("--", "-")
-    return f"sora-{words or 'video'}-{job.id[-6:]}{path.suffix}"
