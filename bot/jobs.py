@@ -8,8 +8,9 @@ A job's life (the statuses users and `sora-bot admin jobs` see; docs/ARCHITECTUR
        └────────────┴──▶ failed | cancelled                 (release the hold)
 
 Invariants:
-- `TRANSITIONS` is the only statement of which status may follow which; `_move` is the only
-  function that changes a status, and it refuses any change the table does not list. Each move
+- `TRANSITIONS` (bot/lifecycle.py) is the only statement of which status may follow which;
+  `_move` is the only function that changes a status, and it refuses any change the table
+  does not list. Each move
   is compare-and-set on the current status, so of two racing actors exactly one wins.
 - `accept` writes the job row and its hold in one `BEGIN IMMEDIATE` transaction, or nothing.
 - A terminal move settles the hold in the same transaction, so a terminal job never holds
@@ -20,33 +21,16 @@ Invariants:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 from bot.errors import JobNotFound, JobStateError
 from bot.ledger import Ledger
+from bot.lifecycle import ENDED_BADLY, D, P, S, sources_of
 from bot.models import Job, JobStatus, Requester, Surface, VideoRequest, to_mc
 from bot.store import Store, Tx, now_iso
 from bot.store import job_rows as sql
 from bot.store.job_rows import WaitingRow
-
-P, S, D = JobStatus.PENDING, JobStatus.SUBMITTED, JobStatus.DELIVERING
-TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.PENDING: frozenset({S, JobStatus.FAILED, JobStatus.CANCELLED}),
-    JobStatus.SUBMITTED: frozenset({D, JobStatus.FAILED, JobStatus.CANCELLED}),
-    JobStatus.DELIVERING: frozenset({JobStatus.DELIVERED, JobStatus.FAILED}),
-    JobStatus.DELIVERED: frozenset(),
-    JobStatus.FAILED: frozenset(),
-    JobStatus.CANCELLED: frozenset(),
-}
-OPEN = (P, S, D)
-ENDED_BADLY = (JobStatus.FAILED, JobStatus.CANCELLED)  # the endings a user is told about
-
-
-def sources_of(target: JobStatus) -> tuple[JobStatus, ...]:
-    """The statuses from which `target` may be reached."""
-    return tuple(s for s, nexts in TRANSITIONS.items() if target in nexts)
 
 
 class JobBook:

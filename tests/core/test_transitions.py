@@ -10,8 +10,9 @@ from decimal import Decimal
 import pytest
 
 from bot.errors import JobStateError
-from bot.jobs import TRANSITIONS, JobBook, sources_of
+from bot.jobs import JobBook
 from bot.ledger import Ledger
+from bot.lifecycle import TRANSITIONS, sources_of
 from bot.models import JobStatus, Requester, Surface, VideoRequest
 from bot.store import Store
 
