@@ -81,11 +81,8 @@ async def run_checks(settings: Settings, out: TextIO | None = None) -> int:
         if settings.slack_bot_token is None:
             out.write("- Slack: SLACK_BOT_TOKEN not set (Slack disabled)\n")
         else:
-            if settings.slack_app_token is None and settings.slack_signing_secret is None:
-                report(
-                    False,
-                    "Slack: set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)",
-                )
+            if settings.slack_problem is not None:
+                report(False, f"Slack: {settings.slack_problem}")
             try:
                 resp = await http.post(
                     settings.slack_api_url.rstrip("/") + "/auth.test",

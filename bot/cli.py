@@ -213,7 +213,7 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
         command = args.admin_command
         if command == "usage":
             day = dt.date.fromisoformat(args.period) if args.period else None
-            rows = await service.usage(day=day)
+            rows = await service.usage(cli_actor(), day=day)
             data = [
                 {
                     "platform": r.platform,
@@ -317,13 +317,13 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
         elif command == "export":
             from bot.reports import build_report, report_csv, report_text
 
-            report = await build_report(service, day=args.period)
+            report = await build_report(service, actor=cli_actor(), day=args.period)
             sys.stdout.write(report_csv(report) if args.csv else report_text(report))
         elif command == "chart":
             from bot.chart import describe_chart, render_chart
             from bot.reports import build_report
 
-            report = await build_report(service, day=args.period)
+            report = await build_report(service, actor=cli_actor(), day=args.period)
             png = await asyncio.to_thread(render_chart, report)
             try:
                 await asyncio.to_thread(Path(args.out).write_bytes, png)

@@ -202,8 +202,40 @@ class Settings(BaseSettings):
         return list(self.discord_guild_ids)
 
     @property
-    def admins(self) -> frozenset[str]:
-        return frozenset(self.admin_user_ids)
+    def admin_ids(self) -> frozenset[tuple[str, str]]:
+        """ADMIN_USER_IDS as (platform, user) pairs: the operator admins (bot/permissions.py)."""
+        return frozenset(
+            (platform, user)
+            for platform, _, user in (entry.partition(":") for entry in self.admin_user_ids)
+        )
+
+    def admin_users(self, platform: str) -> list[str]:
+        """The user ids ADMIN_USER_IDS names on `platform`, sorted (whom to DM with requests)."""
+        return sorted(user for where, user in self.admin_ids if where == platform)
+
+    @property
+    def slack_mode(self) -> str | None:
+        """How Slack connects: ``"socket"`` (SLACK_APP_TOKEN), ``"http"`` (SLACK_SIGNING_SECRET,
+        requests to /slack/events), or None when Slack is off or cannot start (`slack_problem`)."""
+        if self.slack_bot_token is None:
+            return None
+        if self.slack_app_token is not None:
+            return "socket"
+        return "http" if self.slack_signing_secret is not None else None
+
+    @property
+    def slack_problem(self) -> str | None:
+        """Why Slack cannot start as configured, in plain words; None when it can or is off.
+
+        Slack needs a way in besides the bot token: the signing secret (HTTP mode) or an
+        app-level token (Socket Mode)."""
+        if self.slack_bot_token is None or self.slack_mode is not None:
+            return None
+        return (
+            "SLACK_BOT_TOKEN is set but SLACK_SIGNING_SECRET is not: Slack's HTTP mode needs it "
+            "to verify requests (Basic Information → Signing Secret), or set SLACK_APP_TOKEN "
+            "for Socket Mode."
+        )
 
 
 def load_settings(**overrides: Any) -> Settings:

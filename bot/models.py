@@ -74,6 +74,10 @@ class Requester(BaseModel):
     display_name: str | None = None
     #: Platform roles (Discord role ids) for role allowances; never stored with a job.
     roles: tuple[str, ...] = ()
+    #: A platform fact set by the adapter: this person administers the workspace this event
+    #: came from (Discord Manage Server, Slack admin/owner). Never stored with a job; what it
+    #: allows is decided by `bot.permissions`.
+    workspace_admin: bool = False
 
     @property
     def key(self) -> str:

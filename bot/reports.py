@@ -1,7 +1,7 @@
 """Usage reports: one period's spend per person, for the CSV export, chat tables and the chart.
 
-A report is a read-only snapshot built from the ledger (`SoraService.usage`) plus a few job and
-ledger counts; nothing here writes.
+A report is a read-only snapshot built from the ledger (`SoraService.usage`, which checks that
+the actor administers the reported scope) plus a few job and ledger counts; nothing here writes.
 
 Invariants:
 - Every figure is exact: credits are `Decimal`s derived from integer milli-credits. The only
@@ -30,7 +30,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING
 
 from bot import ledger
-from bot.models import Requester, fmt_credits, from_mc
+from bot.models import fmt_credits, from_mc
+from bot.permissions import Actor
 
 if TYPE_CHECKING:
     from bot.service import SoraService
@@ -170,27 +171,22 @@ def elapsed_share(start: dt.datetime, end: dt.datetime, now: dt.datetime) -> Dec
 async def build_report(
     service: SoraService,
     *,
+    actor: Actor,
     platform: str | None = None,
     workspace: str | None = None,
     day: dt.date | None = None,
-    actor: Requester | str | None = None,
-    admin_override: bool = False,
     now: dt.datetime | None = None,
 ) -> UsageReport:
-    """The usage of the period containing `day` (default: the current period).
+    """The usage of the period containing `day` (default: the current period) in (platform,
+    workspace), None meaning every one.
 
-    Chat adapters pass `actor` (and `admin_override` where the platform vouches): the report is
-    then admins-only, checked by the service (PermissionDenied). Without an actor nothing is
-    checked — for the CLI and internal callers only.
+    `actor` must administer that scope (`bot.permissions`; PermissionDenied otherwise): a
+    chat user their own workspace, an operator admin their platform; the CLI passes its
+    string actor and sees everything.
     """
     book = service.book
     period = service.period_of(day)
-    if actor is None:
-        usage = await service.usage(platform, workspace, day=day)
-    else:
-        usage = await service.usage_report(
-            actor, platform, workspace, day=day, admin_override=admin_override
-        )
+    usage = await service.usage(actor, platform, workspace, day=day)
 
     where = " WHERE period_start = ?"
     params: list[str] = [period.key]

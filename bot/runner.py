@@ -39,12 +39,9 @@ def enabled_platforms(settings: Settings) -> list[str]:
     platforms = []
     if settings.discord_token is not None:
         platforms.append("discord")
-    if settings.slack_bot_token is not None:
-        if settings.slack_app_token is None and settings.slack_signing_secret is None:
-            raise ConfigError(
-                "SLACK_BOT_TOKEN is set but SLACK_SIGNING_SECRET is not: HTTP mode needs the "
-                "signing secret (or set SLACK_APP_TOKEN for Socket Mode)."
-            )
+    if settings.slack_problem is not None:
+        raise ConfigError(settings.slack_problem)
+    if settings.slack_mode is not None:
         platforms.append("slack")
     if not platforms:
         raise ConfigError(

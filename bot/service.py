@@ -1,9 +1,9 @@
 """SoraService: everything an adapter (or the CLI) may ask of the core, in domain words.
 
 Adapters turn platform events into these calls and render what comes back (or the `BotError`
-raised) — they hold no business rule. Permission checks live here, not in adapters: admin
-actions need `is_admin(actor)` (ADMIN_USER_IDS) or an `admin_override` the adapter vouches for
-from the platform itself (Discord's Manage Server permission, checked in code there).
+raised) — they hold no business rule. Every call that acts on someone else's job, budget or
+figures asks `bot.permissions` first, scoped to the target's (platform, workspace); adapters
+pass only facts about the actor (`Requester.workspace_admin`), never a decision.
 
 Invariants:
 - A refused request (InputError, BudgetError, PermissionDenied) holds nothing and sends nothing.
@@ -23,13 +23,14 @@ from bot.approvals import Approval
 from bot.catalog import Catalog
 from bot.chat_commands import ChatCommand, parse_chat_command, usage_text
 from bot.config import Settings
-from bot.errors import InputError, JobStateError, PermissionDenied
+from bot.errors import InputError, JobStateError
 from bot.grammar import parse_request
 from bot.jobs import JobBook, UsageRow
 from bot.media import MediaHost
 from bot.models import Balance, Job, JobStatus, Requester, Surface, VideoRequest, fmt_credits, to_mc
 from bot.oversight import Oversight
 from bot.periods import Period
+from bot.permissions import Actor, Permissions
 from bot.requests import RequestOptions, remix_options, validate_request
 from bot.tracker import Tracker
 
@@ -69,6 +70,7 @@ class SoraService:
         self.tracker = tracker
         self.media = media
         self.oversight = oversight
+        self.permissions = Permissions(settings.admin_ids)
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -135,17 +137,16 @@ class SoraService:
     async def decide_approval(
         self,
         approval_id: str,
-        actor: Requester | str,
+        actor: Actor,
         approve: bool,
-        *,
-        admin_override: bool = False,
     ) -> Approval:
-        """Approve (grant exactly the price and start the job) or deny; exactly one decision
-        counts — a second one raises JobStateError naming the first."""
-        who = self._require_admin(actor, admin_override)
+        """Approve (grant exactly the price and start the job) or deny, as an admin of the
+        request's workspace; exactly one decision counts — a second one raises JobStateError
+        naming the first."""
         approval = await self.oversight.get(approval_id)
-        if isinstance(actor, Requester) and actor.platform != approval.requester.platform:
-            raise PermissionDenied("That request belongs to another platform.")
+        who = self.permissions.require_admin(
+            actor, approval.requester.platform, approval.requester.workspace
+        )
         return await self.oversight.decide(approval_id, who, approve)
 
     async def get_approval(self, approval_id: str) -> Approval:
@@ -163,10 +164,11 @@ class SoraService:
     async def get_job(self, job_id: str) -> Job:
         return await self.book.job(job_id)
 
-    async def cancel(self, job_id: str, actor: Requester, *, admin_override: bool = False) -> Job:
+    async def cancel(self, job_id: str, actor: Actor) -> Job:
+        """Cancel as its requester or an admin of its workspace; the hold is released."""
         job = await self.book.job(job_id)
-        self._require_owner_or_admin(job, actor, admin_override, "cancel")
-        job = await self.book.finish_cancelled(job_id, _actor_id(actor))
+        who = self.permissions.require_owner_or_admin(actor, job.requester, "cancel")
+        job = await self.book.finish_cancelled(job_id, who)
         self.tracker.wake(job_id)
         self.tracker.dispatch_soon()
         await self.tracker.tell_ending(job.id)
@@ -175,13 +177,12 @@ class SoraService:
     async def again(self, job_id: str, actor: Requester, surface: Surface) -> Job:
         """The same request once more, as a new job of `actor`, under the same budget rules."""
         job = await self.book.job(job_id)
-        if job.requester.platform != actor.platform or job.requester.workspace != actor.workspace:
-            raise PermissionDenied("That job belongs to another workspace.")
+        self.permissions.require_same_workspace(actor, job.requester)
         return await self.submit(actor, job.request, surface, parent_job_id=job.id)
 
     async def remix(self, job_id: str, actor: Requester, prompt: str, surface: Surface) -> Job:
         job = await self.book.job(job_id)
-        self._require_owner_or_admin(job, actor, False, "remix")
+        self.permissions.require_owner_or_admin(actor, job.requester, "remix")
         remix_model = self.catalog.remix_model_for(job.request.model)
         if remix_model is None:
             raise InputError(f"{job.request.model} videos cannot be remixed.", field="model")
@@ -208,66 +209,27 @@ class SoraService:
 
     async def usage(
         self,
+        actor: Actor,
         platform: str | None = None,
         workspace: str | None = None,
         *,
         day: dt.date | None = None,
     ) -> list[UsageRow]:
+        """Everyone's figures in (platform, workspace) — None: every one — for an admin of
+        that scope (PermissionDenied otherwise)."""
+        self.permissions.require_admin(actor, platform, workspace)
         return await self.book.usage(
             platform=platform, workspace=workspace, period=self.period_of(day)
         )
 
-    async def usage_report(
-        self,
-        actor: Requester | str,
-        platform: str | None = None,
-        workspace: str | None = None,
-        *,
-        day: dt.date | None = None,
-        admin_override: bool = False,
-    ) -> list[UsageRow]:
-        """`usage` for an admin (PermissionDenied otherwise): what chat adapters call."""
-        self._require_admin(actor, admin_override)
-        return await self.usage(platform, workspace, day=day)
-
     # -- admin -------------------------------------------------------------------------------
 
-    def is_admin(self, requester: Requester) -> bool:
-        return f"{requester.platform}:{requester.user}" in self.settings.admins
+    def may_administer(self, actor: Actor) -> bool:
+        """Does `actor` administer the workspace they are in? (To show admin-only views.)"""
+        return self.permissions.may_administer(actor)
 
-    def _require_admin(self, actor: Requester | str, admin_override: bool) -> str:
-        if isinstance(actor, str):  # the CLI: whoever can run it on the host is trusted
-            return actor
-        if not (admin_override or self.is_admin(actor)):
-            raise PermissionDenied("Only budget admins can do that.")
-        return _actor_id(actor)
-
-    def _require_owner_or_admin(
-        self, job: Job, actor: Requester, admin_override: bool, verb: str
-    ) -> None:
-        owner = job.requester
-        same_user = (owner.platform, owner.workspace, owner.user) == (
-            actor.platform,
-            actor.workspace,
-            actor.user,
-        )
-        if same_user:
-            return
-        if owner.platform == actor.platform and (admin_override or self.is_admin(actor)):
-            return
-        raise PermissionDenied(
-            f"Only the person who asked for this video or an admin can {verb} it."
-        )
-
-    async def set_limit(
-        self,
-        actor: Requester | str,
-        target: Requester,
-        amount: Decimal | str,
-        *,
-        admin_override: bool = False,
-    ) -> None:
-        who = self._require_admin(actor, admin_override)
+    async def set_limit(self, actor: Actor, target: Requester, amount: Decimal | str) -> None:
+        who = self.permissions.require_admin(actor, target.platform, target.workspace)
         value = parse_amount(amount, field="limit")
         async with self.book.store.transaction() as tx:
             await ledger.set_limit(
@@ -277,14 +239,12 @@ class SoraService:
 
     async def grant(
         self,
-        actor: Requester | str,
+        actor: Actor,
         target: Requester,
         amount: Decimal | str,
         reason: str = "",
-        *,
-        admin_override: bool = False,
     ) -> None:
-        who = self._require_admin(actor, admin_override)
+        who = self.permissions.require_admin(actor, target.platform, target.workspace)
         value = parse_amount(amount)
         if value == 0:
             raise InputError("A grant must be more than 0 credits.", field="amount")
@@ -295,14 +255,12 @@ class SoraService:
 
     async def set_team_budget(
         self,
-        actor: Requester | str,
+        actor: Actor,
         platform: str,
         workspace: str,
         amount: Decimal | str,
-        *,
-        admin_override: bool = False,
     ) -> None:
-        who = self._require_admin(actor, admin_override)
+        who = self.permissions.require_admin(actor, platform, workspace)
         value = parse_amount(amount, field="team budget")
         async with self.book.store.transaction() as tx:
             await ledger.set_limit(tx, platform, workspace, ledger.TEAM, to_mc(value), who)
@@ -310,17 +268,15 @@ class SoraService:
 
     async def set_role_limit(
         self,
-        actor: Requester | str,
+        actor: Actor,
         platform: str,
         workspace: str,
         role: str,
         amount: Decimal | str,
-        *,
-        admin_override: bool = False,
     ) -> None:
         """An allowance for everyone with a role (Discord); a user's highest role applies,
         and a user's own limit beats any role."""
-        who = self._require_admin(actor, admin_override)
+        who = self.permissions.require_admin(actor, platform, workspace)
         value = parse_amount(amount, field="limit")
         async with self.book.store.transaction() as tx:
             await ledger.set_role_limit(tx, platform, workspace, role, to_mc(value), who)
@@ -344,7 +300,3 @@ class SoraService:
         """A signed /media link for a file in MEDIA_DIR (None without PUBLIC_BASE_URL)."""
         del filename  # the link names the stored file; kept for adapters' readability
         return self.media.url_for(path)
-
-
-def _actor_id(actor: Requester) -> str:
-    return f"{actor.platform}:{actor.user}"

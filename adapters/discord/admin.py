@@ -56,12 +56,8 @@ class AdminMessages:
         return int(channel)
 
     def admin_user_ids(self) -> list[int]:
-        prefix = f"{PLATFORM}:"
-        return sorted(
-            int(a[len(prefix) :])
-            for a in self.core.settings.admins
-            if a.startswith(prefix) and a[len(prefix) :].isdigit()
-        )
+        """The Discord users in ADMIN_USER_IDS (ids that are snowflakes)."""
+        return [int(u) for u in self.core.settings.admin_users(PLATFORM) if u.isdigit()]
 
     async def _targets(self) -> list[discord.abc.Messageable]:
         channel_id = self.admin_channel_id()

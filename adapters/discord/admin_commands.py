@@ -1,9 +1,9 @@
 """`/sora-admin …`: budgets for this server, usage reports, the chart and the CSV export.
 
 Invariants:
-- Every subcommand is checked by the core: ADMIN_USER_IDS, or Discord's Manage Server
-  permission passed as `admin_override` (a server admin can change a command's default
-  permissions, so they are no check).
+- Every subcommand is checked by the core (`bot.permissions`): ADMIN_USER_IDS, or Discord's
+  Manage Server permission in this server, which `requester_of` passes as a fact (a server
+  admin can change a command's default permissions, so they are no check).
 - Every answer is ephemeral — the table, the chart and the CSV too: they show each person's
   spend, which is for the budget holders, not the whole channel.
 - The chart is drawn off the event loop (`asyncio.to_thread`, ~0.25 s of matplotlib) after the
@@ -101,7 +101,6 @@ class AdminCommands(app_commands.Group):
                 requester_of(interaction),
                 self._target(interaction, user),
                 amount,
-                admin_override=flow.has_manage_guild(interaction),
             ),
             f"{user.mention} can now spend {amount} credits per period.",
         )
@@ -123,7 +122,6 @@ class AdminCommands(app_commands.Group):
                 self._target(interaction, user),
                 amount,
                 reason,
-                admin_override=flow.has_manage_guild(interaction),
             ),
             f"Granted {amount} credits to {user.mention} for this period.",
         )
@@ -141,7 +139,6 @@ class AdminCommands(app_commands.Group):
                 PLATFORM,
                 self._workspace(interaction),
                 amount,
-                admin_override=flow.has_manage_guild(interaction),
             ),
             f"This server's budget is now {amount} credits per period.",
         )
@@ -165,7 +162,6 @@ class AdminCommands(app_commands.Group):
                 self._workspace(interaction),
                 str(role.id),
                 amount,
-                admin_override=flow.has_manage_guild(interaction),
             ),
             f"Members with {role.mention} can now spend {amount} credits per period "
             "(a person's own limit still comes first).",
@@ -184,7 +180,6 @@ class AdminCommands(app_commands.Group):
                 workspace=self._workspace(interaction),
                 day=parse_period(period),
                 actor=requester_of(interaction),
-                admin_override=flow.has_manage_guild(interaction),
             )
         except BotError as err:
             await interaction.followup.send(flow.error_text(err), ephemeral=True)

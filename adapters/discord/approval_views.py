@@ -4,9 +4,9 @@ Like the job buttons (views.py) they are `DynamicItem`s registered at start, so 
 posted before a restart is still decided by the new process; nothing is kept in memory.
 
 Invariants:
-- The core decides who may decide (ADMIN_USER_IDS) and that exactly one decision counts.
-  The adapter vouches only for Discord's Manage Server permission, and only in the server the
-  request came from (`admin_override`): managing one server gives no say over another's budget.
+- The core decides who may decide (`bot.permissions`: ADMIN_USER_IDS, or Manage Server in
+  the server the request came from — managing one server gives no say over another's budget)
+  and that exactly one decision counts. The adapter passes the clicker with Discord's facts.
 - Everyone who clicks gets an ephemeral answer: the decision made, "already approved by X",
   or the refusal. The admins' message itself is updated by the port (admin.py), once, by
   the winner's decision.
@@ -30,13 +30,7 @@ async def decide(interaction: discord.Interaction[Any], approval_id: str, approv
     service = flow.core_of(interaction).service
     actor = requester_of(interaction)
     try:
-        approval = await service.get_approval(approval_id)
-        override = flow.has_manage_guild(interaction) and (
-            str(interaction.guild_id) == approval.requester.workspace
-        )
-        decided = await service.decide_approval(
-            approval_id, actor, approve, admin_override=override
-        )
+        decided = await service.decide_approval(approval_id, actor, approve)
     except JobStateError as err:
         try:
             text = admin_render.already_decided_text(await service.get_approval(approval_id))

@@ -41,9 +41,7 @@ RequestFor = Callable[[], Awaitable[VideoRequest]]
 
 def admins_reachable(settings: Settings) -> bool:
     """Someone on Discord can be asked: the admin channel, or Discord users in ADMIN_USER_IDS."""
-    return bool(settings.discord_admin_channel) or any(
-        a.startswith(f"{PLATFORM}:") for a in settings.admins
-    )
+    return bool(settings.discord_admin_channel or settings.admin_users(PLATFORM))
 
 
 def ask_surface(interaction: discord.Interaction[Any]) -> DiscordSurface:

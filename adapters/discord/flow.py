@@ -5,8 +5,9 @@ Invariants:
   first (pure CPU work on the catalog, no I/O) so a bad option can be refused with an
   ephemeral message; otherwise `defer()` goes out before anything touches the store.
 - Refusals (`BotError`) are shown only to the person who asked, in the core's words.
-- The adapter decides nothing about budgets or permissions: it passes `admin_override` only
-  for Discord's own Manage Server permission, which the core cannot see.
+- The adapter decides nothing about budgets or permissions: the actor it passes carries the
+  facts Discord gives (`requester_of`: the Manage Server permission in this guild as
+  `workspace_admin`); the core decides what they allow.
 - A budget refusal of /sora, Again or Remix offers "Ask an admin" (asking.py) when someone
   can be asked; every other refusal is the core's words only.
 """
@@ -58,11 +59,6 @@ def track(interaction: discord.Interaction[Any]) -> None:
     if task is not None and inflight is not None:
         inflight.add(task)
         task.add_done_callback(inflight.discard)
-
-
-def has_manage_guild(interaction: discord.Interaction[Any]) -> bool:
-    """Discord's Manage Server permission, as Discord computed it for this interaction."""
-    return interaction.guild_id is not None and interaction.permissions.manage_guild
 
 
 def check_image(image: discord.Attachment | None) -> str | None:
@@ -191,9 +187,7 @@ async def cancel_job(interaction: discord.Interaction[Any], job_id: str) -> None
     await interaction.response.defer(ephemeral=True, thinking=True)
     core = core_of(interaction)
     try:
-        job = await core.service.cancel(
-            job_id, requester_of(interaction), admin_override=has_manage_guild(interaction)
-        )
+        job = await core.service.cancel(job_id, requester_of(interaction))
     except BotError as err:
         await interaction.followup.send(error_text(err), ephemeral=True)
         return

@@ -29,7 +29,9 @@ def requester_of(interaction: discord.Interaction[Any]) -> Requester:
     """Discord user in a guild, or in `dm` for direct messages and user-installed contexts.
 
     In a guild the member's role ids (with @everyone, the guild id) go along for role
-    allowances; discord.py resolves them against its guild cache (the `guilds` intent)."""
+    allowances; discord.py resolves them against its guild cache (the `guilds` intent).
+    `workspace_admin` is the fact "has Manage Server in this guild", as Discord computed it
+    for this interaction (never in a DM); what it allows is the core's decision."""
     workspace = str(interaction.guild_id) if interaction.guild_id is not None else "dm"
     user = interaction.user
     roles: tuple[str, ...] = ()
@@ -41,6 +43,7 @@ def requester_of(interaction: discord.Interaction[Any]) -> Requester:
         user=str(user.id),
         display_name=user.display_name,
         roles=roles,
+        workspace_admin=interaction.guild_id is not None and interaction.permissions.manage_guild,
     )
 
 

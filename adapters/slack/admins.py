@@ -49,11 +49,7 @@ class SlackAdmins:
     @property
     def admin_ids(self) -> list[str]:
         """The Slack user ids in ADMIN_USER_IDS."""
-        return sorted(
-            entry.partition(":")[2]
-            for entry in self.service.settings.admins
-            if entry.startswith("slack:") and entry.partition(":")[2]
-        )
+        return self.service.settings.admin_users("slack")
 
     @property
     def reachable(self) -> bool:

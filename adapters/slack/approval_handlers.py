@@ -9,7 +9,8 @@ Invariants:
   `validate_request`, the same validation as typing it (a value pointing the image at an
   internal host is refused before anything is stored); the price is the catalog's quote.
   The refusal is replaced by a note, so the button cannot be pressed twice by accident.
-- Approve/Deny are decided by the core: admins only (ADMIN_USER_IDS), exactly one decision
+- Approve/Deny are decided by the core (`bot.permissions`: ADMIN_USER_IDS, or an admin or
+  owner of the request's workspace, a fact read by `SlackActors`); exactly one decision
   counts. A refused click (not an admin, already decided, expired) gets a private note naming
   who decided first; nothing else changes.
 """
@@ -87,7 +88,7 @@ class ApprovalHandlers:
         self.spawn(self._decide(body, respond, approve=False))
 
     async def _decide(self, body: dict[str, Any], respond: AsyncRespond, *, approve: bool) -> None:
-        actor = requester_of(body)
+        actor = await self.port.actors.with_facts(requester_of(body))
         approval_id = str(body["actions"][0].get("value") or "")
         try:
             # On success the core calls `on_approval_decided`: the admins' messages lose their

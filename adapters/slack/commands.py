@@ -6,9 +6,10 @@
     /sora admin usage [YYYY-MM-DD]          who spent what in this (or that day's) period
     /sora admin chart|export [YYYY-MM-DD]   the chart / the CSV as a file (see reports.py)
 
-Invariants: permissions are the core's (`SoraService` raises `PermissionDenied`; reports are
-built by `bot.reports.build_report` with the actor, so only admins get them); every
-`BotError` comes back as its own plain words; nothing here touches Slack.
+Invariants: permissions are the core's (`bot.permissions`, through `SoraService`, which
+raises `PermissionDenied`; reports are built by `bot.reports.build_report` with the actor).
+The actor comes with Slack's facts (`SlackActors`); targets are always in the actor's
+workspace. Every `BotError` comes back as its own plain words; nothing here touches Slack.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from adapters.slack import render
 from bot.chat_commands import ChatCommand, usage_text
 from bot.errors import BotError, InputError, PermissionDenied
 from bot.models import Requester, fmt_credits
+from bot.permissions import ADMINS_ONLY
 from bot.reports import build_report, report_text
 from bot.service import SoraService
 
@@ -87,8 +89,7 @@ async def run_text_command(
 
 
 async def run_admin(service: SoraService, actor: Requester, args: list[str]) -> str:
-    if not service.is_admin(actor):
-        raise PermissionDenied("Only budget admins can do that (ADMIN_USER_IDS).")
+    """Each verb is a checked service call; the help is for those the core calls admins."""
     verb = args[0].casefold() if args else "help"
     rest = args[1:]
     workspace = actor.workspace
@@ -116,4 +117,6 @@ async def run_admin(service: SoraService, actor: Requester, args: list[str]) -> 
         # Display names are typed by users: escaped, and unable to close the code block.
         table = render.esc(report_text(report)).replace("```", "'''")
         return "*Team usage*\n```" + table + "```"
+    if not service.may_administer(actor):
+        raise PermissionDenied(ADMINS_ONLY)
     return ADMIN_HELP

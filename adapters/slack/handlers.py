@@ -195,6 +195,8 @@ class SlackHandlers:
         channel: str | None,
     ) -> None:
         verb = command.args[0].casefold() if command.args else ""
+        if command.kind in ("admin", "cancel"):
+            requester = await self.port.actors.with_facts(requester)
         if command.kind == "admin" and verb in REPORT_VERBS:
             text = await self.reports.run(requester, verb, command.args[1:], channel)
         else:
@@ -285,7 +287,7 @@ class SlackHandlers:
 
         try:
             if verb == "cancel":
-                await self.service.cancel(job_id, actor)
+                await self.service.cancel(job_id, await self.port.actors.with_facts(actor))
                 return
             job = await self.service.again(
                 job_id, actor, Surface(channel=channel, data={"team": actor.workspace})
@@ -354,7 +356,9 @@ class SlackHandlers:
         self.spawn(self.publish_home(Requester(platform="slack", workspace=team, user=user)))
 
     async def publish_home(self, requester: Requester) -> None:
-        """The App Home tab of `requester`: figures, recent jobs, and team usage for admins."""
+        """The App Home tab of `requester`: figures, recent jobs, and for those the core says
+        administer this workspace its usage and waiting requests."""
+        requester = await self.port.actors.with_facts(requester)
         user, team = requester.user, requester.workspace
         balance, jobs = await asyncio.gather(
             self.service.balance(requester), self.service.recent_jobs(requester, limit=10)
@@ -366,8 +370,8 @@ class SlackHandlers:
                 links[job_id] = link
         usage = None
         admin_blocks: list[render.Block] = []
-        if self.service.is_admin(requester):
-            usage = await self.service.usage("slack", team)
+        if self.service.may_administer(requester):
+            usage = await self.service.usage(requester, "slack", team)
             waiting = [
                 a
                 for a in await self.service.pending_approvals("slack")

@@ -34,6 +34,7 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import render
+from adapters.slack.actors import SlackActors
 from adapters.slack.admins import SlackAdmins
 from bot.alerts import Alert
 from bot.approvals import Approval
@@ -81,6 +82,7 @@ class SlackPort:
         self._locks: dict[str, asyncio.Lock] = {}
         self._last_render: dict[str, str] = {}
         self.admins = SlackAdmins(client, service, self.open_dm)
+        self.actors = SlackActors(client)  # who acts, with the facts permissions need
 
     # -- the progress message -------------------------------------------------------------
 

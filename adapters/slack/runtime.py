@@ -124,14 +124,11 @@ class SlackRuntime:
         settings = core.settings
         if settings.slack_bot_token is None:
             raise ConfigError("SLACK_BOT_TOKEN is not set (xoxb-…, from OAuth & Permissions).")
+        if settings.slack_problem is not None:
+            raise ConfigError(settings.slack_problem)
         app_token = settings.slack_app_token
-        self.socket_mode = app_token is not None
+        self.socket_mode = settings.slack_mode == "socket"
         secret = settings.slack_signing_secret
-        if not self.socket_mode and secret is None:
-            raise ConfigError(
-                "SLACK_SIGNING_SECRET is not set: Slack's HTTP mode needs it to verify requests "
-                "(Basic Information → Signing Secret), or set SLACK_APP_TOKEN for Socket Mode."
-            )
         self._app_token = app_token.get_secret_value() if app_token else None
         self._session: aiohttp.ClientSession | None = None
         if client is None:
@@ -234,8 +231,8 @@ async def check_slack(settings: Settings) -> tuple[bool, str]:
     """For `sora-bot check`: does the bot token work against SLACK_API_URL? (ok, plain words)"""
     if settings.slack_bot_token is None:
         return False, "SLACK_BOT_TOKEN is not set: Slack is off."
-    if settings.slack_app_token is None and settings.slack_signing_secret is None:
-        return False, "SLACK_SIGNING_SECRET is not set (needed in HTTP mode)."
+    if settings.slack_problem is not None:
+        return False, settings.slack_problem
     client = web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
     try:
         auth = await client.auth_test()
@@ -244,7 +241,7 @@ async def check_slack(settings: Settings) -> tuple[bool, str]:
     except (aiohttp.ClientError, TimeoutError) as exc:
         where = settings.slack_api_url
         return False, f"Slack could not be reached at {where} ({type(exc).__name__})."
-    mode = "Socket Mode" if settings.slack_app_token else f"HTTP mode at {EVENTS_PATH}"
+    mode = "Socket Mode" if settings.slack_mode == "socket" else f"HTTP mode at {EVENTS_PATH}"
     return True, f"Slack OK: bot {auth.get('user')} in workspace {auth.get('team')} ({mode})."
 
 

@@ -125,7 +125,7 @@ async def ledger_sums(core: Core, period_key: str) -> dict[str, Any]:
 
 async def test_report_rows_and_totals_equal_the_ledger(core: Core) -> None:
     await scenario(core)
-    report = await build_report(core.service)
+    report = await build_report(core.service, actor="cli:test")
     by_user = {r.user: r for r in report.rows}
     assert set(by_user) == {"alice", "bob", "carol", "dave"}  # October's job is not here
 
@@ -170,7 +170,7 @@ async def test_report_rows_and_totals_equal_the_ledger(core: Core) -> None:
 
 async def test_csv_has_the_contract_columns_and_sums_to_the_ledger(core: Core) -> None:
     await scenario(core)
-    report = await build_report(core.service)
+    report = await build_report(core.service, actor="cli:test")
     text = report_csv(report)
     rows = list(csv.DictReader(io.StringIO(text)))
     assert tuple(rows[0]) == CSV_COLUMNS
@@ -194,13 +194,15 @@ async def test_csv_has_the_contract_columns_and_sums_to_the_ledger(core: Core) -
 async def test_csv_does_not_let_a_display_name_become_a_formula(core: Core) -> None:
     mallory = Requester(platform="test", workspace="W1", user="m", display_name='=HYPERLINK("x")')
     await job(core, mallory, "pending")
-    [row] = list(csv.DictReader(io.StringIO(report_csv(await build_report(core.service)))))
+    [row] = list(
+        csv.DictReader(io.StringIO(report_csv(await build_report(core.service, actor="cli:test"))))
+    )
     assert row["name"] == '\'=HYPERLINK("x")' and row["user"] == "m"
 
 
 async def test_a_past_period_is_chosen_by_any_date_inside_it(core: Core) -> None:
     await scenario(core)
-    report = await build_report(core.service, day=dt.date(2026, 10, 3))
+    report = await build_report(core.service, actor="cli:test", day=dt.date(2026, 10, 3))
     assert (report.period_start, report.period_end) == (dt.date(2026, 10, 1), dt.date(2026, 10, 31))
     assert report.resets_at == dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
     assert [(r.user, r.jobs, r.delivered, r.used) for r in report.rows] == [
@@ -209,17 +211,20 @@ async def test_a_past_period_is_chosen_by_any_date_inside_it(core: Core) -> None
     assert report.elapsed == 1  # a finished period: the pace is the whole allowance
     assert report.pace(D(50)) == 50
     assert report.totals.used == (await ledger_sums(core, "2026-10-01"))["used"]
-    empty = await build_report(core.service, day=dt.date(2025, 1, 20))
+    empty = await build_report(core.service, actor="cli:test", day=dt.date(2025, 1, 20))
     assert empty.rows == () and "No usage" in report_text(empty)
 
 
 async def test_filter_by_workspace_and_admins_only_for_chat(core: Core) -> None:
     await scenario(core, october=False)
-    report = await build_report(core.service, platform="test", workspace="W2")
+    report = await build_report(core.service, actor="cli:test", platform="test", workspace="W2")
     assert [r.user for r in report.rows] == ["dave"] and report.teams == ()
     with pytest.raises(PermissionDenied):
-        await build_report(core.service, actor=DAVE)
-    vouched = await build_report(core.service, actor=DAVE, admin_override=True, workspace="W2")
+        await build_report(core.service, actor=DAVE, platform="test", workspace="W2")
+    w2_admin = DAVE.model_copy(update={"workspace_admin": True})
+    with pytest.raises(PermissionDenied):  # an admin of W2 sees W2 only
+        await build_report(core.service, actor=w2_admin, platform="test", workspace="W1")
+    vouched = await build_report(core.service, actor=w2_admin, platform="test", workspace="W2")
     assert vouched.rows == report.rows
 
 
@@ -235,7 +240,7 @@ def test_elapsed_share_and_pace_are_exact() -> None:
 async def test_text_table_lists_people_by_spend_with_totals(core: Core) -> None:
     await scenario(core)
     now = dt.datetime.combine(core.service.period_of(None).start, dt.time(0), tzinfo=dt.UTC)
-    text = report_text(await build_report(core.service, now=now))
+    text = report_text(await build_report(core.service, actor="cli:test", now=now))
     lines = text.splitlines()
     assert lines[0].startswith("Usage ") and "0% of the period gone" in lines[0]
     assert lines[1].split()[:3] == ["person", "jobs", "ok"]
@@ -285,7 +290,7 @@ def decode_png(data: bytes) -> tuple[int, int, Any]:
 
 async def test_chart_is_a_valid_png_drawn_from_the_reports_figures(core: Core) -> None:
     await scenario(core)
-    report = await build_report(core.service)
+    report = await build_report(core.service, actor="cli:test")
     series = chart_series(report)
 
     # the series is the report: every person, same figures, pace = elapsed × allowance
@@ -320,7 +325,7 @@ async def test_chart_is_a_valid_png_drawn_from_the_reports_figures(core: Core) -
 
 
 async def test_chart_of_an_empty_period_and_of_many_people(core: Core) -> None:
-    empty = await build_report(core.service)
+    empty = await build_report(core.service, actor="cli:test")
     width, height, _ = decode_png(render_chart(empty))
     assert width == 1000 and height > 100
     assert "No usage in this period." in describe_chart(empty)
@@ -328,7 +333,7 @@ async def test_chart_of_an_empty_period_and_of_many_people(core: Core) -> None:
     people = [Requester(platform="test", workspace="W1", user=f"u{i:02d}") for i in range(34)]
     for i, who in enumerate(people):
         await job(core, who, "pending", duration=10 if i % 2 else 15)
-    report = await build_report(core.service)
+    report = await build_report(core.service, actor="cli:test")
     series = chart_series(report)
     assert len(series.people) == MAX_BARS + 1
     others = series.people[-1]
@@ -350,7 +355,7 @@ async def test_a_report_after_real_jobs_through_the_pipeline(
         await port.wait_for(ok.id, "delivered")
         await port.wait_for(bad.id, "failed")
         await rc.core.tracker.wait_idle(5)
-        report = await build_report(service)
+        report = await build_report(service, actor="cli:test")
         charged = (await service.get_job(ok.id)).charged
     [alice] = report.rows
     assert (alice.jobs, alice.delivered, alice.failed) == (2, 1, 1)

@@ -49,7 +49,7 @@ async def one_delivered_video(world: World) -> None:
 
     async def captured() -> bool:
         report = await build_report(
-            world.rc.core.service, platform="discord", workspace=world.guild_id
+            world.rc.core.service, actor="cli:test", platform="discord", workspace=world.guild_id
         )
         return report.totals.delivered == 1
 
@@ -64,7 +64,9 @@ async def test_usage_chart_is_a_png_with_its_description_as_text_and_alt_text(
     [picture] = sent.files
     assert picture.data.startswith(PNG_SIGNATURE) and len(picture.data) > 1000
     assert picture.filename is not None and picture.filename.endswith(".png")
-    report = await build_report(world.rc.core.service, platform="discord", workspace=world.guild_id)
+    report = await build_report(
+        world.rc.core.service, actor="cli:test", platform="discord", workspace=world.guild_id
+    )
     description = describe_chart(report)
     person_line = next(line for line in description.splitlines() if line.startswith("- "))
     assert "alice" in person_line and person_line in sent.json["content"]
@@ -77,7 +79,9 @@ async def test_export_sends_the_reports_csv_as_a_file(world: World) -> None:
     await one_delivered_video(world)
     sent = await admin(world, "export", [])
     [sheet] = sent.files
-    report = await build_report(world.rc.core.service, platform="discord", workspace=world.guild_id)
+    report = await build_report(
+        world.rc.core.service, actor="cli:test", platform="discord", workspace=world.guild_id
+    )
     assert sheet.data.decode() == report_csv(report)
     rows = list(csv.DictReader(io.StringIO(sheet.data.decode())))
     assert [(r["user"], r["delivered"]) for r in rows] == [(ALICE["id"], "1")]

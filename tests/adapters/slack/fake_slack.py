@@ -4,6 +4,7 @@ Point `AsyncWebClient(base_url=fake.api_url)` (or `SLACK_API_URL`) at it. It imp
 methods the bot uses, with Slack's response shapes: `auth.test`, `chat.postMessage`,
 `chat.update`, `chat.postEphemeral`, `views.open|update|publish`, `conversations.open`,
 `files.getUploadURLExternal` + the upload POST + `files.completeUploadExternal`, `files.info`,
+`users.info` (admins and owners from `workspace_admins` / `workspace_owners`),
 private file downloads (`url_private_download`, bot token required) and `response_url` posts.
 
 Invariants:
@@ -96,6 +97,11 @@ class FakeSlack:
     #: Socket Mode: envelope id → the payload the app acknowledged it with.
     socket_acks: dict[str, dict[str, Any]] = field(default_factory=dict)
     app_token: str = APP_TOKEN
+    #: users.info: who is an admin / owner of the workspace (`is_admin`, `is_owner`), and
+    #: users from another workspace (Slack Connect: their `team_id` is theirs).
+    workspace_admins: set[str] = field(default_factory=set)
+    workspace_owners: set[str] = field(default_factory=set)
+    user_teams: dict[str, str] = field(default_factory=dict)
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _rate_limited: dict[str, int] = field(default_factory=dict)
     _retry_after: dict[str, int] = field(default_factory=dict)
@@ -292,6 +298,21 @@ class FakeSlack:
         if not args.get("user_id"):
             return {"ok": False, "error": "invalid_arguments"}
         return self._view(args)
+
+    def _m_users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        user = str(args.get("user", ""))
+        return {
+            "ok": True,
+            "user": {
+                "id": user,
+                "team_id": self.user_teams.get(user, self.team_id),
+                "name": user.lower(),
+                "is_admin": user in self.workspace_admins or user in self.workspace_owners,
+                "is_owner": user in self.workspace_owners,
+                "is_restricted": False,
+                "is_ultra_restricted": False,
+            },
+        }
 
     def _m_conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
         users = str(args.get("users", ""))

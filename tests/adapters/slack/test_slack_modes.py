@@ -159,4 +159,12 @@ def test_manifest_matches_the_code() -> None:
     # Every button (job, "Ask an admin", Approve/Deny) comes back through interactivity.
     assert settings["interactivity"]["is_enabled"] is True
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
-    assert {"commands", "chat:write", "files:write", "files:read", "im:write"} == scopes
+    # users:read: users.info tells whether the actor is a workspace admin (SlackActors).
+    assert {
+        "commands",
+        "chat:write",
+        "files:write",
+        "files:read",
+        "im:write",
+        "users:read",
+    } == scopes

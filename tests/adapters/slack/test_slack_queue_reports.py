@@ -147,7 +147,9 @@ async def test_admin_export_is_the_reports_csv(world: SlackWorld) -> None:
     assert "direct messages" in reply["text"]
     (csv_file,) = [f for f in world.fake.shared_files if f.title and "CSV" in f.title]
     assert csv_file.channel_id == f"D{ADMIN}"
-    report = await build_report(world.rc.core.service, platform="slack", workspace=TEAM_ID)
+    report = await build_report(
+        world.rc.core.service, actor="cli:test", platform="slack", workspace=TEAM_ID
+    )
     assert csv_file.data.decode() == report_csv(report)
     assert f"slack,{TEAM_ID},{ALICE}" in csv_file.data.decode()
 
