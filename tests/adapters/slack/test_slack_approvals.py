@@ -76,6 +76,7 @@ async def test_ask_approve_makes_the_video_in_the_requesters_channel(
     async with slack_bot_on(fake, tmp_path, sim, **TIGHT) as world:
         value = await refused_with_button(world)
         assert json.loads(value)["ch"] == GENERAL and json.loads(value)["d"] == 10
+        await world.runtime.idle()  # the refusal's work is over: nothing else follows it
         assert sim.requests == [] and await world.job_rows() == []
 
         approval = await asked(world, value)
@@ -131,6 +132,7 @@ async def test_two_admins_approving_at_once_grant_once(
         loser = ADMIN2 if winner == ADMIN else ADMIN
         refused = await response(world, loser)
         assert f"already approved by <@{winner}>" in refused["text"]
+        await world.runtime.idle()  # both decisions are over: the winner was told nothing
         assert responses(world, winner) == []
 
         await world.wait_job(lambda j: j.status == JobStatus.DELIVERED)
@@ -165,6 +167,7 @@ async def test_non_admin_is_refused_and_deny_tells_the_requester(
         await world.interact(click(world, admin_render.ACTION_APPROVE, approval.id, ADMIN))
         late = await response(world, f"{admin_render.ACTION_APPROVE}-{ADMIN}")
         assert f"already denied by <@{ADMIN}>" in late["text"]
+        await world.runtime.idle()
         assert await world.job_rows() == [] and sim.requests == []
         assert (await world.rc.core.service.balance(alice())).granted == Decimal(0)
 
@@ -232,6 +235,7 @@ async def test_a_forged_ask_value_is_rebuilt_and_refused(
         assert refused["text"].startswith(":warning:") and refused["replace_original"] is False
         await world.interact(click(world, admin_render.ACTION_ASK, "not json", ALICE, rid="junk"))
         assert "no longer works" in (await response(world, "junk"))["text"]
+        await world.runtime.idle()
         assert await world.rc.core.service.pending_approvals() == []
         assert posts_to(world, ADMINS_CHANNEL) == []
 
@@ -250,6 +254,7 @@ async def test_a_tampered_ask_value_cannot_point_the_image_at_an_internal_host(
         assert refused["text"].startswith(":warning:") and refused["replace_original"] is False
         assert "public link" in refused["text"] and "169.254.169.254" in refused["text"]
         # Nothing to approve, nothing held or granted, nothing sent to the admins or EvoLink.
+        await world.runtime.idle()
         assert await core.service.pending_approvals() == []
         assert posts_to(world, ADMINS_CHANNEL) == []
         assert await core.store.fetchall("SELECT id FROM ledger") == []
