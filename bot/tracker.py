@@ -13,8 +13,8 @@ Invariants:
 - Delivery is exactly once: each attempt is recorded (`delivery_attempts`) before the port is
   called, and the delivery right after it returns; a retry after a crash in between carries
   `delivery_attempts > 1`, and the port checks the platform before posting again.
-- A failure or cancel is recorded, then told; `told_at` marks the telling, and `resume` tells
-  again whoever a crash left untold.
+- A failure or cancel is recorded, then told once (bot/notices.py); `resume` tells whoever a
+  crash left untold, and a platform whose port registers later is swept when it does.
 - Progress reaches the port only when it changed, and not more often than the port allows.
 - Failures the user can act on (content policy, bad input) fail at once; retryable ones
   (429/502/503/network) are retried with backoff; a job that cannot be submitted within
@@ -81,6 +81,7 @@ class Tracker:
         self._dispatch_again = False
         self._last_start: dict[str, float] = {}
         self._stopping = False
+        self._resumed = False
         self._just_submitted: set[str] = set()
         self.stats: Counter[str] = Counter()
         self.notices = Notices(book, self.ports)
@@ -93,6 +94,10 @@ class Tracker:
     def register_port(self, port: ChatPort) -> None:
         self.ports[port.platform] = port
         self._port_added.set()
+        if self._resumed and not self._stopping:
+            # A platform that connects after the start (Discord logs in later) is told the
+            # endings its users were not told before the crash.
+            self._background(self._sweep_untold(port.platform), f"sweep-{port.platform}")
 
     @property
     def in_flight(self) -> int:
@@ -121,10 +126,8 @@ class Tracker:
     async def resume(self) -> int:
         # The endings a crash left untold are read first, before any job is followed: a job
         # that ends after this read is told by whoever ended it, never by this sweep too.
-        since = dt.datetime.now(dt.UTC) - UNTOLD_LOOKBACK
-        for ended in await self.book.untold_endings(since):
-            if self.notices.claim(ended.id):  # claimed now, synchronously: no second teller
-                self._background(self.notices.tell_claimed(ended.id), f"tell-{ended.id}")
+        await self._sweep_untold(None)
+        self._resumed = True
         jobs = await self.book.unfinished_jobs()
         for job in jobs:
             if not (job.status == JobStatus.PENDING and job.queued):
@@ -133,6 +136,17 @@ class Tracker:
             log.info("resuming %d unfinished job(s)", len(jobs))
         await self.dispatch()
         return len(jobs)
+
+    async def _sweep_untold(self, platform: str | None) -> None:
+        """Tell the endings a crash left untold (of one platform, or all that have a port)."""
+        since = dt.datetime.now(dt.UTC) - UNTOLD_LOOKBACK
+        for ended in await self.book.untold_endings(since):
+            if platform is not None and ended.requester.platform != platform:
+                continue
+            if ended.requester.platform not in self.ports:
+                continue  # told when that platform's port registers
+            if self.notices.claim(ended.id):  # claimed now, synchronously: no second teller
+                self._background(self.notices.tell_claimed(ended.id), f"tell-{ended.id}")
 
     def _background(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=name)

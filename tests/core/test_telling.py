@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bot.models import Balance, Job, JobStatus, Requester, Surface
 from bot.simulator import Simulator
-from bot.testing import RecordingPort, running_core
+from tests.support import RecordingPort, running_core
 
 ALICE = Requester(platform="test", workspace="W1", user="alice")
 
@@ -52,7 +52,7 @@ async def test_a_second_teller_while_the_first_is_telling_tells_nothing(
 ) -> None:
     port = GatedPort()
     sim.config.http_errors["submit"] = [400]  # refused at once: the job fails
-    async with running_core(tmp_path, sim, attach=lambda c, _a: c.register_port(port)) as rc:
+    async with running_core(tmp_path, sim, ports=[port]) as rc:
         job = await rc.core.service.submit(ALICE, rc.core.service.parse("a boat"), Surface())
         await asyncio.wait_for(port.first_started.wait(), 10)  # the first telling is under way
         # A second teller (a restart sweep, a cancel) arrives now: it must return at once
@@ -70,9 +70,7 @@ async def test_the_start_up_sweep_does_not_retell_a_job_failing_during_resume(
     tmp_path: Path, sim: Simulator
 ) -> None:
     port = GatedPort()
-    async with running_core(
-        tmp_path, sim, start=False, attach=lambda c, _a: c.register_port(port)
-    ) as rc:
+    async with running_core(tmp_path, sim, start=False, ports=[port]) as rc:
         core = rc.core
         # A job accepted before a crash, still waiting in the queue: resume starts it.
         accepted = await core.book.accept(
@@ -96,3 +94,22 @@ async def test_the_start_up_sweep_does_not_retell_a_job_failing_during_resume(
     assert port.started == [accepted.id], "the user was told twice"
     assert told.tell_attempts == 1
     assert len(port.of(accepted.id, "failed")) == 1
+
+
+async def test_a_platform_that_connects_after_the_start_is_told_what_a_crash_left_untold(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    sim.config.http_errors["submit"] = [400]
+    async with running_core(tmp_path, sim) as rc:  # no port in this life: nobody to tell
+        job = await rc.core.service.submit(ALICE, rc.core.service.parse("a boat"), Surface())
+        async with asyncio.timeout(10):
+            while (await rc.core.book.job(job.id)).status != JobStatus.FAILED:
+                await asyncio.sleep(0.02)
+    port = RecordingPort("test")
+    async with running_core(tmp_path, sim) as rc:  # started before its platform connects
+        rc.core.register_port(port)  # as Discord's port does once it has logged in
+        await port.wait_for(job.id, "failed", timeout=10)
+        told = await _told(rc.core.book, job.id)
+        await rc.core.tracker.tell_ending(job.id)  # a late second teller changes nothing
+    assert told.tell_attempts == 1
+    assert len(port.of(job.id, "failed")) == 1
