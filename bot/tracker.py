@@ -119,9 +119,10 @@ class Tracker:
 
     def wake(self, job_id: str) -> None:
         """Look at the job now (a callback arrived, or it was cancelled)."""
-        event = self._wake.get(job_id)
-        if event is not None:
-            event.set()
+        if job_id in self._tasks:
+            # Created if need be: a callback that arrives between the submit and the first
+            # wait must not be lost (it would cost a whole polling interval).
+            self._wake_event(job_id).set()
 
     async def resume(self) -> int:
         # The endings a crash left untold are read first, before any job is followed: a job

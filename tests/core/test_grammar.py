@@ -244,14 +244,14 @@ def test_huge_input_is_refused_fast(text: str) -> None:
     elapsed = time.perf_counter() - started
     assert err.value.field == "prompt"
     assert f"{MAX_TEXT_CHARS:,}" in str(err.value) or "characters long" in str(err.value)
-    assert elapsed < 0.5, elapsed
+    assert elapsed < 5, elapsed  # a guard against super-linear parsing, not a benchmark
 
 
 def test_worst_case_text_under_the_cap_parses_fast() -> None:
     text = ("--ar 16:9 -d 10 " * 700)[: MAX_TEXT_CHARS - 10] + " a cat"
     started = time.perf_counter()
     request = parse(text)
-    assert time.perf_counter() - started < 0.5
+    assert time.perf_counter() - started < 5  # super-linear parsing would take minutes
     assert request.prompt.endswith("a cat")
 
 
