@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import statistics
 import sys
@@ -41,13 +42,11 @@ from slack_bolt.async_app import AsyncApp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.discord.runtime import start_discord
-from adapters.slack import SlackRuntime, attach_slack
+from adapters.discord.runtime import DiscordRuntime
+from adapters.slack import SlackRuntime
 from adapters.slack.runtime import web_client
 from bench.children import read_stdin_line, spawn, stop, wait_for_stdin_eof
-from bot.app import Core
 from bot.simulator import Simulator
-from bot.testing import running_core, running_simulator
 from tests.adapters.discord.fake_discord import FAKE_TOKEN, FakeDiscord
 from tests.adapters.slack.fake_slack import (
     BOT_TOKEN,
@@ -56,6 +55,7 @@ from tests.adapters.slack.fake_slack import (
     form_headers,
     slash_command_body,
 )
+from tests.support import running_core, running_simulator
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -147,16 +147,11 @@ async def serve_bot(
     """Child process: the real bot (core, Slack over HTTP, Discord over the gateway).
     slack_session "shared": give the bot's AsyncWebClient one aiohttp session (the proposed
     fix; as shipped, slack_sdk opens a new session and connection for every API call)."""
-    runtimes: list[SlackRuntime] = []
-
-    def attach(core: Core, app: web.Application) -> None:
-        runtimes.append(attach_slack(core, app))
-
     with tempfile.TemporaryDirectory() as tmp:
         async with running_core(
             Path(tmp),
             cast(Simulator, Remote(evolink)),
-            attach=attach,
+            platforms=[SlackRuntime, functools.partial(DiscordRuntime, guild_ready_timeout=0.05)],
             slack_bot_token=BOT_TOKEN,
             slack_signing_secret=SIGNING_SECRET,
             slack_api_url=slack_api,
@@ -167,12 +162,13 @@ async def serve_bot(
             max_jobs_per_user=100,
             max_jobs_per_workspace=1000,
         ) as rc:
-            discord = await start_discord(rc.core, guild_ready_timeout=0.05)
+            slack, discord = rc.platforms
+            assert isinstance(slack, SlackRuntime) and isinstance(discord, DiscordRuntime)
             shared = aiohttp.ClientSession() if "shared" in slack_session else None
             if shared is not None:
-                runtimes[0].client.session = shared
+                slack.client.session = shared
             if "defer" in slack_session:
-                defer_work_after_ack(runtimes[0])
+                defer_work_after_ack(slack)
             watch = BotWatch()
             try:
                 await asyncio.wait_for(discord.ready.wait(), 10)
@@ -185,8 +181,6 @@ async def serve_bot(
                 watch.stop()
                 print(watch.summary(), flush=True)
             finally:
-                await discord.close()
-                await runtimes[0].close()
                 if shared is not None:
                     await shared.close()
 

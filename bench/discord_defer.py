@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import statistics
 import sys
 import tempfile
@@ -21,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.discord.runtime import start_discord
-from bot.testing import running_core, running_simulator
+from adapters.discord.runtime import DiscordRuntime
 from tests.adapters.discord.fake_discord import FAKE_TOKEN, FakeDiscord
+from tests.support import running_core, running_simulator
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -42,46 +43,43 @@ async def run(commands: int, rounds: int) -> None:
                 discord_token=FAKE_TOKEN,
                 discord_api_base=fake.api_base,
                 discord_guild_ids=guild_id,
+                platforms=[functools.partial(DiscordRuntime, guild_ready_timeout=0.05)],
             ) as rc:
-                runtime = await start_discord(rc.core, guild_ready_timeout=0.05)
-                try:
-                    await asyncio.wait_for(runtime.ready.wait(), 10)
-                    all_ms: list[float] = []
-                    for round_no in range(rounds):
-                        records = []
-                        for i in range(commands):
-                            user = FakeDiscord.user(
-                                str(500_000_000_000 + round_no * 1000 + i), f"u{i}"
+                (runtime,) = rc.platforms
+                assert isinstance(runtime, DiscordRuntime)
+                await asyncio.wait_for(runtime.ready.wait(), 10)
+                all_ms: list[float] = []
+                for round_no in range(rounds):
+                    records = []
+                    for i in range(commands):
+                        user = FakeDiscord.user(str(500_000_000_000 + round_no * 1000 + i), f"u{i}")
+                        records.append(
+                            await fake.slash(
+                                "sora",
+                                [{"name": "prompt", "type": 3, "value": f"boat {i}"}],
+                                user=user,
+                                guild_id=guild_id,
+                                channel_id=channel_id,
                             )
-                            records.append(
-                                await fake.slash(
-                                    "sora",
-                                    [{"name": "prompt", "type": 3, "value": f"boat {i}"}],
-                                    user=user,
-                                    guild_id=guild_id,
-                                    channel_id=channel_id,
-                                )
-                            )
-                        deadline = time.perf_counter() + 30
-                        while any(r.callback_at is None for r in records):
-                            if time.perf_counter() > deadline:
-                                raise SystemExit("some commands were never deferred")
-                            await asyncio.sleep(0.01)
-                        ms = [((r.callback_at or 0) - r.dispatched_at) * 1000 for r in records]
-                        all_ms += ms
-                        print(
-                            f"round {round_no + 1}: {commands} commands, defer latency ms "
-                            f"p50={percentile(ms, 50):.1f} p95={percentile(ms, 95):.1f} "
-                            f"p99={percentile(ms, 99):.1f} max={max(ms):.1f}"
                         )
-                    jobs = await rc.core.store.fetchall("SELECT count(*) AS n FROM jobs")
+                    deadline = time.perf_counter() + 30
+                    while any(r.callback_at is None for r in records):
+                        if time.perf_counter() > deadline:
+                            raise SystemExit("some commands were never deferred")
+                        await asyncio.sleep(0.01)
+                    ms = [((r.callback_at or 0) - r.dispatched_at) * 1000 for r in records]
+                    all_ms += ms
                     print(
-                        f"all {len(all_ms)}: p50={percentile(all_ms, 50):.1f} "
-                        f"p95={percentile(all_ms, 95):.1f} p99={percentile(all_ms, 99):.1f} "
-                        f"mean={statistics.fmean(all_ms):.1f} ms; jobs stored: {jobs[0]['n']}"
+                        f"round {round_no + 1}: {commands} commands, defer latency ms "
+                        f"p50={percentile(ms, 50):.1f} p95={percentile(ms, 95):.1f} "
+                        f"p99={percentile(ms, 99):.1f} max={max(ms):.1f}"
                     )
-                finally:
-                    await runtime.close()
+                jobs = await rc.core.store.fetchall("SELECT count(*) AS n FROM jobs")
+                print(
+                    f"all {len(all_ms)}: p50={percentile(all_ms, 50):.1f} "
+                    f"p95={percentile(all_ms, 95):.1f} p99={percentile(all_ms, 99):.1f} "
+                    f"mean={statistics.fmean(all_ms):.1f} ms; jobs stored: {jobs[0]['n']}"
+                )
 
 
 def main() -> None:

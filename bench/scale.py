@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.models import Balance, DeliveredVideo, Job, Requester, Surface
 from bot.simulator import Simulator, SimulatorConfig
-from bot.testing import running_core
+from tests.support import running_core
 
 WORKSPACES = 4
 USERS_PER_WORKSPACE = 25
@@ -121,7 +121,7 @@ async def run(
                 user_credits_per_period="1000000",
                 max_jobs_per_user=100 if not queued else 2,
                 max_jobs_per_workspace=1000 if not queued else 8,
-                attach=lambda core, _app: core.register_port(port),
+                ports=[port],
             ) as rc:
                 rc.core.tracker.time_scale = scale
                 await rc.core.start()

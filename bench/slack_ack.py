@@ -20,13 +20,11 @@ import time
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.slack import SlackRuntime, attach_slack
+from adapters.slack import SlackRuntime
 from bot.app import Core
-from bot.testing import running_core, running_simulator
 from tests.adapters.slack.fake_slack import (
     BOT_TOKEN,
     SIGNING_SECRET,
@@ -34,6 +32,7 @@ from tests.adapters.slack.fake_slack import (
     form_headers,
     slash_command_body,
 )
+from tests.support import running_core, running_simulator
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -74,58 +73,51 @@ async def wait_settled(core: Core, *, total: int, limit: float) -> int:
 
 async def main(concurrency: int, rounds: int, in_flight: int, task_seconds: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        async with FakeSlack() as fake, running_simulator(task_seconds=task_seconds) as sim:
-            runtimes: list[SlackRuntime] = []
-
-            def attach(core: Core, app: web.Application) -> None:
-                runtimes.append(attach_slack(core, app))
-
-            async with (
-                running_core(
-                    Path(tmp),
-                    sim,
-                    attach=attach,
-                    slack_bot_token=BOT_TOKEN,
-                    slack_signing_secret=SIGNING_SECRET,
-                    slack_api_url=fake.api_url,
-                    user_credits_per_period="1000000",
-                ) as rc,
-                aiohttp.ClientSession() as http,
-            ):
-                url = f"{rc.base_url}/slack/events"
-                counter = 0
-                # Warm-up (bolt's first auth.test) and the background load of jobs in flight.
-                for _ in range(in_flight):
-                    counter += 1
-                    await one_command(http, url, fake, counter)
-                await asyncio.sleep(0.5)
-                latencies: list[float] = []
-                for _ in range(rounds):
-                    batch = range(counter + 1, counter + concurrency + 1)
-                    counter += concurrency
-                    latencies += await asyncio.gather(
-                        *(one_command(http, url, fake, n) for n in batch)
-                    )
-                    await asyncio.sleep(0.3)
-                tasks = len(sim.tasks)
-                # Let every job finish (bounded) so the numbers below include their uploads
-                # and shutdown does not cut EvoLink callbacks off mid-request.
-                settled = await wait_settled(rc.core, total=counter, limit=120.0)
-                ms = [x * 1000 for x in latencies]
-                print(
-                    f"ack latency for {len(ms)} signed /sora commands, {concurrency} at a time, "
-                    f"{in_flight}+ jobs in flight ({tasks} EvoLink tasks created meanwhile):"
-                )
-                print(
-                    f"  p50 {percentile(ms, 50):.1f} ms   p95 {percentile(ms, 95):.1f} ms   "
-                    f"p99 {percentile(ms, 99):.1f} ms   max {max(ms):.1f} ms   "
-                    f"mean {statistics.fmean(ms):.1f} ms"
-                )
-                print(
-                    f"  afterwards: {settled}/{counter} jobs finished, "
-                    f"{len(fake.shared_files)} MP4s uploaded, {len(fake.calls)} Slack API calls"
-                )
-                await runtimes[0].close()
+        async with (
+            FakeSlack() as fake,
+            running_simulator(task_seconds=task_seconds) as sim,
+            running_core(
+                Path(tmp),
+                sim,
+                platforms=[SlackRuntime],
+                slack_bot_token=BOT_TOKEN,
+                slack_signing_secret=SIGNING_SECRET,
+                slack_api_url=fake.api_url,
+                user_credits_per_period="1000000",
+            ) as rc,
+            aiohttp.ClientSession() as http,
+        ):
+            url = f"{rc.base_url}/slack/events"
+            counter = 0
+            # Warm-up (bolt's first auth.test) and the background load of jobs in flight.
+            for _ in range(in_flight):
+                counter += 1
+                await one_command(http, url, fake, counter)
+            await asyncio.sleep(0.5)
+            latencies: list[float] = []
+            for _ in range(rounds):
+                batch = range(counter + 1, counter + concurrency + 1)
+                counter += concurrency
+                latencies += await asyncio.gather(*(one_command(http, url, fake, n) for n in batch))
+                await asyncio.sleep(0.3)
+            tasks = len(sim.tasks)
+            # Let every job finish (bounded) so the numbers below include their uploads
+            # and shutdown does not cut EvoLink callbacks off mid-request.
+            settled = await wait_settled(rc.core, total=counter, limit=120.0)
+            ms = [x * 1000 for x in latencies]
+            print(
+                f"ack latency for {len(ms)} signed /sora commands, {concurrency} at a time, "
+                f"{in_flight}+ jobs in flight ({tasks} EvoLink tasks created meanwhile):"
+            )
+            print(
+                f"  p50 {percentile(ms, 50):.1f} ms   p95 {percentile(ms, 95):.1f} ms   "
+                f"p99 {percentile(ms, 99):.1f} ms   max {max(ms):.1f} ms   "
+                f"mean {statistics.fmean(ms):.1f} ms"
+            )
+            print(
+                f"  afterwards: {settled}/{counter} jobs finished, "
+                f"{len(fake.shared_files)} MP4s uploaded, {len(fake.calls)} Slack API calls"
+            )
 
 
 if __name__ == "__main__":

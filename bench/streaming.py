@@ -28,16 +28,14 @@ import time
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.slack import SlackRuntime, attach_slack
+from adapters.slack import SlackRuntime
 from bench.children import spawn, stop, wait_for_stdin_eof
 from bot.app import Core
 from bot.models import Balance, DeliveredVideo, Job, Requester, Surface
 from bot.simulator import Simulator, SimulatorConfig, synthetic_video_chunks
-from bot.testing import running_core
 from tests.adapters.slack.fake_slack import (
     BOT_TOKEN,
     SIGNING_SECRET,
@@ -45,6 +43,7 @@ from tests.adapters.slack.fake_slack import (
     form_headers,
     slash_command_body,
 )
+from tests.support import running_core
 
 MB = 1024 * 1024
 
@@ -138,12 +137,6 @@ async def wait_delivered(core: Core, limit: float) -> Path:
 
 async def one_path(path_kind: str, size: int, sim_url: str, slack_api: str) -> list[str]:
     port = CountingPort()
-    runtimes: list[SlackRuntime] = []
-
-    def attach(core: Core, app: web.Application) -> None:
-        core.register_port(port)
-        if path_kind == "slack":
-            runtimes.append(attach_slack(core, app))
 
     class Remote:
         base_url = sim_url
@@ -153,7 +146,8 @@ async def one_path(path_kind: str, size: int, sim_url: str, slack_api: str) -> l
             running_core(
                 Path(tmp),
                 Remote(),  # type: ignore[arg-type]  # only base_url is used
-                attach=attach,
+                ports=[port],
+                platforms=[SlackRuntime] if path_kind == "slack" else [],
                 slack_bot_token=BOT_TOKEN,
                 slack_signing_secret=SIGNING_SECRET,
                 slack_api_url=slack_api,
@@ -192,8 +186,6 @@ async def one_path(path_kind: str, size: int, sim_url: str, slack_api: str) -> l
             hwm = status_kb("VmHWM")
             on_disk = media.stat().st_size
             same = sha256_of_file(media) == sha256_served(size)
-            for runtime in runtimes:
-                await runtime.close()
     peak = max(sampler.peak_kb, hwm if hwm_reset else 0)
     grew = (peak - before) / 1024
     verdict = "ok" if grew <= 30 else "MISSED"

@@ -30,7 +30,7 @@ from pathlib import Path
 from bot.evolink import EvoLinkClient
 from bot.models import Job, JobStatus, Requester, Surface, VideoRequest
 from bot.simulator import Simulator, SimulatorConfig
-from bot.testing import RecordingPort, running_core
+from tests.support import RecordingPort, running_core
 
 SHAPES: dict[str, dict[str, object]] = {
     "steady": {"progress_noise": False, "estimate_error": 1.0},
@@ -86,7 +86,7 @@ async def run_core_mode(
                 user_credits_per_period="100000",
                 max_jobs_per_user=100,
                 max_jobs_per_workspace=1000,
-                attach=lambda c, _a: c.register_port(port),
+                ports=[port],
             ) as rc:
                 rc.core.tracker.time_scale = scale
                 await rc.core.start()

@@ -17,7 +17,10 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import socket
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -26,8 +29,11 @@ from bot.catalog import Catalog
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.evolink import EvoLinkClient
+from bot.interface import JobFinishedPort
 from bot.jobs import JobBook
 from bot.media import MediaHost
+from bot.metrics import Metrics
+from bot.models import Job
 from bot.oversight import Oversight
 from bot.port import ChatPort
 from bot.service import SoraService
@@ -53,10 +59,14 @@ class Core:
     service: SoraService
     callback_secret: str
     owns_evolink: bool = True
+    #: This process's own figures (acknowledgement latencies); a new core starts from zero.
+    metrics: Metrics = field(default_factory=Metrics)
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     def register_port(self, port: ChatPort) -> None:
         self.tracker.register_port(port)
+        if isinstance(port, JobFinishedPort):
+            self.tracker.on_finished.append(_finished_on(port.platform, port))
 
     def build_web_app(self) -> web.Application:
         return build_web_app(self)
@@ -140,6 +150,7 @@ async def build_core(
     oversight = Oversight(
         book, tracker, AccountGuard(evolink), dt.timedelta(minutes=settings.approval_ttl_minutes)
     )
+    tracker.on_finished.append(oversight.after_job)
     service = SoraService(settings, catalog, book, tracker, media, oversight)
     return Core(
         settings=settings,
@@ -171,10 +182,27 @@ class WebServer:
         await self.runner.cleanup()
 
 
-async def start_web(app: web.Application, host: str, port: int) -> WebServer:
+def _finished_on(
+    platform: str, port: JobFinishedPort
+) -> Callable[[Job], Coroutine[Any, Any, None]]:
+    """The tracker's finish hook for one port: only that platform's jobs."""
+
+    async def hook(job: Job) -> None:
+        if job.requester.platform == platform:
+            await port.on_job_finished(job)
+
+    return hook
+
+
+async def start_web(
+    app: web.Application, host: str, port: int, *, sock: socket.socket | None = None
+) -> WebServer:
+    """Serve `app` on host:port (port 0: any free one), or on `sock`, already bound."""
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=10.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site: web.BaseSite = (
+        web.TCPSite(runner, host, port) if sock is None else web.SockSite(runner, sock)
+    )
     await site.start()
     server = site._server
     sockets = getattr(server, "sockets", None) or ()

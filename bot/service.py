@@ -31,6 +31,7 @@ from bot.models import Balance, Job, JobStatus, Requester, Surface, VideoRequest
 from bot.oversight import Oversight
 from bot.periods import Period
 from bot.permissions import Actor, Permissions
+from bot.reports import UsageReport, build_report
 from bot.requests import RequestOptions, remix_options, validate_request
 from bot.tracker import Tracker
 
@@ -220,6 +221,20 @@ class SoraService:
         self.permissions.require_admin(actor, platform, workspace)
         return await self.book.usage(
             platform=platform, workspace=workspace, period=self.period_of(day)
+        )
+
+    async def report(
+        self,
+        actor: Actor,
+        platform: str | None = None,
+        workspace: str | None = None,
+        *,
+        day: dt.date | None = None,
+    ) -> UsageReport:
+        """The usage report (bot/reports.py) of the period containing `day`, for an admin of
+        (platform, workspace) — PermissionDenied otherwise."""
+        return await build_report(
+            self, actor=actor, platform=platform, workspace=workspace, day=day
         )
 
     # -- admin -------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 
 from bot.models import Requester
 from bot.simulator import Simulator
-from bot.testing import RecordingPort, RunningCore, running_core, running_simulator
+from tests.support import RecordingPort, RunningCore, running_core, running_simulator
 
 ALICE = Requester(platform="test", workspace="W1", user="alice")
 BOB = Requester(platform="test", workspace="W1", user="bob")
@@ -38,7 +38,5 @@ def core_settings() -> dict[str, Any]:
 async def rc(
     tmp_path: Path, sim: Simulator, port: RecordingPort, core_settings: dict[str, Any]
 ) -> AsyncIterator[RunningCore]:
-    async with running_core(
-        tmp_path, sim, attach=lambda core, _app: core.register_port(port), **core_settings
-    ) as running:
+    async with running_core(tmp_path, sim, ports=[port], **core_settings) as running:
         yield running

@@ -18,6 +18,7 @@ from typing import TextIO
 from bot.alerts import Alert
 from bot.approvals import Approval
 from bot.errors import BotError, BudgetError
+from bot.interface import BotService
 from bot.models import (
     Balance,
     DeliveredVideo,
@@ -28,7 +29,6 @@ from bot.models import (
     VideoRequest,
     fmt_credits,
 )
-from bot.service import SoraService
 
 BAR_WIDTH = 24
 
@@ -104,7 +104,7 @@ class ConsolePort:
             self._line(f"[{job.id}] link: {video.hosted_url}")
 
     async def on_job_finished(self, job: Job) -> None:
-        """Tracker hook: the job's end is recorded (delivered and captured, or failed)."""
+        """JobFinishedPort (bot/interface.py): the job's end is recorded."""
         self._settle(job)
 
     async def on_job_failed(self, job: Job, reason: str, balance: Balance) -> None:
@@ -150,7 +150,7 @@ def console_requester() -> Requester:
 class ConsoleChat:
     """Parses console lines into service calls and prints the answers."""
 
-    def __init__(self, service: SoraService, port: ConsolePort, who: Requester) -> None:
+    def __init__(self, service: BotService, port: ConsolePort, who: Requester) -> None:
         self.service = service
         self.port = port
         self.who = who

@@ -30,8 +30,8 @@ from adapters.discord.surface import PLATFORM, DiscordSurface
 
 if TYPE_CHECKING:
     from bot.alerts import Alert
-    from bot.app import Core
     from bot.approvals import Approval
+    from bot.interface import BotService
     from bot.models import Balance
 
 log = logging.getLogger(__name__)
@@ -40,14 +40,14 @@ QUIET = discord.AllowedMentions.none()
 
 
 class AdminMessages:
-    def __init__(self, client: discord.Client, core: Core) -> None:
+    def __init__(self, client: discord.Client, service: BotService) -> None:
         self.client = client
-        self.core = core
+        self.service = service
 
     # -- where admins are --------------------------------------------------------------------
 
     def admin_channel_id(self) -> int | None:
-        channel = self.core.settings.discord_admin_channel
+        channel = self.service.settings.discord_admin_channel
         if channel is None:
             return None
         if not channel.isdigit():
@@ -57,7 +57,7 @@ class AdminMessages:
 
     def admin_user_ids(self) -> list[int]:
         """The Discord users in ADMIN_USER_IDS (ids that are snowflakes)."""
-        return [int(u) for u in self.core.settings.admin_users(PLATFORM) if u.isdigit()]
+        return [int(u) for u in self.service.settings.admin_users(PLATFORM) if u.isdigit()]
 
     async def _targets(self) -> list[discord.abc.Messageable]:
         channel_id = self.admin_channel_id()
@@ -99,7 +99,7 @@ class AdminMessages:
         refs = await self._broadcast(lambda: {"embed": embed, "view": approval_view(approval.id)})
         if not refs:
             raise RuntimeError(f"approval {approval.id}: no admin could be reached on Discord")
-        await self.core.service.save_approval_refs(approval.id, refs)
+        await self.service.save_approval_refs(approval.id, refs)
 
     async def on_approval_decided(self, approval: Approval) -> None:
         await self._update_admin_messages(approval)

@@ -30,7 +30,7 @@ from adapters.discord.surface import PLATFORM, requester_of
 from bot.chart import describe_chart, render_chart
 from bot.errors import BotError, InputError
 from bot.models import Requester, fmt_credits
-from bot.reports import UsageReport, build_report, period_title, report_csv, report_text
+from bot.reports import UsageReport, period_title, report_csv, report_text
 
 ALT_TEXT_MAX = 1024  # Discord's limit on an attachment's description
 
@@ -94,7 +94,7 @@ class AdminCommands(app_commands.Group):
     async def set_limit(
         self, interaction: discord.Interaction[Any], user: discord.User, amount: str
     ) -> None:
-        service = flow.core_of(interaction).service
+        service = flow.service_of(interaction)
         await self._run(
             interaction,
             service.set_limit(
@@ -114,7 +114,7 @@ class AdminCommands(app_commands.Group):
         amount: str,
         reason: str = "",
     ) -> None:
-        service = flow.core_of(interaction).service
+        service = flow.service_of(interaction)
         await self._run(
             interaction,
             service.grant(
@@ -131,7 +131,7 @@ class AdminCommands(app_commands.Group):
     async def team_budget(self, interaction: discord.Interaction[Any], amount: str) -> None:
         if not await self._guild_only(interaction, "A team budget"):
             return
-        service = flow.core_of(interaction).service
+        service = flow.service_of(interaction)
         await self._run(
             interaction,
             service.set_team_budget(
@@ -153,7 +153,7 @@ class AdminCommands(app_commands.Group):
     ) -> None:
         if not await self._guild_only(interaction, "A role allowance"):
             return
-        service = flow.core_of(interaction).service
+        service = flow.service_of(interaction)
         await self._run(
             interaction,
             service.set_role_limit(
@@ -172,14 +172,13 @@ class AdminCommands(app_commands.Group):
     ) -> UsageReport | None:
         """Defer, then the admin-checked report (None after telling the user why not)."""
         await interaction.response.defer(ephemeral=True, thinking=True)
-        core = flow.core_of(interaction)
+        service = flow.service_of(interaction)
         try:
-            return await build_report(
-                core.service,
-                platform=PLATFORM,
-                workspace=self._workspace(interaction),
+            return await service.report(
+                requester_of(interaction),
+                PLATFORM,
+                self._workspace(interaction),
                 day=parse_period(period),
-                actor=requester_of(interaction),
             )
         except BotError as err:
             await interaction.followup.send(flow.error_text(err), ephemeral=True)

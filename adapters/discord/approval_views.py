@@ -27,7 +27,7 @@ from bot.errors import BotError, JobStateError
 async def decide(interaction: discord.Interaction[Any], approval_id: str, approve: bool) -> None:
     flow.track(interaction)
     await interaction.response.defer(ephemeral=True, thinking=True)
-    service = flow.core_of(interaction).service
+    service = flow.service_of(interaction)
     actor = requester_of(interaction)
     try:
         decided = await service.decide_approval(approval_id, actor, approve)

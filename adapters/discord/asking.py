@@ -30,8 +30,8 @@ from bot.errors import BotError, BudgetError
 from bot.models import Requester, VideoRequest
 
 if TYPE_CHECKING:
-    from bot.app import Core
     from bot.config import Settings
+    from bot.interface import BotService
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +53,14 @@ def ask_surface(interaction: discord.Interaction[Any]) -> DiscordSurface:
 
 class AskAdminView(discord.ui.View):
     def __init__(
-        self, core: Core, requester: Requester, request_for: RequestFor, surface: DiscordSurface
+        self,
+        service: BotService,
+        requester: Requester,
+        request_for: RequestFor,
+        surface: DiscordSurface,
     ) -> None:
         super().__init__(timeout=ASK_TIMEOUT)
-        self.core = core
+        self.service = service
         self.requester = requester
         self.request_for = request_for
         self.surface = surface
@@ -82,14 +86,12 @@ class AskAdminView(discord.ui.View):
         await interaction.response.defer()  # update the refusal in place, once asked
         try:
             request = await self.request_for()
-            approval = await self.core.service.ask_admin(
-                self.requester, request, self.surface.dump()
-            )
+            approval = await self.service.ask_admin(self.requester, request, self.surface.dump())
         except BotError as err:
             await interaction.edit_original_response(content=str(err)[:2000], view=None)
             return
         # The admins' message is saved with the approval once it was posted somewhere.
-        reached = bool((await self.core.service.get_approval(approval.id)).admin_refs)
+        reached = bool((await self.service.get_approval(approval.id)).admin_refs)
         await interaction.edit_original_response(
             content=admin_render.asked_text(approval, reached=reached), view=None
         )
@@ -127,10 +129,10 @@ async def offer_ask(
     request_for: RequestFor,
 ) -> bool:
     """Send the refusal with the "Ask an admin" button; False when nobody can be asked."""
-    core: Core = interaction.client.core
-    if not admins_reachable(core.settings):
+    service: BotService = interaction.client.service
+    if not admins_reachable(service.settings):
         return False
-    view = AskAdminView(core, requester, request_for, ask_surface(interaction))
+    view = AskAdminView(service, requester, request_for, ask_surface(interaction))
     text = admin_render.ask_offer_text(refusal, int(ASK_TIMEOUT // 60))
     view.message = await interaction.followup.send(text, view=view, ephemeral=True, wait=True)
     return True

@@ -31,18 +31,18 @@ MAX_CHOICES = 25
 
 
 def _spec_for(interaction: discord.Interaction[Any]) -> ModelSpec:
-    core = flow.core_of(interaction)
+    service = flow.service_of(interaction)
     chosen = getattr(interaction.namespace, "model", None)
-    spec = core.catalog.find(chosen) if isinstance(chosen, str) else None
+    spec = service.catalog.find(chosen) if isinstance(chosen, str) else None
     if spec is None or not spec.selectable:
-        spec = core.catalog.get(core.settings.default_model)
+        spec = service.catalog.get(service.settings.default_model)
     return spec
 
 
 async def model_autocomplete(
     interaction: discord.Interaction[Any], current: str
 ) -> list[app_commands.Choice[str]]:
-    catalog = flow.core_of(interaction).catalog
+    catalog = flow.service_of(interaction).catalog
     needle = current.casefold()
     return [
         app_commands.Choice(name=f"{spec.label} ({spec.name})", value=spec.name)
@@ -107,14 +107,14 @@ async def sora(
 @app_commands.command(name="sora-credits", description="Your video credits this period")
 async def sora_credits(interaction: discord.Interaction[Any]) -> None:
     await interaction.response.defer(ephemeral=True, thinking=True)
-    balance = await flow.core_of(interaction).service.balance(requester_of(interaction))
+    balance = await flow.service_of(interaction).balance(requester_of(interaction))
     await interaction.followup.send(embed=render.balance_embed(balance), ephemeral=True)
 
 
 @app_commands.command(name="sora-jobs", description="Your recent videos")
 async def sora_jobs(interaction: discord.Interaction[Any]) -> None:
     await interaction.response.defer(ephemeral=True, thinking=True)
-    service = flow.core_of(interaction).service
+    service = flow.service_of(interaction)
     jobs = await service.recent_jobs(requester_of(interaction), limit=10)
     links: dict[str, str] = {}
     for job in jobs:
@@ -131,7 +131,7 @@ def _video_link(
     media_path: str | None,
     result_url: str | None,
 ) -> str | None:
-    service = flow.core_of(interaction).service
+    service = flow.service_of(interaction)
     if media_path and Path(media_path).is_file():
         hosted = service.host_file(Path(media_path), f"{job_id}.mp4")
         if hosted:

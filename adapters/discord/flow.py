@@ -31,7 +31,7 @@ from bot.requests import RequestOptions, remix_options
 
 if TYPE_CHECKING:
     from adapters.discord.port import DiscordPort
-    from bot.app import Core
+    from bot.interface import BotService
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +42,9 @@ IMAGE_MAX_BYTES = 10 * 1024 * 1024
 Submit = Callable[[Surface], Awaitable[Job]]
 
 
-def core_of(interaction: discord.Interaction[Any]) -> Core:
-    core: Core = interaction.client.core
-    return core
+def service_of(interaction: discord.Interaction[Any]) -> BotService:
+    service: BotService = interaction.client.service
+    return service
 
 
 def port_of(interaction: discord.Interaction[Any]) -> DiscordPort:
@@ -95,7 +95,7 @@ async def start_video(
     watermark: bool | None,
 ) -> None:
     """`/sora`: the prompt may carry the chat flags; explicit options must agree with them."""
-    core = core_of(interaction)
+    service = service_of(interaction)
     try:
         alongside = RequestOptions(
             model=model,
@@ -105,7 +105,7 @@ async def start_video(
             image_from_platform=image is not None,  # Discord's CDN link, not typed by anyone
             watermark=watermark,
         )
-        request = core.service.parse(prompt, alongside)
+        request = service.parse(prompt, alongside)
     except InputError as err:
         await interaction.response.send_message(render.input_error_text(err), ephemeral=True)
         return
@@ -116,7 +116,7 @@ async def start_video(
 
     await accept(
         interaction,
-        lambda surface: core.service.submit(requester, request, surface),
+        lambda surface: service.submit(requester, request, surface),
         asking=(requester, the_request),
     )
 
@@ -185,9 +185,9 @@ def error_text(err: BotError) -> str:
 async def cancel_job(interaction: discord.Interaction[Any], job_id: str) -> None:
     track(interaction)
     await interaction.response.defer(ephemeral=True, thinking=True)
-    core = core_of(interaction)
+    service = service_of(interaction)
     try:
-        job = await core.service.cancel(job_id, requester_of(interaction))
+        job = await service.cancel(job_id, requester_of(interaction))
     except BotError as err:
         await interaction.followup.send(error_text(err), ephemeral=True)
         return
@@ -199,7 +199,7 @@ async def cancel_job(interaction: discord.Interaction[Any], job_id: str) -> None
 
 async def again_job(interaction: discord.Interaction[Any], job_id: str) -> None:
     track(interaction)
-    service = core_of(interaction).service
+    service = service_of(interaction)
     actor = requester_of(interaction)
 
     async def same_request() -> VideoRequest:
@@ -214,7 +214,7 @@ async def again_job(interaction: discord.Interaction[Any], job_id: str) -> None:
 
 async def remix_job(interaction: discord.Interaction[Any], job_id: str, change: str) -> None:
     track(interaction)
-    service = core_of(interaction).service
+    service = service_of(interaction)
     actor = requester_of(interaction)
 
     async def remix_request() -> VideoRequest:

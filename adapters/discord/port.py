@@ -36,8 +36,8 @@ from bot.models import Balance, DeliveredVideo, Job, JobStatus, Requester
 
 if TYPE_CHECKING:
     from bot.alerts import Alert
-    from bot.app import Core
     from bot.approvals import Approval
+    from bot.interface import BotService
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +57,15 @@ class DiscordPort:
     platform = PLATFORM
 
     def __init__(
-        self, client: discord.Client, core: Core, *, progress_interval: float = 3.0
+        self, client: discord.Client, service: BotService, *, progress_interval: float = 3.0
     ) -> None:
         self.client = client
-        self.core = core
+        self.service = service
         self.progress_interval = progress_interval
         self._locks: dict[str, asyncio.Lock] = {}
         self._finished: dict[str, None] = {}  # insertion-ordered set of terminal renders
         self._shown: dict[str, str] = {}  # job id → what its status message shows now
-        self.admin = AdminMessages(client, core)
+        self.admin = AdminMessages(client, service)
         self._roles: dict[str, tuple[str, ...]] = {}  # requester key → role ids last seen
 
     # -- ChatPort ------------------------------------------------------------------------------
@@ -133,11 +133,9 @@ class DiscordPort:
         """`balance`, or the job owner's balance with their roles when the core had none."""
         roles = self._roles.get(job.requester.key)
         if roles and not job.requester.roles:
-            return await self.core.service.balance(
-                job.requester.model_copy(update={"roles": roles})
-            )
+            return await self.service.balance(job.requester.model_copy(update={"roles": roles}))
         if balance is None:
-            return await self.core.service.balance(job.requester)
+            return await self.service.balance(job.requester)
         return balance
 
     # -- AdminPort (admin.py) ------------------------------------------------------------------
@@ -178,7 +176,7 @@ class DiscordPort:
         """Render the job's status message from the newest state (or the terminal `job` given)."""
         lock = self._locks.setdefault(job_id, asyncio.Lock())
         async with lock:
-            fresh = await self.core.service.get_job(job_id)
+            fresh = await self.service.get_job(job_id)
             job = job or fresh
             if not job.status.terminal and job_id in self._finished:
                 return  # a late progress render must not cover the final state
@@ -186,7 +184,7 @@ class DiscordPort:
                 balance = await self._balance_of(job, None)
             surface = DiscordSurface.load(fresh.surface)
             embed = render.job_embed(job, balance, note=note)
-            view = views.job_view(job, self.core.catalog)
+            view = views.job_view(job, self.service.catalog)
             shown = json.dumps([embed.to_dict(), view.to_components()], sort_keys=True)
             if self._shown.get(job_id) == shown:
                 return  # Discord already shows exactly this: spare the rate limit
@@ -223,7 +221,7 @@ class DiscordPort:
                 pass  # deleted by someone: post a fresh one
         message = await channel.send(embed=embed, view=view)
         s.bot_message_id = message.id
-        await self.core.service.save_surface(job_id, s.dump())
+        await self.service.save_surface(job_id, s.dump())
 
     # -- new messages --------------------------------------------------------------------------
 
@@ -284,9 +282,9 @@ class DiscordPort:
         return discord.Webhook.partial(s.app_id, s.token, client=self.client)
 
     async def _surface(self, job_id: str) -> DiscordSurface:
-        return DiscordSurface.load((await self.core.service.get_job(job_id)).surface)
+        return DiscordSurface.load((await self.service.get_job(job_id)).surface)
 
     async def _token_died(self, job_id: str, s: DiscordSurface) -> None:
         log.info("job %s: interaction token no longer accepted; using the bot token", job_id)
         s.token_dead = True
-        await self.core.service.save_surface(job_id, s.dump())
+        await self.service.save_surface(job_id, s.dump())

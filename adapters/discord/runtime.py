@@ -1,7 +1,8 @@
 """Starting and stopping the Discord side: client, command tree, persistent buttons, port.
 
-    runtime = await start_discord(core)   # logs in, syncs commands, connects in the background
-    await runtime.ready.wait()            # the gateway said READY
+    runtime = DiscordRuntime(host)   # a PlatformFactory (bot/interface.py): builds, no I/O
+    await runtime.start()            # logs in, syncs commands, connects in the background
+    await runtime.ready.wait()       # the gateway said READY
     await runtime.close()
 
 Invariants:
@@ -28,7 +29,6 @@ import contextlib
 import logging
 import re
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -43,10 +43,10 @@ from adapters.discord.commands import add_commands
 from adapters.discord.port import DiscordPort
 from adapters.discord.views import DYNAMIC_ITEMS
 from bot.errors import ConfigError
-from bot.metrics import Metrics, metrics_for
+from bot.interface import AckObserver, PlatformHost
 
 if TYPE_CHECKING:
-    from bot.app import Core
+    from bot.interface import BotService
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def point_rest_at(api_base: str) -> bool:
 class AckTimer:
     """Interaction id → when it arrived; the callback's HTTP response closes the interval."""
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: AckObserver) -> None:
         self.metrics = metrics
         self.arrived: dict[str, float] = {}
         self.trace = aiohttp.TraceConfig()
@@ -123,19 +123,25 @@ class AckTimer:
 
 class SoraClient(discord.Client):
     def __init__(
-        self, core: Core, *, custom_api: bool, progress_interval: float = 3.0, **options: Any
+        self,
+        service: BotService,
+        acks: AckObserver,
+        *,
+        custom_api: bool,
+        progress_interval: float = 3.0,
+        **options: Any,
     ) -> None:
-        self.ack_timer = AckTimer(metrics_for(core))
+        self.ack_timer = AckTimer(acks)
         options.setdefault("http_trace", self.ack_timer.trace)
         super().__init__(intents=discord.Intents(guilds=True), **options)
         self.ack_timer.wrap_parser(self._connection)
-        self.core = core
+        self.service = service
         self.custom_api = custom_api
         self.tree: app_commands.CommandTree[SoraClient] = app_commands.CommandTree(self)
         self.tree.on_error = self._on_tree_error  # type: ignore[method-assign]
         self.tree.interaction_check = self._track  # type: ignore[method-assign]
         self.inflight: set[asyncio.Task[Any]] = set()
-        self.port = DiscordPort(self, core, progress_interval=progress_interval)
+        self.port = DiscordPort(self, service, progress_interval=progress_interval)
         self.ready = asyncio.Event()
         self.synced: list[app_commands.AppCommand] = []
 
@@ -146,7 +152,7 @@ class SoraClient(discord.Client):
             log.info("Discord gateway: %s", yarl.URL(url).with_query(None))
         self.add_dynamic_items(*DYNAMIC_ITEMS)
         add_commands(self.tree)
-        guild_ids = self.core.settings.guild_ids
+        guild_ids = self.service.settings.guild_ids
         if guild_ids:
             for guild_id in guild_ids:
                 guild = discord.Object(id=guild_id)
@@ -171,10 +177,23 @@ class SoraClient(discord.Client):
         await flow.report_unexpected(interaction, error)
 
 
-@dataclass
 class DiscordRuntime:
-    client: SoraClient
-    task: asyncio.Task[None]
+    """Discord as a `PlatformRuntime`; `client_options` go to discord.py's client."""
+
+    serves_http = False
+
+    def __init__(self, host: PlatformHost, **client_options: Any) -> None:
+        settings = host.service.settings
+        if settings.discord_token is None:
+            raise ConfigError("DISCORD_TOKEN is not set.")
+        self._token = settings.discord_token.get_secret_value()
+        self.client = SoraClient(
+            host.service,
+            host.acks,
+            custom_api=point_rest_at(settings.discord_api_base),
+            **client_options,
+        )
+        self.task: asyncio.Task[None] | None = None
 
     @property
     def ready(self) -> asyncio.Event:
@@ -184,38 +203,34 @@ class DiscordRuntime:
     def port(self) -> DiscordPort:
         return self.client.port
 
+    @property
+    def connection(self) -> asyncio.Task[None] | None:
+        return self.task
+
+    async def start(self) -> None:
+        """Log in (fails fast on a bad token), sync commands, connect in the background."""
+        try:
+            await self.client.login(self._token)
+        except discord.LoginFailure:
+            await self.client.close()
+            raise ConfigError(
+                "DISCORD_TOKEN was refused by Discord (401): check the bot token."
+            ) from None
+        except BaseException:
+            await self.client.close()
+            raise
+        self.task = asyncio.create_task(_connect(self.client), name="discord-gateway")
+
     async def close(self) -> None:
         """Let handlers already running finish (bounded), then disconnect."""
         inflight = set(self.client.inflight)
         if inflight:
             await asyncio.wait(inflight, timeout=DRAIN_TIMEOUT)
         await self.client.close()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(self.task, CLOSE_TIMEOUT)
+        if self.task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self.task, CLOSE_TIMEOUT)
         point_rest_at(DEFAULT_API_BASE)  # leave discord.py's globals as we found them
-
-
-async def start_discord(core: Core, **client_options: Any) -> DiscordRuntime:
-    """Log in (fails fast on a bad token), sync commands, connect in the background."""
-    token = core.settings.discord_token
-    if token is None:
-        raise ConfigError("DISCORD_TOKEN is not set.")
-    client = SoraClient(
-        core, custom_api=point_rest_at(core.settings.discord_api_base), **client_options
-    )
-    try:
-        await client.login(token.get_secret_value())
-    except discord.LoginFailure:
-        await client.close()
-        raise ConfigError(
-            "DISCORD_TOKEN was refused by Discord (401): check the bot token."
-        ) from None
-    except BaseException:
-        await client.close()
-        raise
-    core.register_port(client.port)
-    task = asyncio.create_task(_connect(client), name="discord-gateway")
-    return DiscordRuntime(client, task)
 
 
 async def _connect(client: SoraClient) -> None:

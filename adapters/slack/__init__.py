@@ -1,8 +1,9 @@
 """Slack adapter (slack-bolt `AsyncApp`): `/sora`, shortcuts and modals, progress messages,
-uploads, App Home. Entry point: `attach_slack(core, web_app) -> SlackRuntime`."""
+uploads, App Home. The entry point passes `SlackRuntime` to the process wiring as its
+`PlatformFactory` (bot/interface.py)."""
 
 from __future__ import annotations
 
-from adapters.slack.runtime import SlackRuntime, attach_slack, check_slack
+from adapters.slack.runtime import SlackRuntime, check_slack
 
-__all__ = ["SlackRuntime", "attach_slack", "check_slack"]
+__all__ = ["SlackRuntime", "check_slack"]

@@ -27,8 +27,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import admin_render
 from bot.alerts import Alert
 from bot.approvals import Approval
+from bot.interface import BotService
 from bot.models import Balance
-from bot.service import SoraService
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def _error(exc: SlackApiError) -> str:
 
 
 class SlackAdmins:
-    def __init__(self, client: AsyncWebClient, service: SoraService, open_dm: OpenDm) -> None:
+    def __init__(self, client: AsyncWebClient, service: BotService, open_dm: OpenDm) -> None:
         self.client = client
         self.service = service
         self.open_dm = open_dm

@@ -28,15 +28,15 @@ from adapters.slack import admin_render
 from adapters.slack.handlers import Spawn, requester_of
 from adapters.slack.port import SlackPort
 from bot.errors import BotError
+from bot.interface import BotService
 from bot.models import Requester, Surface
-from bot.service import SoraService
 
 RefreshHome = Callable[[Requester], Awaitable[None]]
 
 
 class ApprovalHandlers:
     def __init__(
-        self, service: SoraService, port: SlackPort, spawn: Spawn, refresh_home: RefreshHome
+        self, service: BotService, port: SlackPort, spawn: Spawn, refresh_home: RefreshHome
     ) -> None:
         self.service = service
         self.port = port

@@ -6,8 +6,8 @@
     /sora admin usage [YYYY-MM-DD]          who spent what in this (or that day's) period
     /sora admin chart|export [YYYY-MM-DD]   the chart / the CSV as a file (see reports.py)
 
-Invariants: permissions are the core's (`bot.permissions`, through `SoraService`, which
-raises `PermissionDenied`; reports are built by `bot.reports.build_report` with the actor).
+Invariants: permissions are the core's (`bot.permissions`, through `BotService`, which
+raises `PermissionDenied`; reports are built by `BotService.report` with the actor).
 The actor comes with Slack's facts (`SlackActors`); targets are always in the actor's
 workspace. Every `BotError` comes back as its own plain words; nothing here touches Slack.
 """
@@ -20,10 +20,10 @@ import re
 from adapters.slack import render
 from bot.chat_commands import ChatCommand, usage_text
 from bot.errors import BotError, InputError, PermissionDenied
+from bot.interface import BotService
 from bot.models import Requester, fmt_credits
 from bot.permissions import ADMINS_ONLY
-from bot.reports import build_report, report_text
-from bot.service import SoraService
+from bot.reports import report_text
 
 # `<@U123|name>` (escaped mention), `<@U123>`, or a bare `U123` / `W123` user id.
 _USER_REF = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$|^@?([UW][A-Z0-9]{2,})$")
@@ -65,7 +65,7 @@ def user_ref(text: str, workspace: str) -> Requester:
 
 
 async def run_text_command(
-    service: SoraService, requester: Requester, command: ChatCommand, *, default_model: str
+    service: BotService, requester: Requester, command: ChatCommand, *, default_model: str
 ) -> str:
     """Reply text for every command kind except `video` (which the handlers run)."""
     try:
@@ -88,7 +88,7 @@ async def run_text_command(
     return "```" + usage_text(service.catalog, default_model) + "```"
 
 
-async def run_admin(service: SoraService, actor: Requester, args: list[str]) -> str:
+async def run_admin(service: BotService, actor: Requester, args: list[str]) -> str:
     """Each verb is a checked service call; the help is for those the core calls admins."""
     verb = args[0].casefold() if args else "help"
     rest = args[1:]
@@ -111,9 +111,7 @@ async def run_admin(service: SoraService, actor: Requester, args: list[str]) -> 
         await service.set_team_budget(actor, "slack", workspace, rest[0])
         return f"This workspace's budget is now {rest[0]} credits per period (0 = no cap)."
     if verb == "usage":
-        report = await build_report(
-            service, platform="slack", workspace=workspace, day=parse_day(rest), actor=actor
-        )
+        report = await service.report(actor, "slack", workspace, day=parse_day(rest))
         # Display names are typed by users: escaped, and unable to close the code block.
         table = render.esc(report_text(report)).replace("```", "'''")
         return "*Team usage*\n```" + table + "```"

@@ -34,10 +34,10 @@ from adapters.slack.port import SlackPort
 from adapters.slack.reports import SlackReports
 from bot.chat_commands import ChatCommand
 from bot.errors import BotError, BudgetError, InputError
+from bot.interface import BotService
 from bot.logs import bind_job
 from bot.models import Job, Requester, Surface, VideoRequest
 from bot.requests import remix_options
-from bot.service import SoraService
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def requester_of(body: dict[str, Any]) -> Requester:
 
 class SlackHandlers:
     def __init__(
-        self, service: SoraService, port: SlackPort, client: AsyncWebClient, spawn: Spawn
+        self, service: BotService, port: SlackPort, client: AsyncWebClient, spawn: Spawn
     ) -> None:
         self.service = service
         self.port = port

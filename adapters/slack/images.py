@@ -30,7 +30,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.modal import IMAGE_MAX_BYTES, IMAGE_TYPES
 from bot.errors import InputError
-from bot.service import SoraService
+from bot.interface import BotService
 
 NEEDS_PUBLIC_URL = (
     "Image input from Slack needs PUBLIC_BASE_URL: the bot must re-host the image at a public "
@@ -40,7 +40,7 @@ _SAFE_ID = re.compile(r"[^A-Za-z0-9_-]")
 _TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 
-def require_public_base_url(service: SoraService) -> None:
+def require_public_base_url(service: BotService) -> None:
     if not service.settings.public_base_url:
         raise InputError(NEEDS_PUBLIC_URL, field="image_url")
 
@@ -62,7 +62,7 @@ class PlannedImage:
     url: str
 
 
-def plan_image(service: SoraService, file_id: str) -> PlannedImage:
+def plan_image(service: BotService, file_id: str) -> PlannedImage:
     """Where Slack file `file_id` will be stored and its signed /media link (no I/O)."""
     require_public_base_url(service)
     # Served as bytes whatever the suffix (bot/web.py); its type is checked at download.

@@ -39,8 +39,8 @@ from adapters.slack.admins import SlackAdmins
 from bot.alerts import Alert
 from bot.approvals import Approval
 from bot.catalog import Catalog
+from bot.interface import BotService
 from bot.models import Balance, DeliveredVideo, Job, JobStatus
-from bot.service import SoraService
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class SlackPort:
     platform = "slack"
     progress_interval = 3.0
 
-    def __init__(self, client: AsyncWebClient, service: SoraService, catalog: Catalog) -> None:
+    def __init__(self, client: AsyncWebClient, service: BotService, catalog: Catalog) -> None:
         self.client = client
         self.service = service
         self.catalog = catalog

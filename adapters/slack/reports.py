@@ -7,7 +7,7 @@
             it is a file for a spreadsheet with everyone's exact figures, not a talking point
 
 Invariants:
-- Reports are built by the core with the actor (`build_report(actor=…)`), so only admins get
+- Reports are built by the core with the actor (`BotService.report`), so only admins get
   them (PermissionDenied otherwise); the file holds exactly what the core rendered.
 - Drawing the chart blocks for a fraction of a second: it runs in a worker thread, never on the
   event loop that answers Slack.
@@ -27,9 +27,9 @@ from adapters.slack.port import CANNOT_POST_HERE, slack_error
 from adapters.slack.render import short
 from bot.chart import describe_chart, render_chart
 from bot.errors import BotError
+from bot.interface import BotService
 from bot.models import Requester
-from bot.reports import build_report, period_title, report_csv
-from bot.service import SoraService
+from bot.reports import period_title, report_csv
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ ALT_TEXT_CHARS = 1000  # files.getUploadURLExternal's alt_txt limit
 
 
 class SlackReports:
-    def __init__(self, client: AsyncWebClient, service: SoraService, open_dm: OpenDm) -> None:
+    def __init__(self, client: AsyncWebClient, service: BotService, open_dm: OpenDm) -> None:
         self.client = client
         self.service = service
         self.open_dm = open_dm
@@ -46,13 +46,7 @@ class SlackReports:
     async def run(self, actor: Requester, verb: str, args: list[str], channel: str | None) -> str:
         """Upload the chart or the CSV; the reply text for the admin (or the refusal)."""
         try:
-            report = await build_report(
-                self.service,
-                platform="slack",
-                workspace=actor.workspace,
-                day=parse_day(args),
-                actor=actor,
-            )
+            report = await self.service.report(actor, "slack", actor.workspace, day=parse_day(args))
             if verb == "chart":
                 png = await asyncio.to_thread(render_chart, report)
                 description = describe_chart(report)

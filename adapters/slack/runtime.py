@@ -1,8 +1,9 @@
 """The Slack runtime: one bolt `AsyncApp`, served at `POST /slack/events` or over Socket Mode.
 
-    attach_slack(core, web_app)   build the app, add the HTTP route (HTTP mode), register the port
-    await runtime.start()         Socket Mode: connect (HTTP mode: nothing to do)
-    await runtime.close()         disconnect, cancel the work still running
+    SlackRuntime(host)       a PlatformFactory (bot/interface.py): build the app, add the HTTP
+                             route to the host's web app (HTTP mode); the wiring registers the port
+    await runtime.start()    Socket Mode: connect (HTTP mode: nothing to do)
+    await runtime.close()    disconnect, cancel the work still running
 
 Invariants:
 - HTTP mode needs SLACK_SIGNING_SECRET; bolt's request verification answers a missing, wrong or
@@ -50,12 +51,10 @@ from adapters.slack.handlers import SlackHandlers
 from adapters.slack.port import SlackPort, slack_error
 from bot.config import Settings
 from bot.errors import ConfigError
-from bot.metrics import metrics_for
+from bot.interface import PlatformHost
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-    from bot.app import Core
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +119,11 @@ def web_client(
 
 
 class SlackRuntime:
-    def __init__(self, core: Core, *, client: AsyncWebClient | None = None) -> None:
-        settings = core.settings
+    """Slack as a `PlatformRuntime`; `client` replaces the Web API client (tests)."""
+
+    def __init__(self, host: PlatformHost, *, client: AsyncWebClient | None = None) -> None:
+        service = host.service
+        settings = service.settings
         if settings.slack_bot_token is None:
             raise ConfigError("SLACK_BOT_TOKEN is not set (xoxb-…, from OAuth & Permissions).")
         if settings.slack_problem is not None:
@@ -143,17 +145,27 @@ class SlackRuntime:
             request_verification_enabled=not self.socket_mode,
             process_before_response=False,
         )
-        self.port = SlackPort(self.client, core.service, core.catalog)
-        self.handlers = SlackHandlers(core.service, self.port, self.client, self.spawn)
+        self.port = SlackPort(self.client, service, service.catalog)
+        self.handlers = SlackHandlers(service, self.port, self.client, self.spawn)
         self.handlers.register(self.app)
         self.approvals = ApprovalHandlers(
-            core.service, self.port, self.spawn, self.handlers.publish_home
+            service, self.port, self.spawn, self.handlers.publish_home
         )
         self.approvals.register(self.app)
         self._tasks: set[asyncio.Task[None]] = set()
         self._socket: AsyncSocketModeHandler | None = None
         self._replays = None if secret is None else ReplayGuard(secret.get_secret_value())
-        self.metrics = metrics_for(core)
+        self.metrics = host.acks
+        if not self.socket_mode:
+            host.web_app.router.add_post(EVENTS_PATH, self.handle)
+
+    @property
+    def serves_http(self) -> bool:
+        return not self.socket_mode
+
+    @property
+    def connection(self) -> None:
+        return None  # Socket Mode reconnects by itself; HTTP mode has no connection
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run work after an ack, keeping a reference until it ends."""
@@ -243,13 +255,3 @@ async def check_slack(settings: Settings) -> tuple[bool, str]:
         return False, f"Slack could not be reached at {where} ({type(exc).__name__})."
     mode = "Socket Mode" if settings.slack_mode == "socket" else f"HTTP mode at {EVENTS_PATH}"
     return True, f"Slack OK: bot {auth.get('user')} in workspace {auth.get('team')} ({mode})."
-
-
-def attach_slack(core: Core, web_app: web.Application) -> SlackRuntime:
-    """Build the Slack runtime on `core`; in HTTP mode add `POST /slack/events` to `web_app`
-    (before it starts). Call `start()` once the loop runs and `close()` on shutdown."""
-    runtime = SlackRuntime(core)
-    if not runtime.socket_mode:
-        web_app.router.add_post(EVENTS_PATH, runtime.handle)
-    core.register_port(runtime.port)
-    return runtime

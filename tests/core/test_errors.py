@@ -31,8 +31,8 @@ from bot.evolink import EvoLinkClient, TaskSnapshot
 from bot.models import JobStatus, Surface, VideoRequest
 from bot.simulator import TASK_ERROR_MESSAGES, Simulator, SimulatorConfig
 from bot.task_errors import FIX_INPUT_CODES, RETRY_LATER_CODES, TASK_ERRORS, reason_for_code
-from bot.testing import RecordingPort, RunningCore
 from tests.conftest import ALICE
+from tests.support import RecordingPort, RunningCore
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUEST = VideoRequest(

@@ -12,8 +12,8 @@ from bot.approvals import Approval
 from bot.errors import BudgetError, JobStateError, PermissionDenied
 from bot.models import Balance, Requester, Surface
 from bot.simulator import Simulator
-from bot.testing import RecordingPort, RunningCore
 from tests.conftest import ALICE, BOB
+from tests.support import RecordingPort, RunningCore
 
 ADMIN = Requester(platform="test", workspace="W1", user="boss")
 ADMIN2 = Requester(platform="test", workspace="W1", user="boss2")

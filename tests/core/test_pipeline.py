@@ -12,8 +12,8 @@ from bot.errors import BudgetError, JobStateError, PermissionDenied
 from bot.models import JobStatus, Surface
 from bot.simulator import Simulator
 from bot.task_errors import TASK_ERRORS
-from bot.testing import RecordingPort, RunningCore
 from tests.conftest import ALICE, BOB
+from tests.support import RecordingPort, RunningCore
 
 DATA = Path(__file__).resolve().parents[2] / "bot" / "data"
 

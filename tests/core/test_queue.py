@@ -11,8 +11,8 @@ import pytest
 from bot.models import JobStatus, Requester, Surface
 from bot.queue import Waiting, fair_order, plan
 from bot.simulator import Simulator
-from bot.testing import RecordingPort, RunningCore
 from tests.conftest import ALICE, BOB
+from tests.support import RecordingPort, RunningCore
 
 HOG = Requester(platform="test", workspace="W1", user="hog")
 
@@ -127,7 +127,7 @@ async def test_queued_jobs_hold_credits_and_cancel_releases_them(
 async def test_queued_jobs_survive_a_restart(tmp_path: object, sim: Simulator) -> None:
     from pathlib import Path
 
-    from bot.testing import running_core
+    from tests.support import running_core
 
     path = Path(str(tmp_path))
     sim.config.task_seconds = 1.0
@@ -141,7 +141,7 @@ async def test_queued_jobs_survive_a_restart(tmp_path: object, sim: Simulator) -
             while (await rc.core.service.get_job(jobs[0].id)).status != JobStatus.SUBMITTED:  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
     port = RecordingPort("test")
-    async with running_core(path, sim, attach=lambda c, _a: c.register_port(port), **limits) as rc:
+    async with running_core(path, sim, ports=[port], **limits) as rc:
         await asyncio.wait_for(
             asyncio.gather(*(port.wait_for(j.id, "delivered", 30) for j in jobs)), 40
         )

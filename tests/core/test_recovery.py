@@ -9,8 +9,8 @@ from pathlib import Path
 
 from bot.models import JobStatus, Surface
 from bot.simulator import Simulator
-from bot.testing import RecordingPort, RunningCore, running_core
 from tests.conftest import ALICE
+from tests.support import RecordingPort, RunningCore, running_core
 
 
 async def _accept(rc: RunningCore) -> str:
@@ -23,7 +23,7 @@ async def _accept(rc: RunningCore) -> str:
 
 async def _finish_after_restart(tmp_path: Path, sim: Simulator, job_id: str) -> RecordingPort:
     port = RecordingPort("test")
-    async with running_core(tmp_path, sim, attach=lambda c, _a: c.register_port(port)) as rc:
+    async with running_core(tmp_path, sim, ports=[port]) as rc:
         await port.wait_for(job_id, "delivered", timeout=15)
         await rc.core.tracker.wait_idle(10)
         job = await rc.core.service.get_job(job_id)
@@ -58,7 +58,7 @@ async def test_killed_after_sending_before_recording_the_task(
 
 
 async def test_killed_while_the_task_runs(tmp_path: Path) -> None:
-    from bot.testing import running_simulator
+    from tests.support import running_simulator
 
     async with running_simulator(task_seconds=2.0) as slow:
         async with running_core(tmp_path, slow) as rc:
@@ -87,7 +87,7 @@ async def test_killed_while_delivering_before_the_download(tmp_path: Path, sim: 
 async def test_killed_after_the_download_before_posting(tmp_path: Path, sim: Simulator) -> None:
     port = RecordingPort("test")
     port.fail_deliveries = 10**6  # the platform never takes it in this life
-    async with running_core(tmp_path, sim, attach=lambda c, _a: c.register_port(port)) as rc:
+    async with running_core(tmp_path, sim, ports=[port]) as rc:
         service = rc.core.service
         job = await service.submit(ALICE, service.parse("rain"), Surface())
         async with asyncio.timeout(10):  # the downloaded file is recorded
@@ -105,12 +105,12 @@ async def test_a_delivered_job_is_not_delivered_again_after_restart(
     tmp_path: Path, sim: Simulator
 ) -> None:
     port = RecordingPort("test")
-    async with running_core(tmp_path, sim, attach=lambda c, _a: c.register_port(port)) as rc:
+    async with running_core(tmp_path, sim, ports=[port]) as rc:
         job = await rc.core.service.submit(ALICE, rc.core.service.parse("sun"), Surface())
         await port.wait_for(job.id, "delivered")
         await rc.core.tracker.wait_idle(5)
     again = RecordingPort("test")
-    async with running_core(tmp_path, sim, attach=lambda c, _a: c.register_port(again)) as rc:
+    async with running_core(tmp_path, sim, ports=[again]) as rc:
         assert await rc.core.tracker.resume() == 0
     assert again.events == []
 

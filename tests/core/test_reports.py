@@ -27,9 +27,9 @@ from bot.jobs import JobBook
 from bot.models import Requester, Surface, from_mc
 from bot.reports import CSV_COLUMNS, build_report, elapsed_share, report_csv, report_text
 from bot.simulator import Simulator
-from bot.testing import RecordingPort, running_core
-from bot.testing import test_settings as settings_for
 from tests.e2e.test_cli import run
+from tests.support import RecordingPort, running_core
+from tests.support import make_settings as settings_for
 
 ALICE = Requester(platform="test", workspace="W1", user="alice", display_name="Alice")
 BOB = Requester(platform="test", workspace="W1", user="bob", display_name="Bob")
@@ -346,7 +346,7 @@ async def test_a_report_after_real_jobs_through_the_pipeline(
     tmp_path: Path, sim: Simulator
 ) -> None:
     port = RecordingPort("test")
-    async with running_core(tmp_path, sim, attach=lambda c, _a: c.register_port(port)) as rc:
+    async with running_core(tmp_path, sim, ports=[port]) as rc:
         service = rc.core.service
         ok = await service.submit(ALICE, service.parse("a lighthouse --duration 10"), Surface())
         bad = await service.submit(

@@ -19,7 +19,7 @@ from bot.errors import InputError
 from bot.grammar import parse_request
 from bot.requests import RequestOptions, options_of, validate_request
 from bot.simulator import Simulator
-from bot.testing import RunningCore
+from tests.support import RunningCore
 
 CATALOG = Catalog.load()
 DEFAULT = "sora-2"

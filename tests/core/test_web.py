@@ -13,8 +13,8 @@ import pytest
 
 from bot.models import Job, JobStatus, Surface
 from bot.simulator import Simulator, SimulatorConfig
-from bot.testing import PortEvent, RecordingPort, RunningCore, running_core, running_simulator
 from tests.conftest import ALICE
+from tests.support import PortEvent, RecordingPort, RunningCore, running_core, running_simulator
 
 
 async def test_healthz(rc: RunningCore) -> None:
@@ -48,7 +48,7 @@ async def test_a_forged_callback_body_is_only_a_hint(tmp_path: Path) -> None:
     clock = AheadClock()
     async with (
         Simulator.serve(SimulatorConfig(task_seconds=30.0), clock=clock) as sim,
-        running_core(tmp_path, sim, attach=lambda c, _a: c.register_port(port)) as rc,
+        running_core(tmp_path, sim, ports=[port]) as rc,
     ):
         service = rc.core.service
         job = await service.submit(ALICE, service.parse("a forged ending"), Surface())
@@ -96,7 +96,7 @@ async def test_the_real_callback_makes_delivery_immediate(tmp_path: Path) -> Non
     port = RecordingPort("test")
     async with (
         running_simulator(task_seconds=1.5, estimate_error=20.0) as sim,  # estimate: 30 s
-        running_core(tmp_path, sim, attach=lambda c, _a: c.register_port(port)) as rc,
+        running_core(tmp_path, sim, ports=[port]) as rc,
     ):
         service = rc.core.service
         job = await service.submit(ALICE, service.parse("a quick one"), Surface())

@@ -30,7 +30,7 @@ def run(
     )
     environment.update(env)
     return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
+        [sys.executable, "-m", "sora_bot", *args],
         cwd=tmp_path,
         env=environment,
         capture_output=True,
@@ -174,7 +174,7 @@ def test_check_names_a_missing_key(tmp_path: Path) -> None:
 async def test_check_reads_the_balance_from_evolink(tmp_path: Path) -> None:
     import asyncio
 
-    from bot.testing import running_simulator
+    from tests.support import running_simulator
 
     async with running_simulator() as sim:
         done = await asyncio.to_thread(
@@ -191,7 +191,7 @@ def test_admin_approvals_from_the_shell(tmp_path: Path) -> None:
 
     from bot.app import build_core
     from bot.models import Requester, Surface
-    from bot.testing import make_settings
+    from tests.support import make_settings
 
     async def ask() -> str:
         settings = make_settings(tmp_path, "http://127.0.0.1:9", media_dir=tmp_path / "media")

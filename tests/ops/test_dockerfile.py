@@ -13,8 +13,8 @@ from pathlib import Path
 
 from bot.config import Settings
 from bot.simulator import Simulator
-from bot.testing import running_core
 from tests.adapters.discord.test_discord_run import free_port
+from tests.support import running_core
 
 ROOT = Path(__file__).resolve().parents[2]
 LINES = (ROOT / "Dockerfile").read_text().splitlines()

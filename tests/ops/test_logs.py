@@ -27,12 +27,12 @@ from bot.logs import (
 )
 from bot.models import JobStatus, Surface
 from bot.simulator import Simulator
-from bot.testing import RecordingPort, RunningCore
 from tests.adapters.slack.conftest import slack_bot_on
 from tests.adapters.slack.fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
 from tests.conftest import ALICE
+from tests.support import RecordingPort, RunningCore
 
-EVOLINK_KEY = "sk-test-evolink-key"  # bot.testing's key
+EVOLINK_KEY = "sk-test-evolink-key"  # tests.support's key
 DISCORD_TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4OQ.GhIjKl.abcdefghijklmnopqrstuvwxyz012345"
 
 

@@ -12,7 +12,6 @@ import aiohttp
 
 from bot.models import JobStatus, Surface
 from bot.simulator import Simulator
-from bot.testing import RecordingPort, RunningCore
 from tests.adapters.discord.conftest import bot_on
 from tests.adapters.discord.fake_discord import FakeDiscord
 from tests.adapters.discord.helpers import ALICE as DISCORD_ALICE
@@ -21,6 +20,7 @@ from tests.adapters.slack.conftest import slack_bot_on
 from tests.adapters.slack.fake_slack import FakeSlack, form_headers, slash_command_body
 from tests.conftest import ALICE, BOB
 from tests.ops.exposition import Exposition, parse
+from tests.support import RecordingPort, RunningCore
 
 WAIT = 10.0
 
@@ -154,7 +154,7 @@ async def test_discord_acknowledgements_are_timed_and_autocomplete_is_not(
 async def test_metrics_token_guards_the_endpoint(tmp_path: Path, sim: Simulator) -> None:
     import aiohttp
 
-    from bot.testing import running_core
+    from tests.support import running_core
 
     async with (
         running_core(tmp_path, sim, metrics_token="scrape-me") as rc,

@@ -110,7 +110,7 @@ async def test_sigterm_finishes_an_in_flight_slack_acknowledgement(
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "bot",
+            "sora_bot",
             "run",
             cwd=tmp_path,
             env=env,

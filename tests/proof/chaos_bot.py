@@ -3,9 +3,9 @@
     python tests/proof/chaos_bot.py --db FILE --media DIR --evolink URL \
         --commands FILE --events FILE
 
-It builds the core exactly as `sora-bot run` does (`bot.app.build_core` on a real SQLite file,
-the real EvoLink client against the simulator the test process serves), registers a port for
-the `chaos` platform and runs until it is killed.
+It is wired exactly as `sora-bot run` is (`bot.bootstrap.running_process`: a real SQLite
+file, the real EvoLink client against the simulator the test process serves), with a port for
+the `chaos` platform instead of a chat platform and no HTTP server, and runs until it is killed.
 
 The chat platform is modelled by two files:
 - `--commands`: one JSON object per line, `{"id", "user", "text", "cancel"}` — the commands the
@@ -35,10 +35,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bot.app import build_core
+from bot.bootstrap import running_process
 from bot.errors import BotError
 from bot.models import Balance, DeliveredVideo, Job, JobStatus, Requester, Surface
-from bot.testing import test_settings
+from tests.support import make_settings
 
 PLATFORM = "chaos"
 WORKSPACE = "T-CHAOS"
@@ -137,7 +137,7 @@ async def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     tmp = Path(args.db).parent
-    settings = test_settings(
+    settings = make_settings(
         tmp,
         args.evolink,
         database_url=f"sqlite:///{args.db}",
@@ -146,16 +146,14 @@ async def main(argv: list[str]) -> None:
         max_jobs_per_user=100,
         max_jobs_per_workspace=1000,
     )
-    core = await build_core(settings)
-    core.register_port(FileEventPort(Path(args.events), args.kill_after_deliveries))
-    await core.start()
-    print("ready", flush=True)
-    await intake(core, read_commands(Path(args.commands)))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    await stop.wait()
-    await core.stop()
+    port = FileEventPort(Path(args.events), args.kill_after_deliveries)
+    async with running_process(settings, ports=[port], serve_http=False) as process:
+        print("ready", flush=True)
+        await intake(process.core, read_commands(Path(args.commands)))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """Chaos: the bot process is SIGKILLed at 20 random (seeded) moments while 50 jobs go through it.
 
-The bot is a real separate process (tests/proof/chaos_bot.py: `build_core` on a real SQLite
-file, the real EvoLink client); the EvoLink simulator runs here, in the test process, so tasks
-live on while the bot is dead — as EvoLink's do. After the last restart the bot runs until every
-job has ended, and then the promises are checked against what the user saw (the port's fsynced
-events file), the database and what EvoLink received:
+The bot is a real separate process (tests/proof/chaos_bot.py: `running_process` on a real
+SQLite file, the real EvoLink client); the EvoLink simulator runs here, in the test process, so
+tasks live on while the bot is dead — as EvoLink's do. After the last restart the bot runs until
+every job has ended, and then the promises are checked against what the user saw (the port's
+fsynced events file), the database and what EvoLink received:
 
 - every command became exactly one job, every job is in exactly one terminal state;
 - every delivered job was delivered exactly once, every job has exactly one EvoLink task;
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.simulator import Simulator
-from bot.testing import running_simulator
+from tests.support import running_simulator
 
 ROOT = Path(__file__).resolve().parents[2]
 BOT_SCRIPT = Path(__file__).with_name("chaos_bot.py")
@@ -292,7 +292,7 @@ async def test_a_kill_between_the_post_and_its_record_does_not_deliver_twice(
 
 async def test_a_kill_after_a_failure_is_recorded_still_tells_the_user(tmp_path: Path) -> None:
     from bot.models import Requester, Surface
-    from bot.testing import RecordingPort, running_core
+    from tests.support import RecordingPort, running_core
 
     who = Requester(platform="test", workspace="W1", user="alice")
     async with running_simulator(task_seconds=0.4, fail_next=["content_policy_violation"]) as sim:
@@ -312,7 +312,7 @@ async def test_a_kill_after_a_failure_is_recorded_still_tells_the_user(tmp_path:
             job = await rc.core.service.submit(who, request, Surface(channel="C"))
             await asyncio.wait_for(died.wait(), 10)
         port = RecordingPort("test")
-        async with running_core(tmp_path, sim, attach=lambda c, _a: c.register_port(port)) as rc:
+        async with running_core(tmp_path, sim, ports=[port]) as rc:
             assert (await rc.core.service.get_job(job.id)).status == "failed"
             assert (await rc.core.service.balance(who)).held == 0
             await port.wait_for(job.id, "failed", timeout=3)

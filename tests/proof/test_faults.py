@@ -31,7 +31,6 @@ import pytest
 from bot.evolink import EvoLinkClient
 from bot.models import JobStatus, Surface
 from bot.simulator import Simulator, clip_bytes
-from bot.testing import RecordingPort, RunningCore, running_core
 from tests.adapters.discord.conftest import bot_on
 from tests.adapters.discord.fake_discord import FakeDiscord, RecordedRequest
 from tests.adapters.discord.helpers import ALICE as D_ALICE
@@ -40,6 +39,7 @@ from tests.adapters.slack.conftest import slack_bot_on
 from tests.adapters.slack.fake_slack import FakeSlack
 from tests.conftest import ALICE
 from tests.proof.faultproxy import FaultProxy
+from tests.support import RecordingPort, RunningCore, running_core
 
 KEY = "sk-test-evolink-key"
 CLIP = clip_bytes("portrait")  # sora-2's default ratio is 9:16
@@ -63,7 +63,7 @@ async def faulty_core(
         )
         try:
             async with running_core(
-                tmp_path, sim, evolink=client, attach=lambda c, _a: c.register_port(port),
+                tmp_path, sim, evolink=client, ports=[port],
                 **settings,
             ) as rc:  # fmt: skip
                 yield rc, proxy

@@ -35,7 +35,6 @@ from bot.grammar import parse_request
 from bot.models import VideoRequest
 from bot.requests import RequestOptions
 from bot.simulator import Simulator
-from bot.testing import RunningCore, running_simulator
 from tests.adapters.discord.conftest import World, bot_on
 from tests.adapters.discord.fake_discord import FakeDiscord
 from tests.adapters.discord.helpers import ALICE as D_ALICE
@@ -47,6 +46,7 @@ from tests.adapters.slack.fake_slack import (
     json_headers,
     slash_command_body,
 )
+from tests.support import RunningCore, running_simulator
 
 _AGE = itertools.count()
 

@@ -34,7 +34,6 @@ from bot.errors import InputError, JobStateError, PermissionDenied
 from bot.logs import NOISY_LOGGERS
 from bot.models import JobStatus, Requester, Surface
 from bot.simulator import Simulator
-from bot.testing import RecordingPort, RunningCore, running_core, running_simulator
 from tests.adapters.discord.conftest import bot_on
 from tests.adapters.discord.fake_discord import FAKE_TOKEN, FakeDiscord
 from tests.adapters.discord.helpers import ALICE as D_ALICE
@@ -49,8 +48,9 @@ from tests.adapters.slack.fake_slack import (
     sign,
     slash_command_body,
 )
+from tests.support import RecordingPort, RunningCore, running_core, running_simulator
 
-EVOLINK_KEY = "sk-test-evolink-key"  # bot.testing.test_settings
+EVOLINK_KEY = "sk-test-evolink-key"  # tests.support.make_settings
 WAIT = 10.0
 
 
@@ -215,9 +215,7 @@ async def test_nobody_cancels_or_remixes_someone_elses_job(tmp_path: Path, sim: 
     other_ws = Requester(platform="slack", workspace="W2", user="alice")  # same name elsewhere
     discord_alice = Requester(platform="discord", workspace="W1", user="alice")
     port = RecordingPort("slack")
-    async with running_core(
-        tmp_path, sim, attach=lambda c, _a: c.register_port(port), admin_user_ids="slack:admin"
-    ) as rc:
+    async with running_core(tmp_path, sim, ports=[port], admin_user_ids="slack:admin") as rc:
         service = rc.core.service
         job = await service.submit(alice, service.parse("a paper boat"), Surface(channel="C"))
         for stranger in (bob, other_ws, discord_alice):

@@ -1,13 +1,15 @@
 """Fixtures: a fake Discord on 127.0.0.1:0 and the real bot (core + discord.py client) on it.
 
 `bot_on(fake)` builds the whole thing the way `sora-bot run` does — `running_core` (real
-SQLite file, EvoLink simulator, web server) plus `start_discord(core)` pointed at the fake by
-`DISCORD_API_BASE` — and waits for READY. Using it twice on the same `tmp_path` is a restart.
+SQLite file, EvoLink simulator, web server) with `DiscordRuntime` as its platform, pointed at
+the fake by `DISCORD_API_BASE` — and waits for READY. Using it twice on the same `tmp_path`
+is a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from adapters.discord.runtime import DiscordRuntime, start_discord
+from adapters.discord.runtime import DiscordRuntime
 from bot.simulator import Simulator
-from bot.testing import RunningCore, running_core
 from tests.adapters.discord.fake_discord import FAKE_TOKEN, FakeDiscord
+from tests.support import RunningCore, running_core
 
 WAIT = 10.0
 
@@ -52,14 +54,17 @@ async def bot_on(
     guild_id, channel_id = first_guild(fake)
     settings.setdefault("discord_guild_ids", guild_id)
     async with running_core(
-        tmp_path, sim, discord_token=FAKE_TOKEN, discord_api_base=fake.api_base, **settings
+        tmp_path,
+        sim,
+        platforms=[functools.partial(DiscordRuntime, guild_ready_timeout=0.05)],
+        discord_token=FAKE_TOKEN,
+        discord_api_base=fake.api_base,
+        **settings,
     ) as rc:
-        runtime = await start_discord(rc.core, guild_ready_timeout=0.05)
-        try:
-            await asyncio.wait_for(runtime.ready.wait(), WAIT)
-            yield World(fake, rc, runtime, guild_id, channel_id)
-        finally:
-            await runtime.close()
+        runtime = rc.platforms[0]
+        assert isinstance(runtime, DiscordRuntime)
+        await asyncio.wait_for(runtime.ready.wait(), WAIT)
+        yield World(fake, rc, runtime, guild_id, channel_id)
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ async def test_sora_bot_run_serves_discord_through_the_api_base(
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot",
+        "sora_bot",
         "run",
         cwd=tmp_path,
         env=env,

@@ -2,8 +2,8 @@
 mode, reached only through signed requests to its own `POST /slack/events`.
 
 `slack_bot_on(fake, tmp_path, sim)` builds it the way `sora-bot run` does: `running_core`
-(real SQLite file, EvoLink simulator, web server) with `attach_slack` adding the route and the
-port, pointed at the fake by `SLACK_API_URL`.
+(real SQLite file, EvoLink simulator, web server) with `SlackRuntime` as its platform, which
+adds the route, pointed at the fake by `SLACK_API_URL`.
 """
 
 from __future__ import annotations
@@ -18,13 +18,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
-from adapters.slack import SlackRuntime, attach_slack
-from bot.app import Core
+from adapters.slack import SlackRuntime
 from bot.models import Job
 from bot.simulator import Simulator
-from bot.testing import RunningCore, running_core
 from tests.adapters.slack.fake_slack import (
     BOT_TOKEN,
     SIGNING_SECRET,
@@ -36,6 +33,7 @@ from tests.adapters.slack.fake_slack import (
     payload_body,
     slash_command_body,
 )
+from tests.support import RunningCore, running_core
 
 WAIT = 10.0
 ALICE = "U0ALICE"
@@ -107,28 +105,20 @@ def user_payload(user: str = ALICE) -> dict[str, Any]:
 async def slack_bot_on(
     fake: FakeSlack, tmp_path: Path, sim: Simulator, **settings: Any
 ) -> AsyncIterator[SlackWorld]:
-    runtimes: list[SlackRuntime] = []
-
-    def attach(core: Core, app: web.Application) -> None:
-        runtimes.append(attach_slack(core, app))
-
     settings.setdefault("admin_user_ids", f"slack:{ADMIN}")
     async with running_core(
         tmp_path,
         sim,
-        attach=attach,
+        platforms=[SlackRuntime],
         slack_bot_token=BOT_TOKEN,
         slack_signing_secret=SIGNING_SECRET,
         slack_api_url=fake.api_url,
         **settings,
     ) as rc:
-        runtime = runtimes[0]
-        await runtime.start()
-        try:
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WAIT)) as http:
-                yield SlackWorld(fake, rc, runtime, http)
-        finally:
-            await runtime.close()
+        runtime = rc.platforms[0]
+        assert isinstance(runtime, SlackRuntime)
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WAIT)) as http:
+            yield SlackWorld(fake, rc, runtime, http)
 
 
 @pytest.fixture

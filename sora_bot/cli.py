@@ -1,4 +1,4 @@
-"""The `sora-bot` command line (also `python -m bot`). Outputs follow CONTRACT.md exactly.
+"""The `sora-bot` command line (also `python -m sora_bot`). Outputs follow CONTRACT.md exactly.
 
 Exit codes: 0 success; 1 a failure (job failed, check found problems); 2 bad input or
 configuration (the message says what to fix).
@@ -141,11 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def _async_main(settings: Settings, args: argparse.Namespace) -> int:
     if args.command == "demo":
-        from adapters.console.demo import run_demo
+        from sora_bot.demo import run_demo
 
         return await run_demo(settings, command=args.command_text, task_seconds=args.task_seconds)
     if args.command == "run":
-        from bot.runner import run_bot
+        from sora_bot.runner import run_bot
 
         return await run_bot(settings)
     if args.command == "check":

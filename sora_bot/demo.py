@@ -1,7 +1,9 @@
 """`sora-bot demo`: the whole pipeline on one machine with no tokens.
 
 The built-in EvoLink simulator runs on 127.0.0.1 (random port), the store is DATABASE_URL like
-every command (so `sora-bot admin jobs` sees demo jobs), and the console is the chat.
+every command (so `sora-bot admin jobs` sees demo jobs), and the console (adapters/console) is
+the chat. The process is wired by `bot.bootstrap.running_process`, like `sora-bot run`, with
+the console's port and no HTTP server (the demo has no public URL).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import sys
 from typing import TextIO
 
 from adapters.console import ConsoleChat, ConsolePort, console_requester
-from bot.app import build_core
+from bot.bootstrap import running_process
 from bot.config import Settings
 from bot.evolink import EvoLinkClient
 from bot.models import JobStatus
@@ -33,23 +35,21 @@ async def run_demo(
     async with Simulator.serve(config, host="127.0.0.1", port=0) as sim:
         demo_settings = settings.model_copy(update={"public_base_url": None})
         evolink = EvoLinkClient(sim.base_url, DEMO_KEY)
-        core = await build_core(demo_settings, evolink=evolink)
         port = ConsolePort(out)
-        core.register_port(port)
-        core.tracker.on_finished.append(port.on_job_finished)
-        chat = ConsoleChat(core.service, port, console_requester())
         try:
-            await core.start()
-            if command is not None:
-                return await _one_command(chat, port, command, timeout)
-            await _interactive(chat, out, sim.base_url)
-            if core.tracker.in_flight:
-                # Input ended (a pipe, or Ctrl-D) with videos still being made: finish them.
-                chat.say(f"Waiting for {core.tracker.in_flight} job(s) to finish…")
-                await core.tracker.wait_idle(timeout)
-            return 0
+            async with running_process(
+                demo_settings, ports=[port], evolink=evolink, serve_http=False
+            ) as process:
+                chat = ConsoleChat(process.service, port, console_requester())
+                if command is not None:
+                    return await _one_command(chat, port, command, timeout)
+                await _interactive(chat, out, sim.base_url)
+                if process.jobs_in_flight:
+                    # Input ended (a pipe, or Ctrl-D) with videos still being made: finish them.
+                    chat.say(f"Waiting for {process.jobs_in_flight} job(s) to finish…")
+                    await process.wait_idle(timeout)
+                return 0
         finally:
-            await core.stop()
             await evolink.aclose()
 
 

@@ -1,11 +1,11 @@
-"""A whole bot on 127.0.0.1 for tests and benchmarks: real SQLite file, the EvoLink simulator,
-and the web server, all on port 0.
+"""Test support: a whole bot on 127.0.0.1 for tests and benchmarks — real SQLite file, the
+EvoLink simulator and the web server on port 0, wired by `bot.bootstrap.running_process`
+exactly as `sora-bot run` wires it.
 
     async with running_simulator(task_seconds=0.5) as sim:
-        async with running_core(tmp_path, sim) as rc:      # rc.core, rc.base_url, rc.web_app
+        async with running_core(tmp_path, sim, ports=[port]) as rc:   # rc.core, rc.base_url
             ...
         async with running_core(tmp_path, sim) as rc2:     # same DB file: a restart
-            ...
 
 Invariants: nothing here reads the developer's `.env`; every server binds port 0 and is
 closed on exit; `PUBLIC_BASE_URL` is the web server's own address, so callbacks and /media
@@ -16,35 +16,47 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
-from bot.app import Core, WebServer, build_core
+from bot.app import Core, WebServer
+from bot.bootstrap import Process, running_process
 from bot.config import Settings
 from bot.evolink import EvoLinkClient
+from bot.interface import PlatformFactory, PlatformRuntime
 from bot.models import Balance, DeliveredVideo, Job
+from bot.port import ChatPort
 from bot.simulator import Simulator, SimulatorConfig
 
 
 @dataclass
 class RunningCore:
-    core: Core
+    process: Process
     simulator: Simulator
-    server: WebServer
-    web_app: web.Application
+
+    @property
+    def core(self) -> Core:
+        return self.process.core
+
+    @property
+    def server(self) -> WebServer:
+        assert self.process.web is not None
+        return self.process.web
 
     @property
     def base_url(self) -> str:
-        return self.server.base_url
+        return self.process.base_url
 
     @property
     def settings(self) -> Settings:
         return self.core.settings
+
+    @property
+    def platforms(self) -> list[PlatformRuntime]:
+        return self.process.platforms
 
 
 @asynccontextmanager
@@ -56,6 +68,7 @@ async def running_simulator(
 
 
 def make_settings(tmp_path: Path, evolink_base_url: str, **overrides: Any) -> Settings:
+    """Settings for a test bot: its files under `tmp_path`, no `.env`, a fake EvoLink key."""
     values: dict[str, Any] = {
         "database_url": f"sqlite:///{tmp_path / 'bot.db'}",
         "media_dir": tmp_path / "media",
@@ -66,22 +79,20 @@ def make_settings(tmp_path: Path, evolink_base_url: str, **overrides: Any) -> Se
     return Settings(_env_file=None, **values)
 
 
-make_settings.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
-test_settings = make_settings  # the older name, still used by some tests
-
-
 @asynccontextmanager
 async def running_core(
     tmp_path: Path,
     simulator: Simulator,
     *,
     public: bool = True,
-    attach: Callable[[Core, web.Application], Any] | None = None,
+    ports: Sequence[ChatPort] = (),
+    platforms: Sequence[PlatformFactory] = (),
     evolink: EvoLinkClient | None = None,
     start: bool = True,
     **overrides: Any,
 ) -> AsyncIterator[RunningCore]:
-    """Build, serve and start a core against `simulator`; `attach` may add routes and ports."""
+    """A process against `simulator` (`bot.bootstrap.running_process`): `ports` are test
+    ports to register, `platforms` adapter factories; `start=False` resumes no jobs."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -89,27 +100,17 @@ async def running_core(
     if public:
         overrides.setdefault("public_base_url", f"http://127.0.0.1:{port}")
     settings = make_settings(tmp_path, simulator.base_url, **overrides)
-    core = await build_core(settings, evolink=evolink)
-    runner: web.AppRunner | None = None
     try:
-        app = core.build_web_app()
-        if attach is not None:
-            result = attach(core, app)
-            if hasattr(result, "__await__"):
-                await result
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.SockSite(runner, sock).start()
-        if start:
-            await core.start()
-        yield RunningCore(
-            core=core, simulator=simulator, server=WebServer(runner, port), web_app=app
-        )
+        async with running_process(
+            settings,
+            platforms=platforms,
+            ports=ports,
+            evolink=evolink,
+            sock=sock,
+            start_core=start,
+        ) as process:
+            yield RunningCore(process=process, simulator=simulator)
     finally:
-        # The web server first: a callback arriving during shutdown must not meet a closed store.
-        if runner is not None:
-            await runner.cleanup()
-        await core.stop()
         sock.close()
 
 
