@@ -102,9 +102,9 @@ async def test_a_platform_that_connects_after_the_start_is_told_what_a_crash_lef
     sim.config.http_errors["submit"] = [400]
     async with running_core(tmp_path, sim) as rc:  # no port in this life: nobody to tell
         job = await rc.core.service.submit(ALICE, rc.core.service.parse("a boat"), Surface())
-        async with asyncio.timeout(10):
-            while (await rc.core.book.job(job.id)).status != JobStatus.FAILED:
-                await asyncio.sleep(0.02)
+        await sim.wait_for_request(lambda r: r.kind == "submit")
+        await rc.core.tracker.wait_idle(10)  # the refusal was recorded: nothing is followed
+        assert (await rc.core.book.job(job.id)).status == JobStatus.FAILED
     port = RecordingPort("test")
     async with running_core(tmp_path, sim) as rc:  # started before its platform connects
         rc.core.register_port(port)  # as Discord's port does once it has logged in
