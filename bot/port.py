@@ -17,9 +17,13 @@ Invariants:
   cannot upload the file (too big, refused) falls back to `video.best_link` itself and returns
   normally; it raises only when the platform could not be reached at all.
 - `balance` in terminal events is the user's balance after the job's credits were settled.
-- `on_job_failed` / `on_job_cancelled` are at-least-once across a crash: a retelling after a
-  restart carries `job.tell_attempts > 1`, so a port that can see what it already said may
-  skip it (Discord and Slack currently repeat the notice in that case).
+- `on_job_failed` / `on_job_cancelled` are called once per ending, except after a crash
+  between the call and its record, when the retelling carries `job.tell_attempts > 1`: the
+  adapter then checks the platform for its earlier notice and does not post a new one again
+  (exactly once wherever the platform lets it look: Discord reads the channel's recent
+  history, Slack the job's thread). Re-rendering the job's own status message is idempotent
+  and may be repeated. When the check itself fails, the adapter posts anyway (twice rather
+  than never); a port that cannot look (the console) may repeat the notice.
 """
 
 from __future__ import annotations

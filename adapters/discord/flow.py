@@ -131,7 +131,6 @@ async def accept(
 
     With `asking` (who, and how to rebuild the request), a budget refusal offers
     "Ask an admin" (asking.py)."""
-    port_of(interaction).remember_roles(requester_of(interaction))
     callback = await interaction.response.defer(thinking=True)
     message_id = callback.message_id if callback is not None else None
     if message_id is None:

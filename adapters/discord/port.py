@@ -13,10 +13,14 @@ Invariants:
 - Messages go through the interaction webhook while its token lives; after 15 minutes, or as
   soon as Discord refuses the token (50027 Invalid Webhook Token, 10015 Unknown Webhook), they
   go through the bot token in the same channel, and the surface remembers that choice.
-- Balances shown for a job use its owner's Discord roles as last seen (role allowances);
-  the core stores none with the job.
+- Balances shown for a job are its owner's with the Discord roles stored with the job (role
+  allowances): the port keeps no roles of its own.
 - A video Discord refuses as too large (413 / 40005) is delivered as a link instead; the port
   raises only when Discord cannot be reached at all (the core then retries the delivery).
+- A retry after a crash (`delivery_attempts > 1`, `tell_attempts > 1`) first reads the
+  channel's recent history for the bot's earlier video or failure notice (which names the
+  job id) and does not post it again; if Discord refuses the read, it posts (twice, not never).
+  A cancel posts nothing new: only the status message is edited.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import discord
 from adapters.discord import render, views
 from adapters.discord.admin import AdminMessages
 from adapters.discord.surface import PLATFORM, DiscordSurface
-from bot.models import Balance, DeliveredVideo, Job, JobStatus, Requester
+from bot.models import Balance, DeliveredVideo, Job, JobStatus
 
 if TYPE_CHECKING:
     from bot.alerts import Alert
@@ -46,7 +50,6 @@ HISTORY_LOOKBACK = 50  # messages read to find a video posted before a crash
 TOKEN_GONE_CODES = frozenset({50027, 10015})  # Invalid Webhook Token, Unknown Webhook
 TOO_LARGE_CODE = 40005
 FINISHED_REMEMBERED = 1000
-ROLES_REMEMBERED = 10_000
 
 
 def token_gone(exc: discord.HTTPException) -> bool:
@@ -66,7 +69,6 @@ class DiscordPort:
         self._finished: dict[str, None] = {}  # insertion-ordered set of terminal renders
         self._shown: dict[str, str] = {}  # job id → what its status message shows now
         self.admin = AdminMessages(client, service)
-        self._roles: dict[str, tuple[str, ...]] = {}  # requester key → role ids last seen
 
     # -- ChatPort ------------------------------------------------------------------------------
 
@@ -76,7 +78,6 @@ class DiscordPort:
     async def on_job_delivered(self, job: Job, video: DeliveredVideo, balance: Balance) -> None:
         # The core records `delivered` after this returns: render that state already.
         done = job.model_copy(update={"status": JobStatus.DELIVERED, "progress": 100})
-        balance = await self._balance_of(job, balance)
         await self._final_status(done, balance)
         if job.delivery_attempts > 1 and await self._already_posted(job, video):
             log.info("job %s: the video was posted before a restart; not posting it again", job.id)
@@ -103,8 +104,10 @@ class DiscordPort:
         return False
 
     async def on_job_failed(self, job: Job, reason: str, balance: Balance) -> None:
-        balance = await self._balance_of(job, balance)
         await self._final_status(job, balance, note=f"**Reason:** {reason}")
+        if job.tell_attempts > 1 and await self._already_told(job):
+            log.info("job %s: the failure was told before a restart; not telling it again", job.id)
+            return
         surface = await self._surface(job.id)
         await self._post(
             job.id,
@@ -112,31 +115,32 @@ class DiscordPort:
             lambda: {"content": render.failed_text(job, reason, balance, mention=surface.mention)},
         )
 
+    async def _already_told(self, job: Job) -> bool:
+        """After a crash between the failure notice and its record: is the notice in the
+        channel already? (The bot's own recent messages naming the job; Read Message History.)
+        When Discord does not let the bot look, the notice is posted: twice beats never."""
+        s = await self._surface(job.id)
+        me = self.client.user
+        try:
+            channel = self.client.get_partial_messageable(s.channel_id)
+            async for message in channel.history(limit=HISTORY_LOOKBACK):
+                if me is not None and message.author.id != me.id:
+                    continue
+                content = message.content or ""
+                if render.FAILED_WORDS in content and f"`{job.id}`" in content:
+                    return True
+        except discord.HTTPException as exc:
+            log.warning(
+                "job %s: cannot read the channel to check for an earlier notice (HTTP %s); "
+                "posting it",
+                job.id,
+                exc.status,
+            )
+        return False
+
     async def on_job_cancelled(self, job: Job, balance: Balance) -> None:
-        await self._final_status(job, await self._balance_of(job, balance))
-
-    # -- role allowances -----------------------------------------------------------------------
-
-    def remember_roles(self, requester: Requester) -> None:
-        """The member's roles as last seen in an interaction. A stored job's requester has no
-        roles (the core keeps none), so without this a member whose allowance comes from a
-        role would be shown the default allowance's figures. Memory only: after a restart the
-        member's next interaction fills it again."""
-        if not requester.roles:
-            return
-        self._roles.pop(requester.key, None)
-        self._roles[requester.key] = requester.roles
-        while len(self._roles) > ROLES_REMEMBERED:
-            self._roles.pop(next(iter(self._roles)))
-
-    async def _balance_of(self, job: Job, balance: Balance | None) -> Balance:
-        """`balance`, or the job owner's balance with their roles when the core had none."""
-        roles = self._roles.get(job.requester.key)
-        if roles and not job.requester.roles:
-            return await self.service.balance(job.requester.model_copy(update={"roles": roles}))
-        if balance is None:
-            return await self.service.balance(job.requester)
-        return balance
+        # Only the status message changes (an idempotent edit): nothing new to repeat.
+        await self._final_status(job, balance)
 
     # -- AdminPort (admin.py) ------------------------------------------------------------------
 
@@ -181,7 +185,7 @@ class DiscordPort:
             if not job.status.terminal and job_id in self._finished:
                 return  # a late progress render must not cover the final state
             if balance is None:
-                balance = await self._balance_of(job, None)
+                balance = await self.service.balance(job.requester)  # with the job's roles
             surface = DiscordSurface.load(fresh.surface)
             embed = render.job_embed(job, balance, note=note)
             view = views.job_view(job, self.service.catalog)

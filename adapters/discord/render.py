@@ -79,8 +79,8 @@ def job_embed(
     )
     embed.add_field(name="Duration", value=f"{request.duration} s")
     embed.add_field(name="Aspect ratio", value=request.aspect_ratio)
-    if job.status == JobStatus.DELIVERED and job.charged is not None:
-        embed.add_field(name="Charged", value=f"{fmt_credits(job.charged)} credits")
+    if job.status == JobStatus.DELIVERED:
+        embed.add_field(name="Charged", value=f"{fmt_credits(job.charge)} credits")
     elif job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
         embed.add_field(name="Credits", value=f"{fmt_credits(job.reserved)} returned")
     else:
@@ -129,9 +129,13 @@ def delivered_text(job: Job, video: DeliveredVideo, *, mention: str, as_file: bo
     )
 
 
+FAILED_WORDS = "could not be made"  # with the job id: how a failure notice is found again
+
+
 def failed_text(job: Job, reason: str, balance: Balance, *, mention: str) -> str:
+    """The failure notice; it names the job before the reason, so clipping never drops it."""
     return clip(
-        f"{mention} your video could not be made: {reason}\n"
+        f"{mention} your video {FAILED_WORDS} (job `{job.id}`): {reason}\n"
         f"The {fmt_credits(job.reserved)} credits held for it were returned; "
         f"you have {left_text(balance)} left.",
         CONTENT_MAX,

@@ -19,6 +19,12 @@ Invariants:
   the tracker calls `on_job_progress` whenever the place changes, and when the job starts.
 - When the bot may not post in the requested channel (not a member, archived, gone), the job
   moves to a DM with the requester, and the surface says so.
+- A retry after a crash between Slack taking a post and the record looks for the earlier
+  post first: the video with `files.list` (`delivery_attempts > 1`), a failure / cancel note
+  (which names the job id) among the bot's replies in the job's thread with
+  `conversations.replies` (`tell_attempts > 1`; the `*:history` scopes). When Slack refuses the
+  look (e.g. `missing_scope` on an install made before those scopes), it posts: twice, not never.
+  Updating the progress message is idempotent and always repeated.
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ from bot.models import Balance, DeliveredVideo, Job, JobStatus
 log = logging.getLogger(__name__)
 
 UPLOAD_TIMEOUT = 30 * 60.0  # seconds for one video upload to Slack
+THREAD_PAGE = 200  # replies per conversations.replies page when looking for an earlier note
+THREAD_PAGES = 5  # pages read at most (a job's thread holds a handful of replies)
 
 # Slack's own per-file limit is 1 GB; the SDK holds the whole file in memory while uploading.
 MAX_UPLOAD_BYTES = 1024 * 1024 * 1024
@@ -81,6 +89,7 @@ class SlackPort:
         self.max_upload_bytes = MAX_UPLOAD_BYTES
         self._locks: dict[str, asyncio.Lock] = {}
         self._last_render: dict[str, str] = {}
+        self._me: tuple[str | None, str | None] | None = None  # (user_id, bot_id) of the bot
         self.admins = SlackAdmins(client, service, self.open_dm)
         self.actors = SlackActors(client)  # who acts, with the facts permissions need
 
@@ -267,15 +276,62 @@ class SlackPort:
             await self._update(
                 current.model_copy(update={"status": JobStatus.FAILED, "error": reason})
             )
-            await self._reply(current, render.failed_message(current, reason, balance))
+            if job.tell_attempts > 1 and await self._already_told(current, render.FAILED_WORDS):
+                log.info("job %s: the failure was told before a restart; not again", job.id)
+            else:
+                await self._reply(current, render.failed_message(current, reason, balance))
         self._forget(job.id)
 
     async def on_job_cancelled(self, job: Job, balance: Balance) -> None:
         async with self._lock(job.id):
             current = await self._ensure_locked(job)
             await self._update(current.model_copy(update={"status": JobStatus.CANCELLED}))
-            await self._reply(current, render.cancelled_message(current, balance))
+            if job.tell_attempts > 1 and await self._already_told(current, render.CANCELLED_WORDS):
+                log.info("job %s: the cancel was told before a restart; not again", job.id)
+            else:
+                await self._reply(current, render.cancelled_message(current, balance))
         self._forget(job.id)
+
+    async def _already_told(self, job: Job, words: str) -> bool:
+        """After a crash between a thread note and its record: is the note (`words` and the job
+        id, posted by this bot) among the replies in the job's thread already?"""
+        channel, ts = _where(job)
+        try:
+            user_id, bot_id = await self._identity()
+            cursor: str | None = None
+            for _ in range(THREAD_PAGES):
+                answer = await self.client.conversations_replies(
+                    channel=channel, ts=ts, limit=THREAD_PAGE, cursor=cursor
+                )
+                for message in answer.get("messages") or []:
+                    text = str(message.get("text") or "")
+                    ours = (user_id is not None and message.get("user") == user_id) or (
+                        bot_id is not None and message.get("bot_id") == bot_id
+                    )
+                    if ours and message.get("ts") != ts and words in text and job.id in text:
+                        return True
+                cursor = (answer.get("response_metadata") or {}).get("next_cursor") or None
+                if not cursor:
+                    break
+        except (SlackApiError, SlackRequestError, aiohttp.ClientError, TimeoutError) as exc:
+            why = slack_error(exc) if isinstance(exc, SlackApiError) else type(exc).__name__
+            log.warning(
+                "job %s: cannot read the thread to check for an earlier note (%s); posting it",
+                job.id,
+                why,
+            )
+        return False
+
+    async def _identity(self) -> tuple[str | None, str | None]:
+        """The bot's own user id and bot id (auth.test, asked once)."""
+        if self._me is None:
+            auth = await self.client.auth_test()
+            user_id, bot_id = auth.get("user_id"), auth.get("bot_id")
+            self._me = (
+                str(user_id) if user_id else None,
+                str(bot_id) if bot_id else None,
+            )
+        return self._me
 
     # -- AdminPort (approvals and alerts: adapters/slack/admins.py) --------------------------
 

@@ -3,9 +3,11 @@
 Point `AsyncWebClient(base_url=fake.api_url)` (or `SLACK_API_URL`) at it. It implements the
 methods the bot uses, with Slack's response shapes: `auth.test`, `chat.postMessage`,
 `chat.update`, `chat.postEphemeral`, `views.open|update|publish`, `conversations.open`,
+`conversations.history` / `conversations.replies` (of the messages posted here),
 `files.getUploadURLExternal` + the upload POST + `files.completeUploadExternal`, `files.info`,
 `users.info` (admins and owners from `workspace_admins` / `workspace_owners`),
-private file downloads (`url_private_download`, bot token required) and `response_url` posts.
+`files.list`, private file downloads (`url_private_download`, bot token required) and
+`response_url` posts.
 
 Invariants:
 - Every request to `/api/{method}` is recorded in `calls`, in arrival order, with its arguments
@@ -13,6 +15,8 @@ Invariants:
   including requests answered with 429 or an error.
 - Every API method requires `Authorization: Bearer <bot_token>`; anything else gets Slack's
   `{"ok": false, "error": "invalid_auth"}`.
+- Every message `chat.postMessage` accepted is kept in `messages` (channel → messages, oldest
+  first, as Slack's message objects with `user` and `bot_id`); `chat.update` edits it there.
 - Uploaded bytes are stored exactly as received (`uploads[file_id]`); a file counts as shared
   only when `files.completeUploadExternal` succeeded (`shared_files`).
 """
@@ -38,6 +42,7 @@ APP_TOKEN = "xapp-test-token"
 SIGNING_SECRET = "test-signing-secret"
 TEAM_ID = "T0TEAM"
 BOT_USER_ID = "UBOT"
+BOT_ID = "B0BOT"
 
 
 @dataclass
@@ -80,6 +85,7 @@ class FakeSlack:
     bot_token: str = BOT_TOKEN
     team_id: str = TEAM_ID
     bot_user_id: str = BOT_USER_ID
+    bot_id: str = BOT_ID
     calls: list[SlackCall] = field(default_factory=list)
     uploads: dict[str, bytes] = field(default_factory=dict)
     upload_names: dict[str, str] = field(default_factory=dict)
@@ -90,6 +96,11 @@ class FakeSlack:
     #: Channels where the bot is not a member: chat.postMessage/postEphemeral and
     #: files.completeUploadExternal answer not_in_channel.
     not_in_channels: set[str] = field(default_factory=set)
+    #: Messages the bot posted, by channel, oldest first (what conversations.* read back).
+    messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: When set, conversations.history/replies answer {"ok": false, "error": refuse_history}
+    #: (e.g. "missing_scope": an install made without the *:history scopes).
+    refuse_history: str | None = None
     #: When set, files.completeUploadExternal answers {"ok": false, "error": refuse_uploads}.
     refuse_uploads: str | None = None
     #: Uploads larger than this are refused with file_too_large (None: no limit).
@@ -244,7 +255,7 @@ class FakeSlack:
             "user": "sora",
             "team_id": self.team_id,
             "user_id": self.bot_user_id,
-            "bot_id": "B0BOT",
+            "bot_id": self.bot_id,
             "is_enterprise_install": False,
         }
 
@@ -259,15 +270,21 @@ class FakeSlack:
         message = {
             "type": "message",
             "user": self.bot_user_id,
+            "bot_id": self.bot_id,
             "text": args.get("text", ""),
             "ts": ts,
             "blocks": args.get("blocks", []),
         }
         if args.get("thread_ts"):
             message["thread_ts"] = args["thread_ts"]
+        self.messages.setdefault(channel, []).append(message)
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
 
     def _m_chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        for message in self.messages.get(str(args.get("channel", "")), []):
+            if message["ts"] == args.get("ts"):
+                message["text"] = args.get("text", "")
+                message["blocks"] = args.get("blocks", [])
         return {
             "ok": True,
             "channel": args.get("channel"),
@@ -317,6 +334,36 @@ class FakeSlack:
     def _m_conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
         users = str(args.get("users", ""))
         return {"ok": True, "channel": {"id": "D" + users.split(",")[0]}}
+
+    def _page(self, found: list[dict[str, Any]], args: dict[str, Any]) -> dict[str, Any]:
+        """One page of `found` (`limit`, `cursor` = the offset as a string), Slack's shape."""
+        if self.refuse_history:
+            return {"ok": False, "error": self.refuse_history}
+        limit = int(args.get("limit") or 100)
+        start = int(args.get("cursor") or 0)
+        page = found[start : start + limit]
+        more = start + limit < len(found)
+        return {
+            "ok": True,
+            "messages": page,
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
+
+    def _m_conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages of a channel, newest first."""
+        channel = self.messages.get(str(args.get("channel", "")), [])
+        top = [m for m in channel if m.get("thread_ts") in (None, m["ts"])]
+        return self._page(list(reversed(top)), args)
+
+    def _m_conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A thread, oldest first: its parent, then its replies."""
+        channel = str(args.get("channel", ""))
+        ts = str(args.get("ts", ""))
+        thread = [m for m in self.messages.get(channel, []) if ts in (m["ts"], m.get("thread_ts"))]
+        if not thread:
+            return {"ok": False, "error": "thread_not_found"}
+        return self._page(thread, args)
 
     def _m_files_getUploadURLExternal(self, args: dict[str, Any]) -> dict[str, Any]:
         file_id = f"F{next(self._ids):08d}"
