@@ -31,6 +31,7 @@ from bot.errors import ConfigError
 from bot.evolink import EvoLinkClient
 from bot.interface import JobFinishedPort
 from bot.jobs import JobBook
+from bot.ledger import Ledger
 from bot.media import MediaHost
 from bot.metrics import Metrics
 from bot.models import Job
@@ -54,6 +55,7 @@ class Core:
     store: Store
     evolink: EvoLinkClient
     media: MediaHost
+    ledger: Ledger
     book: JobBook
     tracker: Tracker
     service: SoraService
@@ -129,13 +131,14 @@ async def build_core(
     except BaseException:
         await store.close()
         raise
-    book = JobBook(
+    ledger = Ledger(
         store,
         default_limit=settings.user_credits_per_period,
         default_team_budget=settings.team_credits_per_period,
         period_kind=settings.budget_period,
         timezone=settings.timezone,
     )
+    book = JobBook(store, ledger)
     callback_url = None
     if settings.public_base_url:
         callback_url = f"{settings.public_base_url}/evolink/callback/{callback_secret}"
@@ -158,6 +161,7 @@ async def build_core(
         store=store,
         evolink=evolink,
         media=media,
+        ledger=ledger,
         book=book,
         tracker=tracker,
         service=service,

@@ -155,6 +155,16 @@ class Job(BaseModel):
     def charged(self) -> Decimal | None:
         return None if self.charged_mc is None else from_mc(self.charged_mc)
 
+    @property
+    def charge_mc(self) -> int:
+        """What the job costs its requester: EvoLink's billed charge once it reported one,
+        else the quote that was held. The one statement of this rule (bot/ledger.py)."""
+        return self.reserved_mc if self.charged_mc is None else self.charged_mc
+
+    @property
+    def charge(self) -> Decimal:
+        return from_mc(self.charge_mc)
+
 
 class Balance(BaseModel):
     """A user's figures for the current period (credits as Decimal)."""

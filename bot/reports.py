@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING
 
-from bot import ledger
 from bot.models import fmt_credits, from_mc
 from bot.permissions import Actor
 
@@ -188,45 +187,10 @@ async def build_report(
     period = service.period_of(day)
     usage = await service.usage(actor, platform, workspace, day=day)
 
-    where = " WHERE period_start = ?"
-    params: list[str] = [period.key]
-    if platform is not None:
-        where += " AND platform = ?"
-        params.append(platform)
-    if workspace is not None:
-        where += " AND workspace = ?"
-        params.append(workspace)
-    statuses: dict[tuple[UserKey, str], int] = {}
-    delivered: dict[UserKey, int] = {}
-    names: dict[UserKey, str] = {}
-    budgets: dict[tuple[str, str], int] = {}
-    async with book.store.reading() as conn:
-        cur = await conn.execute(
-            "SELECT platform, workspace, user, status, COUNT(*) FROM jobs"
-            + where
-            + " GROUP BY platform, workspace, user, status",
-            params,
-        )
-        for r in await cur.fetchall():
-            statuses[((r[0], r[1], r[2]), r[3])] = int(r[4])
-        cur = await conn.execute(
-            "SELECT platform, workspace, user, COUNT(*) FROM ledger"
-            + where
-            + " AND kind = 'capture' GROUP BY platform, workspace, user",
-            params,
-        )
-        for r in await cur.fetchall():
-            delivered[(r[0], r[1], r[2])] = int(r[3])
-        cur = await conn.execute(
-            "SELECT platform, workspace, user, user_name FROM jobs"
-            + where
-            + " AND user_name IS NOT NULL AND user_name != '' ORDER BY created_at",
-            params,
-        )
-        for r in await cur.fetchall():
-            names[(r[0], r[1], r[2])] = str(r[3])  # the newest wins
-        for ws in sorted({(u.platform, u.workspace) for u in usage}):
-            budgets[ws] = await ledger.team_budget_mc(conn, ws[0], ws[1], book.default_team_mc)
+    statuses = await book.period_status_counts(period.key, platform, workspace)
+    names = await book.display_names(period.key, platform, workspace)
+    delivered = await book.ledger.captures_by_user(period, platform, workspace)
+    budgets = await book.ledger.team_budgets_mc((u.platform, u.workspace) for u in usage)
 
     rows = tuple(
         PersonUsage(
@@ -256,7 +220,7 @@ async def build_report(
         for ws, budget_mc in budgets.items()
         if budget_mc > 0
     )
-    tz = book.timezone
+    tz = book.ledger.timezone
     start = dt.datetime.combine(period.start, dt.time(0, 0), tzinfo=tz)
     generated = now or dt.datetime.now(dt.UTC)
     return UsageReport(

@@ -18,16 +18,16 @@ import logging
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from bot import ledger
 from bot.approvals import Approval
 from bot.catalog import Catalog
 from bot.chat_commands import ChatCommand, parse_chat_command, usage_text
 from bot.config import Settings
 from bot.errors import InputError, JobStateError
 from bot.grammar import parse_request
-from bot.jobs import JobBook, UsageRow
+from bot.jobs import JobBook
+from bot.ledger import UsageRow
 from bot.media import MediaHost
-from bot.models import Balance, Job, JobStatus, Requester, Surface, VideoRequest, fmt_credits, to_mc
+from bot.models import Balance, Job, JobStatus, Requester, Surface, VideoRequest, fmt_credits
 from bot.oversight import Oversight
 from bot.periods import Period
 from bot.permissions import Actor, Permissions
@@ -114,7 +114,7 @@ class SoraService:
         """Hold the quote and store the job (or raise BudgetError / AccountBalanceError); the
         tracker takes it on, at once or when the fair queue has a slot."""
         quote = self.quote(request)
-        await self.book.precheck(requester, quote)
+        await self.book.ledger.precheck(requester, quote)
         await self.oversight.check_account(requester, quote)
         job = await self.book.accept(
             requester, request, surface, quote, parent_job_id=parent_job_id
@@ -195,10 +195,10 @@ class SoraService:
     # -- figures -----------------------------------------------------------------------------
 
     async def balance(self, requester: Requester) -> Balance:
-        return await self.book.balance(requester)
+        return await self.book.ledger.balance(requester)
 
     async def recent_jobs(self, requester: Requester, limit: int = 10) -> list[Job]:
-        return await self.book.store.recent_jobs(
+        return await self.book.recent_jobs(
             platform=requester.platform,
             workspace=requester.workspace,
             user=requester.user,
@@ -206,7 +206,7 @@ class SoraService:
         )
 
     def period_of(self, day: dt.date | None) -> Period:
-        return self.book.current_period() if day is None else self.book.period_of(day)
+        return self.book.ledger.period_of(day)
 
     async def usage(
         self,
@@ -219,7 +219,7 @@ class SoraService:
         """Everyone's figures in (platform, workspace) — None: every one — for an admin of
         that scope (PermissionDenied otherwise)."""
         self.permissions.require_admin(actor, platform, workspace)
-        return await self.book.usage(
+        return await self.book.ledger.usage(
             platform=platform, workspace=workspace, period=self.period_of(day)
         )
 
@@ -246,11 +246,7 @@ class SoraService:
     async def set_limit(self, actor: Actor, target: Requester, amount: Decimal | str) -> None:
         who = self.permissions.require_admin(actor, target.platform, target.workspace)
         value = parse_amount(amount, field="limit")
-        async with self.book.store.transaction() as tx:
-            await ledger.set_limit(
-                tx, target.platform, target.workspace, target.user, to_mc(value), who
-            )
-            await ledger.audit(tx, who, "set-limit", target.key, to_mc(value))
+        await self.book.ledger.set_limit(who, target, value)
 
     async def grant(
         self,
@@ -263,10 +259,7 @@ class SoraService:
         value = parse_amount(amount)
         if value == 0:
             raise InputError("A grant must be more than 0 credits.", field="amount")
-        period = self.book.current_period()
-        async with self.book.store.transaction() as tx:
-            await ledger.add_grant(tx, target, to_mc(value), period, who, reason[:500])
-            await ledger.audit(tx, who, "grant", target.key, to_mc(value), reason[:500])
+        await self.book.ledger.grant(who, target, value, reason[:500])
 
     async def set_team_budget(
         self,
@@ -277,9 +270,7 @@ class SoraService:
     ) -> None:
         who = self.permissions.require_admin(actor, platform, workspace)
         value = parse_amount(amount, field="team budget")
-        async with self.book.store.transaction() as tx:
-            await ledger.set_limit(tx, platform, workspace, ledger.TEAM, to_mc(value), who)
-            await ledger.audit(tx, who, "set-team-budget", f"{platform}:{workspace}", to_mc(value))
+        await self.book.ledger.set_team_budget(who, platform, workspace, value)
 
     async def set_role_limit(
         self,
@@ -293,17 +284,10 @@ class SoraService:
         and a user's own limit beats any role."""
         who = self.permissions.require_admin(actor, platform, workspace)
         value = parse_amount(amount, field="limit")
-        async with self.book.store.transaction() as tx:
-            await ledger.set_role_limit(tx, platform, workspace, role, to_mc(value), who)
-            await ledger.audit(
-                tx, who, "set-role-limit", f"{platform}:{workspace}:role:{role}", to_mc(value)
-            )
+        await self.book.ledger.set_role_limit(who, platform, workspace, role, value)
 
     async def audit_log(self) -> list[dict[str, object]]:
-        rows = await self.book.store.fetchall(
-            "SELECT at, actor, action, target, amount_mc, reason FROM audit ORDER BY id"
-        )
-        return [dict(row) for row in rows]
+        return await self.book.ledger.audit_log()
 
     # -- media -------------------------------------------------------------------------------
 

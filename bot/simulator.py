@@ -1,6 +1,6 @@
 """A local EvoLink: the unified video task API, served by aiohttp, for the demo and the tests.
 
-It answers like the documented API (see PLATFORMS.md): `POST /v1/videos/generations`,
+It answers like EvoLink's documented API (docs/PLATFORM-FACTS.md): `POST /v1/videos/generations`,
 `GET /v1/tasks/{id}`, `GET /v1/credits`, the same task object and error envelope, callbacks with
 10 s timeout and 3 retries (1/2/4 s), `Idempotency-Key` replays. It also serves its own result
 links, `GET /files/{task_id}.mp4`, with a real H.264 clip matching the task's orientation.
@@ -53,6 +53,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.catalog import Catalog
+from bot.task_errors import TASK_ERRORS
 
 Clock = Callable[[], float]
 PENDING_FRACTION = 0.1  # share of task_seconds a task stays "pending"
@@ -64,21 +65,7 @@ _CHUNK = 1 << 16
 _TRUNCATE = web.RequestKey("sim_truncate", bool)
 
 TASK_ERROR_MESSAGES: dict[str, str] = {
-    "content_policy_violation": "The request was rejected by the content policy.",
-    "invalid_parameters": "Invalid parameters for this model.",
-    "image_processing_error": "The input image could not be processed.",
-    "image_dimension_mismatch": "The image dimensions do not match the aspect ratio.",
-    "request_cancelled": "The request was cancelled.",
-    "generation_failed_no_content": "Generation finished without content.",
-    "service_error": "Internal service error.",
-    "generation_timeout": "Generation timed out.",
-    "resource_exhausted": "Resources are exhausted.",
-    "quota_exceeded": "Upstream quota exceeded.",
-    "service_unavailable": "Service temporarily unavailable.",
-    "resource_not_found": "Resource not found.",
-    "unknown_error": "Unknown error.",
-    "model_unavailable": "The model is temporarily unavailable.",
-    "upstream_error": "Upstream provider error.",
+    code: error.simulated_message for code, error in TASK_ERRORS.items()
 }
 
 _HTTP_ERRORS: dict[int, tuple[str, str, str]] = {

@@ -1,4 +1,5 @@
-"""The `sora-bot` command line (also `python -m sora_bot`). Outputs follow CONTRACT.md exactly.
+"""The `sora-bot` command line (also `python -m sora_bot`). Its outputs are a public contract
+(README "Operations"; docs/ARCHITECTURE.md): scripts read these JSON fields and exit codes.
 
 Exit codes: 0 success; 1 a failure (job failed, check found problems); 2 bad input or
 configuration (the message says what to fix).
@@ -243,7 +244,7 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
                 ),
             )
         elif command == "jobs":
-            jobs = await core.store.recent_jobs(limit=max(1, args.limit))
+            jobs = await core.book.recent_jobs(limit=max(1, args.limit))
             _print_table(
                 [_job_json(j) for j in jobs],
                 args.json,

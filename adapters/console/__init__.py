@@ -93,7 +93,7 @@ class ConsolePort:
         self._line(text)
 
     async def on_job_delivered(self, job: Job, video: DeliveredVideo, balance: Balance) -> None:
-        charged = job.charged if job.charged is not None else job.reserved
+        charged = job.charge
         where = video.path or f"{video.best_link} (could not save a copy)"
         self.saved[job.id] = where
         self._line(
@@ -176,7 +176,7 @@ class ConsoleChat:
                 if not jobs:
                     self.say("No jobs yet. Try: /sora a paper boat on a rainy street")
                 for job in jobs:
-                    cost = job.charged if job.charged is not None else job.reserved
+                    cost = job.charge
                     self.say(
                         f"{job.id}  {job.status.value:<10} {job.request.model} "
                         f"{job.request.duration}s {job.request.aspect_ratio}  "

@@ -16,7 +16,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot.jobs import UsageRow
+from bot.ledger import UsageRow
 from bot.models import Balance, DeliveredVideo, Job, JobStatus, VideoRequest, fmt_credits
 
 ACTION_CANCEL = "sora_cancel"
@@ -142,7 +142,7 @@ def left_line(balance: Balance) -> str:
 
 def delivered_comment(job: Job, balance: Balance) -> str:
     """The comment that goes with the uploaded MP4."""
-    charged = job.charged if job.charged is not None else job.reserved
+    charged = job.charge
     return (
         f"<@{job.requester.user}> your video is ready: _{esc(short(job.request.prompt, 300))}_\n"
         f"`{job.request.model}` · {job.request.duration} s · {job.request.aspect_ratio} · "
@@ -166,16 +166,21 @@ def link_message(job: Job, video: DeliveredVideo, balance: Balance, why: str) ->
     return f"{head}\n{why} No download link is available; ask an admin for job `{job.id}`."
 
 
+# With the job id, how the port finds its failure / cancel notice again after a crash.
+FAILED_WORDS = "could not be made"
+CANCELLED_WORDS = "was cancelled"
+
+
 def failed_message(job: Job, reason: str, balance: Balance) -> str:
     return (
-        f"<@{job.requester.user}> the video could not be made: {esc(reason)}\n"
+        f"<@{job.requester.user}> the video {FAILED_WORDS} (job `{job.id}`): {esc(reason)}\n"
         f"Your {fmt_credits(job.reserved_mc)} held credits were returned; {left_line(balance)}."
     )
 
 
 def cancelled_message(job: Job, balance: Balance) -> str:
     return (
-        f"Job `{job.id}` was cancelled; its credits were returned. "
+        f"Job `{job.id}` {CANCELLED_WORDS}; its credits were returned. "
         f"<@{job.requester.user}> has {left_line(balance)}."
     )
 

@@ -24,6 +24,7 @@ from bot.app import Core, build_core
 from bot.chart import MAX_BARS, chart_series, describe_chart, render_chart
 from bot.errors import PermissionDenied
 from bot.jobs import JobBook
+from bot.ledger import Ledger
 from bot.models import Requester, Surface, from_mc
 from bot.reports import CSV_COLUMNS, build_report, elapsed_share, report_csv, report_text
 from bot.simulator import Simulator
@@ -93,7 +94,7 @@ async def scenario(core: Core, *, october: bool = True) -> None:
     await job(core, CAROL, "cancelled")
     await job(core, DAVE, "delivered")
     if october:
-        past = JobBook(
+        money = Ledger(
             core.store,
             default_limit=D(50),
             default_team_budget=D(0),
@@ -101,6 +102,7 @@ async def scenario(core: Core, *, october: bool = True) -> None:
             timezone=dt.UTC,
             now=lambda: OCTOBER,
         )
+        past = JobBook(core.store, money)
         await job(core, ALICE, "delivered", charge="7.5", book=past)
 
 
@@ -153,11 +155,9 @@ async def test_report_rows_and_totals_equal_the_ledger(core: Core) -> None:
 
     # the team figures are the ledger's own, and only W1 has a budget
     assert [t.key for t in report.teams] == ["test:W1"]
-    from bot import ledger
-
     period = core.service.period_of(None)
     async with core.store.reading() as conn:
-        team = await ledger.team_figures(conn, "test", "W1", period, 0)
+        team = await core.ledger.team_figures_in(conn, "test", "W1", period)
     assert team is not None
     w1 = report.teams[0]
     assert (w1.budget, w1.used, w1.reserved) == (
