@@ -11,6 +11,8 @@
      ├── JobStateError            the job (or approval) cannot do that in its state
      │                            (cancel a delivered job, decide an expired request)
      ├── ConfigError              settings are missing or wrong; names the variable
+     ├── PricingError             a price cannot be worked out exactly from EvoLink's rules;
+     │                            `name` is the operator, variable or model (bot/pricing/)
      └── ProviderError            EvoLink said no, or could not be reached
           ├── ProviderHTTPError   an HTTP error status with EvoLink's error envelope
           │    ├── TaskNotFound   EvoLink does not know the task id (400 `invalid_task_id`,
@@ -96,6 +98,16 @@ class JobStateError(BotError):
 
 class ConfigError(BotError):
     """Configuration is missing or invalid."""
+
+
+class PricingError(BotError):
+    """The price cannot be worked out; `name` is the operator, variable, component or model
+    the message names, `model_id` the model being priced (None while loading the list)."""
+
+    def __init__(self, message: str, *, name: str | None = None, model_id: str | None = None):
+        super().__init__(message)
+        self.name = name
+        self.model_id = model_id
 
 
 class ProviderError(BotError):

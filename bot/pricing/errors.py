@@ -9,14 +9,6 @@ whose message names the culprit (and `name` holds it), never a silent zero.
 
 from __future__ import annotations
 
-from bot.errors import BotError
+from bot.errors import PricingError
 
-
-class PricingError(BotError):
-    """The price cannot be worked out; `name` is the operator, variable, component or model
-    the message names, `model_id` the model being priced (None while loading the list)."""
-
-    def __init__(self, message: str, *, name: str | None = None, model_id: str | None = None):
-        super().__init__(message)
-        self.name = name
-        self.model_id = model_id
+__all__ = ["PricingError"]

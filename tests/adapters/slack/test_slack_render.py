@@ -12,7 +12,7 @@ from adapters.slack import modal, render
 from adapters.slack.commands import user_ref
 from bot.catalog import Catalog
 from bot.errors import InputError
-from bot.jobs import UsageRow
+from bot.ledger import UsageRow
 from bot.models import Balance, DeliveredVideo, Job, JobStatus, Requester, Surface, VideoRequest
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
