@@ -46,7 +46,7 @@ from adapters.discord.runtime import DiscordRuntime
 from adapters.slack import SlackRuntime
 from adapters.slack.runtime import web_client
 from bench.children import read_stdin_line, spawn, stop, wait_for_stdin_eof
-from bot.simulator import Simulator
+from bot.infra.simulator import Simulator
 from tests.adapters.discord.fake_discord import FAKE_TOKEN, FakeDiscord
 from tests.adapters.slack.fake_slack import (
     BOT_TOKEN,

@@ -2,7 +2,8 @@
 
     python bench/ledger.py [--requests 1000] [--users 50] [--repeat 3] [--processes 2]
 
-Real code path: `bot.jobs.JobBook.accept` (one `BEGIN IMMEDIATE` transaction: budget check of
+Real code path: `bot.services.jobs.JobBook.accept` (one `BEGIN IMMEDIATE` transaction: budget check
+of
 user and team, job row, hold entry) on a real SQLite file (WAL, synchronous=NORMAL) in a temp
 directory. All requests are started at once with asyncio.gather. Two budgets:
   roomy   limits far above demand: every request is admitted (pure admission throughput);
@@ -32,11 +33,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.children import read_stdin_line, spawn, stop, wait_for_stdin_eof
-from bot.errors import BudgetError
-from bot.jobs import JobBook
-from bot.ledger import Ledger
-from bot.models import Requester, Surface, VideoRequest, to_mc
-from bot.store import Store, now_iso
+from bot.domain.errors import BudgetError
+from bot.domain.models import Requester, Surface, VideoRequest, to_mc
+from bot.infra.store import Store, now_iso
+from bot.services.jobs import JobBook
+from bot.services.ledger import Ledger
 
 QUOTE = Decimal("23.04")
 WORKSPACES = 2

@@ -1,9 +1,10 @@
-"""Offline model of tracking: bot.polling against the simulator's own progress curves, no I/O.
+"""Offline model of tracking: bot.domain.polling against the simulator's own progress curves, no
+I/O.
 
 The tracker's loop is replayed on a virtual clock: read at submission, then wait
 `next_delay(...)`, read again, until the task is completed. The task state comes from the
 real `Simulator.state` (same pending phase, same noise model, same `estimated_time` error),
-so thousands of tasks per shape take a second. Use it to tune bot/polling.py, then confirm
+so thousands of tasks per shape take a second. Use it to tune bot/domain/polling.py, then confirm
 with bench/tracking.py (real HTTP, SQLite, delivery). Lag here is detection lag only (the
 delivery overhead the real bench adds is not modelled).
 
@@ -20,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.polling import PollState, next_delay
-from bot.simulator import Simulator, SimulatorConfig
+from bot.domain.polling import PollState, next_delay
+from bot.infra.simulator import Simulator, SimulatorConfig
 
 SHAPES = {
     "steady": {"progress_noise": False, "estimate_error": 1.0},

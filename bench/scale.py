@@ -27,8 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.models import Balance, DeliveredVideo, Job, Requester, Surface
-from bot.simulator import Simulator, SimulatorConfig
+from bot.domain.models import Balance, DeliveredVideo, Job, Requester, Surface
+from bot.infra.simulator import Simulator, SimulatorConfig
 from tests.support import running_core
 
 WORKSPACES = 4

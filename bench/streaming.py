@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from adapters.slack import SlackRuntime
 from bench.children import spawn, stop, wait_for_stdin_eof
 from bot.app import Core
-from bot.models import Balance, DeliveredVideo, Job, Requester, Surface
-from bot.simulator import Simulator, SimulatorConfig, synthetic_video_chunks
+from bot.domain.models import Balance, DeliveredVideo, Job, Requester, Surface
+from bot.infra.simulator import Simulator, SimulatorConfig, synthetic_video_chunks
 from tests.adapters.slack.fake_slack import (
     BOT_TOKEN,
     SIGNING_SECRET,

@@ -27,9 +27,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bot.evolink import EvoLinkClient
-from bot.models import Job, JobStatus, Requester, Surface, VideoRequest
-from bot.simulator import Simulator, SimulatorConfig
+from bot.domain.models import Job, JobStatus, Requester, Surface, VideoRequest
+from bot.infra.evolink import EvoLinkClient
+from bot.infra.simulator import Simulator, SimulatorConfig
 from tests.support import RecordingPort, running_core
 
 SHAPES: dict[str, dict[str, object]] = {

@@ -24,22 +24,22 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.alerts import AccountGuard
-from bot.catalog import Catalog
-from bot.config import Settings
-from bot.errors import ConfigError
-from bot.evolink import EvoLinkClient
-from bot.interface import JobFinishedPort
-from bot.jobs import JobBook
-from bot.ledger import Ledger
-from bot.media import MediaHost
-from bot.metrics import Metrics
-from bot.models import Job
-from bot.oversight import Oversight
-from bot.port import ChatPort
-from bot.service import SoraService
-from bot.store import Store
-from bot.tracker import Tracker
+from bot.domain.catalog import Catalog
+from bot.domain.errors import ConfigError
+from bot.domain.models import Job
+from bot.infra.config import Settings
+from bot.infra.evolink import EvoLinkClient
+from bot.infra.media import MediaHost
+from bot.infra.store import Store
+from bot.services.alerts import AccountGuard
+from bot.services.interface import JobFinishedPort
+from bot.services.jobs import JobBook
+from bot.services.ledger import Ledger
+from bot.services.metrics import Metrics
+from bot.services.oversight import Oversight
+from bot.services.port import ChatPort
+from bot.services.service import SoraService
+from bot.services.tracker import Tracker
 from bot.web import build_web_app
 
 log = logging.getLogger(__name__)

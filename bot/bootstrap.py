@@ -4,7 +4,7 @@ order they stop in. `sora-bot run`, `sora-bot demo` and the tests all go through
     async with running_process(settings, platforms=[SlackRuntime, DiscordRuntime]) as process:
         await process.until_stopped(stop)          # a signal, or a platform that died
 
-The entry point chooses the platforms and passes their factories in (bot/interface.py), so
+The entry point chooses the platforms and passes their factories in (bot/services/interface.py), so
 nothing in the core imports an adapter.
 
 Start, in this order:
@@ -39,11 +39,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.app import Core, WebServer, build_core, start_web
-from bot.config import Settings
-from bot.evolink import EvoLinkClient
-from bot.interface import BotService, PlatformFactory, PlatformHost, PlatformRuntime
-from bot.logs import register_secrets
-from bot.port import ChatPort
+from bot.infra.config import Settings
+from bot.infra.evolink import EvoLinkClient
+from bot.infra.logs import register_secrets
+from bot.services.interface import BotService, PlatformFactory, PlatformHost, PlatformRuntime
+from bot.services.port import ChatPort
 
 log = logging.getLogger(__name__)
 

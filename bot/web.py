@@ -7,9 +7,9 @@ Invariants:
 - `GET /media/{token}`: only a valid, unexpired, correctly signed token serves a file;
   anything else is 404.
 - `GET /healthz` answers 200 once the store is open.
-- `GET /metrics` is the Prometheus text format (bot/metrics.py), read from the store at scrape
-  time, behind `Authorization: Bearer <METRICS_TOKEN>` when that is set. It holds counts and
-  credit totals, never a secret, a user id or a prompt.
+- `GET /metrics` is the Prometheus text format (bot/services/metrics.py), read from the store
+  at scrape time, behind `Authorization: Bearer <METRICS_TOKEN>` when that is set. It holds
+  counts and credit totals, never a secret, a user id or a prompt.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from bot.logs import job_context
-from bot.metrics import CONTENT_TYPE
+from bot.infra.logs import job_context
+from bot.services.metrics import CONTENT_TYPE
 
 if TYPE_CHECKING:
     from bot.app import Core
@@ -82,7 +82,7 @@ def build_web_app(core: Core) -> web.Application:
                 sent.encode(), f"Bearer {token.get_secret_value()}".encode()
             ):
                 raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})
-        text = await core.metrics.render(core)
+        text = await core.metrics.render(core.book, core.tracker, core.evolink.stats)
         return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
 
     app.router.add_get("/healthz", healthz)

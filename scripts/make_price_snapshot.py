@@ -11,7 +11,8 @@ role, unit, sku, billing rule and unit size, status, rate and minimum (uc and cr
 condition, quantity rule, rounding and tiers. Dropped: display sizes, labels, dimensions,
 official (list) rates, effective dates.
 
-Invariant: the snapshot is written only if bot.pricing parses all of it (an operator, rounding
+Invariant: the snapshot is written only if bot.domain.pricing parses all of it (an operator,
+rounding
 or variable type the calculator does not know stops the script, named), so a shipped snapshot
 always loads. One model per line keeps the next capture's diff readable.
 """
@@ -29,7 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.pricing import PriceList, PricingError  # noqa: E402
+from bot.domain.pricing import PriceList, PricingError  # noqa: E402
 
 MODEL_FIELDS = (
     "model_id",

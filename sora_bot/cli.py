@@ -20,17 +20,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.config import Settings, load_settings
-from bot.errors import BotError, ConfigError
-from bot.models import Job, Requester, credits_json, fmt_credits, to_mc
+from bot.domain.errors import BotError, ConfigError
+from bot.domain.models import Job, Requester, credits_json, fmt_credits, to_mc
+from bot.infra.config import Settings, load_settings
 
 log = logging.getLogger("bot")
 
 
 def _setup_logging(verbose: bool = False) -> None:
     """LOG_LEVEL / LOG_FORMAT (text|json) from the environment or `.env`; the configured secrets
-    are masked in every line (see bot/logs.py)."""
-    from bot.logs import configure_logging, log_options, secrets_of
+    are masked in every line (see bot/infra/logs.py)."""
+    from bot.infra.logs import configure_logging, log_options, secrets_of
 
     level, fmt, problems = log_options(verbose)
     secrets: list[str] = []
@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.verbose)
     try:
         if args.command == "simulator":
-            from bot.simulator import run_simulator
+            from bot.infra.simulator import run_simulator
 
             run_simulator(args.port, args.task_seconds)
             return 0
@@ -150,15 +150,15 @@ async def _async_main(settings: Settings, args: argparse.Namespace) -> int:
 
         return await run_bot(settings)
     if args.command == "check":
-        from bot.checks import run_checks
+        from sora_bot.checks import run_checks
 
         return await run_checks(settings)
     return await _admin(settings, args)
 
 
 def _quote(settings: Settings, text: str, as_json: bool) -> int:
-    from bot.catalog import Catalog
-    from bot.grammar import parse_request
+    from bot.domain.catalog import Catalog
+    from bot.domain.grammar import parse_request
 
     catalog = Catalog.load(settings.catalog_path)
     try:
@@ -316,13 +316,13 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
             ]
             _print_table(audit, args.json, ("at", "actor", "action", "target", "amount", "reason"))
         elif command == "export":
-            from bot.reports import build_report, report_csv, report_text
+            from bot.services.reports import build_report, report_csv, report_text
 
             report = await build_report(service, actor=cli_actor(), day=args.period)
             sys.stdout.write(report_csv(report) if args.csv else report_text(report))
         elif command == "chart":
-            from bot.chart import describe_chart, render_chart
-            from bot.reports import build_report
+            from bot.services.chart import describe_chart, render_chart
+            from bot.services.reports import build_report
 
             report = await build_report(service, actor=cli_actor(), day=args.period)
             png = await asyncio.to_thread(render_chart, report)

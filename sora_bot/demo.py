@@ -14,10 +14,10 @@ from typing import TextIO
 
 from adapters.console import ConsoleChat, ConsolePort, console_requester
 from bot.bootstrap import running_process
-from bot.config import Settings
-from bot.evolink import EvoLinkClient
-from bot.models import JobStatus
-from bot.simulator import Simulator, SimulatorConfig
+from bot.domain.models import JobStatus
+from bot.infra.config import Settings
+from bot.infra.evolink import EvoLinkClient
+from bot.infra.simulator import Simulator, SimulatorConfig
 
 DEMO_KEY = "sk-demo-simulator"
 

@@ -19,10 +19,10 @@ import sys
 from adapters.discord import DiscordRuntime
 from adapters.slack import SlackRuntime
 from bot.bootstrap import running_process
-from bot.config import Settings
-from bot.errors import ConfigError
-from bot.interface import PlatformFactory
-from bot.logs import register_secrets, secrets_of
+from bot.domain.errors import ConfigError
+from bot.infra.config import Settings
+from bot.infra.logs import register_secrets, secrets_of
+from bot.services.interface import PlatformFactory
 
 log = logging.getLogger(__name__)
 

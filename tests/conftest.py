@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from bot.models import Requester
-from bot.simulator import Simulator
+from bot.domain.models import Requester
+from bot.infra.simulator import Simulator
 from tests.support import RecordingPort, RunningCore, running_core, running_simulator
 
 ALICE = Requester(platform="test", workspace="W1", user="alice")

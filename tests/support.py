@@ -24,12 +24,12 @@ from typing import Any
 
 from bot.app import Core, WebServer
 from bot.bootstrap import Process, running_process
-from bot.config import Settings
-from bot.evolink import EvoLinkClient
-from bot.interface import PlatformFactory, PlatformRuntime
-from bot.models import Balance, DeliveredVideo, Job
-from bot.port import ChatPort
-from bot.simulator import Simulator, SimulatorConfig
+from bot.domain.models import Balance, DeliveredVideo, Job
+from bot.infra.config import Settings
+from bot.infra.evolink import EvoLinkClient
+from bot.infra.simulator import Simulator, SimulatorConfig
+from bot.services.interface import PlatformFactory, PlatformRuntime
+from bot.services.port import ChatPort
 
 
 @dataclass

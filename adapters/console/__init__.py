@@ -15,11 +15,8 @@ import getpass
 import sys
 from typing import TextIO
 
-from bot.alerts import Alert
-from bot.approvals import Approval
-from bot.errors import BotError, BudgetError
-from bot.interface import BotService
-from bot.models import (
+from bot.domain.errors import BotError, BudgetError
+from bot.domain.models import (
     Balance,
     DeliveredVideo,
     Job,
@@ -29,6 +26,9 @@ from bot.models import (
     VideoRequest,
     fmt_credits,
 )
+from bot.services.alerts import Alert
+from bot.services.approvals import Approval
+from bot.services.interface import BotService
 
 BAR_WIDTH = 24
 
@@ -104,7 +104,7 @@ class ConsolePort:
             self._line(f"[{job.id}] link: {video.hosted_url}")
 
     async def on_job_finished(self, job: Job) -> None:
-        """JobFinishedPort (bot/interface.py): the job's end is recorded."""
+        """JobFinishedPort (bot/services/interface.py): the job's end is recorded."""
         self._settle(job)
 
     async def on_job_failed(self, job: Job, reason: str, balance: Balance) -> None:

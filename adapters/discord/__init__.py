@@ -1,7 +1,8 @@
 """Discord adapter (discord.py 2.7): `/sora` and friends, live progress, persistent buttons.
 
 The entry point passes `DiscordRuntime` to the process wiring as its `PlatformFactory`
-(bot/interface.py): `DiscordRuntime(host)`, then `start()`, `ready`, `close()`. Nothing here
+(bot/services/interface.py): `DiscordRuntime(host)`, then `start()`, `ready`, `close()`. Nothing
+here
 holds a business rule: the core (`bot/`) decides, this package translates Discord interactions
 into core calls and core events into Discord messages.
 """

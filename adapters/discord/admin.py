@@ -29,10 +29,10 @@ from adapters.discord.approval_views import approval_view
 from adapters.discord.surface import PLATFORM, DiscordSurface
 
 if TYPE_CHECKING:
-    from bot.alerts import Alert
-    from bot.approvals import Approval
-    from bot.interface import BotService
-    from bot.models import Balance
+    from bot.domain.models import Balance
+    from bot.services.alerts import Alert
+    from bot.services.approvals import Approval
+    from bot.services.interface import BotService
 
 log = logging.getLogger(__name__)
 

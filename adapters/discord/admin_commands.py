@@ -1,7 +1,7 @@
 """`/sora-admin …`: budgets for this server, usage reports, the chart and the CSV export.
 
 Invariants:
-- Every subcommand is checked by the core (`bot.permissions`): ADMIN_USER_IDS, or Discord's
+- Every subcommand is checked by the core (`bot.domain.permissions`): ADMIN_USER_IDS, or Discord's
   Manage Server permission in this server, which `requester_of` passes as a fact (a server
   admin can change a command's default permissions, so they are no check).
 - Every answer is ephemeral — the table, the chart and the CSV too: they show each person's
@@ -27,10 +27,10 @@ from discord import app_commands
 from adapters.discord import flow
 from adapters.discord.render import CONTENT_MAX, clip
 from adapters.discord.surface import PLATFORM, requester_of
-from bot.chart import describe_chart, render_chart
-from bot.errors import BotError, InputError
-from bot.models import Requester, fmt_credits
-from bot.reports import UsageReport, period_title, report_csv, report_text
+from bot.domain.errors import BotError, InputError
+from bot.domain.models import Requester, fmt_credits
+from bot.services.chart import describe_chart, render_chart
+from bot.services.reports import UsageReport, period_title, report_csv, report_text
 
 ALT_TEXT_MAX = 1024  # Discord's limit on an attachment's description
 

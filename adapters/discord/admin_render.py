@@ -12,10 +12,10 @@ import datetime as dt
 import discord
 
 from adapters.discord.render import CONTENT_MAX, FIELD_MAX, budget_error_text, clip, resets_text
-from bot.alerts import Alert
-from bot.approvals import Approval
-from bot.errors import BudgetError
-from bot.models import Balance, fmt_credits
+from bot.domain.errors import BudgetError
+from bot.domain.models import Balance, fmt_credits
+from bot.services.alerts import Alert
+from bot.services.approvals import Approval
 
 PROMPT_IN_REQUEST = 900
 PROMPT_IN_NOTE = 200

@@ -4,7 +4,7 @@ Like the job buttons (views.py) they are `DynamicItem`s registered at start, so 
 posted before a restart is still decided by the new process; nothing is kept in memory.
 
 Invariants:
-- The core decides who may decide (`bot.permissions`: ADMIN_USER_IDS, or Manage Server in
+- The core decides who may decide (`bot.domain.permissions`: ADMIN_USER_IDS, or Manage Server in
   the server the request came from — managing one server gives no say over another's budget)
   and that exactly one decision counts. The adapter passes the clicker with Discord's facts.
 - Everyone who clicks gets an ephemeral answer: the decision made, "already approved by X",
@@ -21,7 +21,7 @@ import discord
 from adapters.discord import admin_render, flow
 from adapters.discord.buttons import ID, IdButton
 from adapters.discord.surface import requester_of
-from bot.errors import BotError, JobStateError
+from bot.domain.errors import BotError, JobStateError
 
 
 async def decide(interaction: discord.Interaction[Any], approval_id: str, approve: bool) -> None:

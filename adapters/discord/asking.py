@@ -26,12 +26,12 @@ import discord
 
 from adapters.discord import admin_render
 from adapters.discord.surface import PLATFORM, DiscordSurface
-from bot.errors import BotError, BudgetError
-from bot.models import Requester, VideoRequest
+from bot.domain.errors import BotError, BudgetError
+from bot.domain.models import Requester, VideoRequest
 
 if TYPE_CHECKING:
-    from bot.config import Settings
-    from bot.interface import BotService
+    from bot.infra.config import Settings
+    from bot.services.interface import BotService
 
 log = logging.getLogger(__name__)
 

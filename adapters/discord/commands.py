@@ -23,8 +23,8 @@ from discord import app_commands
 from adapters.discord import flow, render
 from adapters.discord.admin_commands import AdminCommands
 from adapters.discord.surface import requester_of
-from bot.catalog import ModelSpec
-from bot.models import JobStatus, fmt_credits
+from bot.domain.catalog import ModelSpec
+from bot.domain.models import JobStatus, fmt_credits
 
 log = logging.getLogger(__name__)
 MAX_CHOICES = 25

@@ -24,14 +24,14 @@ import discord
 from adapters.discord import render
 from adapters.discord.asking import RequestFor, offer_ask
 from adapters.discord.surface import DiscordSurface, requester_of
-from bot.errors import BotError, BudgetError, InputError, JobStateError
-from bot.logs import bind_job
-from bot.models import Job, Requester, Surface, VideoRequest, fmt_credits
-from bot.requests import RequestOptions, remix_options
+from bot.domain.errors import BotError, BudgetError, InputError, JobStateError
+from bot.domain.models import Job, Requester, Surface, VideoRequest, fmt_credits
+from bot.domain.requests import RequestOptions, remix_options
+from bot.infra.logs import bind_job
 
 if TYPE_CHECKING:
     from adapters.discord.port import DiscordPort
-    from bot.interface import BotService
+    from bot.services.interface import BotService
 
 log = logging.getLogger(__name__)
 

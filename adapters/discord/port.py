@@ -36,12 +36,12 @@ import discord
 from adapters.discord import render, views
 from adapters.discord.admin import AdminMessages
 from adapters.discord.surface import PLATFORM, DiscordSurface
-from bot.models import Balance, DeliveredVideo, Job, JobStatus
+from bot.domain.models import Balance, DeliveredVideo, Job, JobStatus
 
 if TYPE_CHECKING:
-    from bot.alerts import Alert
-    from bot.approvals import Approval
-    from bot.interface import BotService
+    from bot.services.alerts import Alert
+    from bot.services.approvals import Approval
+    from bot.services.interface import BotService
 
 log = logging.getLogger(__name__)
 

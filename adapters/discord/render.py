@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 import discord
 
-from bot.errors import BudgetError, InputError
-from bot.models import Balance, DeliveredVideo, Job, JobStatus, fmt_credits
+from bot.domain.errors import BudgetError, InputError
+from bot.domain.models import Balance, DeliveredVideo, Job, JobStatus, fmt_credits
 
 BAR_CELLS = 12
 CONTENT_MAX = 2000

@@ -1,6 +1,6 @@
 """Starting and stopping the Discord side: client, command tree, persistent buttons, port.
 
-    runtime = DiscordRuntime(host)   # a PlatformFactory (bot/interface.py): builds, no I/O
+    runtime = DiscordRuntime(host)   # a PlatformFactory (bot/services/interface.py): builds, no I/O
     await runtime.start()            # logs in, syncs commands, connects in the background
     await runtime.ready.wait()       # the gateway said READY
     await runtime.close()
@@ -42,11 +42,11 @@ from adapters.discord import flow
 from adapters.discord.commands import add_commands
 from adapters.discord.port import DiscordPort
 from adapters.discord.views import DYNAMIC_ITEMS
-from bot.errors import ConfigError
-from bot.interface import AckObserver, PlatformHost
+from bot.domain.errors import ConfigError
+from bot.services.interface import AckObserver, PlatformHost
 
 if TYPE_CHECKING:
-    from bot.interface import BotService
+    from bot.services.interface import BotService
 
 log = logging.getLogger(__name__)
 

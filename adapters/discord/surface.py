@@ -18,7 +18,7 @@ from typing import Any
 
 import discord
 
-from bot.models import Requester, Surface
+from bot.domain.models import Requester, Surface
 
 PLATFORM = "discord"
 TOKEN_MARGIN = dt.timedelta(seconds=60)

@@ -21,8 +21,8 @@ import discord
 from adapters.discord import flow
 from adapters.discord.approval_views import APPROVAL_ITEMS
 from adapters.discord.buttons import ID, IdButton
-from bot.catalog import Catalog
-from bot.models import Job, JobStatus
+from bot.domain.catalog import Catalog
+from bot.domain.models import Job, JobStatus
 
 REMIX_PROMPT_MAX = 1000
 

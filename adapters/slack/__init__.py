@@ -1,6 +1,6 @@
 """Slack adapter (slack-bolt `AsyncApp`): `/sora`, shortcuts and modals, progress messages,
 uploads, App Home. The entry point passes `SlackRuntime` to the process wiring as its
-`PlatformFactory` (bot/interface.py)."""
+`PlatformFactory` (bot/services/interface.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The facts about a Slack actor that the core's permission rules need, read from Slack.
 
 `workspace_admin` — "this person administers the workspace the event came from" — is Slack's
-own `is_admin` / `is_owner` in `users.info`. What it allows is decided by `bot.permissions`,
+own `is_admin` / `is_owner` in `users.info`. What it allows is decided by `bot.domain.permissions`,
 never here.
 
 Invariants:
@@ -23,7 +23,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.models import Requester
+from bot.domain.models import Requester
 
 log = logging.getLogger(__name__)
 

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.slack.render import Block, button, context, esc, mrkdwn, request_line_of, short, when
-from bot.alerts import Alert
-from bot.approvals import Approval
-from bot.catalog import Catalog
-from bot.errors import InputError
-from bot.models import Balance, VideoRequest, fmt_credits
-from bot.requests import RequestOptions, options_of
+from bot.domain.catalog import Catalog
+from bot.domain.errors import InputError
+from bot.domain.models import Balance, VideoRequest, fmt_credits
+from bot.domain.requests import RequestOptions, options_of
+from bot.services.alerts import Alert
+from bot.services.approvals import Approval
 
 ACTION_ASK = "sora_ask_admin"
 ACTION_APPROVE = "sora_approve"

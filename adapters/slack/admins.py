@@ -25,10 +25,10 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import admin_render
-from bot.alerts import Alert
-from bot.approvals import Approval
-from bot.interface import BotService
-from bot.models import Balance
+from bot.domain.models import Balance
+from bot.services.alerts import Alert
+from bot.services.approvals import Approval
+from bot.services.interface import BotService
 
 log = logging.getLogger(__name__)
 

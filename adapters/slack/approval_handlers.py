@@ -9,7 +9,7 @@ Invariants:
   `validate_request`, the same validation as typing it (a value pointing the image at an
   internal host is refused before anything is stored); the price is the catalog's quote.
   The refusal is replaced by a note, so the button cannot be pressed twice by accident.
-- Approve/Deny are decided by the core (`bot.permissions`: ADMIN_USER_IDS, or an admin or
+- Approve/Deny are decided by the core (`bot.domain.permissions`: ADMIN_USER_IDS, or an admin or
   owner of the request's workspace, a fact read by `SlackActors`); exactly one decision
   counts. A refused click (not an admin, already decided, expired) gets a private note naming
   who decided first; nothing else changes.
@@ -27,9 +27,9 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from adapters.slack import admin_render
 from adapters.slack.handlers import Spawn, requester_of
 from adapters.slack.port import SlackPort
-from bot.errors import BotError
-from bot.interface import BotService
-from bot.models import Requester, Surface
+from bot.domain.errors import BotError
+from bot.domain.models import Requester, Surface
+from bot.services.interface import BotService
 
 RefreshHome = Callable[[Requester], Awaitable[None]]
 

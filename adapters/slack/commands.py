@@ -6,7 +6,7 @@
     /sora admin usage [YYYY-MM-DD]          who spent what in this (or that day's) period
     /sora admin chart|export [YYYY-MM-DD]   the chart / the CSV as a file (see reports.py)
 
-Invariants: permissions are the core's (`bot.permissions`, through `BotService`, which
+Invariants: permissions are the core's (`bot.domain.permissions`, through `BotService`, which
 raises `PermissionDenied`; reports are built by `BotService.report` with the actor).
 The actor comes with Slack's facts (`SlackActors`); targets are always in the actor's
 workspace. Every `BotError` comes back as its own plain words; nothing here touches Slack.
@@ -18,12 +18,12 @@ import datetime as dt
 import re
 
 from adapters.slack import render
-from bot.chat_commands import ChatCommand, usage_text
-from bot.errors import BotError, InputError, PermissionDenied
-from bot.interface import BotService
-from bot.models import Requester, fmt_credits
-from bot.permissions import ADMINS_ONLY
-from bot.reports import report_text
+from bot.domain.chat_commands import ChatCommand, usage_text
+from bot.domain.errors import BotError, InputError, PermissionDenied
+from bot.domain.models import Requester, fmt_credits
+from bot.domain.permissions import ADMINS_ONLY
+from bot.services.interface import BotService
+from bot.services.reports import report_text
 
 # `<@U123|name>` (escaped mention), `<@U123>`, or a bare `U123` / `W123` user id.
 _USER_REF = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$|^@?([UW][A-Z0-9]{2,})$")

@@ -32,12 +32,12 @@ from adapters.slack.commands import REPORT_VERBS, run_text_command
 from adapters.slack.images import PlannedImage, first_image, plan_image, rehost_image
 from adapters.slack.port import SlackPort
 from adapters.slack.reports import SlackReports
-from bot.chat_commands import ChatCommand
-from bot.errors import BotError, BudgetError, InputError
-from bot.interface import BotService
-from bot.logs import bind_job
-from bot.models import Job, Requester, Surface, VideoRequest
-from bot.requests import remix_options
+from bot.domain.chat_commands import ChatCommand
+from bot.domain.errors import BotError, BudgetError, InputError
+from bot.domain.models import Job, Requester, Surface, VideoRequest
+from bot.domain.requests import remix_options
+from bot.infra.logs import bind_job
+from bot.services.interface import BotService
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.modal import IMAGE_MAX_BYTES, IMAGE_TYPES
-from bot.errors import InputError
-from bot.interface import BotService
+from bot.domain.errors import InputError
+from bot.services.interface import BotService
 
 NEEDS_PUBLIC_URL = (
     "Image input from Slack needs PUBLIC_BASE_URL: the bot must re-host the image at a public "

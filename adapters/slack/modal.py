@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.slack.render import short
-from bot.catalog import Catalog
-from bot.errors import InputError
-from bot.requests import RequestOptions
+from bot.domain.catalog import Catalog
+from bot.domain.errors import InputError
+from bot.domain.requests import RequestOptions
 
 VIDEO_MODAL = "sora_video_modal"
 REMIX_MODAL = "sora_remix_modal"

@@ -42,11 +42,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import render
 from adapters.slack.actors import SlackActors
 from adapters.slack.admins import SlackAdmins
-from bot.alerts import Alert
-from bot.approvals import Approval
-from bot.catalog import Catalog
-from bot.interface import BotService
-from bot.models import Balance, DeliveredVideo, Job, JobStatus
+from bot.domain.catalog import Catalog
+from bot.domain.models import Balance, DeliveredVideo, Job, JobStatus
+from bot.services.alerts import Alert
+from bot.services.approvals import Approval
+from bot.services.interface import BotService
 
 log = logging.getLogger(__name__)
 

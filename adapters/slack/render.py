@@ -16,8 +16,8 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot.ledger import UsageRow
-from bot.models import Balance, DeliveredVideo, Job, JobStatus, VideoRequest, fmt_credits
+from bot.domain.models import Balance, DeliveredVideo, Job, JobStatus, VideoRequest, fmt_credits
+from bot.services.ledger import UsageRow
 
 ACTION_CANCEL = "sora_cancel"
 ACTION_AGAIN = "sora_again"

@@ -1,9 +1,11 @@
 """`/sora admin chart [YYYY-MM-DD]` and `/sora admin export [YYYY-MM-DD]`: reports as files.
 
-    chart   the period's spend per person as a PNG (`bot.chart.render_chart`), uploaded into the
+    chart   the period's spend per person as a PNG (`bot.services.chart.render_chart`), uploaded
+    into the
             channel the admin typed in, with the chart in words (`describe_chart`) as its
             comment and alt text; a DM with the admin when the bot may not post there
-    export  the period's usage as CSV (`bot.reports.report_csv`), sent to the admin in a DM:
+    export  the period's usage as CSV (`bot.services.reports.report_csv`), sent to the admin in a
+    DM:
             it is a file for a spreadsheet with everyone's exact figures, not a talking point
 
 Invariants:
@@ -25,11 +27,11 @@ from adapters.slack.admins import OpenDm
 from adapters.slack.commands import parse_day
 from adapters.slack.port import CANNOT_POST_HERE, slack_error
 from adapters.slack.render import short
-from bot.chart import describe_chart, render_chart
-from bot.errors import BotError
-from bot.interface import BotService
-from bot.models import Requester
-from bot.reports import period_title, report_csv
+from bot.domain.errors import BotError
+from bot.domain.models import Requester
+from bot.services.chart import describe_chart, render_chart
+from bot.services.interface import BotService
+from bot.services.reports import period_title, report_csv
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,7 @@
 """The Slack runtime: one bolt `AsyncApp`, served at `POST /slack/events` or over Socket Mode.
 
-    SlackRuntime(host)       a PlatformFactory (bot/interface.py): build the app, add the HTTP
+    SlackRuntime(host)       a PlatformFactory (bot/services/interface.py): build the app, add the
+    HTTP
                              route to the host's web app (HTTP mode); the wiring registers the port
     await runtime.start()    Socket Mode: connect (HTTP mode: nothing to do)
     await runtime.close()    disconnect, cancel the work still running
@@ -49,9 +50,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.approval_handlers import ApprovalHandlers
 from adapters.slack.handlers import SlackHandlers
 from adapters.slack.port import SlackPort, slack_error
-from bot.config import Settings
-from bot.errors import ConfigError
-from bot.interface import PlatformHost
+from bot.domain.errors import ConfigError
+from bot.infra.config import Settings
+from bot.services.interface import PlatformHost
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from bot.catalog import Catalog
-from bot.config import load_settings
-from bot.errors import ConfigError, InputError
-from bot.requests import RequestOptions, validate_request
+from bot.domain.catalog import Catalog
+from bot.domain.errors import ConfigError, InputError
+from bot.domain.requests import RequestOptions, validate_request
+from bot.infra.config import load_settings
 
 
 @pytest.fixture(scope="module")

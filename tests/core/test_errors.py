@@ -1,8 +1,8 @@
-"""The error tree: bot/errors.py's drawing is the truth, and each drawn class is used.
+"""The error tree: bot/domain/errors.py's drawing is the truth, and each drawn class is used.
 
 The docstring's tree is parsed (indentation gives the parent), then checked against the
 classes, against every BotError subclass the core defines, and against the sources (each
-class is named outside bot/errors.py). Behaviour: the EvoLink client raises the typed errors
+class is named outside bot/domain/errors.py). Behaviour: the EvoLink client raises the typed errors
 callers branch on, and approvals raise ApprovalNotFound.
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 import bot
-from bot import errors
-from bot.errors import (
+from bot.domain import errors
+from bot.domain.errors import (
     ApprovalNotFound,
     BotError,
     JobNotFound,
@@ -27,10 +27,10 @@ from bot.errors import (
     TaskFailed,
     TaskNotFound,
 )
-from bot.evolink import EvoLinkClient, TaskSnapshot
-from bot.models import JobStatus, Surface, VideoRequest
-from bot.simulator import TASK_ERROR_MESSAGES, Simulator, SimulatorConfig
-from bot.task_errors import FIX_INPUT_CODES, RETRY_LATER_CODES, TASK_ERRORS, reason_for_code
+from bot.domain.models import JobStatus, Surface, VideoRequest
+from bot.domain.task_errors import FIX_INPUT_CODES, RETRY_LATER_CODES, TASK_ERRORS, reason_for_code
+from bot.infra.evolink import EvoLinkClient, TaskSnapshot
+from bot.infra.simulator import TASK_ERROR_MESSAGES, Simulator, SimulatorConfig
 from tests.conftest import ALICE
 from tests.support import RecordingPort, RunningCore
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from bot.errors import ProviderError, ProviderHTTPError, TaskFailed
-from bot.evolink import EvoLinkClient, TaskSnapshot
-from bot.models import VideoRequest
-from bot.simulator import Simulator, SimulatorConfig, clip_bytes, synthetic_video_chunks
-from bot.task_errors import RETRY_LATER_CODES, TASK_ERRORS, reason_for_code
+from bot.domain.errors import ProviderError, ProviderHTTPError, TaskFailed
+from bot.domain.models import VideoRequest
+from bot.domain.task_errors import RETRY_LATER_CODES, TASK_ERRORS, reason_for_code
+from bot.infra.evolink import EvoLinkClient, TaskSnapshot
+from bot.infra.simulator import Simulator, SimulatorConfig, clip_bytes, synthetic_video_chunks
 
 KEY = "sk-secret-test-key-123"
 REQUEST = VideoRequest(

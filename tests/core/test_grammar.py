@@ -13,12 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.catalog import Catalog
-from bot.chat_commands import parse_chat_command, usage_text
-from bot.errors import InputError
-from bot.grammar import MAX_TEXT_CHARS, clean_prompt, parse_request
-from bot.models import VideoRequest
-from bot.requests import RequestOptions, options_of, validate_request
+from bot.domain.catalog import Catalog
+from bot.domain.chat_commands import parse_chat_command, usage_text
+from bot.domain.errors import InputError
+from bot.domain.grammar import MAX_TEXT_CHARS, clean_prompt, parse_request
+from bot.domain.models import VideoRequest
+from bot.domain.requests import RequestOptions, options_of, validate_request
 
 CATALOG = Catalog.load()
 DEFAULT = "sora-2"

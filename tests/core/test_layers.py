@@ -1,5 +1,5 @@
 """The layers, read from the source: the core imports no adapter and no entry point, adapters
-see the core only through its seam (bot/interface.py and the value types), and no adapter
+see the core only through its seam (bot/services/interface.py and the value types), and no adapter
 imports another. Imports inside functions and under TYPE_CHECKING count too."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ ROOT = Path(__file__).resolve().parents[2]
 BEHIND_THE_SEAM = (
     "bot.app",
     "bot.bootstrap",
-    "bot.evolink",
-    "bot.jobs",
-    "bot.oversight",
-    "bot.service",
-    "bot.store",
-    "bot.tracker",
+    "bot.infra.evolink",
+    "bot.services.jobs",
+    "bot.services.oversight",
+    "bot.services.service",
+    "bot.infra.store",
+    "bot.services.tracker",
     "bot.web",
     "sora_bot",
 )
@@ -71,3 +71,12 @@ def test_the_checker_sees_lazy_and_type_checking_imports(tmp_path: Path) -> None
         "def f():\n    import adapters.slack\n"
     )
     assert {"bot.app", "adapters.slack"} <= imported_modules(source)
+
+
+def test_the_domain_is_pure_and_infrastructure_serves_it() -> None:
+    """bot/domain imports nothing else of the bot; bot/infra only the domain; the services do
+    not reach up into the composition root (bot/app.py, bot/bootstrap.py, bot/web.py)."""
+    outside_domain = ("bot.services", "bot.infra", "bot.app", "bot.bootstrap", "bot.web")
+    assert offences("bot/domain", outside_domain) == []
+    assert offences("bot/infra", ("bot.services", "bot.app", "bot.bootstrap", "bot.web")) == []
+    assert offences("bot/services", ("bot.app", "bot.bootstrap", "bot.web")) == []

@@ -12,12 +12,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.errors import BudgetError
-from bot.jobs import JobBook
-from bot.ledger import Ledger
-from bot.models import Requester, Surface, VideoRequest, to_mc
-from bot.periods import period_for
-from bot.store import Store
+from bot.domain.errors import BudgetError
+from bot.domain.models import Requester, Surface, VideoRequest, to_mc
+from bot.domain.periods import period_for
+from bot.infra.store import Store
+from bot.services.jobs import JobBook
+from bot.services.ledger import Ledger
 
 REQ = VideoRequest(model="sora-2", prompt="p", duration=10, aspect_ratio="9:16")
 UTC = ZoneInfo("UTC")

@@ -7,11 +7,11 @@ from decimal import Decimal
 
 import pytest
 
-from bot.alerts import AccountBalanceError, Alert
-from bot.approvals import Approval
-from bot.errors import BudgetError, JobStateError, PermissionDenied
-from bot.models import Balance, Requester, Surface
-from bot.simulator import Simulator
+from bot.domain.errors import BudgetError, JobStateError, PermissionDenied
+from bot.domain.models import Balance, Requester, Surface
+from bot.infra.simulator import Simulator
+from bot.services.alerts import AccountBalanceError, Alert
+from bot.services.approvals import Approval
 from tests.conftest import ALICE, BOB
 from tests.support import RecordingPort, RunningCore
 

@@ -1,4 +1,4 @@
-"""The permission rules of `bot.permissions`, as pure functions: no server, no store.
+"""The permission rules of `bot.domain.permissions`, as pure functions: no server, no store.
 
 Two Discord guilds (G1, G2) and one Slack workspace (T1). `ops` is an operator admin on
 Discord (ADMIN_USER_IDS ``discord:ops``); `boss` manages G1; `carol` is nobody special.
@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.config import Settings
-from bot.errors import PermissionDenied
-from bot.models import Requester
-from bot.permissions import (
+from bot.domain.errors import PermissionDenied
+from bot.domain.models import Requester
+from bot.domain.permissions import (
     ADMINS_ONLY,
     EVERY_PLATFORM,
     EVERY_WORKSPACE,
@@ -20,6 +19,7 @@ from bot.permissions import (
     Permissions,
     actor_id,
 )
+from bot.infra.config import Settings
 
 RULES = Permissions({("discord", "ops")})
 

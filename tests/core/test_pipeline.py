@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import BudgetError, JobStateError, PermissionDenied
-from bot.models import JobStatus, Surface
-from bot.simulator import Simulator
-from bot.task_errors import TASK_ERRORS
+from bot.domain.errors import BudgetError, JobStateError, PermissionDenied
+from bot.domain.models import JobStatus, Surface
+from bot.domain.task_errors import TASK_ERRORS
+from bot.infra.simulator import Simulator
 from tests.conftest import ALICE, BOB
 from tests.support import RecordingPort, RunningCore
 

@@ -1,4 +1,4 @@
-"""The adaptive poll-delay policy (bot.polling), replayed on a virtual clock.
+"""The adaptive poll-delay policy (bot.domain.polling), replayed on a virtual clock.
 
 Progress curves are plain functions of time here (steady, a final stall at 99%, a late spurt,
 a task that never reports progress), so each scenario is exact and the whole file runs in
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.polling import (
+from bot.domain.polling import (
     CALLBACK_FLOOR,
     MAX_DELAY,
     MIN_DELAY,

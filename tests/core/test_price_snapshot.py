@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot.pricing import PriceList, PricingError
+from bot.domain.pricing import PriceList, PricingError
 from tests.core.test_pricing_models import GEMINI
 
 ROOT = Path(__file__).resolve().parents[2]

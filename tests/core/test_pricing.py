@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from bot.errors import BotError
-from bot.pricing import PriceList, PricingError
-from bot.pricing.expressions import key_text
+from bot.domain.errors import BotError
+from bot.domain.pricing import PriceList, PricingError
+from bot.domain.pricing.expressions import key_text
 
 
 @pytest.fixture(scope="module")

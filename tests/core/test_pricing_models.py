@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from bot.pricing import PriceList
+from bot.domain.pricing import PriceList
 
 GEMINI = (
     "gemini-omni-1.1-flash-image-to-video",

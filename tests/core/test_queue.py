@@ -8,9 +8,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from bot.models import JobStatus, Requester, Surface
-from bot.queue import Waiting, fair_order, plan
-from bot.simulator import Simulator
+from bot.domain.models import JobStatus, Requester, Surface
+from bot.domain.queue import Waiting, fair_order, plan
+from bot.infra.simulator import Simulator
 from tests.conftest import ALICE, BOB
 from tests.support import RecordingPort, RunningCore
 

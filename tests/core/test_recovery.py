@@ -7,8 +7,8 @@ import asyncio
 from decimal import Decimal
 from pathlib import Path
 
-from bot.models import JobStatus, Surface
-from bot.simulator import Simulator
+from bot.domain.models import JobStatus, Surface
+from bot.infra.simulator import Simulator
 from tests.conftest import ALICE
 from tests.support import RecordingPort, RunningCore, running_core
 

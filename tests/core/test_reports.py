@@ -21,13 +21,13 @@ from typing import Any
 import pytest
 
 from bot.app import Core, build_core
-from bot.chart import MAX_BARS, chart_series, describe_chart, render_chart
-from bot.errors import PermissionDenied
-from bot.jobs import JobBook
-from bot.ledger import Ledger
-from bot.models import Requester, Surface, from_mc
-from bot.reports import CSV_COLUMNS, build_report, elapsed_share, report_csv, report_text
-from bot.simulator import Simulator
+from bot.domain.errors import PermissionDenied
+from bot.domain.models import Requester, Surface, from_mc
+from bot.infra.simulator import Simulator
+from bot.services.chart import MAX_BARS, chart_series, describe_chart, render_chart
+from bot.services.jobs import JobBook
+from bot.services.ledger import Ledger
+from bot.services.reports import CSV_COLUMNS, build_report, elapsed_share, report_csv, report_text
 from tests.e2e.test_cli import run
 from tests.support import RecordingPort, running_core
 from tests.support import make_settings as settings_for

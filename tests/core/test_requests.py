@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.catalog import Catalog
-from bot.errors import InputError
-from bot.grammar import parse_request
-from bot.requests import RequestOptions, options_of, validate_request
-from bot.simulator import Simulator
+from bot.domain.catalog import Catalog
+from bot.domain.errors import InputError
+from bot.domain.grammar import parse_request
+from bot.domain.requests import RequestOptions, options_of, validate_request
+from bot.infra.simulator import Simulator
 from tests.support import RunningCore
 
 CATALOG = Catalog.load()
@@ -98,13 +98,13 @@ async def test_the_service_build_refuses_internal_hosts_and_holds_nothing(
 
 def test_nothing_but_the_validation_builds_a_request() -> None:
     """No module constructs a VideoRequest or reads one from outside data except
-    `bot/requests.py`; the store and approvals read back rows they accepted."""
-    allowed_reads = {"bot/store", "bot/approvals.py"}
+    `bot/domain/requests.py`; the store and approvals read back rows they accepted."""
+    allowed_reads = {"bot/infra/store", "bot/services/approvals.py"}
     offenders = []
     for path in [*ROOT.glob("bot/**/*.py"), *ROOT.glob("adapters/**/*.py")]:
         name = path.relative_to(ROOT).as_posix()
         text = path.read_text(encoding="utf-8")
-        if name != "bot/requests.py" and re.search(r"(?<!class )\bVideoRequest\(", text):
+        if name != "bot/domain/requests.py" and re.search(r"(?<!class )\bVideoRequest\(", text):
             offenders.append(f"{name}: VideoRequest(")
         if re.search(r"VideoRequest\.model_(validate|construct)", text) and not any(
             name.startswith(a) for a in allowed_reads

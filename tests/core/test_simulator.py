@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from aiohttp import web
 
-from bot.simulator import (
+from bot.infra.simulator import (
     Simulator,
     SimulatorConfig,
     clip_bytes,

@@ -12,8 +12,8 @@ import asyncio
 from decimal import Decimal
 from pathlib import Path
 
-from bot.models import Balance, Job, JobStatus, Requester, Surface
-from bot.simulator import Simulator
+from bot.domain.models import Balance, Job, JobStatus, Requester, Surface
+from bot.infra.simulator import Simulator
 from tests.support import RecordingPort, running_core
 
 ALICE = Requester(platform="test", workspace="W1", user="alice")
@@ -36,7 +36,7 @@ class GatedPort(RecordingPort):
 
 
 async def _told(rc_book: object, job_id: str) -> Job:
-    from bot.jobs import JobBook
+    from bot.services.jobs import JobBook
 
     assert isinstance(rc_book, JobBook)
     async with asyncio.timeout(10):

@@ -9,12 +9,12 @@ from decimal import Decimal
 
 import pytest
 
-from bot.errors import JobStateError
-from bot.jobs import JobBook
-from bot.ledger import Ledger
-from bot.lifecycle import TRANSITIONS, sources_of
-from bot.models import JobStatus, Requester, Surface, VideoRequest
-from bot.store import Store
+from bot.domain.errors import JobStateError
+from bot.domain.lifecycle import TRANSITIONS, sources_of
+from bot.domain.models import JobStatus, Requester, Surface, VideoRequest
+from bot.infra.store import Store
+from bot.services.jobs import JobBook
+from bot.services.ledger import Ledger
 
 REQ = VideoRequest(model="sora-2-preview", prompt="p", duration=4, aspect_ratio="16:9")
 WHO = Requester(platform="t", workspace="w", user="u")
@@ -77,7 +77,7 @@ async def test_fields_other_than_the_status_cannot_change_it(book: JobBook) -> N
     job = await book.accept(WHO, REQ, Surface(), Decimal("23.04"))
     with pytest.raises(ValueError, match="status"):
         await book._update(job.id, None, status=JobStatus.DELIVERED)
-    from bot.store import job_rows
+    from bot.infra.store import job_rows
 
     async with book.store.transaction() as tx:
         with pytest.raises(ValueError, match="not a writable job column"):

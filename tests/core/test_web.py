@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.models import Job, JobStatus, Surface
-from bot.simulator import Simulator, SimulatorConfig
+from bot.domain.models import Job, JobStatus, Surface
+from bot.infra.simulator import Simulator, SimulatorConfig
 from tests.conftest import ALICE
 from tests.support import PortEvent, RecordingPort, RunningCore, running_core, running_simulator
 
@@ -136,7 +136,7 @@ async def test_media_links_are_signed_and_expire(rc: RunningCore) -> None:
 
 
 def test_media_tokens_never_name_paths_outside_the_directory(tmp_path: Path) -> None:
-    from bot.media import MediaHost
+    from bot.infra.media import MediaHost
 
     host = MediaHost(tmp_path / "m", "secret", "https://bot.example.com", 7)
     for name in ("../x", "a/b", ".env"):
@@ -147,7 +147,7 @@ def test_media_tokens_never_name_paths_outside_the_directory(tmp_path: Path) -> 
 def test_retention_removes_old_files(tmp_path: Path) -> None:
     import os
 
-    from bot.media import MediaHost
+    from bot.infra.media import MediaHost
 
     host = MediaHost(tmp_path / "m", "secret", None, 7)
     old, new = host.media_dir / "old.mp4", host.media_dir / "new.mp4"

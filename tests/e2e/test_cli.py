@@ -190,7 +190,7 @@ def test_admin_approvals_from_the_shell(tmp_path: Path) -> None:
     import asyncio
 
     from bot.app import build_core
-    from bot.models import Requester, Surface
+    from bot.domain.models import Requester, Surface
     from tests.support import make_settings
 
     async def ask() -> str:

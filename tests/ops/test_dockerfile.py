@@ -11,8 +11,8 @@ import sys
 import tomllib
 from pathlib import Path
 
-from bot.config import Settings
-from bot.simulator import Simulator
+from bot.infra.config import Settings
+from bot.infra.simulator import Simulator
 from tests.adapters.discord.test_discord_run import free_port
 from tests.support import running_core
 

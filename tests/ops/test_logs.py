@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from bot.logs import (
+from bot.domain.models import JobStatus, Surface
+from bot.infra.logs import (
     MASK,
     Redactor,
     bind_job,
@@ -25,8 +26,7 @@ from bot.logs import (
     register_secrets,
     secrets_of,
 )
-from bot.models import JobStatus, Surface
-from bot.simulator import Simulator
+from bot.infra.simulator import Simulator
 from tests.adapters.slack.conftest import slack_bot_on
 from tests.adapters.slack.fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
 from tests.conftest import ALICE
@@ -191,7 +191,7 @@ async def test_tracker_lines_about_a_job_carry_its_id(
     job = await rc.core.service.submit(ALICE, rc.core.service.parse("a lighthouse"), Surface())
     await port.wait_for(job.id, "delivered")
     await rc.core.tracker.wait_idle(5)
-    tracker_lines = [e for e in lines_of(captured) if e["logger"] == "bot.tracker"]
+    tracker_lines = [e for e in lines_of(captured) if e["logger"] == "bot.services.tracker"]
     about_job = [e for e in tracker_lines if job.id in e["message"]]
     assert about_job, "the tracker logs the submit and the delivery"
     assert all(e.get("job_id") == job.id for e in about_job), about_job

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import aiohttp
 
-from bot.models import JobStatus, Surface
-from bot.simulator import Simulator
+from bot.domain.models import JobStatus, Surface
+from bot.infra.simulator import Simulator
 from tests.adapters.discord.conftest import bot_on
 from tests.adapters.discord.fake_discord import FakeDiscord
 from tests.adapters.discord.helpers import ALICE as DISCORD_ALICE

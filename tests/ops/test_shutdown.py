@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.simulator import Simulator
+from bot.infra.simulator import Simulator
 from tests.adapters.discord.test_discord_run import free_port
 from tests.adapters.slack.fake_slack import (
     BOT_TOKEN,

@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.bootstrap import running_process
-from bot.errors import BotError
-from bot.models import Balance, DeliveredVideo, Job, JobStatus, Requester, Surface
+from bot.domain.errors import BotError
+from bot.domain.models import Balance, DeliveredVideo, Job, JobStatus, Requester, Surface
 from tests.support import make_settings
 
 PLATFORM = "chaos"

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 
-from bot.simulator import Simulator
+from bot.infra.simulator import Simulator
 
 HANG_SECONDS = 30.0  # far longer than any client timeout the tests set
 

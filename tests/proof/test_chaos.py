@@ -33,7 +33,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bot.simulator import Simulator
+from bot.infra.simulator import Simulator
 from tests.support import running_simulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -291,7 +291,7 @@ async def test_a_kill_between_the_post_and_its_record_does_not_deliver_twice(
 
 
 async def test_a_kill_after_a_failure_is_recorded_still_tells_the_user(tmp_path: Path) -> None:
-    from bot.models import Requester, Surface
+    from bot.domain.models import Requester, Surface
     from tests.support import RecordingPort, running_core
 
     who = Requester(platform="test", workspace="W1", user="alice")

@@ -2,7 +2,8 @@
 
 EvoLink (simulator, plus tests/proof/faultproxy.py for hangs and TCP resets): 429, 500, 502,
 503, dropped connections, malformed JSON, timeouts and resets, on submit, on status reads and
-on the download. Documented behaviour (bot/evolink.py, bot/tracker.py): those are retried —
+on the download. Documented behaviour (bot/infra/evolink.py, bot/services/tracker.py): those are
+retried —
 the submit with the same Idempotency-Key, so EvoLink makes one task — and the job is delivered
 once, with the right bytes and the right charge. 400/401/402/403 on submit are not retried:
 the job fails at once, its hold is released and the user is told why in true words. An
@@ -28,9 +29,9 @@ from typing import IO, Any
 import httpx
 import pytest
 
-from bot.evolink import EvoLinkClient
-from bot.models import JobStatus, Surface
-from bot.simulator import Simulator, clip_bytes
+from bot.domain.models import JobStatus, Surface
+from bot.infra.evolink import EvoLinkClient
+from bot.infra.simulator import Simulator, clip_bytes
 from tests.adapters.discord.conftest import bot_on
 from tests.adapters.discord.fake_discord import FakeDiscord, RecordedRequest
 from tests.adapters.discord.helpers import ALICE as D_ALICE

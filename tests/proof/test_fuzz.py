@@ -30,11 +30,11 @@ from hypothesis import strategies as st
 
 from adapters.slack import modal, render
 from adapters.slack.handlers import SHORTCUT_GLOBAL, SHORTCUT_MESSAGE
-from bot.errors import InputError
-from bot.grammar import parse_request
-from bot.models import VideoRequest
-from bot.requests import RequestOptions
-from bot.simulator import Simulator
+from bot.domain.errors import InputError
+from bot.domain.grammar import parse_request
+from bot.domain.models import VideoRequest
+from bot.domain.requests import RequestOptions
+from bot.infra.simulator import Simulator
 from tests.adapters.discord.conftest import World, bot_on
 from tests.adapters.discord.fake_discord import FakeDiscord
 from tests.adapters.discord.helpers import ALICE as D_ALICE
@@ -195,7 +195,7 @@ async def test_slack_command_text(
 
 
 def world_alice(world: SlackWorld) -> Any:
-    from bot.models import Requester
+    from bot.domain.models import Requester
 
     return Requester(platform="slack", workspace="T0TEAM", user=ALICE)
 

@@ -9,7 +9,7 @@ Findings written down here:
   commands, so a byte-identical second copy is a replay; the adapter now answers it with an
   empty 200 and does nothing (adapters/slack/runtime.py keeps the signatures it has served
   for the window).
-- `--image` links typed by users must name a public host (bot/requests.py); the bot never
+- `--image` links typed by users must name a public host (bot/domain/requests.py); the bot never
   fetches a user-supplied link itself (Slack images come from Slack's own file URLs, Discord
   attachments and typed links are handed to EvoLink, not downloaded).
 """
@@ -30,10 +30,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.errors import InputError, JobStateError, PermissionDenied
-from bot.logs import NOISY_LOGGERS
-from bot.models import JobStatus, Requester, Surface
-from bot.simulator import Simulator
+from bot.domain.errors import InputError, JobStateError, PermissionDenied
+from bot.domain.models import JobStatus, Requester, Surface
+from bot.infra.logs import NOISY_LOGGERS
+from bot.infra.simulator import Simulator
 from tests.adapters.discord.conftest import bot_on
 from tests.adapters.discord.fake_discord import FAKE_TOKEN, FakeDiscord
 from tests.adapters.discord.helpers import ALICE as D_ALICE
@@ -425,7 +425,7 @@ async def test_discord_image_link_in_the_prompt_is_refused_and_attachments_are_n
 
 def _as_run_would_log(caplog: pytest.LogCaptureFixture) -> str:
     """Every record at DEBUG, unredacted, formatted with its traceback — except the DEBUG/INFO
-    of the libraries `sora-bot run` pins to WARNING (bot.logs.NOISY_LOGGERS): aiosqlite's
+    of the libraries `sora-bot run` pins to WARNING (bot.infra.logs.NOISY_LOGGERS): aiosqlite's
     DEBUG lines carry every SQL parameter, the callback and media secrets included.
     No masking is applied: the bot must not put a secret into a record in the first place."""
     kept = [

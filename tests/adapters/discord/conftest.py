@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from adapters.discord.runtime import DiscordRuntime
-from bot.simulator import Simulator
+from bot.infra.simulator import Simulator
 from tests.adapters.discord.fake_discord import FAKE_TOKEN, FakeDiscord
 from tests.support import RunningCore, running_core
 

@@ -12,8 +12,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from bot.models import JobStatus, Requester
-from bot.simulator import Simulator
+from bot.domain.models import JobStatus, Requester
+from bot.infra.simulator import Simulator
 from tests.adapters.discord.conftest import World, bot_on, first_guild
 from tests.adapters.discord.fake_discord import FakeDiscord, InteractionRecord
 from tests.adapters.discord.helpers import (

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bot.models import Job, JobStatus, Requester
-from bot.simulator import Simulator
+from bot.domain.models import Job, JobStatus, Requester
+from bot.infra.simulator import Simulator
 from tests.adapters.discord.conftest import World, bot_on
 from tests.adapters.discord.fake_discord import FakeDiscord, InteractionRecord
 from tests.adapters.discord.helpers import ALICE, BOB, eventually, is_upload, sora_options

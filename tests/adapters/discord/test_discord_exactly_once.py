@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.models import JobStatus, Requester
-from bot.simulator import Simulator
+from bot.domain.models import JobStatus, Requester
+from bot.infra.simulator import Simulator
 from tests.adapters.discord.conftest import bot_on
 from tests.adapters.discord.fake_discord import FakeDiscord, RecordedRequest
 from tests.adapters.discord.helpers import ALICE, eventually, is_upload, posted_text, sora_options

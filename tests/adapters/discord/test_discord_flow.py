@@ -7,8 +7,8 @@ from pathlib import Path
 
 import aiohttp
 
-from bot.models import JobStatus, Requester, fmt_credits
-from bot.simulator import Simulator, clip_bytes
+from bot.domain.models import JobStatus, Requester, fmt_credits
+from bot.infra.simulator import Simulator, clip_bytes
 from tests.adapters.discord.conftest import World, bot_on
 from tests.adapters.discord.fake_discord import FakeDiscord, RecordedRequest
 from tests.adapters.discord.helpers import ALICE, is_upload, posted_text, sora_options

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from bot.errors import PermissionDenied
-from bot.models import JobStatus, Requester
-from bot.simulator import Simulator
+from bot.domain.errors import PermissionDenied
+from bot.domain.models import JobStatus, Requester
+from bot.infra.simulator import Simulator
 from tests.adapters.discord.conftest import World, bot_on, first_guild
 from tests.adapters.discord.fake_discord import FakeDiscord, InteractionRecord
 from tests.adapters.discord.helpers import ALICE, BOB, MANAGER, USER, opt

@@ -7,8 +7,16 @@ from decimal import Decimal
 
 from adapters.discord import render
 from adapters.discord.surface import DiscordSurface
-from bot.errors import InputError
-from bot.models import Balance, DeliveredVideo, Job, JobStatus, Requester, Surface, VideoRequest
+from bot.domain.errors import InputError
+from bot.domain.models import (
+    Balance,
+    DeliveredVideo,
+    Job,
+    JobStatus,
+    Requester,
+    Surface,
+    VideoRequest,
+)
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 WHO = Requester(platform="discord", workspace="1", user="2")

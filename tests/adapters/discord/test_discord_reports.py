@@ -6,8 +6,8 @@ import csv
 import io
 from typing import Any
 
-from bot.chart import describe_chart
-from bot.reports import build_report, report_csv
+from bot.services.chart import describe_chart
+from bot.services.reports import build_report, report_csv
 from tests.adapters.discord.conftest import World
 from tests.adapters.discord.fake_discord import InteractionRecord, RecordedRequest
 from tests.adapters.discord.helpers import (

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.models import JobStatus, Requester
-from bot.simulator import clip_bytes
+from bot.domain.models import JobStatus, Requester
+from bot.infra.simulator import clip_bytes
 from tests.adapters.discord.conftest import World
 from tests.adapters.discord.fake_discord import FAKE_TOKEN, RecordedRequest
 from tests.adapters.discord.helpers import ALICE, eventually, is_upload, sora_options

@@ -9,7 +9,7 @@ import socket
 import sys
 from pathlib import Path
 
-from bot.simulator import Simulator, clip_bytes
+from bot.infra.simulator import Simulator, clip_bytes
 from tests.adapters.discord.fake_discord import FAKE_TOKEN, FakeDiscord
 from tests.adapters.discord.helpers import ALICE, is_upload, sora_options
 

@@ -20,8 +20,8 @@ import aiohttp
 import pytest
 
 from adapters.slack import SlackRuntime
-from bot.models import Job
-from bot.simulator import Simulator
+from bot.domain.models import Job
+from bot.infra.simulator import Simulator
 from tests.adapters.slack.fake_slack import (
     BOT_TOKEN,
     SIGNING_SECRET,

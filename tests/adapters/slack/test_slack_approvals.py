@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from adapters.slack import admin_render
-from bot.approvals import Approval
-from bot.models import JobStatus, Requester
-from bot.simulator import Simulator, clip_bytes, orientation_of
+from bot.domain.models import JobStatus, Requester
+from bot.infra.simulator import Simulator, clip_bytes, orientation_of
+from bot.services.approvals import Approval
 from tests.adapters.slack.actions import (
     ADMINS_CHANNEL,
     buttons,

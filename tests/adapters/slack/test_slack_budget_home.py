@@ -7,8 +7,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bot.models import JobStatus, Requester, fmt_credits
-from bot.simulator import Simulator
+from bot.domain.models import JobStatus, Requester, fmt_credits
+from bot.infra.simulator import Simulator
 from tests.adapters.slack.conftest import (
     ADMIN,
     ALICE,

@@ -7,8 +7,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from bot.models import JobStatus
-from bot.simulator import Simulator
+from bot.domain.models import JobStatus
+from bot.infra.simulator import Simulator
 from tests.adapters.slack.conftest import slack_bot_on
 from tests.adapters.slack.fake_slack import FakeSlack
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from bot.models import JobStatus
-from bot.simulator import Simulator, clip_bytes, orientation_of
+from bot.domain.models import JobStatus
+from bot.infra.simulator import Simulator, clip_bytes, orientation_of
 from tests.adapters.slack.conftest import ALICE, GENERAL, SlackWorld
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from adapters.slack import admin_render
-from bot.models import JobStatus
-from bot.simulator import Simulator
+from bot.domain.models import JobStatus
+from bot.infra.simulator import Simulator
 from tests.adapters.slack.actions import buttons, click, posts_to, response, text_of
 from tests.adapters.slack.conftest import (
     ADMIN,

@@ -11,9 +11,9 @@ from pydantic import SecretStr
 
 from adapters.slack import check_slack, handlers, modal, render
 from adapters.slack.runtime import EVENTS_PATH
-from bot.config import Settings
-from bot.models import JobStatus
-from bot.simulator import Simulator, clip_bytes, orientation_of
+from bot.domain.models import JobStatus
+from bot.infra.config import Settings
+from bot.infra.simulator import Simulator, clip_bytes, orientation_of
 from tests.adapters.slack.conftest import ALICE, GENERAL, SlackWorld, slack_bot_on, user_payload
 from tests.adapters.slack.fake_slack import APP_TOKEN, BOT_TOKEN, TEAM_ID, FakeSlack
 from tests.adapters.slack.test_slack_budget_home import button

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from adapters.slack import admin_render
-from bot.errors import PermissionDenied
-from bot.models import Job, JobStatus, Requester, Surface
-from bot.simulator import Simulator
+from bot.domain.errors import PermissionDenied
+from bot.domain.models import Job, JobStatus, Requester, Surface
+from bot.infra.simulator import Simulator
 from tests.adapters.slack.actions import ADMINS_CHANNEL, click, response
 from tests.adapters.slack.conftest import GENERAL, SlackWorld, slack_bot_on
 from tests.adapters.slack.fake_slack import TEAM_ID, FakeSlack, form_headers, slash_command_body

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 from adapters.slack import render
-from bot.models import Job, JobStatus, Requester, fmt_credits
-from bot.reports import build_report, report_csv
-from bot.simulator import Simulator
+from bot.domain.models import Job, JobStatus, Requester, fmt_credits
+from bot.infra.simulator import Simulator
+from bot.services.reports import build_report, report_csv
 from tests.adapters.slack.actions import click, posts_to, response, text_of, updates_of
 from tests.adapters.slack.conftest import ADMIN, ALICE, GENERAL, SlackWorld, slack_bot_on
 from tests.adapters.slack.fake_slack import TEAM_ID, FakeSlack

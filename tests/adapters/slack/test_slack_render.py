@@ -10,10 +10,18 @@ import pytest
 
 from adapters.slack import modal, render
 from adapters.slack.commands import user_ref
-from bot.catalog import Catalog
-from bot.errors import InputError
-from bot.ledger import UsageRow
-from bot.models import Balance, DeliveredVideo, Job, JobStatus, Requester, Surface, VideoRequest
+from bot.domain.catalog import Catalog
+from bot.domain.errors import InputError
+from bot.domain.models import (
+    Balance,
+    DeliveredVideo,
+    Job,
+    JobStatus,
+    Requester,
+    Surface,
+    VideoRequest,
+)
+from bot.services.ledger import UsageRow
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 ALICE = Requester(platform="slack", workspace="T1", user="U1")
@@ -82,8 +90,10 @@ def test_progress_shows_percentage_and_credits() -> None:
 
 def test_link_fallbacks() -> None:
     base = {"job_id": "j1", "path": "/x.mp4", "size": 5, "filename": "x.mp4"}
-    hosted = DeliveredVideo(**base, hosted_url="https://bot/media/t", source_url="https://e/v")
-    assert "https://bot/media/t" in render.link_message(job(), hosted, balance(), "Too big.")
+    hosted = DeliveredVideo(
+        **base, hosted_url="https://bot/infra/media/t", source_url="https://e/v"
+    )
+    assert "https://bot/infra/media/t" in render.link_message(job(), hosted, balance(), "Too big.")
     source = DeliveredVideo(
         **base, source_url="https://e/v", source_expires_at=NOW + dt.timedelta(hours=24)
     )

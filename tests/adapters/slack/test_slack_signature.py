@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bot.simulator import Simulator
+from bot.infra.simulator import Simulator
 from tests.adapters.slack.conftest import SlackWorld
 from tests.adapters.slack.fake_slack import event_body, json_headers, sign, slash_command_body
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from adapters.slack import render
-from bot.models import Job, JobStatus, Requester
-from bot.simulator import Simulator
+from bot.domain.models import Job, JobStatus, Requester
+from bot.infra.simulator import Simulator
 from tests.adapters.slack.conftest import ALICE, slack_bot_on
 from tests.adapters.slack.fake_slack import TEAM_ID, FakeSlack, SlackCall
 

@@ -1,0 +1,252 @@
+"""Settings: exactly the contract's environment variables (plus `CATALOG_PATH`).
+
+Read from the environment and from `.env` in the working directory (the environment wins).
+Validation errors name the variable and say what would be accepted. Secrets are `SecretStr`,
+so they never appear in a repr, a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.domain.errors import ConfigError
+
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+BUDGET_PERIODS = ("day", "week", "month")
+
+
+def _csv(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [part.strip() for part in str(value).split(",") if part.strip()]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    evolink_api_key: SecretStr | None = None
+    evolink_base_url: str = "https://api.evolink.ai"
+    default_model: str = "sora-2"
+    database_url: str = "sqlite:///sora-bot.db"
+    host: str = "0.0.0.0"
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_base_url: str | None = None
+
+    discord_token: SecretStr | None = None
+    discord_api_base: str = "https://discord.com/api/v10"
+    discord_guild_ids: Any = Field(default_factory=list)
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+
+    user_credits_per_period: Decimal = Decimal(300)
+    team_credits_per_period: Decimal = Decimal(0)
+    budget_period: str = "month"
+    budget_timezone: str = "UTC"
+    admin_user_ids: Any = Field(default_factory=list)
+
+    # Issue 5: concurrency limits, approvals, admin channels.
+    max_jobs_per_user: int = Field(default=2, ge=1, le=100)
+    max_jobs_per_workspace: int = Field(default=8, ge=1, le=1000)
+    approval_ttl_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    discord_admin_channel: str | None = None
+    slack_admin_channel: str | None = None
+
+    metrics_token: SecretStr | None = None  # when set, GET /metrics needs "Bearer <token>"
+
+    media_dir: Path = Path("media")
+    media_retention_days: int = Field(default=7, ge=1)
+    catalog_path: Path | None = None
+
+    @field_validator(
+        "evolink_api_key",
+        "discord_token",
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        "catalog_path",
+        "discord_admin_channel",
+        "slack_admin_channel",
+        "metrics_token",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        # `KEY=` in a .env file means "not set", not "set to nothing".
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("evolink_base_url", "discord_api_base", "slack_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"must be an http(s) URL, got {value!r}")
+        return value
+
+    @field_validator("evolink_base_url")
+    @classmethod
+    def _no_v1(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if value.endswith("/v1"):
+            raise ValueError("is the API root without /v1 (e.g. https://api.evolink.ai)")
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if not parts.netloc:
+            raise ValueError(f"must be an absolute URL like https://bot.example.com, got {value!r}")
+        if parts.scheme == "https":
+            return value.strip().rstrip("/")
+        if parts.scheme == "http" and parts.hostname in LOCAL_HOSTS:
+            return value.strip().rstrip("/")
+        raise ValueError(
+            f"must use https (plain http is accepted only for localhost/127.0.0.1), got {value!r}"
+        )
+
+    @field_validator("discord_guild_ids", mode="before")
+    @classmethod
+    def _guild_ids(cls, value: Any) -> list[int]:
+        ids = _csv(value)
+        bad = [item for item in ids if not item.isdigit()]
+        if bad:
+            raise ValueError(f"must be a comma list of numeric guild ids, got {bad[0]!r}")
+        return [int(item) for item in ids]
+
+    @field_validator("admin_user_ids", mode="before")
+    @classmethod
+    def _admins(cls, value: Any) -> list[str]:
+        ids = _csv(value)
+        for item in ids:
+            platform, _, user = item.partition(":")
+            # Any platform name is accepted (discord, slack, console, and test platforms).
+            if not user or not platform.isidentifier() or platform != platform.lower():
+                raise ValueError(f"entries look like discord:1234 or slack:U0123, got {item!r}")
+        return ids
+
+    @field_validator("user_credits_per_period", "team_credits_per_period", mode="before")
+    @classmethod
+    def _credits(cls, value: Any) -> Decimal:
+        try:
+            amount = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise ValueError(
+                f"must be a number of credits like 300 or 12.5, got {value!r}"
+            ) from None
+        if not amount.is_finite() or amount < 0:
+            raise ValueError(f"must be zero or a positive number of credits, got {value!r}")
+        if amount != amount.quantize(Decimal("0.001")):
+            raise ValueError(f"has at most three decimals, got {value!r}")
+        return amount
+
+    @field_validator("budget_period")
+    @classmethod
+    def _period(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in BUDGET_PERIODS:
+            raise ValueError(f"must be one of {', '.join(BUDGET_PERIODS)}, got {value!r}")
+        return value
+
+    @field_validator("budget_timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"must be an IANA time zone like UTC or Europe/Paris, got {value!r}"
+            ) from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _db(cls, value: str) -> str:
+        if not value.startswith("sqlite://"):
+            raise ValueError(f"must be sqlite:///path/to/file.db, got {value!r}")
+        return value
+
+    # -- derived -------------------------------------------------------------------------
+
+    @property
+    def database_path(self) -> str:
+        """`sqlite:///rel.db` → `rel.db`; `sqlite:////abs.db` → `/abs.db`; `sqlite://` → memory."""
+        rest = self.database_url[len("sqlite://") :]
+        if rest in ("", "/", "/:memory:"):
+            return ":memory:"
+        return rest[1:] if rest.startswith("/") else rest
+
+    @property
+    def timezone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.budget_timezone)
+
+    @property
+    def guild_ids(self) -> list[int]:
+        return list(self.discord_guild_ids)
+
+    @property
+    def admin_ids(self) -> frozenset[tuple[str, str]]:
+        """ADMIN_USER_IDS as (platform, user) pairs: the operator admins
+        (bot/domain/permissions.py)."""
+        return frozenset(
+            (platform, user)
+            for platform, _, user in (entry.partition(":") for entry in self.admin_user_ids)
+        )
+
+    def admin_users(self, platform: str) -> list[str]:
+        """The user ids ADMIN_USER_IDS names on `platform`, sorted (whom to DM with requests)."""
+        return sorted(user for where, user in self.admin_ids if where == platform)
+
+    @property
+    def slack_mode(self) -> str | None:
+        """How Slack connects: ``"socket"`` (SLACK_APP_TOKEN), ``"http"`` (SLACK_SIGNING_SECRET,
+        requests to /slack/events), or None when Slack is off or cannot start (`slack_problem`)."""
+        if self.slack_bot_token is None:
+            return None
+        if self.slack_app_token is not None:
+            return "socket"
+        return "http" if self.slack_signing_secret is not None else None
+
+    @property
+    def slack_problem(self) -> str | None:
+        """Why Slack cannot start as configured, in plain words; None when it can or is off.
+
+        Slack needs a way in besides the bot token: the signing secret (HTTP mode) or an
+        app-level token (Socket Mode)."""
+        if self.slack_bot_token is None or self.slack_mode is not None:
+            return None
+        return (
+            "SLACK_BOT_TOKEN is set but SLACK_SIGNING_SECRET is not: Slack's HTTP mode needs it "
+            "to verify requests (Basic Information → Signing Secret), or set SLACK_APP_TOKEN "
+            "for Socket Mode."
+        )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from env/.env (+ overrides), with validation errors turned into `ConfigError`."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = str(err["loc"][0]).upper() if err["loc"] else "settings"
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            lines.append(f"{name} {msg}")
+        raise ConfigError("Invalid configuration:\n  " + "\n  ".join(lines)) from None

@@ -1,0 +1,323 @@
+"""SQL on the `jobs` table. Only `bot.services.jobs` (the job book) writes through this module.
+
+Invariants:
+- A status change is compare-and-set (`UPDATE … WHERE status IN (…)`): two actors racing
+  (a cancel and a delivery) cannot both win. Which changes are allowed is the job book's
+  transition table; this module only executes them.
+- Column names in an update come from `WRITABLE`, never from a caller's string: an unknown
+  name is a programming error (`ValueError`), not SQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.domain.models import Job, JobStatus, Requester, Surface, VideoRequest
+from bot.infra.store.connection import Row, Tx, now_iso, one, parse_ts, rows
+
+COLUMNS = (
+    "id, platform, workspace, user, user_name, status, model, prompt, duration, aspect_ratio, "
+    "request_json, surface_json, progress, task_id, estimated_seconds, reserved_mc, charged_mc, "
+    "error_code, error, result_url, media_path, media_size, period_start, parent_job_id, "
+    "created_at, updated_at, submitted_at, completed_at, finished_at, queued, queue_position, "
+    "roles_json, delivery_attempts, told_at, tell_attempts"
+)
+WRITABLE = frozenset(
+    {
+        "status",
+        "progress",
+        "task_id",
+        "estimated_seconds",
+        "charged_mc",
+        "error_code",
+        "error",
+        "result_url",
+        "media_path",
+        "media_size",
+        "submitted_at",
+        "completed_at",
+        "finished_at",
+        "queued",
+        "queue_position",
+        "surface_json",
+        "told_at",
+    }
+)
+OPEN = (JobStatus.PENDING, JobStatus.SUBMITTED, JobStatus.DELIVERING)
+
+
+def new_job_id() -> str:
+    """Sortable and unguessable: milliseconds since epoch (hex) + 40 random bits."""
+    millis = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    return f"j{millis:011x}{secrets.token_hex(5)}"
+
+
+def requester_of_row(row: Row) -> Requester:
+    """The requester columns shared by `jobs` and `approvals`."""
+    return Requester(
+        platform=row["platform"],
+        workspace=row["workspace"],
+        user=row["user"],
+        display_name=row["user_name"],
+        roles=tuple(json.loads(row["roles_json"] or "[]")),
+    )
+
+
+def row_to_job(row: Row) -> Job:
+    return Job(
+        id=row["id"],
+        requester=requester_of_row(row),
+        request=VideoRequest.model_validate_json(row["request_json"]),
+        surface=Surface.model_validate_json(row["surface_json"]),
+        status=JobStatus(row["status"]),
+        progress=row["progress"],
+        task_id=row["task_id"],
+        reserved_mc=row["reserved_mc"],
+        charged_mc=row["charged_mc"],
+        error_code=row["error_code"],
+        error=row["error"],
+        estimated_seconds=row["estimated_seconds"],
+        result_url=row["result_url"],
+        media_path=row["media_path"],
+        media_size=row["media_size"],
+        created_at=dt.datetime.fromisoformat(row["created_at"]),
+        submitted_at=parse_ts(row["submitted_at"]),
+        finished_at=parse_ts(row["finished_at"]),
+        parent_job_id=row["parent_job_id"],
+        queued=bool(row["queued"]),
+        queue_position=row["queue_position"],
+        completed_at=parse_ts(row["completed_at"]),
+        delivery_attempts=row["delivery_attempts"],
+        told_at=parse_ts(row["told_at"]),
+        tell_attempts=row["tell_attempts"],
+    )
+
+
+async def insert(
+    tx: Tx,
+    job_id: str,
+    who: Requester,
+    request: VideoRequest,
+    surface: Surface,
+    reserved_mc: int,
+    period_key: str,
+    parent_job_id: str | None,
+) -> None:
+    """A new job: pending and queued (the dispatcher releases it when a slot is free)."""
+    stamp = now_iso()
+    await tx.execute(
+        "INSERT INTO jobs (id, platform, workspace, user, user_name, status, model, prompt,"
+        " duration, aspect_ratio, request_json, surface_json, reserved_mc, period_start,"
+        " parent_job_id, created_at, updated_at, queued, roles_json)"
+        " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
+        (
+            job_id,
+            who.platform,
+            who.workspace,
+            who.user,
+            who.display_name,
+            request.model,
+            request.prompt,
+            request.duration,
+            request.aspect_ratio,
+            request.model_dump_json(),
+            surface.model_dump_json(),
+            reserved_mc,
+            period_key,
+            parent_job_id,
+            stamp,
+            stamp,
+            json.dumps(list(who.roles)),
+        ),
+    )
+
+
+async def update(
+    tx: Tx, job_id: str, while_in: Iterable[JobStatus] | None, fields: dict[str, Any]
+) -> bool:
+    """Set `fields` if the job's status is one of `while_in` (any when None); True if it did."""
+    unknown = set(fields) - WRITABLE
+    if unknown:
+        raise ValueError(f"not a writable job column: {', '.join(sorted(unknown))}")
+    names = sorted(fields)
+    assignments = ", ".join(f"{name} = ?" for name in names)  # names from WRITABLE only
+    params: list[Any] = [_db_value(fields[name]) for name in names]
+    sql = f"UPDATE jobs SET {assignments}, updated_at = ? WHERE id = ?"
+    params += [now_iso(), job_id]
+    if while_in is not None:
+        states = [str(s) for s in while_in]
+        sql += f" AND status IN ({', '.join('?' for _ in states)})"
+        params.extend(states)
+    cur = await tx.execute(sql, params)
+    return cur.rowcount == 1
+
+
+async def count_delivery_attempt(tx: Tx, job_id: str) -> None:
+    await tx.execute(
+        "UPDATE jobs SET delivery_attempts = delivery_attempts + 1, updated_at = ? WHERE id = ?",
+        (now_iso(), job_id),
+    )
+
+
+async def count_tell_attempt(tx: Tx, job_id: str, ended: Iterable[JobStatus]) -> bool:
+    """One more attempt to tell how the job ended, if it ended and was not told yet."""
+    states = [str(s) for s in ended]
+    cur = await tx.execute(
+        "UPDATE jobs SET tell_attempts = tell_attempts + 1, updated_at = ?"
+        f" WHERE id = ? AND told_at IS NULL AND status IN ({', '.join('?' for _ in states)})",
+        (now_iso(), job_id, *states),
+    )
+    return cur.rowcount == 1
+
+
+async def amounts(tx: Tx, job_id: str) -> tuple[int, int | None] | None:
+    """(reserved_mc, charged_mc) of a job, or None when there is no such job."""
+    row = await one(tx, "SELECT reserved_mc, charged_mc FROM jobs WHERE id = ?", (job_id,))
+    if row is None:
+        return None
+    return int(row[0]), None if row[1] is None else int(row[1])
+
+
+async def get(tx: Tx, job_id: str) -> Job | None:
+    row = await one(tx, f"SELECT {COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+    return None if row is None else row_to_job(row)
+
+
+async def for_task(tx: Tx, task_id: str) -> Job | None:
+    row = await one(tx, f"SELECT {COLUMNS} FROM jobs WHERE task_id = ?", (task_id,))
+    return None if row is None else row_to_job(row)
+
+
+async def untold_endings(tx: Tx, since: dt.datetime, ended: Iterable[JobStatus]) -> list[Job]:
+    states = [str(s) for s in ended]
+    found = await rows(
+        tx,
+        f"SELECT {COLUMNS} FROM jobs WHERE status IN ({', '.join('?' for _ in states)})"
+        " AND told_at IS NULL AND finished_at >= ? ORDER BY finished_at",
+        (*states, since.isoformat(timespec="milliseconds")),
+    )
+    return [row_to_job(r) for r in found]
+
+
+async def unfinished(tx: Tx) -> list[Job]:
+    found = await rows(
+        tx,
+        f"SELECT {COLUMNS} FROM jobs WHERE status IN (?, ?, ?) ORDER BY created_at",
+        tuple(str(s) for s in OPEN),
+    )
+    return [row_to_job(r) for r in found]
+
+
+async def recent(
+    tx: Tx,
+    *,
+    platform: str | None = None,
+    workspace: str | None = None,
+    user: str | None = None,
+    limit: int = 20,
+) -> list[Job]:
+    clauses, params = where(platform=platform, workspace=workspace, user=user)
+    found = await rows(
+        tx,
+        f"SELECT {COLUMNS} FROM jobs {clauses} ORDER BY created_at DESC, id DESC LIMIT ?",
+        (*params, limit),
+    )
+    return [row_to_job(r) for r in found]
+
+
+@dataclass(frozen=True)
+class WaitingRow:
+    job_id: str
+    platform: str
+    workspace: str
+    user: str
+    created_at: str
+    queue_position: int | None
+
+
+async def waiting(tx: Tx) -> list[WaitingRow]:
+    """Queued jobs, oldest first."""
+    found = await rows(
+        tx,
+        "SELECT id, platform, workspace, user, created_at, queue_position FROM jobs"
+        " WHERE status = 'pending' AND queued = 1 ORDER BY created_at, id",
+    )
+    return [WaitingRow(r[0], r[1], r[2], r[3], r[4], r[5]) for r in found]
+
+
+async def in_flight_by_user(tx: Tx) -> list[tuple[str, str, str, int]]:
+    """(platform, workspace, user, jobs) of jobs that hold a slot: released or submitted."""
+    found = await rows(
+        tx,
+        "SELECT platform, workspace, user, COUNT(*) FROM jobs WHERE status = 'submitted'"
+        " OR (status = 'pending' AND queued = 0) GROUP BY platform, workspace, user",
+    )
+    return [(r[0], r[1], r[2], int(r[3])) for r in found]
+
+
+async def queued_reserved_mc(tx: Tx, who: Requester) -> int:
+    row = await one(
+        tx,
+        "SELECT COALESCE(SUM(reserved_mc), 0) FROM jobs WHERE platform = ?"
+        " AND workspace = ? AND user = ? AND status = 'pending' AND queued = 1",
+        (who.platform, who.workspace, who.user),
+    )
+    return int(row[0]) if row else 0
+
+
+async def count_by_status(tx: Tx) -> dict[str, int]:
+    found = await rows(tx, "SELECT status, COUNT(*) FROM jobs GROUP BY status")
+    return {str(r[0]): int(r[1]) for r in found}
+
+
+async def period_status_counts(
+    tx: Tx, period_key: str, platform: str | None, workspace: str | None
+) -> dict[tuple[tuple[str, str, str], str], int]:
+    """((platform, workspace, user), status) → jobs accepted in the period."""
+    clauses, params = where(period_start=period_key, platform=platform, workspace=workspace)
+    found = await rows(
+        tx,
+        f"SELECT platform, workspace, user, status, COUNT(*) FROM jobs {clauses}"
+        " GROUP BY platform, workspace, user, status",
+        params,
+    )
+    return {((r[0], r[1], r[2]), str(r[3])): int(r[4]) for r in found}
+
+
+async def display_names(
+    tx: Tx, period_key: str, platform: str | None, workspace: str | None
+) -> dict[tuple[str, str, str], str]:
+    """The newest display name each requester had in the period's jobs."""
+    clauses, params = where(period_start=period_key, platform=platform, workspace=workspace)
+    found = await rows(
+        tx,
+        f"SELECT platform, workspace, user, user_name FROM jobs {clauses}"
+        " AND user_name IS NOT NULL AND user_name != '' ORDER BY created_at",
+        params,
+    )
+    return {(r[0], r[1], r[2]): str(r[3]) for r in found}
+
+
+def where(**filters: str | None) -> tuple[str, list[str]]:
+    """A WHERE clause over the given equality filters (None: no filter); the names are this
+    module's own keyword arguments, never a caller's string."""
+    parts = [f"{name} = ?" for name, value in filters.items() if value is not None]
+    params = [value for value in filters.values() if value is not None]
+    return ("WHERE " + " AND ".join(parts) if parts else "WHERE 1 = 1", params)
+
+
+def _db_value(value: Any) -> Any:
+    if isinstance(value, Surface | VideoRequest):
+        return value.model_dump_json()
+    if isinstance(value, dt.datetime):
+        return value.isoformat(timespec="milliseconds")
+    if isinstance(value, JobStatus):
+        return str(value)
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return value

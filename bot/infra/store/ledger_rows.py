@@ -1,0 +1,233 @@
+"""SQL on the money tables: `ledger`, `limits`, `role_limits` and `audit`.
+
+Only `bot.services.ledger` (the money owner) calls this module; it decides, this module reads and
+writes rows. Amounts are integer milli-credits.
+
+Invariants:
+- `ledger` is append-only: a hold is settled by a new `capture` or `release` entry, never by
+  an update; two unique indexes allow one hold and one settlement per job.
+- Every sum of the ledger is written once, here: `_SUMS` (granted, used = Σ capture,
+  held = Σ hold − Σ settles, jobs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.domain.models import Requester
+from bot.infra.store.connection import Tx, now_iso, one, rows
+from bot.infra.store.job_rows import where
+
+TEAM = ""  # the `limits.user` value of a workspace's team budget
+
+
+@dataclass(frozen=True)
+class Sums:
+    """Ledger sums for one scope and period, in milli-credits."""
+
+    granted_mc: int
+    used_mc: int
+    held_mc: int
+    jobs: int
+
+
+_SUMS = (
+    "COALESCE(SUM(CASE WHEN kind = 'grant' THEN amount_mc END), 0),"
+    " COALESCE(SUM(CASE WHEN kind = 'capture' THEN amount_mc END), 0),"
+    " COALESCE(SUM(CASE WHEN kind = 'hold' THEN amount_mc END), 0)"
+    "   - COALESCE(SUM(settles_mc), 0),"
+    " COALESCE(SUM(CASE WHEN kind = 'hold' THEN 1 END), 0)"
+)
+
+
+async def user_sums(tx: Tx, who: Requester, period_key: str) -> Sums:
+    row = await one(
+        tx,
+        f"SELECT {_SUMS} FROM ledger"
+        " WHERE platform = ? AND workspace = ? AND user = ? AND period_start = ?",
+        (who.platform, who.workspace, who.user, period_key),
+    )
+    assert row is not None
+    return Sums(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+
+async def team_sums(tx: Tx, platform: str, workspace: str, period_key: str) -> Sums:
+    row = await one(
+        tx,
+        f"SELECT {_SUMS} FROM ledger WHERE platform = ? AND workspace = ? AND period_start = ?",
+        (platform, workspace, period_key),
+    )
+    assert row is not None
+    return Sums(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+
+async def sums_by_user(
+    tx: Tx, period_key: str, platform: str | None, workspace: str | None
+) -> list[tuple[Requester, Sums]]:
+    """Every user with entries in the period, in (platform, workspace, user) order."""
+    clauses, params = where(period_start=period_key, platform=platform, workspace=workspace)
+    found = await rows(
+        tx,
+        f"SELECT platform, workspace, user, {_SUMS} FROM ledger {clauses}"
+        " GROUP BY platform, workspace, user ORDER BY platform, workspace, user",
+        params,
+    )
+    return [
+        (
+            Requester(platform=r[0], workspace=r[1], user=r[2]),
+            Sums(int(r[3]), int(r[4]), int(r[5]), int(r[6])),
+        )
+        for r in found
+    ]
+
+
+async def captures_by_user(
+    tx: Tx, period_key: str, platform: str | None, workspace: str | None
+) -> dict[tuple[str, str, str], int]:
+    """(platform, workspace, user) → captured (delivered and charged) jobs in the period."""
+    clauses, params = where(period_start=period_key, platform=platform, workspace=workspace)
+    found = await rows(
+        tx,
+        f"SELECT platform, workspace, user, COUNT(*) FROM ledger {clauses}"
+        " AND kind = 'capture' GROUP BY platform, workspace, user",
+        params,
+    )
+    return {(r[0], r[1], r[2]): int(r[3]) for r in found}
+
+
+async def totals(tx: Tx, period_key: str) -> tuple[int, int, int, int]:
+    """(held now, captured ever, held in the period, captured in the period)."""
+    row = await one(
+        tx,
+        "SELECT"
+        " COALESCE(SUM(CASE WHEN kind = 'hold' THEN amount_mc ELSE 0 END), 0)"
+        "   - COALESCE(SUM(settles_mc), 0),"
+        " COALESCE(SUM(CASE WHEN kind = 'capture' THEN amount_mc ELSE 0 END), 0),"
+        " COALESCE(SUM(CASE WHEN period_start = ? AND kind = 'hold' THEN amount_mc ELSE 0 END),"
+        "   0) - COALESCE(SUM(CASE WHEN period_start = ? THEN settles_mc ELSE 0 END), 0),"
+        " COALESCE(SUM(CASE WHEN period_start = ? AND kind = 'capture' THEN amount_mc ELSE 0"
+        "   END), 0)"
+        " FROM ledger",
+        (period_key, period_key, period_key),
+    )
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+
+
+async def own_limit_mc(tx: Tx, platform: str, workspace: str, user: str) -> int | None:
+    row = await one(
+        tx,
+        "SELECT limit_mc FROM limits WHERE platform = ? AND workspace = ? AND user = ?",
+        (platform, workspace, user),
+    )
+    return None if row is None else int(row[0])
+
+
+async def best_role_limit_mc(
+    tx: Tx, platform: str, workspace: str, roles: tuple[str, ...]
+) -> int | None:
+    if not roles:
+        return None
+    marks = ", ".join("?" for _ in roles)
+    row = await one(
+        tx,
+        "SELECT MAX(limit_mc) FROM role_limits WHERE platform = ? AND workspace = ?"
+        f" AND role IN ({marks})",
+        (platform, workspace, *roles),
+    )
+    return None if row is None or row[0] is None else int(row[0])
+
+
+async def write_limit(
+    tx: Tx, platform: str, workspace: str, user: str, amount_mc: int, actor: str
+) -> None:
+    await tx.execute(
+        "INSERT INTO limits (platform, workspace, user, limit_mc, updated_at, actor)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (platform, workspace, user)"
+        " DO UPDATE SET limit_mc = excluded.limit_mc, updated_at = excluded.updated_at,"
+        " actor = excluded.actor",
+        (platform, workspace, user, amount_mc, now_iso(), actor),
+    )
+
+
+async def write_role_limit(
+    tx: Tx, platform: str, workspace: str, role: str, amount_mc: int, actor: str
+) -> None:
+    await tx.execute(
+        "INSERT INTO role_limits (platform, workspace, role, limit_mc, updated_at, actor)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (platform, workspace, role)"
+        " DO UPDATE SET limit_mc = excluded.limit_mc, updated_at = excluded.updated_at,"
+        " actor = excluded.actor",
+        (platform, workspace, role, amount_mc, now_iso(), actor),
+    )
+
+
+async def write_hold(tx: Tx, who: Requester, job_id: str, amount_mc: int, period_key: str) -> None:
+    await tx.execute(
+        "INSERT INTO ledger (at, period_start, platform, workspace, user, kind, amount_mc, job_id)"
+        " VALUES (?, ?, ?, ?, ?, 'hold', ?, ?)",
+        (now_iso(), period_key, who.platform, who.workspace, who.user, amount_mc, job_id),
+    )
+
+
+async def write_settlement(tx: Tx, job_id: str, charge_mc: int | None, actor: str | None) -> bool:
+    """Settle the job's hold once: a capture of `charge_mc`, or a release when None. False
+    (nothing written) when there is no hold or it is already settled."""
+    hold = await one(
+        tx,
+        "SELECT period_start, platform, workspace, user, amount_mc FROM ledger"
+        " WHERE job_id = ? AND kind = 'hold'",
+        (job_id,),
+    )
+    if hold is None:
+        return False
+    settled = await one(
+        tx, "SELECT 1 FROM ledger WHERE job_id = ? AND kind IN ('capture', 'release')", (job_id,)
+    )
+    if settled is not None:
+        return False
+    kind = "release" if charge_mc is None else "capture"
+    await tx.execute(
+        "INSERT INTO ledger (at, period_start, platform, workspace, user, kind, amount_mc,"
+        " settles_mc, job_id, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            now_iso(),
+            hold[0],
+            hold[1],
+            hold[2],
+            hold[3],
+            kind,
+            charge_mc or 0,
+            int(hold[4]),
+            job_id,
+            actor,
+        ),
+    )
+    return True
+
+
+async def write_grant(
+    tx: Tx, who: Requester, amount_mc: int, period_key: str, actor: str, reason: str
+) -> None:
+    await tx.execute(
+        "INSERT INTO ledger (at, period_start, platform, workspace, user, kind, amount_mc, actor,"
+        " reason) VALUES (?, ?, ?, ?, ?, 'grant', ?, ?, ?)",
+        (now_iso(), period_key, who.platform, who.workspace, who.user, amount_mc, actor, reason),
+    )
+
+
+async def write_audit(
+    tx: Tx, actor: str, action: str, target: str, amount_mc: int | None, reason: str = ""
+) -> None:
+    await tx.execute(
+        "INSERT INTO audit (at, actor, action, target, amount_mc, reason)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (now_iso(), actor, action, target, amount_mc, reason),
+    )
+
+
+async def audit_entries(tx: Tx) -> list[dict[str, object]]:
+    found = await rows(
+        tx, "SELECT at, actor, action, target, amount_mc, reason FROM audit ORDER BY id"
+    )
+    return [dict(r) for r in found]

@@ -1,0 +1,273 @@
+"""The job book: the one owner of job rows. Every change of a job's state goes through it,
+each with its ledger effect (bot/services/ledger.py) in the same transaction.
+
+A job's life (the statuses users and `sora-bot admin jobs` see; docs/ARCHITECTURE.md):
+
+    pending ──▶ submitted ──▶ delivering ──▶ delivered      (capture the charge)
+       │            │                    └─▶ failed         (release the hold)
+       └────────────┴──▶ failed | cancelled                 (release the hold)
+
+Invariants:
+- `TRANSITIONS` (bot/domain/lifecycle.py) is the only statement of which status may follow which;
+  `_move` is the only function that changes a status, and it refuses any change the table
+  does not list. Each move
+  is compare-and-set on the current status, so of two racing actors exactly one wins.
+- `accept` writes the job row and its hold in one `BEGIN IMMEDIATE` transaction, or nothing.
+- A terminal move settles the hold in the same transaction, so a terminal job never holds
+  credits and a hold settles once. A delivered job's charge is `Job.charge`.
+- Nothing outside this module writes a job row (SQL in bot/infra/store/job_rows.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from bot.domain.errors import JobNotFound, JobStateError
+from bot.domain.lifecycle import ENDED_BADLY, D, P, S, sources_of
+from bot.domain.models import Job, JobStatus, Requester, Surface, VideoRequest, to_mc
+from bot.infra.store import Store, Tx, now_iso
+from bot.infra.store import job_rows as sql
+from bot.infra.store.job_rows import WaitingRow
+from bot.services.ledger import Ledger
+
+
+class JobBook:
+    def __init__(self, store: Store, ledger: Ledger) -> None:
+        self.store = store
+        self.ledger = ledger
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def job(self, job_id: str) -> Job:
+        async with self.store.reading() as tx:
+            job = await sql.get(tx, job_id)
+        if job is None:
+            raise JobNotFound(f"There is no job {job_id!r}.")
+        return job
+
+    async def job_for_task(self, task_id: str) -> Job | None:
+        async with self.store.reading() as tx:
+            return await sql.for_task(tx, task_id)
+
+    async def recent_jobs(
+        self,
+        *,
+        platform: str | None = None,
+        workspace: str | None = None,
+        user: str | None = None,
+        limit: int = 20,
+    ) -> list[Job]:
+        async with self.store.reading() as tx:
+            return await sql.recent(
+                tx, platform=platform, workspace=workspace, user=user, limit=limit
+            )
+
+    async def unfinished_jobs(self) -> list[Job]:
+        async with self.store.reading() as tx:
+            return await sql.unfinished(tx)
+
+    async def untold_endings(self, since: dt.datetime) -> list[Job]:
+        """Failed or cancelled jobs whose user was never told (a crash right after the end)."""
+        async with self.store.reading() as tx:
+            return await sql.untold_endings(tx, since, ENDED_BADLY)
+
+    async def count_by_status(self) -> dict[str, int]:
+        async with self.store.reading() as tx:
+            found = await sql.count_by_status(tx)
+        return {status.value: found.get(status.value, 0) for status in JobStatus}
+
+    async def period_status_counts(
+        self, period_key: str, platform: str | None, workspace: str | None
+    ) -> dict[tuple[tuple[str, str, str], str], int]:
+        async with self.store.reading() as tx:
+            return await sql.period_status_counts(tx, period_key, platform, workspace)
+
+    async def display_names(
+        self, period_key: str, platform: str | None, workspace: str | None
+    ) -> dict[tuple[str, str, str], str]:
+        async with self.store.reading() as tx:
+            return await sql.display_names(tx, period_key, platform, workspace)
+
+    # -- admission ---------------------------------------------------------------------------
+
+    async def accept(
+        self,
+        who: Requester,
+        request: VideoRequest,
+        surface: Surface,
+        quote: Decimal,
+        *,
+        parent_job_id: str | None = None,
+    ) -> Job:
+        """Insert the job and hold its quote, atomically; raises BudgetError when it won't fit."""
+        async with self.store.transaction() as tx:
+            job_id = await self.accept_in(
+                tx, who, request, surface, quote, parent_job_id=parent_job_id
+            )
+        return await self.job(job_id)
+
+    async def accept_in(
+        self,
+        tx: Tx,
+        who: Requester,
+        request: VideoRequest,
+        surface: Surface,
+        quote: Decimal,
+        *,
+        parent_job_id: str | None = None,
+        force: bool = False,
+    ) -> str:
+        """`accept` inside the caller's transaction (approvals); returns the new job id.
+
+        The job starts queued: the dispatcher releases it when a slot is free.
+        """
+        job_id = sql.new_job_id()
+        period = self.ledger.current_period()
+        await sql.insert(tx, job_id, who, request, surface, to_mc(quote), period.key, parent_job_id)
+        await self.ledger.hold_in(tx, who, job_id, to_mc(quote), period, force=force)
+        return job_id
+
+    # -- the queue ---------------------------------------------------------------------------
+
+    async def waiting(self) -> list[WaitingRow]:
+        async with self.store.reading() as tx:
+            return await sql.waiting(tx)
+
+    async def in_flight_by_user(self) -> list[tuple[str, str, str, int]]:
+        async with self.store.reading() as tx:
+            return await sql.in_flight_by_user(tx)
+
+    async def release_from_queue(self, job_id: str) -> bool:
+        """A queued job got a slot: the tracker may submit it now."""
+        return await self._update(job_id, (P,), queued=0, queue_position=None)
+
+    async def set_queue_position(self, job_id: str, position: int) -> None:
+        await self._update(job_id, (P,), queue_position=position)
+
+    # -- the life of a job ---------------------------------------------------------------------
+
+    async def mark_submitted(self, job_id: str, task_id: str, estimated: int | None) -> bool:
+        async with self.store.transaction() as tx:
+            return await self._move(
+                tx,
+                job_id,
+                S,
+                queued=0,
+                queue_position=None,
+                task_id=task_id,
+                estimated_seconds=estimated,
+                submitted_at=now_iso(),
+            )
+
+    async def record_progress(self, job_id: str, progress: int) -> None:
+        await self._update(job_id, (S,), progress=progress)
+
+    async def mark_delivering(self, job_id: str, result_url: str, charge: Decimal | None) -> bool:
+        """EvoLink finished the task; `charge` is what it billed (None: not reported)."""
+        async with self.store.transaction() as tx:
+            return await self._move(
+                tx,
+                job_id,
+                D,
+                progress=100,
+                result_url=result_url,
+                charged_mc=None if charge is None else to_mc(charge),
+                completed_at=now_iso(),
+            )
+
+    async def note_delivery_attempt(self, job_id: str) -> None:
+        """Recorded before the platform is asked to post the video (see Job.delivery_attempts)."""
+        async with self.store.transaction() as tx:
+            await sql.count_delivery_attempt(tx, job_id)
+
+    async def record_media(self, job_id: str, path: str, size: int) -> None:
+        await self._update(job_id, None, media_path=path, media_size=size)
+
+    async def finish_delivered(self, job_id: str) -> bool:
+        """delivering → delivered and capture the charge; False if it was already recorded."""
+        async with self.store.transaction() as tx:
+            job = await sql.get(tx, job_id)
+            if job is None:
+                return False
+            moved = await self._move(
+                tx,
+                job_id,
+                JobStatus.DELIVERED,
+                charged_mc=job.charge_mc,
+                finished_at=now_iso(),
+            )
+            if moved:
+                await self.ledger.settle_in(tx, job_id, charge_mc=job.charge_mc)
+            return moved
+
+    async def finish_failed(self, job_id: str, code: str | None, reason: str) -> bool:
+        async with self.store.transaction() as tx:
+            moved = await self._move(
+                tx,
+                job_id,
+                JobStatus.FAILED,
+                error_code=code,
+                error=reason,
+                charged_mc=None,
+                finished_at=now_iso(),
+            )
+            if moved:
+                await self.ledger.settle_in(tx, job_id, charge_mc=None)
+            return moved
+
+    async def finish_cancelled(self, job_id: str, actor: str) -> Job:
+        async with self.store.transaction() as tx:
+            moved = await self._move(
+                tx,
+                job_id,
+                JobStatus.CANCELLED,
+                error=f"cancelled by {actor}",
+                finished_at=now_iso(),
+            )
+            if moved:
+                await self.ledger.settle_in(tx, job_id, charge_mc=None, actor=actor)
+        job = await self.job(job_id)
+        if not moved:
+            if job.status == JobStatus.CANCELLED:
+                return job
+            raise JobStateError(_cannot_cancel(job))
+        return job
+
+    async def save_surface(self, job_id: str, surface: Surface) -> None:
+        await self._update(job_id, None, surface_json=surface.model_dump_json())
+
+    # -- telling how it ended ------------------------------------------------------------------
+
+    async def begin_telling(self, job_id: str) -> Job | None:
+        """Count one more attempt to tell how the job ended (in SQL, before the port is
+        called); the job as it is now, or None when it was already told or has not ended."""
+        async with self.store.transaction() as tx:
+            if not await sql.count_tell_attempt(tx, job_id, ENDED_BADLY):
+                return None
+            return await sql.get(tx, job_id)
+
+    async def mark_told(self, job_id: str) -> None:
+        await self._update(job_id, ENDED_BADLY, told_at=now_iso())
+
+    # -- the two writers -----------------------------------------------------------------------
+
+    async def _move(self, tx: Tx, job_id: str, target: JobStatus, **fields: Any) -> bool:
+        """Change the status to `target` if the table allows it from the current one."""
+        return await sql.update(tx, job_id, sources_of(target), {"status": target, **fields})
+
+    async def _update(
+        self, job_id: str, while_in: tuple[JobStatus, ...] | None, **fields: Any
+    ) -> bool:
+        """Change fields other than the status, while the job is in `while_in` (None: any)."""
+        if "status" in fields:
+            raise ValueError("a status changes only through _move")
+        async with self.store.transaction() as tx:
+            return await sql.update(tx, job_id, while_in, fields)
+
+
+def _cannot_cancel(job: Job) -> str:
+    if job.status == JobStatus.DELIVERING:
+        return "This video is already finished and being posted; it can no longer be cancelled."
+    return f"This job is already {job.status.value}; there is nothing to cancel."

@@ -1,0 +1,110 @@
+"""What the tracker tells users through the platform ports: progress and bad endings.
+
+Invariants:
+- A failure or cancel is told once. Within a process a job being told is not told again at
+  the same time (`_telling`), and a job whose telling was recorded (`told_at`) is never told
+  again. Each attempt is counted in SQL before the port is called (`Job.tell_attempts`), so
+  after a crash between the port's post and its record the retelling carries
+  `tell_attempts > 1` and the port checks the platform for its earlier notice first: exactly
+  once wherever the platform lets the port look (bot/services/port.py).
+- Progress reaches a port only when it changed, and not more often than the port's
+  `progress_interval`; the newest value is shown once the interval has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+
+from bot.domain.models import Job, JobStatus
+from bot.services.jobs import JobBook
+from bot.services.port import ChatPort
+
+log = logging.getLogger(__name__)
+
+
+class Notices:
+    def __init__(self, book: JobBook, ports: Mapping[str, ChatPort]) -> None:
+        self.book = book
+        self.ports = ports
+        self._telling: set[str] = set()  # jobs whose ending is being told right now
+        self._last_progress: dict[str, tuple[float, int, str]] = {}
+        self.flushes: dict[str, asyncio.Task[None]] = {}
+
+    # -- endings -----------------------------------------------------------------------------
+
+    def claim(self, job_id: str) -> bool:
+        """Take the telling of this job's ending (False: someone in this process has it)."""
+        if job_id in self._telling:
+            return False
+        self._telling.add(job_id)
+        return True
+
+    async def tell_ending(self, job_id: str) -> None:
+        """Tell the user how the job ended, unless it is being (or was) told already."""
+        if self.claim(job_id):
+            await self.tell_claimed(job_id)
+
+    async def tell_claimed(self, job_id: str) -> None:
+        """Tell a job claimed with `claim`, and release the claim."""
+        try:
+            job = await self.book.job(job_id)
+            port = self.ports.get(job.requester.platform)
+            if port is None:
+                return  # told by the process that runs this platform, at its start
+            attempt = await self.book.begin_telling(job_id)
+            if attempt is None:
+                return  # already told, or not ended
+            try:
+                balance = await self.book.ledger.balance(attempt.requester)
+                if attempt.status == JobStatus.CANCELLED:
+                    await port.on_job_cancelled(attempt, balance)
+                else:
+                    reason = attempt.error or "the video failed"
+                    await port.on_job_failed(attempt, reason, balance)
+            except Exception:
+                log.exception("job %s: could not tell the user how it ended", job_id)
+                return
+            await self.book.mark_told(job_id)
+        finally:
+            self._telling.discard(job_id)
+
+    # -- progress ----------------------------------------------------------------------------
+
+    def forget(self, job_id: str) -> None:
+        self._last_progress.pop(job_id, None)
+
+    async def progress(self, job: Job, *, force: bool = False) -> None:
+        port = self.ports.get(job.requester.platform)
+        if port is None:
+            return
+        now = time.monotonic()  # progress_interval is in real seconds
+        last = self._last_progress.get(job.id)
+        if last is not None and not force:
+            last_at, last_value, last_status = last
+            if last_value == job.progress and last_status == job.status:
+                return
+            if now - last_at < port.progress_interval:
+                # Too soon: show the newest value once the interval has passed.
+                self._flush_later(job.id, port.progress_interval - (now - last_at))
+                return
+        self._last_progress[job.id] = (now, job.progress, job.status)
+        try:
+            await port.on_job_progress(job)
+        except Exception:
+            log.exception("job %s: progress update failed", job.id)
+
+    def _flush_later(self, job_id: str, delay: float) -> None:
+        if job_id in self.flushes:
+            return
+
+        async def flush() -> None:
+            await asyncio.sleep(delay)
+            self.flushes.pop(job_id, None)
+            job = await self.book.job(job_id)
+            if job.status == JobStatus.SUBMITTED:
+                await self.progress(job)
+
+        self.flushes[job_id] = asyncio.create_task(flush(), name=f"progress-{job_id}")

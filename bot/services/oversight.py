@@ -1,0 +1,182 @@
+"""Oversight: the budget holders' side of the core — approvals, alerts, the account guard.
+
+SoraService delegates here; adapters never call this module directly. Admin-facing messages
+go to the platform's `AdminPort` (bot/services/port.py) when the port implements it.
+
+Invariants: see bot/services/approvals.py (one decision per approval) and bot/services/alerts.py
+(one alert per
+threshold per period). Notifications are best-effort and never undo a recorded decision.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from decimal import Decimal
+
+from bot.domain.errors import AccountBalanceError, ApprovalNotFound, JobStateError
+from bot.domain.models import Job, JobStatus, Requester, Surface, VideoRequest, to_mc
+from bot.infra.store import approval_rows
+from bot.services import approvals
+from bot.services.alerts import AccountGuard, Alert, account_alert, crossed_thresholds
+from bot.services.approvals import Approval
+from bot.services.jobs import JobBook
+from bot.services.port import AdminPort
+from bot.services.tracker import Tracker
+
+log = logging.getLogger(__name__)
+
+
+class Oversight:
+    def __init__(
+        self, book: JobBook, tracker: Tracker, guard: AccountGuard, approval_ttl: dt.timedelta
+    ) -> None:
+        self.book = book
+        self.tracker = tracker
+        self.guard = guard
+        self.approval_ttl = approval_ttl
+
+    def admin_port(self, platform: str) -> AdminPort | None:
+        port = self.tracker.ports.get(platform)
+        return port if isinstance(port, AdminPort) else None
+
+    # -- alerts ------------------------------------------------------------------------------
+
+    async def check_account(self, who: Requester, quote: Decimal) -> None:
+        try:
+            await self.guard.check(quote)
+        except AccountBalanceError as exc:
+            await self._alert_once_today(who, account_alert(who, exc.message))
+            raise
+
+    async def after_spend(self, who: Requester) -> None:
+        """Spend changed for `who` (a hold or a capture): send newly crossed thresholds."""
+        ledger = self.book.ledger
+        period = ledger.current_period()
+        async with self.book.store.transaction() as tx:
+            mine = await ledger.figures_in(tx, who, period)
+            team = await ledger.team_figures_in(tx, who.platform, who.workspace, period)
+            due = await crossed_thresholds(tx, who, period.key, mine, team)
+        for alert in due:
+            await self.send_alert(alert)
+
+    async def after_job(self, job: Job) -> None:
+        """The tracker's finish hook (subscribed by `bot.app.build_core`): a delivered job's
+        capture may cross a budget threshold."""
+        if job.status == JobStatus.DELIVERED:
+            await self.after_spend(job.requester)
+
+    async def _alert_once_today(self, who: Requester, alert: Alert) -> None:
+        async with self.book.store.transaction() as tx:
+            fresh = await approval_rows.claim_alert(
+                tx, who, "", dt.date.today().isoformat(), alert.kind, 0
+            )
+        if fresh:
+            await self.send_alert(alert)
+
+    async def send_alert(self, alert: Alert) -> None:
+        log.warning("budget alert for %s:%s: %s", alert.platform, alert.workspace, alert.text)
+        port = self.admin_port(alert.platform)
+        if port is None:
+            return
+        try:
+            await port.on_admin_alert(alert)
+        except Exception:
+            log.exception("could not deliver an admin alert")
+
+    # -- approvals ---------------------------------------------------------------------------
+
+    async def ask(
+        self, who: Requester, request: VideoRequest, quote: Decimal, surface: Surface
+    ) -> Approval:
+        async with self.book.store.transaction() as tx:
+            approval_id = await approvals.insert(
+                tx, who, request, surface, to_mc(quote), self.approval_ttl
+            )
+        approval = await self.get(approval_id)
+        port = self.admin_port(who.platform)
+        if port is not None:
+            try:
+                await port.on_approval_requested(approval, await self.book.ledger.balance(who))
+            except Exception:
+                log.exception("approval %s: could not reach the admins", approval_id)
+        return approval
+
+    async def get(self, approval_id: str) -> Approval:
+        async with self.book.store.reading() as tx:
+            approval = await approvals.get(tx, approval_id)
+        if approval is None:
+            raise ApprovalNotFound(f"There is no request {approval_id!r}.")
+        return approval
+
+    async def pending(self, platform: str | None = None) -> list[Approval]:
+        async with self.book.store.reading() as tx:
+            return await approvals.pending(tx, platform)
+
+    async def decide(self, approval_id: str, actor: str, approve: bool) -> Approval:
+        approval = await self.get(approval_id)
+        verdict = "approved" if approve else "denied"
+        async with self.book.store.transaction() as tx:
+            won = await approvals.decide(tx, approval_id, verdict, actor)
+            if won and approve:
+                price_mc = to_mc(approval.price)
+                reason = f"approved request {approval_id}"
+                await self.book.ledger.grant_in(
+                    tx, actor, approval.requester, price_mc, reason, action="approve"
+                )
+                job_id = await self.book.accept_in(
+                    tx,
+                    approval.requester,
+                    approval.request,
+                    approval.surface,
+                    approval.price,
+                    force=True,
+                )
+                await approval_rows.link_job(tx, approval_id, job_id)
+            elif won:
+                await self.book.ledger.audit_in(
+                    tx,
+                    actor,
+                    "deny",
+                    approval.requester.key,
+                    to_mc(approval.price),
+                    f"denied request {approval_id}",
+                )
+        decided = await self.get(approval_id)
+        if not won:
+            if decided.status == "pending":  # still pending, so it had expired
+                raise JobStateError("This request has expired; ask again if it is still needed.")
+            by = f" by {decided.decided_by}" if decided.decided_by else ""
+            raise JobStateError(f"This request was already {decided.status}{by}.")
+        log.info("approval %s: %s by %s", approval_id, verdict, actor)
+        if approve:
+            self.tracker.dispatch_soon()
+            await self.after_spend(approval.requester)
+        await self._tell_requester(decided)
+        return decided
+
+    async def save_admin_refs(self, approval_id: str, refs: dict[str, str]) -> None:
+        async with self.book.store.transaction() as tx:
+            await approval_rows.save_admin_refs(tx, approval_id, refs)
+
+    async def expire_due(self) -> int:
+        """Expire pending approvals past their time and tell the requesters."""
+        async with self.book.store.reading() as tx:
+            due = await approval_rows.due(tx)
+        count = 0
+        for approval_id in due:
+            async with self.book.store.transaction() as tx:
+                changed = await approval_rows.expire(tx, approval_id)
+            if changed:
+                count += 1
+                await self._tell_requester(await self.get(approval_id))
+        return count
+
+    async def _tell_requester(self, approval: Approval) -> None:
+        port = self.admin_port(approval.requester.platform)
+        if port is None:
+            return
+        try:
+            await port.on_approval_decided(approval)
+        except Exception:
+            log.exception("approval %s: could not tell the requester", approval.id)

@@ -1,0 +1,301 @@
+"""SoraService: everything an adapter (or the CLI) may ask of the core, in domain words.
+
+Adapters turn platform events into these calls and render what comes back (or the `BotError`
+raised) — they hold no business rule. Every call that acts on someone else's job, budget or
+figures asks `bot.domain.permissions` first, scoped to the target's (platform, workspace); adapters
+pass only facts about the actor (`Requester.workspace_admin`), never a decision.
+
+Invariants:
+- A refused request (InputError, BudgetError, PermissionDenied) holds nothing and sends nothing.
+- `submit` returns once the job and its hold are stored; EvoLink is contacted by the tracker.
+- Every admin action writes an audit row with who did it, in the same transaction as its effect.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from bot.domain.catalog import Catalog
+from bot.domain.chat_commands import ChatCommand, parse_chat_command, usage_text
+from bot.domain.errors import InputError, JobStateError
+from bot.domain.grammar import parse_request
+from bot.domain.models import Balance, Job, JobStatus, Requester, Surface, VideoRequest, fmt_credits
+from bot.domain.periods import Period
+from bot.domain.permissions import Actor, Permissions
+from bot.domain.requests import RequestOptions, remix_options, validate_request
+from bot.infra.config import Settings
+from bot.infra.media import MediaHost
+from bot.services.approvals import Approval
+from bot.services.jobs import JobBook
+from bot.services.ledger import UsageRow
+from bot.services.oversight import Oversight
+from bot.services.reports import UsageReport, build_report
+from bot.services.tracker import Tracker
+
+log = logging.getLogger(__name__)
+
+MAX_ADMIN_AMOUNT = Decimal(10_000_000)
+
+
+def parse_amount(text: str | Decimal | int, *, field: str = "amount") -> Decimal:
+    """A credit amount typed by an admin: a non-negative number with at most 3 decimals."""
+    try:
+        value = Decimal(str(text).strip())
+    except InvalidOperation:
+        raise InputError(f"{text!r} is not a number of credits.", field=field) from None
+    if not value.is_finite() or value < 0 or value > MAX_ADMIN_AMOUNT:
+        raise InputError(
+            f"The {field} must be between 0 and {MAX_ADMIN_AMOUNT:,} credits.", field=field
+        )
+    if value != value.quantize(Decimal("0.001")):
+        raise InputError(f"The {field} can have at most three decimals.", field=field)
+    return value
+
+
+class SoraService:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        book: JobBook,
+        tracker: Tracker,
+        media: MediaHost,
+        oversight: Oversight,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.book = book
+        self.tracker = tracker
+        self.media = media
+        self.oversight = oversight
+        self.permissions = Permissions(settings.admin_ids)
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def parse(self, text: str, alongside: RequestOptions | None = None) -> VideoRequest:
+        """Text in the chat grammar, plus structured options a platform sent alongside it
+        (Discord's); flags in the text and options must agree. Validated by
+        `validate_request`, like every request."""
+        return parse_request(
+            text,
+            self.catalog,
+            self.settings.default_model,
+            alongside,
+            own_media=self.media.signed,
+        )
+
+    def parse_command(self, text: str) -> ChatCommand:
+        return parse_chat_command(text)
+
+    def build(self, options: RequestOptions) -> VideoRequest:
+        """A request from structured values (a modal, a button's value, a remix), validated by
+        `validate_request` — the same rules as typing it, the image host rule included."""
+        return validate_request(
+            options, self.catalog, self.settings.default_model, own_media=self.media.signed
+        )
+
+    def usage_text(self) -> str:
+        return usage_text(self.catalog, self.settings.default_model)
+
+    def quote(self, request: VideoRequest) -> Decimal:
+        return self.catalog.quote(request)
+
+    async def submit(
+        self,
+        requester: Requester,
+        request: VideoRequest,
+        surface: Surface,
+        *,
+        parent_job_id: str | None = None,
+    ) -> Job:
+        """Hold the quote and store the job (or raise BudgetError / AccountBalanceError); the
+        tracker takes it on, at once or when the fair queue has a slot."""
+        quote = self.quote(request)
+        await self.book.ledger.precheck(requester, quote)
+        await self.oversight.check_account(requester, quote)
+        job = await self.book.accept(
+            requester, request, surface, quote, parent_job_id=parent_job_id
+        )
+        self.oversight.guard.spent(quote)
+        log.info(
+            "job %s: accepted for %s, %s credits held", job.id, requester.key, fmt_credits(quote)
+        )
+        self.tracker.dispatch_soon()
+        await self.oversight.after_spend(requester)
+        return job
+
+    # -- asking an admin ---------------------------------------------------------------------
+
+    async def ask_admin(
+        self, requester: Requester, request: VideoRequest, surface: Surface
+    ) -> Approval:
+        """A request that did not fit the budget goes to the admins for a decision."""
+        return await self.oversight.ask(requester, request, self.quote(request), surface)
+
+    async def decide_approval(
+        self,
+        approval_id: str,
+        actor: Actor,
+        approve: bool,
+    ) -> Approval:
+        """Approve (grant exactly the price and start the job) or deny, as an admin of the
+        request's workspace; exactly one decision counts — a second one raises JobStateError
+        naming the first."""
+        approval = await self.oversight.get(approval_id)
+        who = self.permissions.require_admin(
+            actor, approval.requester.platform, approval.requester.workspace
+        )
+        return await self.oversight.decide(approval_id, who, approve)
+
+    async def get_approval(self, approval_id: str) -> Approval:
+        return await self.oversight.get(approval_id)
+
+    async def pending_approvals(self, platform: str | None = None) -> list[Approval]:
+        return await self.oversight.pending(platform)
+
+    async def save_approval_refs(self, approval_id: str, refs: dict[str, str]) -> None:
+        await self.oversight.save_admin_refs(approval_id, refs)
+
+    async def save_surface(self, job_id: str, surface: Surface) -> None:
+        await self.book.save_surface(job_id, surface)
+
+    async def get_job(self, job_id: str) -> Job:
+        return await self.book.job(job_id)
+
+    async def cancel(self, job_id: str, actor: Actor) -> Job:
+        """Cancel as its requester or an admin of its workspace; the hold is released."""
+        job = await self.book.job(job_id)
+        who = self.permissions.require_owner_or_admin(actor, job.requester, "cancel")
+        job = await self.book.finish_cancelled(job_id, who)
+        self.tracker.wake(job_id)
+        self.tracker.dispatch_soon()
+        await self.tracker.tell_ending(job.id)
+        return job
+
+    async def again(self, job_id: str, actor: Requester, surface: Surface) -> Job:
+        """The same request once more, as a new job of `actor`, under the same budget rules."""
+        job = await self.book.job(job_id)
+        self.permissions.require_same_workspace(actor, job.requester)
+        return await self.submit(actor, job.request, surface, parent_job_id=job.id)
+
+    async def remix(self, job_id: str, actor: Requester, prompt: str, surface: Surface) -> Job:
+        job = await self.book.job(job_id)
+        self.permissions.require_owner_or_admin(actor, job.requester, "remix")
+        remix_model = self.catalog.remix_model_for(job.request.model)
+        if remix_model is None:
+            raise InputError(f"{job.request.model} videos cannot be remixed.", field="model")
+        if job.status != JobStatus.DELIVERED or job.task_id is None:
+            raise JobStateError("Only a delivered video can be remixed.")
+        request = self.build(remix_options(job.request, remix_model, job.task_id, prompt))
+        return await self.submit(actor, request, surface, parent_job_id=job.id)
+
+    # -- figures -----------------------------------------------------------------------------
+
+    async def balance(self, requester: Requester) -> Balance:
+        return await self.book.ledger.balance(requester)
+
+    async def recent_jobs(self, requester: Requester, limit: int = 10) -> list[Job]:
+        return await self.book.recent_jobs(
+            platform=requester.platform,
+            workspace=requester.workspace,
+            user=requester.user,
+            limit=limit,
+        )
+
+    def period_of(self, day: dt.date | None) -> Period:
+        return self.book.ledger.period_of(day)
+
+    async def usage(
+        self,
+        actor: Actor,
+        platform: str | None = None,
+        workspace: str | None = None,
+        *,
+        day: dt.date | None = None,
+    ) -> list[UsageRow]:
+        """Everyone's figures in (platform, workspace) — None: every one — for an admin of
+        that scope (PermissionDenied otherwise)."""
+        self.permissions.require_admin(actor, platform, workspace)
+        return await self.book.ledger.usage(
+            platform=platform, workspace=workspace, period=self.period_of(day)
+        )
+
+    async def report(
+        self,
+        actor: Actor,
+        platform: str | None = None,
+        workspace: str | None = None,
+        *,
+        day: dt.date | None = None,
+    ) -> UsageReport:
+        """The usage report (bot/services/reports.py) of the period containing `day`, for an
+        admin of (platform, workspace) — PermissionDenied otherwise."""
+        return await build_report(
+            self, actor=actor, platform=platform, workspace=workspace, day=day
+        )
+
+    # -- admin -------------------------------------------------------------------------------
+
+    def may_administer(self, actor: Actor) -> bool:
+        """Does `actor` administer the workspace they are in? (To show admin-only views.)"""
+        return self.permissions.may_administer(actor)
+
+    async def set_limit(self, actor: Actor, target: Requester, amount: Decimal | str) -> None:
+        who = self.permissions.require_admin(actor, target.platform, target.workspace)
+        value = parse_amount(amount, field="limit")
+        await self.book.ledger.set_limit(who, target, value)
+
+    async def grant(
+        self,
+        actor: Actor,
+        target: Requester,
+        amount: Decimal | str,
+        reason: str = "",
+    ) -> None:
+        who = self.permissions.require_admin(actor, target.platform, target.workspace)
+        value = parse_amount(amount)
+        if value == 0:
+            raise InputError("A grant must be more than 0 credits.", field="amount")
+        await self.book.ledger.grant(who, target, value, reason[:500])
+
+    async def set_team_budget(
+        self,
+        actor: Actor,
+        platform: str,
+        workspace: str,
+        amount: Decimal | str,
+    ) -> None:
+        who = self.permissions.require_admin(actor, platform, workspace)
+        value = parse_amount(amount, field="team budget")
+        await self.book.ledger.set_team_budget(who, platform, workspace, value)
+
+    async def set_role_limit(
+        self,
+        actor: Actor,
+        platform: str,
+        workspace: str,
+        role: str,
+        amount: Decimal | str,
+    ) -> None:
+        """An allowance for everyone with a role (Discord); a user's highest role applies,
+        and a user's own limit beats any role."""
+        who = self.permissions.require_admin(actor, platform, workspace)
+        value = parse_amount(amount, field="limit")
+        await self.book.ledger.set_role_limit(who, platform, workspace, role, value)
+
+    async def audit_log(self) -> list[dict[str, object]]:
+        return await self.book.ledger.audit_log()
+
+    # -- media -------------------------------------------------------------------------------
+
+    @property
+    def media_dir(self) -> Path:
+        return self.media.media_dir
+
+    def host_file(self, path: Path, filename: str | None = None) -> str | None:
+        """A signed /media link for a file in MEDIA_DIR (None without PUBLIC_BASE_URL)."""
+        del filename  # the link names the stored file; kept for adapters' readability
+        return self.media.url_for(path)

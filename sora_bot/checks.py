@@ -1,0 +1,113 @@
+"""`sora-bot check`: configuration and reachability, each line saying what is wrong and how
+to fix it. Secrets are never printed."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+import httpx
+
+from bot.domain.catalog import Catalog
+from bot.domain.errors import BotError
+from bot.domain.models import fmt_credits
+from bot.infra.config import Settings
+from bot.infra.evolink import EvoLinkClient
+
+
+async def run_checks(settings: Settings, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    problems = 0
+
+    def report(ok: bool, text: str) -> None:
+        nonlocal problems
+        problems += 0 if ok else 1
+        out.write(("✓ " if ok else "✗ ") + text + "\n")
+
+    try:
+        catalog = Catalog.load(settings.catalog_path)
+        report(True, f"catalog: {len(catalog.names())} models ({', '.join(catalog.names())})")
+        catalog.get(settings.default_model)
+        report(True, f"DEFAULT_MODEL {settings.default_model} is in the catalog")
+    except BotError as exc:
+        report(False, str(exc))
+
+    if settings.evolink_api_key is None:
+        report(False, "EVOLINK_API_KEY is not set")
+    else:
+        client = EvoLinkClient(
+            settings.evolink_base_url,
+            settings.evolink_api_key.get_secret_value(),
+            max_attempts=2,
+        )
+        try:
+            account = await client.credits()
+            if account.unlimited:
+                report(
+                    True, f"EvoLink at {settings.evolink_base_url}: key accepted, unlimited credits"
+                )
+            else:
+                remaining = (
+                    "unknown" if account.remaining is None else fmt_credits(account.remaining)
+                )
+                report(
+                    True,
+                    f"EvoLink at {settings.evolink_base_url}: key accepted, "
+                    f"{remaining} credits left",
+                )
+        except BotError as exc:
+            report(False, f"EvoLink at {settings.evolink_base_url}: {exc}")
+        finally:
+            await client.aclose()
+
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        if settings.discord_token is None:
+            out.write("- Discord: DISCORD_TOKEN not set (Discord disabled)\n")
+        else:
+            try:
+                resp = await http.get(
+                    settings.discord_api_base.rstrip("/") + "/users/@me",
+                    headers={"Authorization": f"Bot {settings.discord_token.get_secret_value()}"},
+                )
+                if resp.status_code == 200:
+                    report(True, f"Discord: logged in as {resp.json().get('username', '?')}")
+                else:
+                    report(False, f"Discord: token rejected (HTTP {resp.status_code})")
+            except httpx.HTTPError as exc:
+                report(
+                    False,
+                    f"Discord: cannot reach {settings.discord_api_base} ({type(exc).__name__})",
+                )
+        if settings.slack_bot_token is None:
+            out.write("- Slack: SLACK_BOT_TOKEN not set (Slack disabled)\n")
+        else:
+            if settings.slack_problem is not None:
+                report(False, f"Slack: {settings.slack_problem}")
+            try:
+                resp = await http.post(
+                    settings.slack_api_url.rstrip("/") + "/auth.test",
+                    headers={
+                        "Authorization": f"Bearer {settings.slack_bot_token.get_secret_value()}"
+                    },
+                )
+                body = resp.json()
+                if body.get("ok"):
+                    report(True, f"Slack: authenticated to team {body.get('team', '?')}")
+                else:
+                    report(
+                        False, f"Slack: auth.test failed ({body.get('error', resp.status_code)})"
+                    )
+            except (httpx.HTTPError, ValueError) as exc:
+                report(
+                    False, f"Slack: cannot reach {settings.slack_api_url} ({type(exc).__name__})"
+                )
+
+    if settings.public_base_url is None:
+        out.write(
+            "- PUBLIC_BASE_URL not set: no EvoLink callbacks (polling only), big videos are "
+            "linked with EvoLink's 24-hour link, Slack images cannot be used\n"
+        )
+    else:
+        report(True, f"PUBLIC_BASE_URL {settings.public_base_url}")
+    out.write("all good\n" if problems == 0 else f"{problems} problem(s)\n")
+    return 0 if problems == 0 else 1
