@@ -4,7 +4,7 @@ A task that ends `failed` carries `error: {"code", "message"}` in its task objec
 (`GET /v1/tasks/{id}`). EvoLink's docs sort the codes in two groups: the first needs a changed
 request, the second may pass on a later try without any change. Every other module takes the
 codes from here: the client's error mapping (bot/infra/evolink.py), the simulator's failures
-(bot/infra/simulator.py) and the tests.
+(bot/infra/simulator/) and the tests.
 
 Invariants: every code is in exactly one group; every code has words a chat user can read
 (no code names, no underscores); a code EvoLink adds later still gets words (`reason_for_code`)

@@ -35,11 +35,11 @@ from typing import Any
 from bot.domain.errors import ProviderError, ResultExpired, TaskFailed, TaskNotFound
 from bot.domain.models import Job, JobStatus
 from bot.domain.polling import PollState, next_delay
-from bot.domain.queue import Waiting, plan
 from bot.infra.evolink import EvoLinkClient, TaskSnapshot
 from bot.infra.logs import job_context
 from bot.infra.media import MediaHost
 from bot.services.delivery import VideoFetcher
+from bot.services.dispatcher import Dispatcher
 from bot.services.jobs import JobBook
 from bot.services.notices import Notices
 from bot.services.port import ChatPort
@@ -75,18 +75,21 @@ class Tracker:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._background_tasks: dict[str, asyncio.Task[None]] = {}
-        self.max_per_user = max_per_user
-        self.max_per_workspace = max_per_workspace
-        self._dispatch_lock = asyncio.Lock()
         self._dispatch_task: asyncio.Task[None] | None = None
         self._dispatch_again = False
-        self._last_start: dict[str, float] = {}
         self._stopping = False
         self._resumed = False
         self._just_submitted: set[str] = set()
         self.stats: Counter[str] = Counter()
         self.notices = Notices(book, self.ports)
         self.fetcher = VideoFetcher(book, evolink, media, self.stats)
+        self.dispatcher = Dispatcher(
+            book,
+            self.notices,
+            self.follow,
+            max_per_user=max_per_user,
+            max_per_workspace=max_per_workspace,
+        )
         #: Called after a job's end is recorded (delivered and captured, or failed).
         self.on_finished: list[Callable[[Job], Awaitable[None]]] = []
 
@@ -177,36 +180,8 @@ class Tracker:
                 return
 
     async def dispatch(self) -> None:
-        async with self._dispatch_lock:
-            rows = await self.book.waiting()
-            if not rows:
-                return
-            users: dict[str, int] = {}
-            workspaces: dict[str, int] = {}
-            for platform, workspace, user, count in await self.book.in_flight_by_user():
-                users[f"{platform}:{workspace}:{user}"] = count
-                key = f"{platform}:{workspace}"
-                workspaces[key] = workspaces.get(key, 0) + count
-            waiting = [
-                Waiting(r.job_id, r.platform, r.workspace, r.user, r.created_at) for r in rows
-            ]
-            before = {r.job_id: r.queue_position for r in rows}
-            decided = plan(
-                waiting,
-                users,
-                workspaces,
-                self._last_start,
-                max_per_user=self.max_per_user,
-                max_per_workspace=self.max_per_workspace,
-            )
-            for job in decided.start:
-                if await self.book.release_from_queue(job.job_id):
-                    self._last_start[job.user_key] = time.monotonic()
-                    self.follow(job.job_id)
-            for job_id, position in decided.positions.items():
-                if before.get(job_id) != position:
-                    await self.book.set_queue_position(job_id, position)
-                    await self.notices.progress(await self.book.job(job_id), force=True)
+        """Start the waiting jobs that fit now (bot/services/dispatcher.py)."""
+        await self.dispatcher.dispatch()
 
     async def stop(self) -> None:
         # No new work from here on; the dispatcher first, so it cannot start jobs meanwhile.

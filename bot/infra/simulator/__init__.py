@@ -1,0 +1,57 @@
+"""A local EvoLink: the unified video task API, served by aiohttp, for the demo and the tests.
+
+It answers like EvoLink's documented API (docs/PLATFORM-FACTS.md): `POST /v1/videos/generations`,
+`GET /v1/tasks/{id}`, `GET /v1/credits`, the same task object and error envelope, callbacks with
+10 s timeout and 3 retries (1/2/4 s), `Idempotency-Key` replays. It also serves its own result
+links, `GET /files/{task_id}.mp4`, with a real H.264 clip matching the task's orientation.
+
+Invariants:
+- A task's state is a pure function of the clock: `pending` for the first tenth of
+  `task_seconds`, then `processing` with progress that never goes down, then `completed`
+  (or `failed` halfway, when a failure was asked for). No per-task loop runs; one timer per
+  task only settles it (billing, callback) when it is due, so thousands of tasks are cheap.
+- A task is settled exactly once: its reserved credits are released and, when completed,
+  `credits_used` is deducted from the balance. A callback follows settlement.
+- One `Idempotency-Key` maps to one task forever; a replay answers that task with
+  `idempotency-replayed: true`.
+- Injected faults (`SimulatorConfig.http_errors`) are consumed one per request of their kind,
+  before authentication, and every request is recorded first (the Authorization value never).
+- Differences from the real service, on purpose: plain-http callbacks are accepted for
+  loopback hosts (EvoLink demands https and refuses internal addresses); any non-empty model
+  name is accepted unless `models` is set; a prompt containing ``[[fail:<code>]]`` fails its
+  task with that task error code (so the demo can show failures).
+
+The clips in bot/data were made once, with imageio-ffmpeg's ffmpeg 9.0, by:
+
+    ffmpeg -f lavfi -i "testsrc2=size=320x180:rate=24:duration=2" -c:v libx264 -preset veryslow \
+        -crf 32 -pix_fmt yuv420p -movflags +faststart -map_metadata -1 -fflags +bitexact -an \
+        bot/data/landscape.mp4
+    (the same with size=180x320 → portrait.mp4 and size=240x240 → square.mp4)
+"""
+
+from bot.infra.simulator.server import Simulator, run_simulator
+from bot.infra.simulator.world import (
+    TASK_ERROR_MESSAGES,
+    CallbackAttempt,
+    RecordedRequest,
+    SimTask,
+    SimulatorConfig,
+    clip_bytes,
+    error_body,
+    orientation_of,
+    synthetic_video_chunks,
+)
+
+__all__ = [
+    "TASK_ERROR_MESSAGES",
+    "CallbackAttempt",
+    "RecordedRequest",
+    "SimTask",
+    "Simulator",
+    "SimulatorConfig",
+    "clip_bytes",
+    "error_body",
+    "orientation_of",
+    "run_simulator",
+    "synthetic_video_chunks",
+]
