@@ -281,7 +281,7 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
             await service.set_role_limit(cli_actor(), platform, workspace, role_id, args.amount)
             print(f"{platform}:{workspace} role {role_id}: allowance set to {args.amount} credits")
         elif command == "approvals":
-            waiting = await service.pending_approvals()
+            waiting = await service.pending_approvals(cli_actor())
             listing: list[dict[str, Any]] = [
                 {
                     "id": a.id,

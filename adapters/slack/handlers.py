@@ -372,11 +372,7 @@ class SlackHandlers:
         admin_blocks: list[render.Block] = []
         if self.service.may_administer(requester):
             usage = await self.service.usage(requester, "slack", team)
-            waiting = [
-                a
-                for a in await self.service.pending_approvals("slack")
-                if a.requester.workspace == team
-            ]
+            waiting = await self.service.pending_approvals(requester, "slack", team)
             admin_blocks = admin_render.home_approvals(waiting, dt.datetime.now(dt.UTC))
         await self.client.views_publish(
             user_id=user, view=render.home_view(balance, jobs, usage, links, admin_blocks)

@@ -135,7 +135,9 @@ class BotService(Protocol):
     async def get_approval(self, approval_id: str) -> Approval:
         """The approval as stored now (ApprovalNotFound otherwise)."""
 
-    async def pending_approvals(self, platform: str | None = None) -> list[Approval]:
+    async def pending_approvals(
+        self, actor: Actor, platform: str | None = None, workspace: str | None = None
+    ) -> list[Approval]:
         """Requests still waiting for a decision, oldest first."""
 
     async def save_approval_refs(self, approval_id: str, refs: dict[str, str]) -> None:

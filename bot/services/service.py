@@ -153,8 +153,14 @@ class SoraService:
     async def get_approval(self, approval_id: str) -> Approval:
         return await self.oversight.get(approval_id)
 
-    async def pending_approvals(self, platform: str | None = None) -> list[Approval]:
-        return await self.oversight.pending(platform)
+    async def pending_approvals(
+        self, actor: Actor, platform: str | None = None, workspace: str | None = None
+    ) -> list[Approval]:
+        """Requests waiting for a decision in (platform, workspace) — None: every one — for an
+        admin of that scope (PermissionDenied otherwise)."""
+        self.permissions.require_admin(actor, platform, workspace)
+        waiting = await self.oversight.pending(platform)
+        return [a for a in waiting if workspace is None or a.requester.workspace == workspace]
 
     async def save_approval_refs(self, approval_id: str, refs: dict[str, str]) -> None:
         await self.oversight.save_admin_refs(approval_id, refs)

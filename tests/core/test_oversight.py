@@ -188,3 +188,18 @@ async def test_roles_travel_with_the_job(rc: RunningCore, port: AdminRecordingPo
     assert delivered.balance is not None and delivered.balance.available == Decimal("46.25")
     await rc.core.tracker.wait_idle(5)
     assert [a for a in port.alerts if a.kind == "user_budget"] == []
+
+
+async def test_pending_requests_are_shown_to_admins_of_their_workspace_only(
+    rc: RunningCore, port: AdminRecordingPort
+) -> None:
+    service = rc.core.service
+    asked = await service.ask_admin(ALICE, service.parse("a boat"), Surface())
+    other_admin = Requester(platform="test", workspace="W2", user="mia", workspace_admin=True)
+    with pytest.raises(PermissionDenied):
+        await service.pending_approvals(ALICE, "test", "W1")  # not an admin
+    with pytest.raises(PermissionDenied):
+        await service.pending_approvals(other_admin, "test", "W1")  # admin of another one
+    assert await service.pending_approvals(other_admin, "test", "W2") == []
+    mine = Requester(platform="test", workspace="W1", user="ned", workspace_admin=True)
+    assert [a.id for a in await service.pending_approvals(mine, "test", "W1")] == [asked.id]

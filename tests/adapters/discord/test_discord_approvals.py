@@ -83,7 +83,7 @@ async def ask(world: World, prompt: str) -> tuple[dict[str, Any], str]:
     )
     await eventually(lambda: _contains(offer, "Asked the admins"))
     assert custom_ids(offer) == []  # the button is gone once used
-    [approval] = await world.rc.core.service.pending_approvals("discord")
+    [approval] = await world.rc.core.service.pending_approvals("cli", "discord")
     assert approval.id in offer["content"]
     return offer, approval.id
 
@@ -294,7 +294,7 @@ async def test_again_refused_for_budget_offers_to_ask_for_the_same_request(
             channel_id=world.channel_id,
         )
         await eventually(lambda: _contains(offer, "Asked the admins"))
-        [approval] = await service.pending_approvals("discord")
+        [approval] = await service.pending_approvals("cli", "discord")
         assert approval.request == job.request and approval.requester.user == ALICE["id"]
 
 
@@ -312,7 +312,7 @@ async def test_when_the_admin_channel_refuses_the_bot_the_requester_is_told(
             channel_id=world.channel_id,
         )
         await eventually(lambda: _contains(offer, "could not reach the admins"))
-        [approval] = await world.rc.core.service.pending_approvals("discord")
+        [approval] = await world.rc.core.service.pending_approvals("cli", "discord")
         assert f"sora-bot admin approve {approval.id}" in offer["content"]
         assert approval.admin_refs == {} and fake.channel_messages(admin_channel) == []
 

@@ -62,7 +62,7 @@ async def asked(world: SlackWorld, value: str) -> Approval:
 
     async def recorded() -> Approval:
         while True:
-            pending = await service.pending_approvals("slack")
+            pending = await service.pending_approvals("cli", "slack")
             if pending and pending[0].admin_refs:
                 return pending[0]
             await asyncio.sleep(0.02)
@@ -236,7 +236,7 @@ async def test_a_forged_ask_value_is_rebuilt_and_refused(
         await world.interact(click(world, admin_render.ACTION_ASK, "not json", ALICE, rid="junk"))
         assert "no longer works" in (await response(world, "junk"))["text"]
         await world.runtime.idle()
-        assert await world.rc.core.service.pending_approvals() == []
+        assert await world.rc.core.service.pending_approvals("cli") == []
         assert posts_to(world, ADMINS_CHANNEL) == []
 
 
@@ -255,7 +255,7 @@ async def test_a_tampered_ask_value_cannot_point_the_image_at_an_internal_host(
         assert "public link" in refused["text"] and "169.254.169.254" in refused["text"]
         # Nothing to approve, nothing held or granted, nothing sent to the admins or EvoLink.
         await world.runtime.idle()
-        assert await core.service.pending_approvals() == []
+        assert await core.service.pending_approvals("cli") == []
         assert posts_to(world, ADMINS_CHANNEL) == []
         assert await core.store.fetchall("SELECT id FROM ledger") == []
         assert await world.job_rows() == [] and sim.requests == []

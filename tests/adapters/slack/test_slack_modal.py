@@ -270,7 +270,7 @@ async def test_over_budget_from_the_modal_is_told_privately(
         assert ask["action_id"] == admin_render.ACTION_ASK
         await world.interact(click(world, ask["action_id"], ask["value"], ALICE, rid="ask"))
         assert "asked the admins" in (await response(world, "ask"))["text"]
-        (approval,) = await world.rc.core.service.pending_approvals("slack")
+        (approval,) = await world.rc.core.service.pending_approvals("cli", "slack")
         assert approval.surface.channel == GENERAL and approval.request.prompt == "a fox"
         dm = await fake.wait_for(lambda: posts_to(world, f"D{ADMIN}"))
         assert approval.id in text_of(dm[0])
