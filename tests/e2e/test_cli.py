@@ -214,3 +214,14 @@ def test_admin_approvals_from_the_shell(tmp_path: Path) -> None:
     assert len(jobs) == 1 and jobs[0]["user"] == "U1" and jobs[0]["status"] == "pending"
     audit = json.loads(run(tmp_path, "admin", "audit", "--json").stdout)
     assert [a["action"] for a in audit] == ["approve"] and audit[0]["amount"] == 2.5
+
+
+def test_python_dash_m_bot_is_the_same_program() -> None:
+    """The outside contract: `python -m bot` is `sora-bot`."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and "usage: sora-bot" in done.stdout
