@@ -8,8 +8,10 @@ Invariants:
   anything else is 404.
 - `GET /healthz` answers 200 once the store is open.
 - `GET /metrics` is the Prometheus text format (bot/services/metrics.py), read from the store
-  at scrape time, behind `Authorization: Bearer <METRICS_TOKEN>` when that is set. It holds
-  counts and credit totals, never a secret, a user id or a prompt.
+  at scrape time, behind `Authorization: Bearer <METRICS_TOKEN>` when that is set. A public
+  server (PUBLIC_BASE_URL not on localhost) without METRICS_TOKEN answers it 404, and says at
+  start-up how to open it (`Settings.metrics_closed`). It holds counts and credit totals,
+  never a secret, a user id or a prompt.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_CALLBACK_BYTES = 256 * 1024
+METRICS_CLOSED = (
+    "GET /metrics is closed (404): the server is public (PUBLIC_BASE_URL) and METRICS_TOKEN is "
+    "not set. To scrape it, set METRICS_TOKEN and send 'Authorization: Bearer <token>'."
+)
 
 
 def build_web_app(core: Core) -> web.Application:
@@ -74,7 +80,13 @@ def build_web_app(core: Core) -> web.Application:
             },
         )
 
+    metrics_closed = core.settings.metrics_closed
+    if metrics_closed:
+        log.warning(METRICS_CLOSED)
+
     async def metrics(request: web.Request) -> web.Response:
+        if metrics_closed:
+            raise web.HTTPNotFound()
         token = core.settings.metrics_token
         if token is not None:
             sent = request.headers.get("Authorization", "")

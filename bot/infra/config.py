@@ -65,7 +65,9 @@ class Settings(BaseSettings):
     discord_admin_channel: str | None = None
     slack_admin_channel: str | None = None
 
-    metrics_token: SecretStr | None = None  # when set, GET /metrics needs "Bearer <token>"
+    # When set, GET /metrics needs "Bearer <token>"; without it a public server (PUBLIC_BASE_URL
+    # on a host other than localhost) answers /metrics with 404 (`metrics_closed`).
+    metrics_token: SecretStr | None = None
 
     media_dir: Path = Path("media")
     media_retention_days: int = Field(default=7, ge=1)
@@ -223,6 +225,15 @@ class Settings(BaseSettings):
         if self.slack_app_token is not None:
             return "socket"
         return "http" if self.slack_signing_secret is not None else None
+
+    @property
+    def metrics_closed(self) -> bool:
+        """True when `GET /metrics` must answer 404: the server is public (PUBLIC_BASE_URL on a
+        host other than localhost) and METRICS_TOKEN is not set. Job counts and credit totals
+        are not for whoever knows the host; set METRICS_TOKEN to scrape a public server."""
+        if self.metrics_token is not None or self.public_base_url is None:
+            return False
+        return urlsplit(self.public_base_url).hostname not in LOCAL_HOSTS
 
     @property
     def slack_problem(self) -> str | None:

@@ -3,12 +3,15 @@ the ledger (through the core's own balance code), the simulator and the platform
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import pytest
 
 from bot.domain.models import JobStatus, Surface
 from bot.infra.simulator import Simulator
@@ -167,3 +170,58 @@ async def test_metrics_token_guards_the_endpoint(tmp_path: Path, sim: Simulator)
             assert wrong.status == 401
         async with http.get(url, headers={"Authorization": "Bearer scrape-me"}) as right:
             assert right.status == 200 and "sora_jobs" in await right.text()
+
+
+async def test_a_public_server_without_a_token_keeps_metrics_closed(
+    tmp_path: Path, sim: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PUBLIC_BASE_URL on a real host and no METRICS_TOKEN: /metrics is 404 for everyone, and
+    the start-up log tells the operator how to open it; the rest of the server still serves."""
+    from tests.support import running_core
+
+    caplog.set_level(logging.WARNING, logger="bot.web")
+    async with (
+        running_core(tmp_path, sim, public_base_url="https://bot.example.com") as rc,
+        aiohttp.ClientSession() as http,
+    ):
+        async with http.get(rc.base_url + "/metrics") as bare:
+            assert bare.status == 404
+            assert "sora_jobs" not in await bare.text()
+        headers = {"Authorization": "Bearer anything"}
+        async with http.get(rc.base_url + "/metrics", headers=headers) as guessed:
+            assert guessed.status == 404
+        async with http.get(rc.base_url + "/healthz") as health:
+            assert health.status == 200
+    told = [r.getMessage() for r in caplog.records if "/metrics" in r.getMessage()]
+    assert len(told) == 1 and "METRICS_TOKEN" in told[0] and "Bearer" in told[0]
+
+
+async def test_a_public_server_with_a_token_serves_metrics_to_the_token(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    from tests.support import running_core
+
+    async with (
+        running_core(
+            tmp_path, sim, public_base_url="https://bot.example.com", metrics_token="scrape-me"
+        ) as rc,
+        aiohttp.ClientSession() as http,
+    ):
+        async with http.get(rc.base_url + "/metrics") as bare:
+            assert bare.status == 401
+        headers = {"Authorization": "Bearer scrape-me"}
+        async with http.get(rc.base_url + "/metrics", headers=headers) as right:
+            assert right.status == 200 and "sora_jobs" in await right.text()
+
+
+def test_metrics_are_open_only_where_the_server_is_not_public() -> None:
+    from tests.support import make_settings
+
+    def closed(**values: Any) -> bool:
+        return make_settings(Path("/nonexistent"), "http://127.0.0.1:1", **values).metrics_closed
+
+    assert not closed()  # no PUBLIC_BASE_URL: nobody outside is told the address
+    assert not closed(public_base_url="http://127.0.0.1:8080")
+    assert not closed(public_base_url="http://localhost:8080")
+    assert closed(public_base_url="https://bot.example.com")
+    assert not closed(public_base_url="https://bot.example.com", metrics_token="t")
