@@ -1,25 +1,39 @@
 """A local EvoLink: the unified video task API, served by aiohttp, for the demo and the tests.
 
 It answers like EvoLink's documented API (docs/PLATFORM-FACTS.md): `POST /v1/videos/generations`,
-`GET /v1/tasks/{id}`, `GET /v1/credits`, the same task object and error envelope, callbacks with
-10 s timeout and 3 retries (1/2/4 s), `Idempotency-Key` replays. It also serves its own result
-links, `GET /files/{task_id}.mp4`, with a real H.264 clip matching the task's orientation.
+`GET /v1/tasks/{id}`, `GET /v1/credits`, the anonymous price list
+`GET /v1/catalog/pricing-rules?view=full` (the shipped snapshot, changed by the knobs
+`price_factors` and `retired`: bot/infra/simulator/prices.py), the same task object and error
+envelope, callbacks with 10 s timeout and 3 retries (1/2/4 s), `Idempotency-Key` replays. It
+also serves its own result links, `GET /files/{task_id}.mp4`, with a real H.264 clip matching
+the task's orientation.
+
+With `SimulatorConfig.strict` it is as strict as EvoLink (bot/infra/simulator/strict.py): a
+model the served list does not offer, or a field or value the model does not take, is a 400
+with EvoLink's envelope naming the field; `credits_reserved` is the rules' quote for the
+request; a finished task reports `usage.credits_used`, `usage.cost`, the `billing` object and
+`result_data[].video_url` beside `results[]`. Without it (the default for now) any non-empty
+model and durations 1-60 are accepted and priced as before (`_price`); `report_billing`,
+`report_cost` and `report_result_data` turn those fields on (or off) either way.
 
 Invariants:
 - A task's state is a pure function of the clock: `pending` for the first tenth of
   `task_seconds`, then `processing` with progress that never goes down, then `completed`
   (or `failed` halfway, when a failure was asked for). No per-task loop runs; one timer per
   task only settles it (billing, callback) when it is due, so thousands of tasks are cheap.
-- A task is settled exactly once: its reserved credits are released and, when completed,
-  `credits_used` is deducted from the balance. A callback follows settlement.
+- A task is settled exactly once, when it ends, by its timer whether or not anyone reads it:
+  its reservation is released and, when completed, what it cost (`credits_charged`: the
+  reservation, or the rules' price of `actual_seconds` for a request_then_actual model, never
+  more) is deducted from the balance; a failed or cancelled task costs nothing. Its billing
+  object then says charged or released. A callback follows settlement.
 - One `Idempotency-Key` maps to one task forever; a replay answers that task with
   `idempotency-replayed: true`.
 - Injected faults (`SimulatorConfig.http_errors`) are consumed one per request of their kind,
   before authentication, and every request is recorded first (the Authorization value never).
 - Differences from the real service, on purpose: plain-http callbacks are accepted for
-  loopback hosts (EvoLink demands https and refuses internal addresses); any non-empty model
-  name is accepted unless `models` is set; a prompt containing ``[[fail:<code>]]`` fails its
-  task with that task error code (so the demo can show failures).
+  loopback hosts (EvoLink demands https and refuses internal addresses); unless `strict`, any
+  non-empty model name is accepted unless `models` is set; a prompt containing
+  ``[[fail:<code>]]`` fails its task with that task error code (so the demo can show failures).
 
 The clips in bot/data were made once, with imageio-ffmpeg's ffmpeg 9.0, by:
 

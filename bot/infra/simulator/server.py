@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.infra.simulator.prices import served
 from bot.infra.simulator.tasks import TaskWorld
 from bot.infra.simulator.world import (
     _TRUNCATE,
@@ -59,6 +60,7 @@ class Simulator(TaskWorld):
         self._rng = random.Random(self.config.seed)
         self._background: set[asyncio.Task[None]] = set()
         self._arrived = asyncio.Condition()  # notified as each request is recorded
+        self._settled: dict[str, asyncio.Event] = {}  # waiters, by task, until it settles
         self._session: aiohttp.ClientSession | None = None
         self._clips: dict[str, bytes] = {}
         self.app = web.Application()
@@ -67,6 +69,7 @@ class Simulator(TaskWorld):
                 web.post("/v1/videos/generations", self._submit),
                 web.get("/v1/tasks/{task_id}", self._get_task),
                 web.get("/v1/credits", self._credits),
+                web.get("/v1/catalog/pricing-rules", self._pricing_rules),
                 web.get("/files/{name}", self._file),
             ]
         )
@@ -142,6 +145,21 @@ class Simulator(TaskWorld):
             while self._background:
                 await asyncio.gather(*list(self._background), return_exceptions=True)
 
+    async def wait_settled(self, task_id: str, timeout: float = 10.0) -> SimTask:
+        """The task once it is settled (billed or released), whether or not anyone reads it:
+        its timer settles it when it ends."""
+        task = self.tasks[task_id]
+        if not task.settled:
+            event = self._settled.setdefault(task_id, asyncio.Event())
+            async with asyncio.timeout(timeout):
+                await event.wait()
+        return task
+
+    def _signal_settled(self, task_id: str) -> None:
+        waiting = self._settled.pop(task_id, None)
+        if waiting is not None:
+            waiting.set()
+
     def _spawn(self, coro: Any) -> None:
         job = asyncio.get_running_loop().create_task(coro)
         self._background.add(job)
@@ -203,7 +221,7 @@ class Simulator(TaskWorld):
             if fault != "truncate" or kind != "download":
                 raise ValueError(f"unknown fault {fault!r} for {kind}")
             request[_TRUNCATE] = True
-        if kind != "download":
+        if kind not in ("download", "pricing"):  # both anonymous
             scheme, _, key = request.headers.get("Authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not key.strip():
                 return web.json_response(error_body(401), status=401)
@@ -222,15 +240,15 @@ class Simulator(TaskWorld):
             return web.json_response(
                 self.task_object(task, base_url), headers={"idempotency-replayed": "true"}
             )
-        problem = self._invalid(body)
-        if problem is not None:
-            param, message = problem
+        admitted = self._admit(body)
+        if isinstance(admitted, tuple):
+            param, message = admitted
             return web.json_response(error_body(400, message, param=param), status=400)
-        price = self._price(body)
+        price = admitted.price
         short = self.config.remaining_credits - self.reserved_credits < price
         if short and not self.config.unlimited_credits:
             return web.json_response(error_body(402), status=402)
-        task = self._new_task(body, price, key)
+        task = self._new_task(body, price, key, admitted)
         self._schedule(task, base_url)
         return web.json_response(self.task_object(task, base_url))
 
@@ -262,6 +280,12 @@ class Simulator(TaskWorld):
                 "success": True,
             }
         )
+
+    async def _pricing_rules(self, request: web.Request) -> web.StreamResponse:
+        """The public price list (anonymous), as the knobs make it now (prices.py)."""
+        if (early := await self._enter(request, "pricing")) is not None:
+            return early
+        return web.json_response(served(self.config)[0])
 
     async def _file(self, request: web.Request) -> web.StreamResponse:
         if (early := await self._enter(request, "download")) is not None:

@@ -1,16 +1,26 @@
 """How a simulated task lives: its state as a pure function of the clock, its price, the
-checks EvoLink makes on a submit, and its settlement (exactly once). Mixed into `Simulator`."""
+checks EvoLink makes on a submit, and its settlement (exactly once). Mixed into `Simulator`.
+
+Strict checks and billing by the rules are in bot/infra/simulator/strict.py; the task object's
+money fields (`usage.credits_used`, `usage.cost`, `billing`) all come from one settlement, so
+they never disagree with each other or with the account (`used_credits`)."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import random
 import secrets
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+from bot.domain.pricing import ModelPricing
+from bot.infra.simulator.prices import served
+from bot.infra.simulator.strict import Refusal, admit, settle_charge
 from bot.infra.simulator.world import (
     _FAIL_TRIGGER,
     FAIL_FRACTION,
@@ -23,6 +33,46 @@ from bot.infra.simulator.world import (
     _catalog,
     _number,
 )
+
+TERMINAL = ("completed", "failed", "cancelled")
+CREDITS_PER_USD = Decimal(68)  # EvoLink: 1 credit = 10,000 uc, USD = uc / 680,000
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A submit that passed the checks: what it reserves and (strict) the rules that priced it."""
+
+    price: Decimal
+    pricing: ModelPricing | None = None
+    variables: dict[str, Any] = field(default_factory=dict)
+    pricing_version: str | None = None
+
+
+def _iso(wall: float) -> str:
+    moment = datetime.datetime.fromtimestamp(wall, datetime.UTC)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def billing_object(task: SimTask, status: str) -> dict[str, Any]:
+    """EvoLink's `billing` (as its clients read it): reserved while running; charged, with
+    what was not used refunded, once completed; released, all refunded, once failed."""
+    reserved = task.credits_reserved
+    charged = task.credits_charged or Decimal(0)
+    refunded = reserved - charged if task.settled else Decimal(0)
+    state = "reserved" if not task.settled else "charged" if status == "completed" else "released"
+    body: dict[str, Any] = {
+        "charge_status": state,
+        "reserved_credits": _number(reserved),
+        "charged_credits": _number(charged),
+        "refunded_credits": _number(refunded),
+        "refund_scope": "account_balance",
+        "refund_status": "completed" if refunded > 0 else "not_required",
+    }
+    if refunded > 0 and task.settled_wall is not None:
+        body["refunded_at"] = _iso(task.settled_wall)
+    if task.pricing_version is not None:
+        body["pricing_version"] = task.pricing_version
+    return body
 
 
 class TaskWorld:
@@ -41,6 +91,9 @@ class TaskWorld:
 
     def _spawn(self, coro: Any) -> None:
         raise NotImplementedError
+
+    def _signal_settled(self, task_id: str) -> None:
+        """Called once per task, as it is settled (the server wakes its waiters)."""
 
     async def _send_callback(self, task_id: str, url: str, body: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -75,6 +128,8 @@ class TaskWorld:
 
     def task_object(self, task: SimTask, base_url: str) -> dict[str, Any]:
         status, progress = self.state(task)
+        if status in TERMINAL:
+            self._settle(task, status, base_url)  # once; billing comes before any answer
         usage: dict[str, Any] = {
             "billing_rule": "per_call",
             "credits_reserved": _number(task.credits_reserved),
@@ -95,16 +150,26 @@ class TaskWorld:
             "type": "video",
             "usage": usage,
         }
+        charged = task.credits_charged if task.credits_charged is not None else Decimal(0)
         if status == "completed":
-            body["results"] = [f"{base_url}/files/{task.id}.mp4"]
+            url = f"{base_url}/files/{task.id}.mp4"
+            body["results"] = [url]
+            if self._reports(self.config.report_result_data):
+                body["result_data"] = [{"video_url": url, "duration": task.duration}]
             if self.config.report_credits_used:
-                usage["credits_used"] = _number(task.credits_reserved)
+                usage["credits_used"] = _number(charged)
+            if self._reports(self.config.report_cost):
+                usd = (charged / CREDITS_PER_USD).quantize(Decimal("0.00000001"))
+                usage["cost"] = {"credits": _number(charged), "usd": _number(usd)}
         elif status in ("failed", "cancelled"):
             code = task.fail_code if status == "failed" else "request_cancelled"
             body["error"] = {"code": code, "message": TASK_ERROR_MESSAGES.get(code or "", code)}
-        if status in ("completed", "failed", "cancelled"):
-            self._settle(task, status, base_url)
+        if self._reports(self.config.report_billing):
+            body["billing"] = billing_object(task, status)
         return body
+
+    def _reports(self, knob: bool | None) -> bool:
+        return self.config.strict if knob is None else knob
 
     def cancel_task(self, task_id: str) -> None:
         """Cancel as the service might (there is no documented cancel endpoint)."""
@@ -122,14 +187,22 @@ class TaskWorld:
         if task.settled:
             return
         task.settled = True
+        task.settled_wall = time.time()
         self._open.discard(task.id)
         self.reserved_credits -= task.credits_reserved
         if task.timer is not None:
             task.timer.cancel()
+        task.credits_charged = Decimal(0)  # failed or cancelled: the reservation is released
         if status == "completed":
-            self.used_credits += task.credits_reserved
+            charged = task.credits_reserved
+            if task.pricing is not None:
+                actual = self.config.actual_seconds
+                charged = settle_charge(task.pricing, task.variables, charged, actual)
+            task.credits_charged = charged
+            self.used_credits += charged
             if not self.config.unlimited_credits:
-                self.config.remaining_credits -= task.credits_reserved
+                self.config.remaining_credits -= charged
+        self._signal_settled(task.id)
         if task.callback_url:
             body = self.task_object(task, base_url)
             self._spawn(self._send_callback(task.id, task.callback_url, body))
@@ -147,16 +220,35 @@ class TaskWorld:
 
         task.timer = asyncio.get_running_loop().call_later(max(delay, 0.001), due)
 
+    def _admit(self, body: dict[str, Any]) -> Admission | tuple[str, str]:
+        """The checks EvoLink makes and the price it reserves: (param, message) for a 400."""
+        problem = self._invalid(body)
+        if problem is not None:
+            return problem
+        if not self.config.strict:
+            return Admission(self._price(body))
+        try:
+            model, quote, variables = admit(served(self.config)[1], body)
+        except Refusal as refusal:
+            return refusal.param, refusal.message
+        return Admission(quote.credits, model, variables, quote.pricing_version)
+
     def _price(self, body: dict[str, Any]) -> Decimal:
-        """Bill as the packaged catalog quotes (so the demo's numbers agree); models or
-        durations it does not know fall back to `credits_per_second`."""
+        """Permissive billing: as a catalog with prices per duration quotes (so the demo's
+        numbers agree), else the served rules' quote when they price the request, else
+        `credits_per_second` for the duration asked (10 s when none)."""
         duration = body.get("duration")
         spec = _catalog().find(str(body.get("model", "")))
-        if spec is not None and isinstance(duration, int) and duration in spec.prices:
+        prices = getattr(spec, "prices", None)  # catalogs priced per duration had them
+        quote_of: Callable[..., Decimal] | None = getattr(spec, "price", None)
+        if quote_of is not None and isinstance(duration, int) and duration in (prices or {}):
             keep = body.get("remove_watermark")
-            return spec.price(duration, remove_watermark=keep if isinstance(keep, bool) else None)
-        seconds = duration if isinstance(duration, int) else 10
-        return self.config.credits_per_second * Decimal(seconds)
+            return quote_of(duration, remove_watermark=keep if isinstance(keep, bool) else None)
+        try:
+            return admit(served(self.config)[1], body)[1].credits
+        except Refusal:
+            seconds = duration if isinstance(duration, int) else 10
+            return self.config.credits_per_second * Decimal(seconds)
 
     def _invalid(self, body: dict[str, Any]) -> tuple[str, str] | None:
         model, prompt = body.get("model"), body.get("prompt")
@@ -166,6 +258,8 @@ class TaskWorld:
             return "model", f"Unsupported model: {model}"
         if not isinstance(prompt, str) or not prompt.strip():
             return "prompt", "prompt is required"
+        if self.config.strict:  # the rest is the model's (bot/infra/simulator/strict.py)
+            return self._invalid_callback(body)
         duration = body.get("duration")
         if duration is not None and (not isinstance(duration, int) or not 1 <= duration <= 60):
             return "duration", "duration must be a whole number of seconds"
@@ -176,6 +270,9 @@ class TaskWorld:
             or not all(isinstance(u, str) for u in images)
         ):
             return "image_urls", "image_urls takes at most 1 URL"
+        return self._invalid_callback(body)
+
+    def _invalid_callback(self, body: dict[str, Any]) -> tuple[str, str] | None:
         callback = body.get("callback_url")
         if callback is not None:
             parts = urlsplit(callback) if isinstance(callback, str) else None
@@ -191,7 +288,13 @@ class TaskWorld:
                 return "callback_url", "callback_url must be an HTTPS URL"
         return None
 
-    def _new_task(self, body: dict[str, Any], price: Decimal, key: str | None) -> SimTask:
+    def _new_task(
+        self,
+        body: dict[str, Any],
+        price: Decimal,
+        key: str | None,
+        admitted: Admission | None = None,
+    ) -> SimTask:
         now = time.time()
         task_id = f"task-unified-{int(now)}-{secrets.token_hex(4)}"
         config = self.config
@@ -229,6 +332,9 @@ class TaskWorld:
             idempotency_key=key,
             curve=curve,
         )
+        if admitted is not None and admitted.pricing is not None:
+            task.pricing, task.variables = admitted.pricing, admitted.variables
+            task.pricing_version = admitted.pricing_version
         self.tasks[task_id] = task
         self._open.add(task_id)
         self.reserved_credits += price

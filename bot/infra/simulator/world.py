@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.domain.catalog import Catalog
+from bot.domain.pricing import ModelPricing
 from bot.domain.task_errors import TASK_ERRORS
 
 Clock = Callable[[], float]
@@ -55,7 +56,7 @@ class SimulatorConfig:
     fail_next: list[str] = field(default_factory=list)  # task error codes for the next tasks
     fail_rate: float = 0.0
     fail_codes: list[str] = field(default_factory=lambda: ["service_error"])
-    # per route kind ("submit", "task", "credits", "download"): statuses or faults
+    # per route kind ("submit", "task", "credits", "pricing", "download"): statuses or faults
     # ("disconnect", "malformed", "truncate"), one consumed per request
     http_errors: dict[str, list[int | str]] = field(default_factory=dict)
     retry_after: float = 1.0  # Retry-After seconds sent with 429
@@ -69,6 +70,22 @@ class SimulatorConfig:
     callback_backoff: float = 1.0  # retries wait backoff * 1, 2, 4 …
     video_size: int | None = None  # serve this many synthetic bytes instead of the clip
     seed: int | None = None
+    # strict: refuse what the model does not take and bill by the served price list, as
+    # EvoLink does (bot/infra/simulator/strict.py); False: any non-empty model, durations
+    # 1-60, priced from the packaged catalog (else credits_per_second)
+    strict: bool = False
+    # the served price list (GET /v1/catalog/pricing-rules): model id (or "*": every model)
+    # -> factor on each rate and minimum; model id -> "absent" (left out), "unavailable"
+    # (pricing_status) or another lifecycle ("retired", ...). Read on every request.
+    price_factors: dict[str, Decimal] = field(default_factory=dict)
+    retired: dict[str, str] = field(default_factory=dict)
+    # task object fields EvoLink's clients read; None: present when strict
+    report_billing: bool | None = None  # the `billing` object
+    report_cost: bool | None = None  # usage.cost {credits, usd} once completed
+    report_result_data: bool | None = None  # result_data [{video_url}] beside results
+    # strict, request_then_actual models: the output really made is this many seconds, and
+    # the charge is the rules' price for it (at most the reservation; the rest is refunded)
+    actual_seconds: Decimal | None = None
 
 
 @dataclass
@@ -90,6 +107,12 @@ class SimTask:
     curve: tuple[float, ...] = ()
     cancelled_at: float | None = None
     settled: bool = False
+    # strict: what the rules priced (None: priced from the catalog)
+    pricing: ModelPricing | None = None
+    variables: dict[str, Any] = field(default_factory=dict)  # the rules' variables given
+    pricing_version: str | None = None
+    credits_charged: Decimal | None = None  # set when settled: what the account paid
+    settled_wall: float | None = None  # time.time() of the settlement
     timer: asyncio.TimerHandle | None = None
 
 
