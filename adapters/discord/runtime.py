@@ -14,7 +14,12 @@ Invariants:
 - Button handlers are registered (`add_dynamic_items`) before the gateway connects, so a
   click on a message posted before a restart is handled by the new process.
 - Commands are synced to `DISCORD_GUILD_IDS` (instant) when set, else globally.
-- Only the non-privileged `guilds` intent is requested.
+- Only the non-privileged `guilds` intent is requested. The bot has no voice: discord.py's
+  "PyNaCl / davey is not installed, voice will NOT be supported" warnings are switched off at
+  their source (`VoiceClient.warn_nacl` / `warn_dave`) before the client is built.
+- `start()` fails in one line (`ConfigError`), never a traceback: a refused token (401), a
+  Discord that cannot be reached (no network, DNS, a closed DISCORD_API_BASE), or an HTTP
+  error while logging in or syncing the commands.
 - Acknowledgement latency (`sora_ack_latency_seconds{platform="discord"}`) runs from the
   INTERACTION_CREATE gateway event being parsed to the interaction callback (defer, message
   or modal) being answered by Discord; it is observed through an aiohttp trace on the
@@ -187,6 +192,10 @@ class DiscordRuntime:
         if settings.discord_token is None:
             raise ConfigError("DISCORD_TOKEN is not set.")
         self._token = settings.discord_token.get_secret_value()
+        self._api_base = settings.discord_api_base
+        # No voice here: discord.py would otherwise warn about voice libraries on every start.
+        discord.VoiceClient.warn_nacl = False
+        discord.VoiceClient.warn_dave = False
         self.client = SoraClient(
             host.service,
             host.acks,
@@ -215,6 +224,18 @@ class DiscordRuntime:
             await self.client.close()
             raise ConfigError(
                 "DISCORD_TOKEN was refused by Discord (401): check the bot token."
+            ) from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            await self.client.close()
+            raise ConfigError(
+                f"Discord could not be reached at {self._api_base} ({type(exc).__name__}): "
+                "check the network (or DISCORD_API_BASE)."
+            ) from None
+        except discord.HTTPException as exc:
+            await self.client.close()
+            raise ConfigError(
+                f"Discord answered {exc.status} while the bot logged in and synced its "
+                f"commands ({exc.text or 'no detail'})."
             ) from None
         except BaseException:
             await self.client.close()

@@ -12,6 +12,11 @@ Invariants:
 - Socket Mode (SLACK_APP_TOKEN set) adds no HTTP route: Slack's own socket authenticates.
 - One `AsyncWebClient` for the bot token, pointed at SLACK_API_URL, retries 429s (honouring
   `Retry-After`) and connection errors.
+- `start()` checks the bot token with `auth.test` (both modes) before anything is served: a
+  refused token or an unreachable Slack is a `ConfigError` in one line, never "running".
+- bolt's "As you gave `client` as well, `token` will be unused" (logged because SLACK_BOT_TOKEN
+  is in the environment while we hand bolt our own client, on purpose) is dropped by a filter
+  on bolt's app logger that matches that one message; every other bolt line passes.
 - Work started after `ack()` runs in tasks this runtime keeps references to (`spawn`), so none
   is garbage-collected mid-flight; `close()` lets it finish (at most `DRAIN_TIMEOUT`), then
   cancels what is left — a request acknowledged just before shutdown still gets its job.
@@ -39,6 +44,7 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -66,6 +72,17 @@ DRAIN_TIMEOUT = 5.0
 # that is a number, an empty `actions` list): reading them is bolt's job, answering is ours.
 _UNREADABLE = (LookupError, TypeError, ValueError, AttributeError)
 REPLAY_WINDOW = 5 * 60.0  # bolt refuses older timestamps: remembering longer adds nothing
+BOLT_APP_LOGGER = "slack_bolt.AsyncApp"  # slack_bolt.logger.get_bolt_logger(AsyncApp)
+
+
+class _ClientGivenOnPurpose(logging.Filter):
+    """Drops bolt's "`token` will be unused" warning: we pass the client, by design."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return warning_client_prioritized_and_token_skipped() != record.getMessage()
+
+
+_QUIET_TOKEN_WARNING = _ClientGivenOnPurpose()
 
 
 class ReplayGuard:
@@ -140,6 +157,9 @@ class SlackRuntime:
                 settings.slack_bot_token.get_secret_value(), settings.slack_api_url, self._session
             )
         self.client = client
+        self._api_url = settings.slack_api_url
+        # The same filter object each time: addFilter does not add it twice.
+        logging.getLogger(BOLT_APP_LOGGER).addFilter(_QUIET_TOKEN_WARNING)
         self.app = AsyncApp(
             client=self.client,
             signing_secret=secret.get_secret_value() if secret else None,
@@ -217,6 +237,9 @@ class SlackRuntime:
         return response
 
     async def start(self) -> None:
+        """Check the bot token (auth.test); Socket Mode: then connect."""
+        auth = await verify_token(self.client, self._api_url)
+        log.info("Slack: bot %s in workspace %s", auth.get("user"), auth.get("team"))
         if self._app_token is None:
             return
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -248,11 +271,26 @@ async def check_slack(settings: Settings) -> tuple[bool, str]:
         return False, settings.slack_problem
     client = web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
     try:
-        auth = await client.auth_test()
-    except SlackApiError as exc:
-        return False, f"Slack refused the bot token ({slack_error(exc)})."
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        where = settings.slack_api_url
-        return False, f"Slack could not be reached at {where} ({type(exc).__name__})."
+        auth = await verify_token(client, settings.slack_api_url)
+    except ConfigError as exc:
+        return False, str(exc)
     mode = "Socket Mode" if settings.slack_mode == "socket" else f"HTTP mode at {EVENTS_PATH}"
     return True, f"Slack OK: bot {auth.get('user')} in workspace {auth.get('team')} ({mode})."
+
+
+async def verify_token(client: AsyncWebClient, api_url: str) -> dict[str, Any]:
+    """`auth.test` with the bot token: its answer, or a one-line `ConfigError` saying whether
+    Slack refused the token or could not be reached (never the token itself)."""
+    try:
+        auth = await client.auth_test()
+    except SlackApiError as exc:
+        raise ConfigError(
+            f"SLACK_BOT_TOKEN was refused by Slack ({slack_error(exc)}): check the bot token "
+            "(xoxb-…, OAuth & Permissions)."
+        ) from None
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise ConfigError(
+            f"Slack could not be reached at {api_url} ({type(exc).__name__}): check the "
+            "network (or SLACK_API_URL)."
+        ) from None
+    return dict(auth.data) if isinstance(auth.data, dict) else {}

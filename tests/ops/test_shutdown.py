@@ -69,20 +69,24 @@ async def connection_refused(port: int, within: float) -> bool:
 
 @dataclass
 class GatedSlack(FakeSlack):
-    """bolt asks `auth.test` inside the first request it handles (single-workspace
-    authorisation, before any listener or ack); here that call waits for `gate`, which holds
-    the request in flight inside the bot for as long as the test likes. chat.postMessage is
-    slow, so work spawned after the ack is still running when shutdown reaches the platforms."""
+    """The bot checks its token with `auth.test` at start; bolt asks `auth.test` again inside
+    the first request it handles (single-workspace authorisation, before any listener or ack):
+    that second call waits for `gate`, which holds the request in flight inside the bot for as
+    long as the test likes. chat.postMessage is slow, so work spawned after the ack is still
+    running when shutdown reaches the platforms."""
 
     gate: asyncio.Event = field(default_factory=asyncio.Event)
     asked: asyncio.Event = field(default_factory=asyncio.Event)
     post_delay: float = 0.5
+    auth_tests: int = 0
 
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         if method == "auth.test":
-            self.asked.set()
-            await self.gate.wait()
+            self.auth_tests += 1
+            if self.auth_tests > 1:  # the first is the start-up check
+                self.asked.set()
+                await self.gate.wait()
         elif method == "chat.postMessage":
             await asyncio.sleep(self.post_delay)
         return await super()._api(request)

@@ -117,6 +117,9 @@ async def slack_bot_on(
     ) as rc:
         runtime = rc.platforms[0]
         assert isinstance(runtime, SlackRuntime)
+        # The start-up token check (auth.test) is done; tests see only what came after it.
+        assert fake.calls[0].method == "auth.test"
+        del fake.calls[0]
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WAIT)) as http:
             yield SlackWorld(fake, rc, runtime, http)
 
