@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import getpass
 import json
 import logging
@@ -102,10 +103,26 @@ def build_parser() -> argparse.ArgumentParser:
     export = asub.add_parser("export", help="a period's usage per person (CSV or a table)")
     export.add_argument("--csv", action="store_true", help="CSV with a header row")
     export.add_argument("--period", type=_period_day, help="a date inside the period (YYYY-MM-DD)")
-    chart = asub.add_parser("chart", help="a period's spend per person as a PNG chart")
-    chart.add_argument("--out", required=True, metavar="FILE.png")
+    chart = asub.add_parser("chart", help="a period's spend per person as a chart (PNG, …)")
+    chart.add_argument(
+        "--out",
+        required=True,
+        type=_chart_file,
+        metavar="FILE.png",
+        help="where to write it; the name says the format: .png, .jpg, .svg or .pdf",
+    )
     chart.add_argument("--period", type=_period_day, help="a date inside the period (YYYY-MM-DD)")
     return parser
+
+
+def _chart_file(text: str) -> str:
+    from bot.services.chart import ChartFormatError, chart_format
+
+    try:
+        chart_format(text)
+    except ChartFormatError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _period_day(text: str) -> dt.date:
@@ -321,11 +338,13 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
             report = await build_report(service, actor=cli_actor(), day=args.period)
             sys.stdout.write(report_csv(report) if args.csv else report_text(report))
         elif command == "chart":
-            from bot.services.chart import describe_chart, render_chart
+            from bot.services.chart import chart_format, describe_chart, render_chart
             from bot.services.reports import build_report
 
             report = await build_report(service, actor=cli_actor(), day=args.period)
-            png = await asyncio.to_thread(render_chart, report)
+            png = await asyncio.to_thread(
+                functools.partial(render_chart, report, file_format=chart_format(args.out))
+            )
             try:
                 await asyncio.to_thread(Path(args.out).write_bytes, png)
             except OSError as exc:

@@ -138,6 +138,9 @@ class UsageReport:
     elapsed: Decimal  # share of the period gone at generated_at, 0..1
     rows: tuple[PersonUsage, ...]
     teams: tuple[TeamUsage, ...]
+    #: USER_CREDITS_PER_PERIOD: the allowance of whoever has no limit of their own (the
+    #: chart of an empty period still shows it); None when unknown.
+    default_allowance: Decimal | None = None
 
     @property
     def totals(self) -> Totals:
@@ -231,6 +234,7 @@ async def build_report(
         elapsed=elapsed_share(start, period.resets_at, generated),
         rows=rows,
         teams=teams,
+        default_allowance=service.settings.user_credits_per_period,
     )
 
 
