@@ -19,7 +19,7 @@ from bot.domain.errors import ProviderError, ProviderHTTPError, TaskFailed
 from bot.domain.models import VideoRequest
 from bot.domain.task_errors import RETRY_LATER_CODES, TASK_ERRORS, reason_for_code
 from bot.infra.evolink import EvoLinkClient, TaskSnapshot
-from bot.infra.simulator import Simulator, SimulatorConfig, clip_bytes, synthetic_video_chunks
+from bot.infra.simulator import Simulator, SimulatorConfig, clip_for, synthetic_video_chunks
 
 KEY = "sk-secret-test-key-123"
 REQUEST = VideoRequest(
@@ -252,7 +252,10 @@ async def test_download_streams_the_clip_without_the_key(tmp_path: Path) -> None
         done = await until_terminal(client, (await client.submit("job-1", REQUEST)).id)
         dest = tmp_path / "out" / "video.mp4"
         size = await client.download(done.results[0], dest)
-        assert dest.read_bytes() == clip_bytes("portrait") and size == dest.stat().st_size
+        assert (
+            dest.read_bytes() == clip_for(REQUEST.aspect_ratio, REQUEST.duration)
+            and size == dest.stat().st_size
+        )
         assert list(dest.parent.iterdir()) == [dest]
         fetch = [r for r in sim.requests if r.kind == "download"]
         assert len(fetch) == 1 and "Authorization" not in fetch[0].headers
@@ -264,7 +267,7 @@ async def test_download_retries_a_cut_transfer_and_an_error(tmp_path: Path) -> N
         done = await until_terminal(client, (await client.submit("job-1", REQUEST)).id)
         dest = tmp_path / "video.mp4"
         await client.download(done.results[0], dest)
-        assert dest.read_bytes() == clip_bytes("portrait")
+        assert dest.read_bytes() == clip_for(REQUEST.aspect_ratio, REQUEST.duration)
         assert sim.counts["download"] == 3 and client.stats["error:network"] == 1
         assert not dest.with_suffix(".mp4.part").exists()
 

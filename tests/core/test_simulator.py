@@ -16,6 +16,7 @@ from bot.infra.simulator import (
     Simulator,
     SimulatorConfig,
     clip_bytes,
+    clip_for,
     orientation_of,
     synthetic_video_chunks,
 )
@@ -189,7 +190,7 @@ async def test_files_match_orientation_and_wait_for_completion() -> None:
             url = (await http.get(f"/v1/tasks/{task_id}")).json()["results"][0]
             video = await http.get(url)
             assert video.headers["content-type"] == "video/mp4"
-            assert video.content == clip_bytes(orientation_of(ar))
+            assert video.content == clip_for(ar, BODY["duration"])
     assert orientation_of("9:16") == "portrait" and orientation_of(None) == "landscape"
     assert clip_bytes("portrait")[4:8] == b"ftyp"
 

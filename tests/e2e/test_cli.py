@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.infra.simulator import clip_for
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -48,11 +50,13 @@ def test_demo_one_command_delivers_a_playable_mp4_and_admin_sees_it(tmp_path: Pa
     saved = Path(tmp_path / done.stdout.strip().splitlines()[-1])
     data = saved.read_bytes()
     assert data[4:8] == b"ftyp", "an MP4 file"
-    assert data == (ROOT / "bot" / "data" / "portrait.mp4").read_bytes()
 
     jobs = json.loads(run(tmp_path, "admin", "jobs", "--json").stdout)
     assert len(jobs) == 1
     job = jobs[0]
+    assert data == clip_for(job["aspect_ratio"], job["duration"]), (
+        "the clip of its shape and length"
+    )
     assert set(job) == {
         "id",
         "platform",

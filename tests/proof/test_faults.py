@@ -31,7 +31,7 @@ import pytest
 
 from bot.domain.models import JobStatus, Surface
 from bot.infra.evolink import EvoLinkClient
-from bot.infra.simulator import Simulator, clip_bytes
+from bot.infra.simulator import Simulator
 from tests.adapters.discord.conftest import bot_on
 from tests.adapters.discord.fake_discord import FakeDiscord, RecordedRequest
 from tests.adapters.discord.helpers import ALICE as D_ALICE
@@ -43,7 +43,6 @@ from tests.proof.faultproxy import FaultProxy
 from tests.support import RecordingPort, RunningCore, running_core
 
 KEY = "sk-test-evolink-key"
-CLIP = clip_bytes("portrait")  # sora-2's default ratio is 9:16
 WAIT = 15.0
 
 
@@ -99,7 +98,7 @@ async def test_retryable_evolink_faults_twice_in_a_row_still_deliver_once(
         delivered = await port.wait_for(job.id, "delivered", timeout=WAIT)
         await rc.core.tracker.wait_idle(5)
         assert delivered.video is not None
-        assert await _bytes(delivered.video.path) == CLIP  # whole, not a torn download
+        assert await _bytes(delivered.video.path) == sim.clip_of()  # whole, not a torn download
         assert not list(rc.core.media.media_dir.glob("*.part"))
         final = await service.get_job(job.id)
         assert final.status == JobStatus.DELIVERED
@@ -223,7 +222,7 @@ async def test_a_full_media_dir_is_waited_out_and_leaves_no_torn_files(
         assert await _held(rc) > 0  # still held, not charged, not released
         disk.full = False  # space was freed
         delivered = await port.wait_for(job.id, "delivered", timeout=WAIT)
-        assert delivered.video is not None and await _bytes(delivered.video.path) == CLIP
+        assert delivered.video is not None and await _bytes(delivered.video.path) == sim.clip_of()
         assert len(port.of(job.id, "delivered")) == 1 and await _held(rc) == 0
 
 
@@ -278,7 +277,7 @@ async def test_discord_429_and_5xx_on_edits_and_uploads_still_deliver_one_video(
                 channel_id=world.channel_id,
             )
             upload = await fake.wait_for(is_upload, within=WAIT * 2)
-            assert upload.files[0].data == CLIP
+            assert upload.files[0].data == sim.clip_of()
 
             async def recorded() -> bool:
                 rows = await world.rc.core.store.fetchall("SELECT status FROM jobs")
@@ -304,7 +303,7 @@ async def test_slack_rate_limits_on_every_step_still_deliver_one_upload(
         status, _ = await world.command("a paper boat")
         assert status == 200
         await world.wait_job(lambda j: j.status == JobStatus.DELIVERED)
-        assert [f.data for f in fake.shared_files] == [CLIP]
+        assert [f.data for f in fake.shared_files] == [sim.clip_of()]
         limited = [c.method for c in fake.calls if c.status == 429]
         assert sorted(set(limited)) == [
             "chat.postMessage",

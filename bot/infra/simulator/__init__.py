@@ -5,8 +5,9 @@ It answers like EvoLink's documented API (docs/PLATFORM-FACTS.md): `POST /v1/vid
 `GET /v1/catalog/pricing-rules?view=full` (the shipped snapshot, changed by the knobs
 `price_factors` and `retired`: bot/infra/simulator/prices.py), the same task object and error
 envelope, callbacks with 10 s timeout and 3 retries (1/2/4 s), `Idempotency-Key` replays. It
-also serves its own result links, `GET /files/{task_id}.mp4`, with a real H.264 clip matching
-the task's orientation.
+also serves its own result links, `GET /files/{task_id}.mp4`, with a real H.264 + AAC clip
+matching the task's orientation and length (the packaged clip nearest to the task's duration:
+`clip_for`).
 
 With `SimulatorConfig.strict` it is as strict as EvoLink (bot/infra/simulator/strict.py): a
 model the served list does not offer, or a field or value the model does not take, is a 400
@@ -35,12 +36,9 @@ Invariants:
   non-empty model name is accepted unless `models` is set; a prompt containing
   ``[[fail:<code>]]`` fails its task with that task error code (so the demo can show failures).
 
-The clips in bot/data were made once, with imageio-ffmpeg's ffmpeg 9.0, by:
-
-    ffmpeg -f lavfi -i "testsrc2=size=320x180:rate=24:duration=2" -c:v libx264 -preset veryslow \
-        -crf 32 -pix_fmt yuv420p -movflags +faststart -map_metadata -1 -fflags +bitexact -an \
-        bot/data/landscape.mp4
-    (the same with size=180x320 → portrait.mp4 and size=240x240 → square.mp4)
+The clips in bot/data/clips (one per orientation and per length in `CLIP_SECONDS`, 3-15 s;
+colour bars with a bar sweeping across the clip's length, a 0.4 s tone, ~275 KB in all) were
+made once by scripts/make_demo_clips.py (imageio-ffmpeg's ffmpeg; not a dependency).
 """
 
 from bot.infra.simulator.server import Simulator, run_simulator
@@ -51,6 +49,7 @@ from bot.infra.simulator.world import (
     SimTask,
     SimulatorConfig,
     clip_bytes,
+    clip_for,
     error_body,
     orientation_of,
     synthetic_video_chunks,
@@ -64,6 +63,7 @@ __all__ = [
     "Simulator",
     "SimulatorConfig",
     "clip_bytes",
+    "clip_for",
     "error_body",
     "orientation_of",
     "run_simulator",

@@ -29,6 +29,7 @@ from bot.infra.simulator.world import (
     SimulatorConfig,
     _number,
     clip_bytes,
+    clip_for,
     error_body,
     orientation_of,
     synthetic_video_chunks,
@@ -62,7 +63,6 @@ class Simulator(TaskWorld):
         self._arrived = asyncio.Condition()  # notified as each request is recorded
         self._settled: dict[str, asyncio.Event] = {}  # waiters, by task, until it settles
         self._session: aiohttp.ClientSession | None = None
-        self._clips: dict[str, bytes] = {}
         self.app = web.Application()
         self.app.add_routes(
             [
@@ -137,6 +137,15 @@ class Simulator(TaskWorld):
                         return request
                 after = len(self.requests)
                 await self._arrived.wait()
+
+    def clip_of(self, task_id: str | None = None) -> bytes:
+        """The clip `GET /files/{task}.mp4` serves for a task (None: the only one), for tests
+        that compare what reached a user with what EvoLink served."""
+        if task_id is None:
+            (task,) = self.tasks.values()
+        else:
+            task = self.tasks[task_id]
+        return clip_for(task.aspect_ratio, task.duration)
 
     async def wait_callbacks(self, timeout: float = 10.0) -> None:
         """Wait until every callback begun so far was delivered or given up on (retries and
@@ -296,11 +305,9 @@ class Simulator(TaskWorld):
             return web.json_response(error_body(404, "File not found"), status=404)
         size = self.config.video_size
         if size is None:
-            orientation = orientation_of(task.aspect_ratio)
-            if orientation not in self._clips:
-                self._clips[orientation] = clip_bytes(orientation)
-            chunks: Iterator[bytes] = iter([self._clips[orientation]])
-            size = len(self._clips[orientation])
+            clip = clip_for(task.aspect_ratio, task.duration)  # cached by clip_bytes
+            chunks: Iterator[bytes] = iter([clip])
+            size = len(clip)
         else:
             chunks = synthetic_video_chunks(size)
         response = web.StreamResponse(headers={"Content-Type": "video/mp4"})
@@ -351,6 +358,7 @@ __all__ = [
     "Simulator",
     "SimulatorConfig",
     "clip_bytes",
+    "clip_for",
     "orientation_of",
     "run_simulator",
     "synthetic_video_chunks",

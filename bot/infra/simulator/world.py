@@ -150,9 +150,34 @@ def synthetic_video_chunks(size: int, chunk_size: int = _CHUNK) -> Iterator[byte
         yield part
 
 
-def clip_bytes(orientation: str) -> bytes:
-    """The packaged clip for "landscape", "portrait" or "square"."""
-    return resources.files("bot").joinpath(f"data/{orientation}.mp4").read_bytes()
+#: The lengths of the packaged clips (scripts/make_demo_clips.py makes one per orientation and
+#: length): every duration the shipped catalog offers from 3 to 15 s. Another length gets the
+#: nearest clip (a tie: the longer one); no length given, the shortest.
+CLIP_SECONDS = tuple(range(3, 16))
+
+
+def clip_name(orientation: str, seconds: int) -> str:
+    return f"{orientation}-{seconds:02d}s.mp4"
+
+
+def clip_seconds(seconds: float | None) -> int:
+    """The length of the packaged clip served for a task of `seconds` (see CLIP_SECONDS)."""
+    if seconds is None:
+        return CLIP_SECONDS[0]
+    return min(CLIP_SECONDS, key=lambda s: (abs(s - seconds), -s))
+
+
+@functools.cache
+def clip_bytes(orientation: str, seconds: float | None = None) -> bytes:
+    """The packaged clip for "landscape", "portrait" or "square", as long as the clip nearest
+    to `seconds` (bot/data/clips: colour bars with a sweeping bar, a short tone)."""
+    name = clip_name(orientation, clip_seconds(seconds))
+    return resources.files("bot").joinpath(f"data/clips/{name}").read_bytes()
+
+
+def clip_for(aspect_ratio: str | None, seconds: float | None) -> bytes:
+    """What `GET /files/{task}.mp4` serves for a task of this ratio and duration."""
+    return clip_bytes(orientation_of(aspect_ratio), seconds)
 
 
 def orientation_of(aspect_ratio: str | None) -> str:

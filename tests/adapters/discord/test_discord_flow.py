@@ -8,7 +8,7 @@ from pathlib import Path
 import aiohttp
 
 from bot.domain.models import JobStatus, Requester, fmt_credits
-from bot.infra.simulator import Simulator, clip_bytes
+from bot.infra.simulator import Simulator
 from tests.adapters.discord.conftest import World, bot_on
 from tests.adapters.discord.fake_discord import FakeDiscord, RecordedRequest
 from tests.adapters.discord.helpers import ALICE, is_upload, posted_text, sora_options
@@ -48,7 +48,7 @@ async def test_happy_path_defers_then_delivers_the_simulators_clip_as_an_attachm
     )
     upload = await fake.wait_for(is_upload, within=15)
     assert record.callback == {"type": 5}  # deferred with "thinking"
-    assert upload.files[0].data == clip_bytes("landscape")
+    assert upload.files[0].data == world.rc.simulator.clip_of()
     assert upload.files[0].filename is not None and upload.files[0].filename.endswith(".mp4")
     assert f"/webhooks/{fake.application_id}/{record.token}" == upload.path
     assert f"<@{ALICE['id']}>" in posted_text(upload)
@@ -103,7 +103,7 @@ async def test_a_video_over_the_upload_limit_arrives_as_the_hosted_link(world: W
     assert (button["style"], button["url"]) == (5, link)  # a link button to the same place
     async with aiohttp.ClientSession() as http, http.get(link) as resp:
         assert resp.status == 200
-        assert await resp.read() == clip_bytes("portrait")  # sora-2's default ratio is 9:16
+        assert await resp.read() == world.rc.simulator.clip_of()
 
 
 async def test_over_budget_is_refused_privately_and_nothing_reaches_evolink(

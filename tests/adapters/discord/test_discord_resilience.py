@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from bot.domain.models import JobStatus, Requester
-from bot.infra.simulator import clip_bytes
 from tests.adapters.discord.conftest import World
 from tests.adapters.discord.fake_discord import FAKE_TOKEN, RecordedRequest
 from tests.adapters.discord.helpers import ALICE, eventually, is_upload, sora_options
@@ -28,7 +27,7 @@ async def test_an_expired_interaction_token_falls_back_to_bot_token_channel_mess
     upload = await fake.wait_for(is_upload, within=15)
     assert upload.path == f"/channels/{world.channel_id}/messages"
     assert upload.auth == "Bot " + FAKE_TOKEN
-    assert upload.files[0].data == clip_bytes("portrait")
+    assert upload.files[0].data == world.rc.simulator.clip_of()
     refused = [r for r in fake.requests if r.status == 401 and record.token in r.path]
     assert refused, "the adapter must have tried the webhook first"
 
@@ -56,7 +55,7 @@ async def test_a_429_and_a_503_from_discord_are_survived(world: World) -> None:
         channel_id=world.channel_id,
     )
     upload = await fake.wait_for(is_upload, within=20)
-    assert upload.files[0].data == clip_bytes("portrait")
+    assert upload.files[0].data == world.rc.simulator.clip_of()
 
     def tries(status: int) -> list[RecordedRequest]:
         return [r for r in fake.requests if r.path.endswith(record.token) and r.status == status]
@@ -116,7 +115,7 @@ async def test_a_deleted_status_message_does_not_hold_back_the_video(world: Worl
     fake.messages.pop(record.original_message_id or "")  # someone deleted it
 
     upload = await fake.wait_for(is_upload, within=15)
-    assert upload.files[0].data == clip_bytes("portrait")
+    assert upload.files[0].data == world.rc.simulator.clip_of()
     assert not [r for r in fake.requests if "went wrong" in str(r.json)]
 
 

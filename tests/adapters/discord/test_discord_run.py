@@ -9,7 +9,7 @@ import socket
 import sys
 from pathlib import Path
 
-from bot.infra.simulator import Simulator, clip_bytes
+from bot.infra.simulator import Simulator
 from tests.adapters.discord.fake_discord import FAKE_TOKEN, FakeDiscord
 from tests.adapters.discord.helpers import ALICE, is_upload, sora_options
 
@@ -60,7 +60,7 @@ async def test_sora_bot_run_serves_discord_through_the_api_base(
             channel_id=channel_id,
         )
         upload = await fake.wait_for(is_upload, within=20)
-        assert upload.files[0].data == clip_bytes("portrait")
+        assert upload.files[0].data == sim.clip_of()
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -15,7 +15,7 @@ from typing import Any
 
 from adapters.slack import admin_render
 from bot.domain.models import JobStatus, Requester
-from bot.infra.simulator import Simulator, clip_bytes, orientation_of
+from bot.infra.simulator import Simulator, clip_for
 from bot.services.approvals import Approval
 from tests.adapters.slack.actions import (
     ADMINS_CHANNEL,
@@ -98,7 +98,7 @@ async def test_ask_approve_makes_the_video_in_the_requesters_channel(
         job = await world.wait_job(lambda j: j.status == JobStatus.DELIVERED)
         shared = await fake.wait_for(lambda: fake.shared_files)
         assert shared[0].channel_id == GENERAL and shared[0].thread_ts == job.surface.thread
-        assert shared[0].data == clip_bytes(orientation_of(job.request.aspect_ratio))
+        assert shared[0].data == clip_for(job.request.aspect_ratio, job.request.duration)
         assert job.request.duration == 10 and job.requester.user == ALICE
 
         # The admins' message lost its buttons and says who decided; Alice heard in a DM.

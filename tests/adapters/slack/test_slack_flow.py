@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from bot.domain.models import JobStatus
-from bot.infra.simulator import Simulator, clip_bytes, orientation_of
+from bot.infra.simulator import Simulator, clip_for
 from tests.adapters.slack.conftest import ALICE, GENERAL, SlackWorld
 
 
@@ -22,7 +22,7 @@ async def test_slash_command_uploads_the_simulators_bytes_into_the_thread(
 
     # Exactly the bytes the simulator produced for that orientation, in the channel + thread.
     assert len(shared) == 1
-    assert shared[0].data == clip_bytes(orientation_of(job.request.aspect_ratio))
+    assert shared[0].data == clip_for(job.request.aspect_ratio, job.request.duration)
     assert shared[0].channel_id == GENERAL
     progress = fake.ok_calls_to("chat.postMessage")[0]
     assert progress.args["channel"] == GENERAL
@@ -62,7 +62,7 @@ async def test_upload_refused_posts_the_hosted_link(world: SlackWorld) -> None:
     link = text.rsplit(" ", 1)[-1]
     async with world.http.get(link) as resp:
         assert resp.status == 200
-        assert await resp.read() == clip_bytes(orientation_of(job.request.aspect_ratio))
+        assert await resp.read() == clip_for(job.request.aspect_ratio, job.request.duration)
 
 
 async def test_rate_limited_chat_update_is_retried(world: SlackWorld) -> None:

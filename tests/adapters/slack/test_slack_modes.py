@@ -13,7 +13,7 @@ from adapters.slack import check_slack, handlers, modal, render
 from adapters.slack.runtime import EVENTS_PATH
 from bot.domain.models import JobStatus
 from bot.infra.config import Settings
-from bot.infra.simulator import Simulator, clip_bytes, orientation_of
+from bot.infra.simulator import Simulator, clip_for
 from tests.adapters.slack.conftest import ALICE, GENERAL, SlackWorld, slack_bot_on, user_payload
 from tests.adapters.slack.fake_slack import APP_TOKEN, BOT_TOKEN, TEAM_ID, FakeSlack
 from tests.adapters.slack.test_slack_budget_home import button
@@ -48,7 +48,7 @@ async def test_socket_mode_serves_commands_without_an_http_route(
         assert "On it" in ack["text"]
         shared = await fake.wait_for(lambda: fake.shared_files)
         job = await world.wait_job(lambda j: j.status == JobStatus.DELIVERED)
-        assert shared[0].data == clip_bytes(orientation_of(job.request.aspect_ratio))
+        assert shared[0].data == clip_for(job.request.aspect_ratio, job.request.duration)
         assert shared[0].channel_id == GENERAL and shared[0].thread_ts == job.surface.thread
         assert fake.ok_calls_to("apps.connections.open")
 
