@@ -1,9 +1,13 @@
 # sora-bot: `sora-bot run` (Discord and/or Slack, whichever has tokens, plus the HTTP server).
 #
 #   docker build -t sora-bot .
-#   docker run -d --name sora-bot -p 8080:8080 -v sora-data:/data \
-#     -e EVOLINK_API_KEY=… -e SLACK_BOT_TOKEN=… -e SLACK_SIGNING_SECRET=… \
-#     -e PUBLIC_BASE_URL=https://bot.example.com sora-bot
+#   docker run -d --name sora-bot -p 8080:8080 -v sora-data:/data --env-file .env sora-bot
+#   docker logs sora-bot        # a configuration problem is one line here, and exit code 2
+#
+# `.env` stays on the host (.dockerignore keeps it out of the image): `--env-file` passes it
+# (or `-e NAME=…` one by one). Slack over HTTP needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET
+# (Socket Mode: SLACK_APP_TOKEN instead), Discord DISCORD_TOKEN; all need EVOLINK_API_KEY.
+# The image installs exactly the versions in requirements.lock (scripts/lock_requirements.py).
 #
 # Everything the bot keeps lives in the /data volume: the SQLite store (jobs, ledger, the
 # callback and media secrets — lose it and callback URLs and /media links change) and
@@ -13,11 +17,12 @@
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE requirements.lock ./
 COPY bot ./bot
 COPY adapters ./adapters
 COPY sora_bot ./sora_bot
-RUN python -m venv /opt/venv && /opt/venv/bin/pip install .
+# PIP_CONSTRAINT pins the build backend too (it reaches pip's isolated build environment).
+RUN python -m venv /opt/venv && PIP_CONSTRAINT=/src/requirements.lock /opt/venv/bin/pip install .
 
 FROM python:3.11-slim
 ENV PATH=/opt/venv/bin:$PATH \

@@ -81,3 +81,27 @@ async def test_healthcheck_passes_on_a_serving_bot_and_fails_on_a_dead_port(
     async with running_core(tmp_path, sim) as rc:
         assert await run_healthcheck(rc.server.port) == 0
     assert await run_healthcheck(free_port()) == 1
+
+
+def test_the_image_installs_the_locked_versions() -> None:
+    """requirements.lock pins every runtime dependency exactly, each pin satisfies
+    pyproject's range, and the build installs under it (PIP_CONSTRAINT)."""
+    from packaging.requirements import Requirement
+
+    lock = (ROOT / "requirements.lock").read_text().splitlines()
+    pins = dict(line.split("==", 1) for line in lock if line.strip() and not line.startswith("#"))
+    assert all(version.strip() for version in pins.values())
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    for text in pyproject["project"]["dependencies"]:
+        wanted = Requirement(text)
+        name = wanted.name.lower().replace("_", "-").replace(".", "-")
+        assert name in pins, f"{wanted.name} is not locked"
+        assert wanted.specifier.contains(pins[name]), (text, pins[name])
+    assert "setuptools" in pins  # the build backend is pinned too
+    builds = [run for run in instructions("RUN") if "pip install" in run]
+    assert builds == [
+        "python -m venv /opt/venv && PIP_CONSTRAINT=/src/requirements.lock "
+        "/opt/venv/bin/pip install ."
+    ]
+    assert any("requirements.lock" in copy for copy in instructions("COPY"))
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
