@@ -18,6 +18,7 @@ import contextlib
 import datetime as dt
 import logging
 import socket
+import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,7 +120,10 @@ async def build_core(
         if key is None and require_key:
             raise ConfigError("EVOLINK_API_KEY is not set (get a key at evolink.ai).")
         evolink = EvoLinkClient(settings.evolink_base_url, key.get_secret_value() if key else "")
+    created = not settings.database_exists()
     store = await Store.open(settings.database_path)
+    # The first line a command logs: which database it reads and writes (DATABASE_URL).
+    log.info("database %s%s", settings.database_where, " (new)" if created else "")
     try:
         callback_secret = await store.meta_secret("callback_secret")
         media = MediaHost(
@@ -196,6 +200,34 @@ def _finished_on(
             await port.on_job_finished(job)
 
     return hook
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port (port 0: any free one), to serve on with `start_web`.
+
+    Bound before anything else starts, so a port already taken (another bot, a stale process)
+    stops the command at once with one line, ConfigError, never a half-started process."""
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (OSError, UnicodeError) as exc:
+        raise ConfigError(f"HOST {host!r} is not an address to listen on ({exc}).") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        if hasattr(socket, "SO_REUSEADDR") and sys.platform != "win32":
+            # As asyncio does: a restart may bind while old connections sit in TIME_WAIT;
+            # a port another process listens on is still refused.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or str(exc)
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {reason} — is another sora-bot (or another "
+            "program) using that port? Stop it, or set PORT to a free port."
+        ) from None
+    return sock
 
 
 async def start_web(

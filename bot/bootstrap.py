@@ -38,7 +38,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from bot.app import Core, WebServer, build_core, start_web
+from bot.app import Core, WebServer, bind_listener, build_core, start_web
 from bot.infra.config import Settings
 from bot.infra.evolink import EvoLinkClient
 from bot.infra.logs import register_secrets
@@ -105,7 +105,18 @@ async def running_process(
     demo, which has no public URL); `start_core=False`: serve, but resume no jobs (tests that
     inspect a store).
     """
-    core = await build_core(settings, evolink=evolink)
+    if serve_http and sock is None:
+        # Bind first: a taken port must stop the process before anything says it is up.
+        sock = bind_listener(settings.host, settings.port)
+        owned_sock: socket.socket | None = sock
+    else:
+        owned_sock = None
+    try:
+        core = await build_core(settings, evolink=evolink)
+    except BaseException:
+        if owned_sock is not None:
+            owned_sock.close()
+        raise
     register_secrets([core.callback_secret])
     web_app = core.build_web_app()
     host = PlatformHost(service=core.service, web_app=web_app, acks=core.metrics)
@@ -122,10 +133,13 @@ async def running_process(
             web = await start_web(web_app, settings.host, settings.port, sock=sock)
             where = settings.host if sock is None else sock.getsockname()[0]
             log.info("HTTP server on %s:%d", where, web.port)
+            owned_sock = None  # the server owns it now and closes it
         if start_core:
             await core.start()
         yield Process(core=core, web=web, platforms=runtimes)
     finally:
+        if owned_sock is not None:
+            owned_sock.close()
         await _stop_taking_events(web, runtimes)
         await core.stop()
 

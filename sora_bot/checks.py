@@ -1,5 +1,9 @@
 """`sora-bot check`: configuration and reachability, each line saying what is wrong and how
-to fix it. Secrets are never printed."""
+to fix it. Secrets are never printed.
+
+Invariant: `check` fails (exit 1) on every problem that makes `sora-bot run` refuse to start
+(`Settings.run_problems`, each its own ✗ line, all at once), and also on what it finds when
+it reaches out (a refused key or token, an unreachable service)."""
 
 from __future__ import annotations
 
@@ -24,6 +28,9 @@ async def run_checks(settings: Settings, out: TextIO | None = None) -> int:
         problems += 0 if ok else 1
         out.write(("✓ " if ok else "✗ ") + text + "\n")
 
+    for problem in settings.run_problems:
+        report(False, problem)
+
     try:
         catalog = Catalog.load(settings.catalog_path)
         report(True, f"catalog: {len(catalog.names())} models ({', '.join(catalog.names())})")
@@ -32,9 +39,7 @@ async def run_checks(settings: Settings, out: TextIO | None = None) -> int:
     except BotError as exc:
         report(False, str(exc))
 
-    if settings.evolink_api_key is None:
-        report(False, "EVOLINK_API_KEY is not set")
-    else:
+    if settings.evolink_api_key is not None:  # a missing key is one of the run problems
         client = EvoLinkClient(
             settings.evolink_base_url,
             settings.evolink_api_key.get_secret_value(),
@@ -81,8 +86,6 @@ async def run_checks(settings: Settings, out: TextIO | None = None) -> int:
         if settings.slack_bot_token is None:
             out.write("- Slack: SLACK_BOT_TOKEN not set (Slack disabled)\n")
         else:
-            if settings.slack_problem is not None:
-                report(False, f"Slack: {settings.slack_problem}")
             try:
                 resp = await http.post(
                     settings.slack_api_url.rstrip("/") + "/auth.test",

@@ -2,7 +2,11 @@
 (README "Operations"; docs/ARCHITECTURE.md): scripts read these JSON fields and exit codes.
 
 Exit codes: 0 success; 1 a failure (job failed, check found problems); 2 bad input or
-configuration (the message says what to fix).
+configuration (the message says what to fix, in one line or a short list, never a traceback).
+
+Invariants: the global flags (`-v`) work before or after a sub-command; every sub-command's
+`--help` has a description; `quote` takes the rest of the line as the request text. The
+`admin` sub-commands live in sora_bot/admin_commands.py.
 """
 
 from __future__ import annotations
@@ -10,22 +14,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
-import functools
-import getpass
 import json
 import logging
-import os
+import math
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 from bot.domain.errors import BotError, ConfigError
-from bot.domain.models import Job, Requester, credits_json, fmt_credits, to_mc
-from bot.infra.config import Settings, load_settings
+from bot.domain.models import credits_json, fmt_credits, to_mc
+from bot.infra.config import DEMO_DATABASE_URL, Settings, load_settings
+from sora_bot.admin_commands import add_admin_parser, run_admin
 
 log = logging.getLogger("bot")
+
+DATABASE_HELP = (
+    "Every command uses the database DATABASE_URL names (default sqlite:///sora-bot.db, "
+    "relative to the working directory{here}); `demo` uses its own, {demo}, unless "
+    "DATABASE_URL is set. Admin commands never create a database (`admin init` does)."
+)
 
 
 def _setup_logging(verbose: bool = False) -> None:
@@ -44,8 +50,14 @@ def _setup_logging(verbose: bool = False) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    here = ""
+    with contextlib.suppress(ConfigError):
+        here = f": here {load_settings().database_where}"
+    demo_db = DEMO_DATABASE_URL.removeprefix("sqlite:///")
     parser = argparse.ArgumentParser(
-        prog="sora-bot", description="Order AI videos from Discord and Slack, with credit budgets."
+        prog="sora-bot",
+        description="Order AI videos from Discord and Slack, with credit budgets.",
+        epilog=DATABASE_HELP.format(here=here, demo=demo_db),
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -54,98 +66,100 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="run Discord and/or Slack (whichever has tokens) and the HTTP server"
     )
 
-    demo = sub.add_parser("demo", help="console chat against the built-in EvoLink simulator")
+    demo = sub.add_parser(
+        "demo",
+        help="console chat against the built-in EvoLink simulator",
+        description="A console chat against the built-in EvoLink simulator: no token needed. "
+        f"Its database is {demo_db} (in the working directory) unless DATABASE_URL is set.",
+    )
     demo.add_argument(
         "-c", "--command", dest="command_text", help='one command, e.g. "/sora a cat --duration 10"'
     )
-    demo.add_argument("--task-seconds", type=float, default=4.0, help="simulated task length")
+    demo.add_argument(
+        "--task-seconds", type=_seconds, default=4.0, help="simulated task length (seconds, > 0)"
+    )
 
     sim = sub.add_parser("simulator", help="run the EvoLink simulator alone on 127.0.0.1")
-    sim.add_argument("--port", type=int, default=8090)
-    sim.add_argument("--task-seconds", type=float, default=20.0)
+    sim.add_argument("--port", type=_port, default=8090, help="0-65535 (0: any free port)")
+    sim.add_argument("--task-seconds", type=_seconds, default=20.0, help="seconds, > 0")
 
     quote = sub.add_parser("quote", help="what a request would cost (nothing is held or sent)")
-    quote.add_argument("text")
+    quote.add_argument("text", nargs="+", help="the request, e.g. a cat --duration 10")
     quote.add_argument("--json", action="store_true")
 
     sub.add_parser("check", help="check configuration and reachability")
 
-    admin = sub.add_parser("admin", help="quota management and reports")
-    asub = admin.add_subparsers(dest="admin_command", required=True)
-    usage = asub.add_parser("usage", help="this period's usage per user")
-    usage.add_argument("--json", action="store_true")
-    usage.add_argument("--period", type=_period_day, help="a date inside the period (YYYY-MM-DD)")
-    jobs = asub.add_parser("jobs", help="recent jobs, newest first")
-    jobs.add_argument("--json", action="store_true")
-    jobs.add_argument("--limit", type=int, default=20)
-    limit = asub.add_parser("set-limit", help="a user's allowance per period")
-    limit.add_argument("target", metavar="PLATFORM:WORKSPACE:USER")
-    limit.add_argument("amount")
-    grant = asub.add_parser("grant", help="extra credits for this period")
-    grant.add_argument("target", metavar="PLATFORM:WORKSPACE:USER")
-    grant.add_argument("amount")
-    grant.add_argument("--reason", default="")
-    team = asub.add_parser("set-team-budget", help="a workspace's budget per period (0 = none)")
-    team.add_argument("target", metavar="PLATFORM:WORKSPACE")
-    team.add_argument("amount")
-    role = asub.add_parser("set-role-limit", help="an allowance for a Discord role (highest wins)")
-    role.add_argument("target", metavar="PLATFORM:WORKSPACE:ROLE")
-    role.add_argument("amount")
-    approvals = asub.add_parser("approvals", help="requests waiting for an admin's decision")
-    approvals.add_argument("--json", action="store_true")
-    for verb in ("approve", "deny"):
-        decide = asub.add_parser(
-            verb, help=f"{verb} a waiting request (exactly one decision counts)"
-        )
-        decide.add_argument("approval_id")
-    audit = asub.add_parser("audit", help="every admin action, oldest first")
-    audit.add_argument("--json", action="store_true")
-    export = asub.add_parser("export", help="a period's usage per person (CSV or a table)")
-    export.add_argument("--csv", action="store_true", help="CSV with a header row")
-    export.add_argument("--period", type=_period_day, help="a date inside the period (YYYY-MM-DD)")
-    chart = asub.add_parser("chart", help="a period's spend per person as a chart (PNG, …)")
-    chart.add_argument(
-        "--out",
-        required=True,
-        type=_chart_file,
-        metavar="FILE.png",
-        help="where to write it; the name says the format: .png, .jpg, .svg or .pdf",
-    )
-    chart.add_argument("--period", type=_period_day, help="a date inside the period (YYYY-MM-DD)")
+    add_admin_parser(sub)
+    _everywhere(parser)
     return parser
 
 
-def _chart_file(text: str) -> str:
-    from bot.services.chart import ChartFormatError, chart_format
+def _everywhere(parser: argparse.ArgumentParser) -> None:
+    """Every sub-command (at any depth) takes `-v` too and describes itself in `--help`."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        helps = {choice.dest: choice.help for choice in action._choices_actions}
+        for name, child in action.choices.items():
+            text = helps.get(name)
+            if child.description is None and text:
+                child.description = text[0].upper() + text[1:] + "."
+            if "-v" not in child._option_string_actions:
+                child.add_argument(
+                    "-v",
+                    "--verbose",
+                    action="store_true",
+                    default=argparse.SUPPRESS,
+                    help="debug logging",
+                )
+            _everywhere(child)
 
+
+def _seconds(text: str) -> float:
     try:
-        chart_format(text)
-    except ChartFormatError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
-def _period_day(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a date; write it as YYYY-MM-DD (e.g. 2026-10-31)"
-        ) from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0-65535 (0: any free one), got {value}")
+    return value
+
+
+QUOTE_FLAGS = frozenset({"--json", "-v", "--verbose", "-h", "--help"})
+
+
+def _quote_argv(argv: Sequence[str]) -> list[str]:
+    """`sora-bot quote a cat --duration 10 --json`: after `quote`, every word that is not one
+    of quote's own flags is the request text, chat grammar flags included."""
+    args = list(argv)
+    at = next((i for i, word in enumerate(args) if not word.startswith("-")), None)
+    if at is None or args[at] != "quote":
+        return args
+    rest = args[at + 1 :]
+    flags = [word for word in rest if word in QUOTE_FLAGS]
+    words = [word for word in rest if word not in QUOTE_FLAGS and word != "--"]
+    return args[: at + 1] + flags + (["--", " ".join(words)] if words else [])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_quote_argv(sys.argv[1:] if argv is None else argv))
     _setup_logging(args.verbose)
     try:
         if args.command == "simulator":
-            from bot.infra.simulator import run_simulator
-
-            run_simulator(args.port, args.task_seconds)
-            return 0
+            return _simulator(args.port, args.task_seconds)
         settings = load_settings()
         if args.command == "quote":
-            return _quote(settings, args.text, args.json)
+            return _quote(settings, " ".join(args.text), args.json)
         return asyncio.run(_async_main(settings, args))
     except ConfigError as exc:
         print(f"sora-bot: {exc}", file=sys.stderr)
@@ -155,22 +169,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-
-
-async def _async_main(settings: Settings, args: argparse.Namespace) -> int:
-    if args.command == "demo":
-        from sora_bot.demo import run_demo
-
-        return await run_demo(settings, command=args.command_text, task_seconds=args.task_seconds)
-    if args.command == "run":
-        from sora_bot.runner import run_bot
-
-        return await run_bot(settings)
-    if args.command == "check":
-        from sora_bot.checks import run_checks
-
-        return await run_checks(settings)
-    return await _admin(settings, args)
 
 
 def _quote(settings: Settings, text: str, as_json: bool) -> int:
@@ -207,195 +205,50 @@ def _quote(settings: Settings, text: str, as_json: bool) -> int:
     return 0
 
 
-def _target(text: str, parts: int) -> list[str]:
-    pieces = text.split(":")
-    if len(pieces) != parts or not all(pieces):
-        shape = "PLATFORM:WORKSPACE:USER" if parts == 3 else "PLATFORM:WORKSPACE"
-        raise ConfigError(f"{text!r} is not {shape} (e.g. slack:T0123:U0456).")
-    return pieces
+def _simulator(port: int, task_seconds: float) -> int:
+    from bot.infra.simulator import run_simulator
 
-
-def cli_actor() -> str:
     try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return f"cli:{os.getuid()}"
+        run_simulator(port, task_seconds)
+    except OSError as exc:  # only binding can fail this way: it is the first thing it does
+        raise ConfigError(
+            f"the simulator cannot listen on 127.0.0.1:{port}: {_reason(exc)} — is "
+            "something else using that port? Choose another with --port (0: any free one)."
+        ) from None
+    return 0
 
 
-async def _admin(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.app import build_core
-
-    core = await build_core(settings, require_key=False)
-    service = core.service
-    try:
-        command = args.admin_command
-        if command == "usage":
-            day = dt.date.fromisoformat(args.period) if args.period else None
-            rows = await service.usage(cli_actor(), day=day)
-            data = [
-                {
-                    "platform": r.platform,
-                    "workspace": r.workspace,
-                    "user": r.user,
-                    "period_start": r.period_start.isoformat(),
-                    "limit": _num(r.limit),
-                    "granted": _num(r.granted),
-                    "used": _num(r.used),
-                    "reserved": _num(r.reserved),
-                    "available": _num(r.available),
-                }
-                for r in rows
-            ]
-            _print_table(
-                data,
-                args.json,
-                (
-                    "platform",
-                    "workspace",
-                    "user",
-                    "limit",
-                    "granted",
-                    "used",
-                    "reserved",
-                    "available",
-                ),
-            )
-        elif command == "jobs":
-            jobs = await core.book.recent_jobs(limit=max(1, args.limit))
-            _print_table(
-                [_job_json(j) for j in jobs],
-                args.json,
-                (
-                    "id",
-                    "status",
-                    "user",
-                    "model",
-                    "duration",
-                    "reserved_credits",
-                    "charged_credits",
-                    "prompt",
-                ),
-            )
-        elif command == "set-limit":
-            platform, workspace, user = _target(args.target, 3)
-            who = Requester(platform=platform, workspace=workspace, user=user)
-            await service.set_limit(cli_actor(), who, args.amount)
-            print(f"{who.key}: allowance set to {args.amount} credits per {settings.budget_period}")
-        elif command == "grant":
-            platform, workspace, user = _target(args.target, 3)
-            who = Requester(platform=platform, workspace=workspace, user=user)
-            await service.grant(cli_actor(), who, args.amount, args.reason)
-            print(f"{who.key}: granted {args.amount} credits for this {settings.budget_period}")
-        elif command == "set-team-budget":
-            platform, workspace = _target(args.target, 2)
-            await service.set_team_budget(cli_actor(), platform, workspace, args.amount)
-            print(
-                f"{platform}:{workspace}: team budget set to {args.amount} credits "
-                f"per {settings.budget_period}"
-            )
-        elif command == "set-role-limit":
-            platform, workspace, role_id = _target(args.target, 3)
-            await service.set_role_limit(cli_actor(), platform, workspace, role_id, args.amount)
-            print(f"{platform}:{workspace} role {role_id}: allowance set to {args.amount} credits")
-        elif command == "approvals":
-            waiting = await service.pending_approvals(cli_actor())
-            listing: list[dict[str, Any]] = [
-                {
-                    "id": a.id,
-                    "requester": a.requester.key,
-                    "model": a.request.model,
-                    "duration": a.request.duration,
-                    "prompt": a.request.prompt,
-                    "price": _num(a.price),
-                    "expires_at": a.expires_at.isoformat(),
-                }
-                for a in waiting
-            ]
-            _print_table(listing, args.json, ("id", "requester", "price", "expires_at", "prompt"))
-        elif command in ("approve", "deny"):
-            decided = await service.decide_approval(
-                args.approval_id, cli_actor(), command == "approve"
-            )
-            started = f"; job {decided.job_id} started" if decided.job_id else ""
-            print(f"{decided.id}: {decided.status}{started}")
-        elif command == "audit":
-            entries = await service.audit_log()
-            audit: list[dict[str, Any]] = [
-                {
-                    "at": r["at"],
-                    "actor": r["actor"],
-                    "action": r["action"],
-                    "target": r["target"],
-                    "amount": _amount(r["amount_mc"]),
-                    "reason": r["reason"] or "",
-                }
-                for r in entries
-            ]
-            _print_table(audit, args.json, ("at", "actor", "action", "target", "amount", "reason"))
-        elif command == "export":
-            from bot.services.reports import build_report, report_csv, report_text
-
-            report = await build_report(service, actor=cli_actor(), day=args.period)
-            sys.stdout.write(report_csv(report) if args.csv else report_text(report))
-        elif command == "chart":
-            from bot.services.chart import chart_format, describe_chart, render_chart
-            from bot.services.reports import build_report
-
-            report = await build_report(service, actor=cli_actor(), day=args.period)
-            png = await asyncio.to_thread(
-                functools.partial(render_chart, report, file_format=chart_format(args.out))
-            )
-            try:
-                await asyncio.to_thread(Path(args.out).write_bytes, png)
-            except OSError as exc:
-                raise ConfigError(f"cannot write {args.out}: {exc.strerror or exc}") from None
-            print(describe_chart(report))
-            print(f"chart written to {args.out} ({len(png)} bytes)")
-        return 0
-    finally:
-        await core.stop()
+def _reason(exc: OSError) -> str:
+    """The OS's words ("address already in use"), without aiohttp's "error while …: "."""
+    return (exc.strerror or str(exc)).rsplit(": ", 1)[-1]
 
 
-def _amount(value: object) -> float | int | None:
-    return None if value is None else credits_json(int(str(value)))
+def demo_settings(settings: Settings) -> Settings:
+    """The demo's own database unless DATABASE_URL was set: console spend never mixes into
+    the ledger `sora-bot run` keeps in the same directory."""
+    if settings.database_explicit:
+        return settings
+    return settings.model_copy(update={"database_url": DEMO_DATABASE_URL})
 
 
-def _num(value: Any) -> float | int:
-    return credits_json(to_mc(value))
+async def _async_main(settings: Settings, args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        from sora_bot.demo import run_demo
 
+        return await run_demo(
+            demo_settings(settings),
+            command=args.command_text,
+            task_seconds=args.task_seconds,
+        )
+    if args.command == "run":
+        from sora_bot.runner import run_bot
 
-def _job_json(job: Job) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "platform": job.requester.platform,
-        "workspace": job.requester.workspace,
-        "user": job.requester.user,
-        "status": job.status.value,
-        "model": job.request.model,
-        "duration": job.request.duration,
-        "aspect_ratio": job.request.aspect_ratio,
-        "prompt": job.request.prompt,
-        "task_id": job.task_id,
-        "reserved_credits": credits_json(job.reserved_mc),
-        "charged_credits": None if job.charged_mc is None else credits_json(job.charged_mc),
-        "error": job.error,
-        "created_at": job.created_at.isoformat(),
-        "finished_at": None if job.finished_at is None else job.finished_at.isoformat(),
-    }
+        return await run_bot(settings)
+    if args.command == "check":
+        from sora_bot.checks import run_checks
 
-
-def _print_table(rows: list[dict[str, Any]], as_json: bool, columns: Sequence[str]) -> None:
-    if as_json:
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
-        return
-    if not rows:
-        print("(nothing yet)")
-        return
-    table = [[str(row.get(c, ""))[:60] for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in table)) for i, c in enumerate(columns)]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
-    for r in table:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
+        return await run_checks(settings)
+    return await run_admin(settings, args)
 
 
 if __name__ == "__main__":

@@ -32,22 +32,20 @@ FACTORIES: dict[str, PlatformFactory] = {"slack": SlackRuntime, "discord": Disco
 
 
 def enabled_platforms(settings: Settings) -> list[str]:
-    """Which platforms `run` will start; raises ConfigError naming what is missing."""
+    """Which platforms `run` will start; raises ConfigError naming every problem at once
+    (`Settings.run_problems`, the list `sora-bot check` fails on too)."""
+    problems = settings.run_problems
+    if len(problems) == 1:
+        raise ConfigError(problems[0])
+    if problems:
+        raise ConfigError(
+            f"cannot start, {len(problems)} problems:\n  - " + "\n  - ".join(problems)
+        )
     platforms = []
     if settings.discord_token is not None:
         platforms.append("discord")
-    if settings.slack_problem is not None:
-        raise ConfigError(settings.slack_problem)
     if settings.slack_mode is not None:
         platforms.append("slack")
-    if not platforms:
-        raise ConfigError(
-            "No chat platform is configured: set DISCORD_TOKEN (Discord) and/or "
-            "SLACK_BOT_TOKEN with SLACK_SIGNING_SECRET or SLACK_APP_TOKEN (Slack). "
-            "To see the bot work without any token, run: sora-bot demo"
-        )
-    if settings.evolink_api_key is None:
-        raise ConfigError("EVOLINK_API_KEY is not set: the bot needs it to make videos.")
     return platforms
 
 

@@ -71,7 +71,7 @@ class AdminCommands(app_commands.Group):
         )
 
     async def _run(
-        self, interaction: discord.Interaction[Any], action: Awaitable[None], done: str
+        self, interaction: discord.Interaction[Any], action: Awaitable[object], done: str
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:

@@ -20,6 +20,15 @@ from bot.domain.errors import ConfigError
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 BUDGET_PERIODS = ("day", "week", "month")
+NO_PLATFORM = (
+    "No chat platform is configured: set DISCORD_TOKEN (Discord) and/or SLACK_BOT_TOKEN with "
+    "SLACK_SIGNING_SECRET or SLACK_APP_TOKEN (Slack). To see the bot work without any token, "
+    "run: sora-bot demo"
+)
+#: The demo's own store unless DATABASE_URL is set (its console spend stays out of the real
+#: ledger; `DATABASE_URL=sqlite:///sora-bot-demo.db sora-bot admin jobs` reads it).
+DEMO_DATABASE_URL = "sqlite:///sora-bot-demo.db"
+NO_EVOLINK_KEY = "EVOLINK_API_KEY is not set: the bot needs it to make videos (evolink.ai)."
 
 
 def _csv(value: Any) -> list[str]:
@@ -196,6 +205,20 @@ class Settings(BaseSettings):
         return rest[1:] if rest.startswith("/") else rest
 
     @property
+    def database_explicit(self) -> bool:
+        """Was DATABASE_URL set (environment or `.env`), rather than left at its default?"""
+        return "database_url" in self.model_fields_set
+
+    @property
+    def database_where(self) -> str:
+        """The database in words for logs and errors: its absolute path, or "in memory"."""
+        path = self.database_path
+        return "an in-memory database" if path == ":memory:" else str(Path(path).absolute())
+
+    def database_exists(self) -> bool:
+        return self.database_path == ":memory:" or Path(self.database_path).is_file()
+
+    @property
     def timezone(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.budget_timezone)
 
@@ -248,6 +271,19 @@ class Settings(BaseSettings):
             "to verify requests (Basic Information → Signing Secret), or set SLACK_APP_TOKEN "
             "for Socket Mode."
         )
+
+    @property
+    def run_problems(self) -> list[str]:
+        """Every reason `sora-bot run` would refuse to start, in plain words, all at once
+        (empty: it can start). `run` refuses on exactly these; `check` fails on each."""
+        problems: list[str] = []
+        if self.slack_problem is not None:
+            problems.append(self.slack_problem)
+        elif self.discord_token is None and self.slack_mode is None:
+            problems.append(NO_PLATFORM)
+        if self.evolink_api_key is None:
+            problems.append(NO_EVOLINK_KEY)
+        return problems
 
 
 def load_settings(**overrides: Any) -> Settings:

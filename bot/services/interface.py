@@ -128,9 +128,11 @@ class BotService(Protocol):
     ) -> Approval:
         """A request refused for budget goes to the admins (AdminPort.on_approval_requested)."""
 
-    async def decide_approval(self, approval_id: str, actor: Actor, approve: bool) -> Approval:
+    async def decide_approval(
+        self, approval_id: str, actor: Actor, approve: bool, reason: str = ""
+    ) -> Approval:
         """Approve (grant the price, start the job) or deny; one decision counts, a second
-        raises JobStateError naming the first."""
+        raises JobStateError naming the first. `reason` is recorded in the audit."""
 
     async def get_approval(self, approval_id: str) -> Approval:
         """The approval as stored now (ApprovalNotFound otherwise)."""
@@ -175,23 +177,33 @@ class BotService(Protocol):
     def may_administer(self, actor: Actor) -> bool:
         """Does `actor` administer the workspace they are in? (To show admin-only views.)"""
 
-    async def set_limit(self, actor: Actor, target: Requester, amount: Decimal | str) -> None:
-        """A user's allowance per period; audited."""
+    # Each change is audited with its `reason` and returns the amount as stored (`1e3` → 1000).
+
+    async def set_limit(
+        self, actor: Actor, target: Requester, amount: Decimal | str, reason: str = ""
+    ) -> Decimal:
+        """A user's limit per period (their allowance is the limit plus this period's grants)."""
 
     async def grant(
         self, actor: Actor, target: Requester, amount: Decimal | str, reason: str = ""
-    ) -> None:
-        """Extra credits for this period; audited."""
+    ) -> Decimal:
+        """Extra credits for this period."""
 
     async def set_team_budget(
-        self, actor: Actor, platform: str, workspace: str, amount: Decimal | str
-    ) -> None:
-        """A workspace's budget per period (0: no cap); audited."""
+        self, actor: Actor, platform: str, workspace: str, amount: Decimal | str, reason: str = ""
+    ) -> Decimal:
+        """A workspace's budget per period (0: no cap)."""
 
     async def set_role_limit(
-        self, actor: Actor, platform: str, workspace: str, role: str, amount: Decimal | str
-    ) -> None:
-        """An allowance for everyone with a role (the highest applies); audited."""
+        self,
+        actor: Actor,
+        platform: str,
+        workspace: str,
+        role: str,
+        amount: Decimal | str,
+        reason: str = "",
+    ) -> Decimal:
+        """A limit for everyone with a role (the highest applies)."""
 
     # -- media -------------------------------------------------------------------------------
 

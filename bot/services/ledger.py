@@ -257,30 +257,37 @@ class Ledger:
 
     # -- admin changes (each with its audit row) ------------------------------------------------
 
-    async def set_limit(self, actor: str, target: Requester, amount: Decimal) -> None:
+    async def set_limit(
+        self, actor: str, target: Requester, amount: Decimal, reason: str = ""
+    ) -> None:
         async with self.store.transaction() as tx:
             await sql.write_limit(
                 tx, target.platform, target.workspace, target.user, to_mc(amount), actor
             )
-            await sql.write_audit(tx, actor, "set-limit", target.key, to_mc(amount))
+            await sql.write_audit(tx, actor, "set-limit", target.key, to_mc(amount), reason)
 
     async def set_team_budget(
-        self, actor: str, platform: str, workspace: str, amount: Decimal
+        self, actor: str, platform: str, workspace: str, amount: Decimal, reason: str = ""
     ) -> None:
         async with self.store.transaction() as tx:
             await sql.write_limit(tx, platform, workspace, TEAM, to_mc(amount), actor)
             await sql.write_audit(
-                tx, actor, "set-team-budget", f"{platform}:{workspace}", to_mc(amount)
+                tx, actor, "set-team-budget", f"{platform}:{workspace}", to_mc(amount), reason
             )
 
     async def set_role_limit(
-        self, actor: str, platform: str, workspace: str, role: str, amount: Decimal
+        self,
+        actor: str,
+        platform: str,
+        workspace: str,
+        role: str,
+        amount: Decimal,
+        reason: str = "",
     ) -> None:
         async with self.store.transaction() as tx:
             await sql.write_role_limit(tx, platform, workspace, role, to_mc(amount), actor)
-            await sql.write_audit(
-                tx, actor, "set-role-limit", f"{platform}:{workspace}:role:{role}", to_mc(amount)
-            )
+            target = f"{platform}:{workspace}:role:{role}"
+            await sql.write_audit(tx, actor, "set-role-limit", target, to_mc(amount), reason)
 
     async def grant(self, actor: str, target: Requester, amount: Decimal, reason: str) -> None:
         async with self.store.transaction() as tx:
@@ -302,6 +309,12 @@ class Ledger:
     async def audit_log(self) -> list[dict[str, object]]:
         async with self.store.reading() as tx:
             return await sql.audit_entries(tx)
+
+    async def has_history(self, platform: str, workspace: str, user: str | None = None) -> bool:
+        """Has this user (None: anyone) of the workspace ever used the bot: a job, a request
+        for approval or a ledger entry? (To warn an admin about a mistyped id.)"""
+        async with self.store.reading() as tx:
+            return await sql.has_history(tx, platform, workspace, user)
 
 
 def _refusal(scope: str, quote_mc: int, available_mc: int, period: Period) -> BudgetError:

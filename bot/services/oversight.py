@@ -113,16 +113,24 @@ class Oversight:
         async with self.book.store.reading() as tx:
             return await approvals.pending(tx, platform)
 
-    async def decide(self, approval_id: str, actor: str, approve: bool) -> Approval:
+    async def decide(
+        self, approval_id: str, actor: str, approve: bool, reason: str = ""
+    ) -> Approval:
+        """Record the one decision that counts; `reason` (the admin's words) joins the audit."""
         approval = await self.get(approval_id)
         verdict = "approved" if approve else "denied"
+        why = f": {reason}" if reason else ""
         async with self.book.store.transaction() as tx:
             won = await approvals.decide(tx, approval_id, verdict, actor)
             if won and approve:
                 price_mc = to_mc(approval.price)
-                reason = f"approved request {approval_id}"
                 await self.book.ledger.grant_in(
-                    tx, actor, approval.requester, price_mc, reason, action="approve"
+                    tx,
+                    actor,
+                    approval.requester,
+                    price_mc,
+                    f"approved request {approval_id}{why}",
+                    action="approve",
                 )
                 job_id = await self.book.accept_in(
                     tx,
@@ -140,7 +148,7 @@ class Oversight:
                     "deny",
                     approval.requester.key,
                     to_mc(approval.price),
-                    f"denied request {approval_id}",
+                    f"denied request {approval_id}{why}",
                 )
         decided = await self.get(approval_id)
         if not won:

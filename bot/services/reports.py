@@ -50,14 +50,16 @@ CSV_COLUMNS = (
     "failed",
     "cancelled",
     "used",
-    "reserved",
+    "held",
+    "left",
     "limit",
     "granted",
-    "available",
+    "allowance",
     "average_cost",
     "team_budget",
     "period_start",
     "period_end",
+    "reserved",  # = held, under the name the outside contract gives it
 )
 
 
@@ -251,7 +253,9 @@ def _cell(text: str) -> str:
 
 def report_csv(report: UsageReport) -> str:
     """One row per person with a header row; credit columns are plain decimals (no totals row,
-    so a spreadsheet's sums are the ledger's)."""
+    so a spreadsheet's sums are the ledger's). The words are the ones people read everywhere:
+    used, held, left, limit, granted, allowance (= limit + granted); `reserved` repeats held
+    for the outside contract."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -269,13 +273,15 @@ def report_csv(report: UsageReport) -> str:
                 r.cancelled,
                 plain(r.used),
                 plain(r.reserved),
+                plain(r.available),
                 plain(r.limit),
                 plain(r.granted),
-                plain(r.available),
+                plain(r.allowance),
                 plain(r.average_cost),
                 plain(team.budget if team else None),
                 report.period_start.isoformat(),
                 report.period_end.isoformat(),
+                plain(r.reserved),
             )
         )
     return out.getvalue()
@@ -294,7 +300,7 @@ def report_text(report: UsageReport, *, max_rows: int = 25) -> str:
         lines.append("No usage in this period.")
         return "\n".join(lines) + "\n"
     many_workspaces = len({r.workspace_key for r in report.rows}) > 1
-    header = ("person", "jobs", "ok", "fail", "used", "held", "allow", "left", "avg")
+    header = ("person", "jobs", "ok", "fail", "used", "held", "allowance", "left", "avg")
     table: list[tuple[str, ...]] = []
     ranked = sorted(report.rows, key=lambda r: (-(r.used + r.reserved), r.name))
     for r in ranked[:max_rows]:

@@ -140,6 +140,7 @@ class SoraService:
         approval_id: str,
         actor: Actor,
         approve: bool,
+        reason: str = "",
     ) -> Approval:
         """Approve (grant exactly the price and start the job) or deny, as an admin of the
         request's workspace; exactly one decision counts — a second one raises JobStateError
@@ -148,7 +149,7 @@ class SoraService:
         who = self.permissions.require_admin(
             actor, approval.requester.platform, approval.requester.workspace
         )
-        return await self.oversight.decide(approval_id, who, approve)
+        return await self.oversight.decide(approval_id, who, approve, reason[:500])
 
     async def get_approval(self, approval_id: str) -> Approval:
         return await self.oversight.get(approval_id)
@@ -249,10 +250,15 @@ class SoraService:
         """Does `actor` administer the workspace they are in? (To show admin-only views.)"""
         return self.permissions.may_administer(actor)
 
-    async def set_limit(self, actor: Actor, target: Requester, amount: Decimal | str) -> None:
+    # Each change returns the amount as stored (`1e3` typed → 1000), for the caller to echo.
+
+    async def set_limit(
+        self, actor: Actor, target: Requester, amount: Decimal | str, reason: str = ""
+    ) -> Decimal:
         who = self.permissions.require_admin(actor, target.platform, target.workspace)
         value = parse_amount(amount, field="limit")
-        await self.book.ledger.set_limit(who, target, value)
+        await self.book.ledger.set_limit(who, target, value, reason[:500])
+        return value
 
     async def grant(
         self,
@@ -260,12 +266,13 @@ class SoraService:
         target: Requester,
         amount: Decimal | str,
         reason: str = "",
-    ) -> None:
+    ) -> Decimal:
         who = self.permissions.require_admin(actor, target.platform, target.workspace)
         value = parse_amount(amount)
         if value == 0:
             raise InputError("A grant must be more than 0 credits.", field="amount")
         await self.book.ledger.grant(who, target, value, reason[:500])
+        return value
 
     async def set_team_budget(
         self,
@@ -273,10 +280,12 @@ class SoraService:
         platform: str,
         workspace: str,
         amount: Decimal | str,
-    ) -> None:
+        reason: str = "",
+    ) -> Decimal:
         who = self.permissions.require_admin(actor, platform, workspace)
         value = parse_amount(amount, field="team budget")
-        await self.book.ledger.set_team_budget(who, platform, workspace, value)
+        await self.book.ledger.set_team_budget(who, platform, workspace, value, reason[:500])
+        return value
 
     async def set_role_limit(
         self,
@@ -285,15 +294,21 @@ class SoraService:
         workspace: str,
         role: str,
         amount: Decimal | str,
-    ) -> None:
+        reason: str = "",
+    ) -> Decimal:
         """An allowance for everyone with a role (Discord); a user's highest role applies,
         and a user's own limit beats any role."""
         who = self.permissions.require_admin(actor, platform, workspace)
         value = parse_amount(amount, field="limit")
-        await self.book.ledger.set_role_limit(who, platform, workspace, role, value)
+        await self.book.ledger.set_role_limit(who, platform, workspace, role, value, reason[:500])
+        return value
 
     async def audit_log(self) -> list[dict[str, object]]:
         return await self.book.ledger.audit_log()
+
+    async def has_history(self, platform: str, workspace: str, user: str | None = None) -> bool:
+        """Has this user (None: anyone) of the workspace ever used the bot?"""
+        return await self.book.ledger.has_history(platform, workspace, user)
 
     # -- media -------------------------------------------------------------------------------
 

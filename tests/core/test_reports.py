@@ -188,7 +188,12 @@ async def test_csv_has_the_contract_columns_and_sums_to_the_ledger(core: Core) -
         alice["team_budget"] == "100" and alice["period_start"] == report.period_start.isoformat()
     )
     assert next(r for r in rows if r["user"] == "dave")["team_budget"] == ""
-    assert all("E" not in r[c] for r in rows for c in ("used", "reserved", "limit", "available"))
+    columns = ("used", "held", "left", "limit", "granted", "allowance", "reserved")
+    assert all("E" not in r[c] for r in rows for c in columns)
+    # one vocabulary: allowance = limit + granted, left = allowance - used - held
+    assert all(D(r["allowance"]) == D(r["limit"]) + D(r["granted"]) for r in rows)
+    assert all(D(r["left"]) == D(r["allowance"]) - D(r["used"]) - D(r["held"]) for r in rows)
+    assert all(r["held"] == r["reserved"] for r in rows)
 
 
 async def test_csv_does_not_let_a_display_name_become_a_formula(core: Core) -> None:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,7 @@ def test_demo_one_command_delivers_a_playable_mp4_and_admin_sees_it(tmp_path: Pa
         "prompt",
         "task_id",
         "reserved_credits",
+        "held_credits",
         "charged_credits",
         "error",
         "created_at",
@@ -91,6 +93,8 @@ def test_demo_one_command_delivers_a_playable_mp4_and_admin_sees_it(tmp_path: Pa
         "used",
         "reserved",
         "available",
+        "held",
+        "allowance",
     }
     assert row["limit"] == 300 and row["reserved"] == 0 and row["used"] == job["charged_credits"]
     assert row["available"] == 300 - row["used"]
@@ -108,6 +112,7 @@ def test_demo_failed_job_exits_1_and_says_why(tmp_path: Path) -> None:
 
 
 def test_admin_quota_commands_and_audit(tmp_path: Path) -> None:
+    assert run(tmp_path, "admin", "init").returncode == 0  # admin commands create no database
     assert run(tmp_path, "admin", "set-limit", "slack:T1:U1", "12.5").returncode == 0
     assert (
         run(tmp_path, "admin", "grant", "slack:T1:U1", "5", "--reason", "launch week").returncode
@@ -184,8 +189,10 @@ async def test_check_reads_the_balance_from_evolink(tmp_path: Path) -> None:
         done = await asyncio.to_thread(
             run, tmp_path, "check", EVOLINK_API_KEY="sk-secret-123", EVOLINK_BASE_URL=sim.base_url
         )
-    assert done.returncode == 0, done.stdout
-    assert "key accepted, 10000 credits left" in done.stdout
+    # `run` would refuse (no chat platform), so `check` fails too, after reading the balance
+    assert done.returncode == 1, done.stdout
+    assert "✓ EvoLink at" in done.stdout and "key accepted, 10000 credits left" in done.stdout
+    assert "✗ No chat platform is configured" in done.stdout
     assert "sk-secret-123" not in done.stdout + done.stderr
 
 
@@ -197,27 +204,28 @@ def test_admin_approvals_from_the_shell(tmp_path: Path) -> None:
     from bot.domain.models import Requester, Surface
     from tests.support import make_settings
 
-    async def ask() -> str:
+    async def ask() -> tuple[str, Decimal]:
         settings = make_settings(tmp_path, "http://127.0.0.1:9", media_dir=tmp_path / "media")
         core = await build_core(settings)
         try:
             who = Requester(platform="slack", workspace="T1", user="U1")
-            approval = await core.service.ask_admin(who, core.service.parse("a whale"), Surface())
-            return approval.id
+            request = core.service.parse("a whale")
+            approval = await core.service.ask_admin(who, request, Surface())
+            return approval.id, core.service.quote(request)
         finally:
             await core.stop()
 
-    approval_id = asyncio.run(ask())
-    listed = json.loads(run(tmp_path, "admin", "approvals", "--json").stdout)
-    assert [a["id"] for a in listed] == [approval_id] and listed[0]["price"] == 2.5
+    approval_id, price = asyncio.run(ask())
+    listed = json.loads(run(tmp_path, "admin", "approvals", "--json").stdout, parse_float=Decimal)
+    assert [a["id"] for a in listed] == [approval_id] and listed[0]["price"] == price
     approved = run(tmp_path, "admin", "approve", approval_id)
     assert approved.returncode == 0 and "approved; job j" in approved.stdout
     again = run(tmp_path, "admin", "deny", approval_id)
     assert again.returncode == 2 and "already approved by cli:" in again.stderr
     jobs = json.loads(run(tmp_path, "admin", "jobs", "--json").stdout)
     assert len(jobs) == 1 and jobs[0]["user"] == "U1" and jobs[0]["status"] == "pending"
-    audit = json.loads(run(tmp_path, "admin", "audit", "--json").stdout)
-    assert [a["action"] for a in audit] == ["approve"] and audit[0]["amount"] == 2.5
+    audit = json.loads(run(tmp_path, "admin", "audit", "--json").stdout, parse_float=Decimal)
+    assert [a["action"] for a in audit] == ["approve"] and audit[0]["amount"] == price
 
 
 def test_python_dash_m_bot_is_the_same_program() -> None:

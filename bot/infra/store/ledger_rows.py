@@ -114,6 +114,21 @@ async def totals(tx: Tx, period_key: str) -> tuple[int, int, int, int]:
     return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
 
+async def has_history(tx: Tx, platform: str, workspace: str, user: str | None) -> bool:
+    """Has anyone (`user` None) or this user of the workspace any job, approval request or
+    ledger entry? (A limit or budget alone is not a sign of use.)"""
+    who = "platform = ? AND workspace = ?" + ("" if user is None else " AND user = ?")
+    params = (platform, workspace) if user is None else (platform, workspace, user)
+    row = await one(
+        tx,
+        f"SELECT EXISTS (SELECT 1 FROM jobs WHERE {who})"
+        f" OR EXISTS (SELECT 1 FROM approvals WHERE {who})"
+        f" OR EXISTS (SELECT 1 FROM ledger WHERE {who})",
+        params * 3,
+    )
+    return row is not None and bool(row[0])
+
+
 async def own_limit_mc(tx: Tx, platform: str, workspace: str, user: str) -> int | None:
     row = await one(
         tx,
