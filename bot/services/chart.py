@@ -20,9 +20,9 @@ Invariants:
   and the pace, with "No usage in this period" across it.
 - The file format follows the name: `.png` (default), `.jpg`/`.jpeg`, `.svg` or `.pdf`
   (`chart_format`); any other name is refused with the list, nothing written.
-- matplotlib is imported lazily, with chart_drawing (the CLI and chat commands that never draw stay fast) and only
-  through its object API with the Agg canvas: no pyplot, no global figure state, no GUI, and no
-  font download (DejaVu Sans ships in the wheel).
+- matplotlib is imported lazily, with chart_drawing (the CLI and chat commands that never draw
+  stay fast), and used only through its object API with the Agg canvas: no pyplot, no global
+  figure state, no GUI, and no font download (DejaVu Sans ships in the wheel).
 """
 
 from __future__ import annotations
