@@ -162,6 +162,7 @@ async def run_admin(settings: Settings, args: argparse.Namespace) -> int:
     core = await build_core(settings, require_key=False)
     service = core.service
     period = settings.budget_period
+    later: list[str] = []  # warnings to print once the command succeeded
     try:
         if command == "usage":
             rows = await service.usage(cli_actor(), day=args.period)
@@ -195,21 +196,21 @@ async def run_admin(settings: Settings, args: argparse.Namespace) -> int:
                 ]
                 print_table(table, JOB_COLUMNS)
         elif command == "set-limit":
-            who = await _person(service, args.target)
+            who = await _person(service, args.target, later)
             value = await service.set_limit(cli_actor(), who, args.amount, args.reason)
             print(f"{who.key}: limit set to {fmt_credits(value)} credits per {period}")
         elif command == "grant":
-            who = await _person(service, args.target)
+            who = await _person(service, args.target, later)
             value = await service.grant(cli_actor(), who, args.amount, args.reason)
             print(f"{who.key}: granted {fmt_credits(value)} credits for this {period}")
         elif command == "set-team-budget":
-            ws = await _checked(service, args.target, "workspace")
+            ws = await _checked(service, args.target, "workspace", later)
             value = await service.set_team_budget(
                 cli_actor(), ws.platform, ws.workspace, args.amount, args.reason
             )
             print(f"{ws.key}: team budget set to {fmt_credits(value)} credits per {period}")
         elif command == "set-role-limit":
-            role = await _checked(service, args.target, "role")
+            role = await _checked(service, args.target, "role", later)
             assert role.name is not None
             value = await service.set_role_limit(
                 cli_actor(), role.platform, role.workspace, role.name, args.amount, args.reason
@@ -277,28 +278,30 @@ async def run_admin(settings: Settings, args: argparse.Namespace) -> int:
                 raise ConfigError(f"cannot write {args.out}: {exc.strerror or exc}") from None
             print(describe_chart(report))
             print(f"chart written to {args.out} ({len(png)} bytes)")
+        for warning in later:
+            print(warning, file=sys.stderr)
         return 0
     finally:
         await core.stop()
 
 
-async def _checked(service: SoraService, text: str, kind: TargetKind) -> Target:
-    """The target, refused when malformed; a warning on stderr when nobody there (or not
-    that person) ever used the bot — most often a mistyped id."""
+async def _checked(service: SoraService, text: str, kind: TargetKind, later: list[str]) -> Target:
+    """The target, refused when malformed. When nobody there (or not that person) ever used
+    the bot — most often a mistyped id — a warning joins `later`, printed once the change
+    is made (a refused change shows its refusal only)."""
     target = parse_target(text, kind)
     user = target.name if kind == "user" else None
     if not await service.has_history(target.platform, target.workspace, user):
         whom = "this user" if kind == "user" else "anyone in this workspace"
-        print(
+        later.append(
             f"warning: {target.key}: {whom} never used the bot (no job, request or credits "
-            "yet); check the id for a typo (README: Finding ids).",
-            file=sys.stderr,
+            "yet); check the id for a typo (README: Finding ids)."
         )
     return target
 
 
-async def _person(service: SoraService, text: str) -> Requester:
-    target = await _checked(service, text, "user")
+async def _person(service: SoraService, text: str, later: list[str]) -> Requester:
+    target = await _checked(service, text, "user", later)
     assert target.name is not None
     return Requester(platform=target.platform, workspace=target.workspace, user=target.name)
 

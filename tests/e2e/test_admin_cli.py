@@ -267,6 +267,9 @@ def test_admin_refuses_unknown_platforms_and_warns_about_strangers(tmp_path: Pat
         assert "Traceback" not in done.stderr
     assert json.loads(sora(tmp_path, "admin", "audit", "--json", db=db).stdout) == []
 
+    typo = sora(tmp_path, "admin", "set-limit", "console:local:nobody", "1OO", db=db)
+    assert typo.returncode == 2 and "'1OO' is not a number of credits" in typo.stderr
+    assert "warning" not in typo.stderr, "a refused change shows its refusal only"
     stranger = sora(tmp_path, "admin", "set-limit", "console:local:nobody", "100", db=db)
     assert stranger.returncode == 0
     assert "warning: console:local:nobody: this user never used the bot" in stranger.stderr
