@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import errno
 import logging
 import socket
 import sys
@@ -223,10 +224,13 @@ def bind_listener(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         reason = exc.strerror or str(exc)
-        raise ConfigError(
-            f"cannot listen on {host}:{port}: {reason} — is another sora-bot (or another "
-            "program) using that port? Stop it, or set PORT to a free port."
-        ) from None
+        hint = (
+            "ports below 1024 need privileges: use a higher PORT (e.g. 8080) behind a proxy."
+            if exc.errno == errno.EACCES
+            else "is another sora-bot (or another program) using that port? Stop it, or set "
+            "PORT to a free port."
+        )
+        raise ConfigError(f"cannot listen on {host}:{port}: {reason} — {hint}") from None
     return sock
 
 

@@ -376,3 +376,17 @@ def test_bad_numbers_are_refused_or_normalised_and_reasons_are_audited(tmp_path:
     ]
     assert audit[0]["reason"] == "launch week"
     assert audit[1]["reason"] == f"denied request {approval_id}: not this month"
+
+
+def test_a_privileged_port_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from bot.app import bind_listener
+    from bot.domain.errors import ConfigError
+
+    def refuse(_sock: socket.socket, _address: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(socket.socket, "bind", refuse)
+    with pytest.raises(ConfigError, match="ports below 1024 need privileges"):
+        bind_listener("127.0.0.1", 80)
