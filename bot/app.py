@@ -40,6 +40,7 @@ from bot.services.ledger import Ledger
 from bot.services.metrics import Metrics
 from bot.services.oversight import Oversight
 from bot.services.port import ChatPort
+from bot.services.reconcile import Reconciler, Reconciliation, ahead_text
 from bot.services.service import SoraService
 from bot.services.tracker import Tracker
 from bot.web import build_web_app
@@ -63,9 +64,12 @@ class Core:
     service: SoraService
     callback_secret: str
     owns_evolink: bool = True
+    #: Samples the EvoLink account's credits and compares them with the ledger.
+    reconciler: Reconciler | None = None
     #: This process's own figures (acknowledgement latencies); a new core starts from zero.
     metrics: Metrics = field(default_factory=Metrics)
     _background: list[asyncio.Task[None]] = field(default_factory=list)
+    _sampling: bool = False
 
     def register_port(self, port: ChatPort) -> None:
         self.tracker.register_port(port)
@@ -79,15 +83,28 @@ class Core:
         await self.tracker.resume()
         self._background.append(asyncio.create_task(self._clean_media(), name="media-cleanup"))
         self._background.append(asyncio.create_task(self._expire_approvals(), name="approvals"))
+        if self.reconciler is not None and self.settings.account_sample_minutes > 0:
+            self._sampling = True
+            sampler = self.reconciler.run_sampler(
+                self.settings.account_sample_minutes * 60.0, self._account_ahead
+            )
+            self._background.append(asyncio.create_task(sampler, name="account-samples"))
 
     async def stop(self) -> None:
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.tracker.stop()
+        if self._sampling and self.reconciler is not None:
+            self._sampling = False
+            with contextlib.suppress(Exception):
+                await self.reconciler.sample("stop")
         if self.owns_evolink:
             await self.evolink.aclose()
         await self.store.close()
+
+    async def _account_ahead(self, report: Reconciliation) -> None:
+        await self.service.oversight.alert_account_spend(ahead_text(report))
 
     async def _expire_approvals(self) -> None:
         while True:
@@ -172,6 +189,7 @@ async def build_core(
         service=service,
         callback_secret=callback_secret,
         owns_evolink=owns,
+        reconciler=Reconciler(book, evolink),
     )
 
 

@@ -115,6 +115,9 @@ def add_admin_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="where to write it; the name says the format: .png, .jpg, .svg or .pdf",
     )
     chart.add_argument("--period", type=period_day, help="a date inside the period (YYYY-MM-DD)")
+    from sora_bot.reconcile_command import add_reconcile_parser
+
+    add_reconcile_parser(asub, period_day)
 
 
 def _chart_file(text: str) -> str:
@@ -159,6 +162,10 @@ async def run_admin(settings: Settings, args: argparse.Namespace) -> int:
         print(f"database {'already exists' if existed else 'created'}: {settings.database_where}")
         return 0
     require_database(settings)
+    if command == "reconcile":
+        from sora_bot.reconcile_command import run_reconcile
+
+        return await run_reconcile(settings, args)
     core = await build_core(settings, require_key=False)
     service = core.service
     period = settings.budget_period

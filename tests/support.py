@@ -74,6 +74,8 @@ def make_settings(tmp_path: Path, evolink_base_url: str, **overrides: Any) -> Se
         "media_dir": tmp_path / "media",
         "evolink_api_key": "sk-test-evolink-key",
         "evolink_base_url": evolink_base_url,
+        # No account sampling unless a test asks (it would add GET /v1/credits reads).
+        "account_sample_minutes": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

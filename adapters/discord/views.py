@@ -76,10 +76,13 @@ class RemixModal(discord.ui.Modal):
 
 
 def job_view(job: Job, catalog: Catalog) -> discord.ui.View:
-    """The buttons that fit the job's state: Cancel while running; Again (and Remix) after."""
+    """The buttons that fit the job's state: Cancel while the core says it can be cancelled
+    (`Job.cancellable`: not yet at EvoLink); none while EvoLink renders it; Again (and Remix)
+    after."""
     view = discord.ui.View(timeout=None)
     if not job.status.terminal:
-        view.add_item(CancelButton(job.id))
+        if job.cancellable:
+            view.add_item(CancelButton(job.id))
         return view
     view.add_item(AgainButton(job.id))
     if job.status == JobStatus.DELIVERED and catalog.remix_model_for(job.request.model):

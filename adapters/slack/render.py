@@ -127,8 +127,8 @@ def progress_message(job: Job, *, remixable: bool) -> tuple[str, list[Block]]:
 
 
 def job_buttons(job: Job, *, remixable: bool) -> list[Block]:
-    if not job.status.terminal:
-        return [button("Cancel", ACTION_CANCEL, job.id, "danger")]
+    if not job.status.terminal:  # Cancel only while the core says so (not yet at EvoLink)
+        return [button("Cancel", ACTION_CANCEL, job.id, "danger")] if job.cancellable else []
     buttons = [button("Again", ACTION_AGAIN, job.id)]
     if remixable and job.status == JobStatus.DELIVERED and job.task_id:
         buttons.append(button("Remix", ACTION_REMIX, job.id, "primary"))

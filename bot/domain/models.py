@@ -147,6 +147,20 @@ class Job(BaseModel):
     #: was started: above 1, a crash may have come after an earlier telling reached the user.
     told_at: dt.datetime | None = None
     tell_attempts: int = 0
+    #: When the tracker began sending this pending job to EvoLink (None: not yet, or the
+    #: last attempt was refused before EvoLink took it). From then EvoLink may have the task.
+    submit_started_at: dt.datetime | None = None
+
+    @property
+    def cancellable(self) -> bool:
+        """Whether a cancel can still succeed: only before the job reaches EvoLink (which bills
+        every task it takes and has no cancel), as the lifecycle table states. Adapters show a
+        Cancel button exactly when this is true."""
+        from bot.domain.lifecycle import may_move  # the table imports this module
+
+        if not may_move(self.status, JobStatus.CANCELLED):
+            return False
+        return self.status != JobStatus.PENDING or self.submit_started_at is None
 
     @property
     def reserved(self) -> Decimal:

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     max_jobs_per_user: int = Field(default=2, ge=1, le=100)
     max_jobs_per_workspace: int = Field(default=8, ge=1, le=1000)
     approval_ttl_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    # How often the EvoLink account's credits are sampled for `sora-bot admin reconcile`
+    # (also at start and stop); 0: never.
+    account_sample_minutes: int = Field(default=5, ge=0, le=24 * 60)
     discord_admin_channel: str | None = None
     slack_admin_channel: str | None = None
 

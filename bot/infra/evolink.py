@@ -46,6 +46,7 @@ from bot.domain.errors import (
 )
 from bot.domain.models import VideoRequest
 from bot.domain.task_errors import RETRY_LATER_CODES, reason_for_code
+from bot.infra.task_fields import billing_of, charge_of, decimal_of, status_of, urls_of
 
 T = TypeVar("T")
 
@@ -64,7 +65,21 @@ class TaskSnapshot(BaseModel):
     results: list[str] = []
     error_code: str | None = None
     error_message: str | None = None
+    #: What EvoLink says it charged for the task: `usage.credits_used`, else
+    #: `usage.cost.credits`, else the `billing` object's charged amount net of its
+    #: `refunded_credits` (None: EvoLink said nothing, or the charge is not settled yet).
     credits_used: Decimal | None = None
+    #: `billing.charge_status` when a trusted billing object came: reserved | charged |
+    #: released | unknown (None: no billing object).
+    charge_status: str | None = None
+
+    @property
+    def kept(self) -> Decimal | None:
+        """For a task that failed: what EvoLink kept (None or 0: nothing). A billing object
+        that says `released` settles it: nothing kept, whatever else the task reports."""
+        if self.charge_status == "released":
+            return Decimal(0)
+        return self.credits_used
 
     @property
     def terminal(self) -> bool:
@@ -91,16 +106,17 @@ class TaskSnapshot(BaseModel):
         if not status:
             raise ValueError("task object without status")
         info, usage, error = _dict(data, "task_info"), _dict(data, "usage"), _dict(data, "error")
-        cost = _dict(usage, "cost")
+        billing = billing_of(data)
         return cls(
             id=data["id"],
             status=status,
             progress=min(100, max(0, _int(data.get("progress")) or 0)),
             estimated_time=_int(info.get("estimated_time")),
-            results=_urls(data.get("results")) or _urls(data.get("result_data")),
+            results=urls_of(data.get("results")) or urls_of(data.get("result_data")),
             error_code=None if error.get("code") is None else str(error["code"]),
             error_message=None if error.get("message") is None else str(error["message"]),
-            credits_used=_decimal(usage.get("credits_used", cost.get("credits"))),
+            credits_used=charge_of(usage, billing),
+            charge_status=None if billing is None else status_of(billing),
         )
 
 
@@ -133,24 +149,6 @@ def _int(value: Any) -> int | None:
         return None if value is None or isinstance(value, bool) else int(Decimal(str(value)))
     except (InvalidOperation, ValueError):
         return None
-
-
-def _decimal(value: Any) -> Decimal | None:
-    try:
-        return None if value is None or isinstance(value, bool) else Decimal(str(value))
-    except InvalidOperation:
-        return None
-
-
-def _urls(value: Any) -> list[str]:
-    if not isinstance(value, list):
-        return []
-    urls = [
-        v if isinstance(v, str) else v.get("url") or v.get("video_url")
-        for v in value
-        if isinstance(v, (str, dict))
-    ]
-    return [u for u in urls if isinstance(u, str) and u]
 
 
 def _http_error(response: httpx.Response, what: str, kind: str = "") -> ProviderHTTPError:
@@ -282,9 +280,9 @@ class EvoLinkClient:
         def parse(data: Any) -> AccountCredits:
             token = data["data"]["token"]
             return AccountCredits(
-                remaining=_decimal(token.get("remaining_credits")),
+                remaining=decimal_of(token.get("remaining_credits")),
                 unlimited=bool(token.get("unlimited_credits")),
-                used=_decimal(token.get("used_credits")),
+                used=decimal_of(token.get("used_credits")),
             )
 
         return await self._call("credits", "GET", "/v1/credits", parse)

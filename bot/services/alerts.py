@@ -8,6 +8,8 @@
   cover its quote; otherwise the request is refused with a clear message and admins are told
   once a day, instead of failing at EvoLink with 402. If the balance cannot be read, the
   request goes ahead (EvoLink's own 402 is still handled).
+- When the account's spend runs ahead of the ledger's (bot/services/reconcile.py), each
+  platform's admins are told once a day (`account_spend`).
 """
 
 from __future__ import annotations
@@ -148,6 +150,22 @@ def account_alert(who: Requester, message: str) -> Alert:
         kind="account_balance",
         threshold=0,
         text=f"EvoLink account balance is too low: {message}",
+    )
+
+
+#: The `workspace` of an alert about the whole EvoLink account (not one workspace's budget).
+ACCOUNT_SCOPE = "account"
+
+
+def account_spend_alert(platform: str, text: str) -> Alert:
+    """The account's spend runs ahead of the ledger's (bot/services/reconcile.py)."""
+    return Alert(
+        platform=platform,
+        workspace=ACCOUNT_SCOPE,
+        user=None,
+        kind="account_spend",
+        threshold=0,
+        text=text,
     )
 
 

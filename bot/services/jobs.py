@@ -3,9 +3,10 @@ each with its ledger effect (bot/services/ledger.py) in the same transaction.
 
 A job's life (the statuses users and `sora-bot admin jobs` see; docs/ARCHITECTURE.md):
 
-    pending ──▶ submitted ──▶ delivering ──▶ delivered      (capture the charge)
-       │            │                    └─▶ failed         (release the hold)
-       └────────────┴──▶ failed | cancelled                 (release the hold)
+    pending ──▶ submitted ──▶ delivering ──▶ delivered      (capture what EvoLink billed)
+       │            │                    └─▶ failed         (capture what EvoLink kept, if any)
+       │            └──▶ failed
+       └──▶ failed | cancelled                              (release the hold)
 
 Invariants:
 - `TRANSITIONS` (bot/domain/lifecycle.py) is the only statement of which status may follow which;
@@ -14,23 +15,40 @@ Invariants:
   is compare-and-set on the current status, so of two racing actors exactly one wins.
 - `accept` writes the job row and its hold in one `BEGIN IMMEDIATE` transaction, or nothing.
 - A terminal move settles the hold in the same transaction, so a terminal job never holds
-  credits and a hold settles once. A delivered job's charge is `Job.charge`.
+  credits and a hold settles once. A delivered job's charge is `Job.charge` (what EvoLink
+  billed, else the quote); a failed job is charged what EvoLink reports it kept (normally
+  nothing: a release). A charge that differs from the hold beyond `Ledger.charge_differs`
+  is logged as a warning (and counted in /metrics from the ledger).
+- Cancel only what costs nothing: `finish_cancelled` succeeds only while `Job.cancellable`
+  (pending, and no submit on its way), decided in the same `BEGIN IMMEDIATE` transaction as
+  the tracker's `begin_submit` claim, so of a cancel and a submit exactly one wins.
 - Nothing outside this module writes a job row (SQL in bot/infra/store/job_rows.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from decimal import Decimal
 from typing import Any
 
 from bot.domain.errors import JobNotFound, JobStateError
 from bot.domain.lifecycle import ENDED_BADLY, D, P, S, sources_of
-from bot.domain.models import Job, JobStatus, Requester, Surface, VideoRequest, to_mc
+from bot.domain.models import (
+    Job,
+    JobStatus,
+    Requester,
+    Surface,
+    VideoRequest,
+    fmt_credits,
+    to_mc,
+)
 from bot.infra.store import Store, Tx, now_iso
 from bot.infra.store import job_rows as sql
 from bot.infra.store.job_rows import WaitingRow
 from bot.services.ledger import Ledger
+
+log = logging.getLogger(__name__)
 
 
 class JobBook:
@@ -67,6 +85,11 @@ class JobBook:
     async def unfinished_jobs(self) -> list[Job]:
         async with self.store.reading() as tx:
             return await sql.unfinished(tx)
+
+    async def ended_with_task(self, since: str, until: str, limit: int) -> list[Job]:
+        """Jobs EvoLink had a task for that ended in [since, until] (ISO UTC), oldest first."""
+        async with self.store.reading() as tx:
+            return await sql.ended_with_task(tx, since, until, limit)
 
     async def untold_endings(self, since: dt.datetime) -> list[Job]:
         """Failed or cancelled jobs whose user was never told (a crash right after the end)."""
@@ -148,6 +171,16 @@ class JobBook:
 
     # -- the life of a job ---------------------------------------------------------------------
 
+    async def begin_submit(self, job_id: str) -> bool:
+        """The tracker is about to send the job to EvoLink: from now on it cannot be cancelled.
+        False when the job is no longer pending (cancelled meanwhile): do not send it."""
+        async with self.store.transaction() as tx:
+            return await sql.update(tx, job_id, (P,), {"submit_started_at": now_iso()})
+
+    async def submit_not_taken(self, job_id: str) -> None:
+        """EvoLink refused the submit before taking the task (429): cancellable again."""
+        await self._update(job_id, (P,), submit_started_at=None)
+
     async def mark_submitted(self, job_id: str, task_id: str, estimated: int | None) -> bool:
         async with self.store.transaction() as tx:
             return await self._move(
@@ -200,32 +233,47 @@ class JobBook:
             )
             if moved:
                 await self.ledger.settle_in(tx, job_id, charge_mc=job.charge_mc)
-            return moved
+        if moved:
+            self._note_charge(job, job.charge_mc)
+        return moved
 
-    async def finish_failed(self, job_id: str, code: str | None, reason: str) -> bool:
+    async def finish_failed(
+        self, job_id: str, code: str | None, reason: str, kept: Decimal | None = None
+    ) -> bool:
+        """→ failed. `kept` is what EvoLink reports it kept for the failed task: captured
+        (the rest of the hold released by the same settlement); None or 0 releases it all."""
+        kept_mc = None if kept is None or to_mc(kept) <= 0 else to_mc(kept)
         async with self.store.transaction() as tx:
+            job = await sql.get(tx, job_id)
             moved = await self._move(
                 tx,
                 job_id,
                 JobStatus.FAILED,
                 error_code=code,
                 error=reason,
-                charged_mc=None,
+                charged_mc=kept_mc,
                 finished_at=now_iso(),
             )
             if moved:
-                await self.ledger.settle_in(tx, job_id, charge_mc=None)
-            return moved
+                await self.ledger.settle_in(tx, job_id, charge_mc=kept_mc)
+        if moved and job is not None and kept_mc is not None:
+            self._note_charge(job, kept_mc)
+        return moved
 
     async def finish_cancelled(self, job_id: str, actor: str) -> Job:
+        """→ cancelled and release the hold, only while `Job.cancellable`; otherwise
+        `JobStateError` in plain words (a job EvoLink has is rendered and charged)."""
+        moved = False
         async with self.store.transaction() as tx:
-            moved = await self._move(
-                tx,
-                job_id,
-                JobStatus.CANCELLED,
-                error=f"cancelled by {actor}",
-                finished_at=now_iso(),
-            )
+            current = await sql.get(tx, job_id)
+            if current is not None and current.cancellable:
+                moved = await self._move(
+                    tx,
+                    job_id,
+                    JobStatus.CANCELLED,
+                    error=f"cancelled by {actor}",
+                    finished_at=now_iso(),
+                )
             if moved:
                 await self.ledger.settle_in(tx, job_id, charge_mc=None, actor=actor)
         job = await self.job(job_id)
@@ -234,6 +282,15 @@ class JobBook:
                 return job
             raise JobStateError(_cannot_cancel(job))
         return job
+
+    def _note_charge(self, job: Job, charge_mc: int) -> None:
+        if self.ledger.charge_differs(job.reserved_mc, charge_mc):
+            log.warning(
+                "job %s: EvoLink charged %s credits, %s were held",
+                job.id,
+                fmt_credits(charge_mc),
+                fmt_credits(job.reserved_mc),
+            )
 
     async def save_surface(self, job_id: str, surface: Surface) -> None:
         await self._update(job_id, None, surface_json=surface.model_dump_json())
@@ -270,4 +327,9 @@ class JobBook:
 def _cannot_cancel(job: Job) -> str:
     if job.status == JobStatus.DELIVERING:
         return "This video is already finished and being posted; it can no longer be cancelled."
+    if job.status in (P, S):
+        return (
+            "EvoLink is already rendering this video, so it can no longer be cancelled: "
+            "it will be finished and charged."
+        )
     return f"This job is already {job.status.value}; there is nothing to cancel."

@@ -2,7 +2,8 @@
 
 Entries (table `ledger`, amounts in integer milli-credits; SQL in bot/infra/store/ledger_rows.py):
     hold     on accepting a job: the quote                (amount = quote)
-    capture  on delivery: the actual charge               (amount = charge, settles = the hold)
+    capture  on delivery: what EvoLink billed             (amount = charge, settles = the hold)
+             (also a failed task EvoLink kept a charge for: amount = what it kept)
     release  on failure or cancel: the hold given back    (amount = 0,      settles = the hold)
     grant    an admin adds credits for the period          (amount = credits)
 
@@ -37,6 +38,9 @@ from bot.infra.store import job_rows as jobs_sql
 from bot.infra.store import ledger_rows as sql
 
 TEAM = sql.TEAM
+#: A charge "differs" from its hold beyond max(10 mc = 0.01 credits, 0.5 % of the hold).
+MISMATCH_TOLERANCE_MC = 10
+MISMATCH_PER_MILLE = 5
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,16 @@ class UsageRow:
     @property
     def available(self) -> Decimal:
         return self.limit + self.granted - self.used - self.reserved
+
+
+@dataclass(frozen=True)
+class ChargeMismatches:
+    """Captures that differ from their hold beyond the tolerance, ever (for /metrics)."""
+
+    over: int
+    over_credits: Decimal
+    under: int
+    under_credits: Decimal
 
 
 @dataclass(frozen=True)
@@ -221,6 +235,24 @@ class Ledger:
         async with self.store.reading() as tx:
             held, captured, p_held, p_captured = await sql.totals(tx, self.current_period().key)
         return CreditTotals(from_mc(held), from_mc(captured), from_mc(p_held), from_mc(p_captured))
+
+    @staticmethod
+    def charge_differs(hold_mc: int, charge_mc: int) -> bool:
+        """The tolerance rule (the SQL of `charge_mismatches` states the same numbers)."""
+        limit = max(MISMATCH_TOLERANCE_MC * 1000, hold_mc * MISMATCH_PER_MILLE)
+        return abs(charge_mc - hold_mc) * 1000 > limit
+
+    async def charge_mismatches(self) -> ChargeMismatches:
+        async with self.store.reading() as tx:
+            over, over_mc, under, under_mc = await sql.charge_mismatches(
+                tx, MISMATCH_TOLERANCE_MC, MISMATCH_PER_MILLE
+            )
+        return ChargeMismatches(over, from_mc(over_mc), under, from_mc(under_mc))
+
+    async def captures_between(self, since: str, until: str) -> list[sql.CaptureRow]:
+        """Captures written in (since, until] (ISO UTC), for `sora-bot admin reconcile`."""
+        async with self.store.reading() as tx:
+            return await sql.captures_between(tx, since, until)
 
     # -- admission and settlement --------------------------------------------------------------
 

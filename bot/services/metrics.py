@@ -96,6 +96,26 @@ class Metrics:
         out.sample("sora_credits_captured", {"period": "current"}, totals.period_captured)
         out.sample("sora_credits_captured", {"period": "all"}, totals.captured)
 
+        mismatches = await book.ledger.charge_mismatches()
+        out.family(
+            "sora_charge_mismatch_total",
+            "counter",
+            "Charges EvoLink billed that differ from the job's hold beyond max(0.01, 0.5 %).",
+        )
+        out.sample("sora_charge_mismatch_total", {"direction": "over"}, mismatches.over)
+        out.sample("sora_charge_mismatch_total", {"direction": "under"}, mismatches.under)
+        out.family(
+            "sora_charge_mismatch_credits_total",
+            "counter",
+            "Sum of |charge - hold| over those charges, in credits.",
+        )
+        out.sample(
+            "sora_charge_mismatch_credits_total", {"direction": "over"}, mismatches.over_credits
+        )
+        out.sample(
+            "sora_charge_mismatch_credits_total", {"direction": "under"}, mismatches.under_credits
+        )
+
         requests, errors = _split_evolink(evolink_stats)
         out.family(
             "sora_evolink_requests_total", "counter", "EvoLink HTTP attempts, retries included."

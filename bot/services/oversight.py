@@ -18,7 +18,14 @@ from bot.domain.errors import AccountBalanceError, ApprovalNotFound, JobStateErr
 from bot.domain.models import Job, JobStatus, Requester, Surface, VideoRequest, to_mc
 from bot.infra.store import approval_rows
 from bot.services import approvals
-from bot.services.alerts import AccountGuard, Alert, account_alert, crossed_thresholds
+from bot.services.alerts import (
+    ACCOUNT_SCOPE,
+    AccountGuard,
+    Alert,
+    account_alert,
+    account_spend_alert,
+    crossed_thresholds,
+)
 from bot.services.approvals import Approval
 from bot.services.jobs import JobBook
 from bot.services.port import AdminPort
@@ -65,6 +72,13 @@ class Oversight:
         capture may cross a budget threshold."""
         if job.status == JobStatus.DELIVERED:
             await self.after_spend(job.requester)
+
+    async def alert_account_spend(self, text: str) -> None:
+        """EvoLink billed more than the ledger explains: tell each platform's admins, once a
+        day per platform (the same once-a-day claim as the balance alert)."""
+        for platform in sorted(self.tracker.ports):
+            who = Requester(platform=platform, workspace=ACCOUNT_SCOPE, user="")
+            await self._alert_once_today(who, account_spend_alert(platform, text))
 
     async def _alert_once_today(self, who: Requester, alert: Alert) -> None:
         async with self.book.store.transaction() as tx:

@@ -20,6 +20,9 @@ Invariants:
 - Failures the user can act on (content policy, bad input) fail at once; retryable ones
   (429/502/503/network) are retried with backoff; a job that cannot be submitted within
   SUBMIT_GIVE_UP seconds fails with its credits returned.
+- A job is sent only after `JobBook.begin_submit` claimed it (pending, not cancelled): a cancel
+  that wins first means no submit; a submit claimed first means the cancel is refused.
+- A finished task is charged what EvoLink billed, a failed one what EvoLink kept (the job book).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
+from decimal import Decimal
 from typing import Any
 
 from bot.domain.errors import ProviderError, ResultExpired, TaskFailed, TaskNotFound
@@ -241,6 +245,10 @@ class Tracker:
     async def _submit(self, job: Job) -> None:
         attempt = 0
         while True:
+            # The claim that makes the job uncancellable, taken before every attempt: a job
+            # cancelled meanwhile is never sent (and its cancel, once this wins, is refused).
+            if not await self.book.begin_submit(job.id):
+                return
             try:
                 snapshot = await self.evolink.submit(job.id, job.request, self.callback_url)
                 break
@@ -251,6 +259,8 @@ class Tracker:
                     log.warning("job %s: submit refused: %s", job.id, exc.code or exc.status)
                     await self._fail(job, exc.code, exc.message)
                     return
+                if exc.status == 429:  # refused before EvoLink took anything: cancellable
+                    await self.book.submit_not_taken(job.id)
                 delay = max(exc.retry_after or 0.0, min(2.0**attempt, DELIVERY_RETRY_MAX))
                 log.info("job %s: submit failed (%s), retrying in %.0fs", job.id, exc.code, delay)
                 if await self._sleep_or_wake(job.id, delay):
@@ -310,7 +320,7 @@ class Tracker:
         try:
             snap.raise_for_failure()
         except TaskFailed as failure:
-            await self._fail(job, failure.code, failure.message)
+            await self._fail(job, failure.code, failure.message, kept=snap.kept)
             return True
         if snap.status == "completed":
             if await self.book.mark_delivering(job.id, snap.results[0], snap.credits_used):
@@ -379,8 +389,11 @@ class Tracker:
 
     # -- endings and events ------------------------------------------------------------------
 
-    async def _fail(self, job: Job, code: str | None, reason: str) -> None:
-        if not await self.book.finish_failed(job.id, code, reason):
+    async def _fail(
+        self, job: Job, code: str | None, reason: str, *, kept: Decimal | None = None
+    ) -> None:
+        """Fail the job; `kept` is what EvoLink reports it kept for the task (captured)."""
+        if not await self.book.finish_failed(job.id, code, reason, kept):
             return
         self.stats["failed"] += 1
         self.dispatch_soon()

@@ -125,20 +125,32 @@ async def test_content_policy_failure_says_so_in_plain_words(
 
 
 async def test_cancel_is_for_the_requester_or_an_admin(
-    rc: RunningCore, port: RecordingPort
+    rc: RunningCore, port: RecordingPort, sim: Simulator
 ) -> None:
     service = rc.core.service
-    job = await service.submit(ALICE, service.parse("slow clouds"), Surface())
-    with pytest.raises(PermissionDenied):
-        await service.cancel(job.id, BOB)
-    assert (await service.get_job(job.id)).status in (JobStatus.PENDING, JobStatus.SUBMITTED)
-    cancelled = await service.cancel(job.id, ALICE)
+    # Alice's third job waits in line (two per user in flight): it has not reached EvoLink,
+    # so it can be cancelled (one EvoLink has is not: tests/core/test_charges.py).
+    frozen, running = sim.clock(), sim.clock
+    sim.clock = lambda: frozen  # no task ends (so no slot frees) until the cancel is done
+    try:
+        for prompt in ("slow clouds", "slow rain"):
+            await service.submit(ALICE, service.parse(prompt), Surface())
+        job = await service.submit(ALICE, service.parse("slow snow"), Surface())
+        with pytest.raises(PermissionDenied):
+            await service.cancel(job.id, BOB)
+        assert (await service.get_job(job.id)).status == JobStatus.PENDING
+        cancelled = await service.cancel(job.id, ALICE)
+    finally:
+        sim.clock = running
     assert cancelled.status == JobStatus.CANCELLED
     await port.wait_for(job.id, "cancelled")
-    balance = await service.balance(ALICE)
-    assert balance.held == 0 and balance.used == 0
-    await rc.core.tracker.wait_idle(5)
+    await rc.core.tracker.wait_idle(10)
     assert port.of(job.id, "delivered") == []
+    assert job.id not in {r.headers.get("Idempotency-Key") for r in sim.requests}  # never sent
+    balance = await service.balance(ALICE)
+    assert balance.held == 0 and balance.used == sum(
+        (sim_task.credits_reserved for sim_task in sim.tasks.values()), Decimal(0)
+    )
     with pytest.raises(JobStateError):
         await _cancel_delivered(rc, port)
 

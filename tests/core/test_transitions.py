@@ -37,11 +37,11 @@ async def book() -> AsyncIterator[JobBook]:
 
 def test_the_table_is_the_documented_life() -> None:
     assert TRANSITIONS[P] == {S, JobStatus.FAILED, JobStatus.CANCELLED}
-    assert TRANSITIONS[S] == {D, JobStatus.FAILED, JobStatus.CANCELLED}
+    assert TRANSITIONS[S] == {D, JobStatus.FAILED}  # EvoLink has it: it renders and bills
     assert TRANSITIONS[D] == {JobStatus.DELIVERED, JobStatus.FAILED}
     assert all(not TRANSITIONS[s] for s in JobStatus if s.terminal)
     assert set(TRANSITIONS) == set(JobStatus)
-    assert sources_of(JobStatus.CANCELLED) == (P, S)  # a delivering job cannot be cancelled
+    assert sources_of(JobStatus.CANCELLED) == (P,)  # only before EvoLink has the task
 
 
 async def _delivering(book: JobBook) -> str:
@@ -95,3 +95,77 @@ async def test_a_telling_is_counted_only_for_an_untold_ending(book: JobBook) -> 
     assert (first.tell_attempts, second.tell_attempts) == (1, 2)
     await book.mark_told(job.id)
     assert await book.begin_telling(job.id) is None
+
+
+async def test_a_pending_job_is_cancelled_and_its_hold_released(book: JobBook) -> None:
+    job = await book.accept(WHO, REQ, Surface(), Decimal("23.04"))
+    assert job.cancellable
+    cancelled = await book.finish_cancelled(job.id, "t:u")
+    assert cancelled.status == JobStatus.CANCELLED and not cancelled.cancellable
+    balance = await book.ledger.balance(WHO)
+    assert balance.held == 0 and balance.used == 0
+    assert not await book.begin_submit(job.id)  # the tracker never sends a cancelled job
+
+
+async def test_a_job_evolink_has_cannot_be_cancelled(book: JobBook) -> None:
+    job = await book.accept(WHO, REQ, Surface(), Decimal("23.04"))
+    assert await book.mark_submitted(job.id, "task-1", 60)
+    submitted = await book.job(job.id)
+    assert not submitted.cancellable
+    with pytest.raises(JobStateError, match="EvoLink is already rendering"):
+        await book.finish_cancelled(job.id, "t:u")
+    balance = await book.ledger.balance(WHO)
+    assert balance.held == Decimal("23.04") and balance.used == 0  # nothing released
+
+
+async def test_a_cancel_during_the_submit_loses_to_it(book: JobBook) -> None:
+    """The tracker claimed the job (its POST is on the wire): the cancel is refused, the hold
+    stays, and the submit's answer is recorded."""
+    job = await book.accept(WHO, REQ, Surface(), Decimal("23.04"))
+    assert await book.begin_submit(job.id)
+    assert not (await book.job(job.id)).cancellable
+    with pytest.raises(JobStateError, match="can no longer be cancelled"):
+        await book.finish_cancelled(job.id, "t:u")
+    assert await book.mark_submitted(job.id, "task-1", 60)
+    assert (await book.ledger.balance(WHO)).held == Decimal("23.04")
+    # A submit EvoLink refused outright (429) makes it cancellable again.
+    other = await book.accept(WHO, REQ, Surface(), Decimal("23.04"))
+    assert await book.begin_submit(other.id)
+    await book.submit_not_taken(other.id)
+    assert (await book.finish_cancelled(other.id, "t:u")).status == JobStatus.CANCELLED
+
+
+async def test_a_failed_task_is_charged_what_evolink_kept(book: JobBook) -> None:
+    job = await book.accept(WHO, REQ, Surface(), Decimal("23.04"))
+    assert await book.mark_submitted(job.id, "task-1", 60)
+    assert await book.finish_failed(job.id, "service_error", "broke", Decimal("5"))
+    assert not await book.finish_failed(job.id, "service_error", "again", Decimal("5"))
+    failed = await book.job(job.id)
+    assert failed.status == JobStatus.FAILED and failed.charged_mc == 5_000
+    balance = await book.ledger.balance(WHO)
+    assert balance.used == Decimal(5) and balance.held == 0  # captured 5, the rest released
+    plain = await book.accept(WHO, REQ, Surface(), Decimal("23.04"))
+    assert await book.finish_failed(plain.id, "service_error", "broke", Decimal(0))
+    assert (await book.job(plain.id)).charged_mc is None
+    assert (await book.ledger.balance(WHO)).used == Decimal(5)  # a 0 kept is a release
+
+
+async def test_a_charge_beyond_the_tolerance_is_logged_and_counted(
+    book: JobBook, caplog: pytest.LogCaptureFixture
+) -> None:
+    job = await book.accept(WHO, REQ, Surface(), Decimal("23.04"))
+    assert await book.mark_submitted(job.id, "task-1", 60)
+    assert await book.mark_delivering(job.id, "https://files.example/v.mp4", Decimal("23.1"))
+    with caplog.at_level("WARNING", logger="bot.services.jobs"):
+        assert await book.finish_delivered(job.id)
+    assert not caplog.records  # 0.06 off 23.04 is within 0.5 %
+    near = await book.ledger.charge_mismatches()
+    assert (near.over, near.under) == (0, 0)
+    job = await book.accept(WHO, REQ, Surface(), Decimal("23.04"))
+    assert await book.mark_submitted(job.id, "task-2", 60)
+    assert await book.mark_delivering(job.id, "https://files.example/v.mp4", Decimal("30"))
+    with caplog.at_level("WARNING", logger="bot.services.jobs"):
+        assert await book.finish_delivered(job.id)
+    assert any(job.id in r.getMessage() and "30" in r.getMessage() for r in caplog.records)
+    far = await book.ledger.charge_mismatches()
+    assert (far.over, far.over_credits, far.under) == (1, Decimal("6.96"), 0)

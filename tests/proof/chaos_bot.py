@@ -121,12 +121,14 @@ async def intake(core: Any, commands: list[dict[str, Any]]) -> None:
             surface = Surface(channel="C-CHAOS", data={"command": command["id"]})
             job = await core.service.submit(who, request, surface)
             job_id, status = job.id, job.status
-            await asyncio.sleep(0.1)  # commands arrive over time, not in one burst
         else:
             job_id, status = row["id"], JobStatus(row["status"])
         if command.get("cancel") and status in (JobStatus.PENDING, JobStatus.SUBMITTED):
-            with contextlib.suppress(BotError):  # it finished first: a fine ending too
+            # Refused once the job reached EvoLink (it is rendered and charged): fine too.
+            with contextlib.suppress(BotError):
                 await core.service.cancel(job_id, who)
+        if row is None:
+            await asyncio.sleep(0.1)  # commands arrive over time, not in one burst
 
 
 async def main(argv: list[str]) -> None:

@@ -8,6 +8,8 @@
     money owner)
     approval_rows.py  `approvals`, `alerts`         — bot.services.approvals,
     bot.services.oversight, bot.services.alerts
+    account_rows.py   `account_samples`             — EvoLink credit readings (bot.app's
+    sampler; bot.services.reconcile)
 
 The owners decide and call these functions with the `Tx` they opened, so that a job's change
 and its ledger entry commit together. A second database engine is a second implementation of

@@ -25,7 +25,7 @@ COLUMNS = (
     "request_json, surface_json, progress, task_id, estimated_seconds, reserved_mc, charged_mc, "
     "error_code, error, result_url, media_path, media_size, period_start, parent_job_id, "
     "created_at, updated_at, submitted_at, completed_at, finished_at, queued, queue_position, "
-    "roles_json, delivery_attempts, told_at, tell_attempts"
+    "roles_json, delivery_attempts, told_at, tell_attempts, submit_started_at"
 )
 WRITABLE = frozenset(
     {
@@ -46,6 +46,7 @@ WRITABLE = frozenset(
         "queue_position",
         "surface_json",
         "told_at",
+        "submit_started_at",
     }
 )
 OPEN = (JobStatus.PENDING, JobStatus.SUBMITTED, JobStatus.DELIVERING)
@@ -95,6 +96,7 @@ def row_to_job(row: Row) -> Job:
         delivery_attempts=row["delivery_attempts"],
         told_at=parse_ts(row["told_at"]),
         tell_attempts=row["tell_attempts"],
+        submit_started_at=parse_ts(row["submit_started_at"]),
     )
 
 
@@ -209,6 +211,18 @@ async def unfinished(tx: Tx) -> list[Job]:
         tx,
         f"SELECT {COLUMNS} FROM jobs WHERE status IN (?, ?, ?) ORDER BY created_at",
         tuple(str(s) for s in OPEN),
+    )
+    return [row_to_job(r) for r in found]
+
+
+async def ended_with_task(tx: Tx, since: str, until: str, limit: int) -> list[Job]:
+    """Terminal jobs that reached EvoLink (a task id) and ended in [since, until], oldest
+    first, at most `limit`."""
+    found = await rows(
+        tx,
+        f"SELECT {COLUMNS} FROM jobs WHERE task_id IS NOT NULL AND finished_at IS NOT NULL"
+        " AND finished_at >= ? AND finished_at <= ? ORDER BY finished_at, id LIMIT ?",
+        (since, until, limit),
     )
     return [row_to_job(r) for r in found]
 

@@ -246,3 +246,43 @@ async def audit_entries(tx: Tx) -> list[dict[str, object]]:
         tx, "SELECT at, actor, action, target, amount_mc, reason FROM audit ORDER BY id"
     )
     return [dict(r) for r in found]
+
+
+async def charge_mismatches(tx: Tx, tolerance_mc: int, per_mille: int) -> tuple[int, int, int, int]:
+    """Captures whose amount differs from the hold they settle by more than
+    max(`tolerance_mc`, hold × `per_mille` / 1000): (count over, credits over in mc, count
+    under, credits under in mc). Integer arithmetic only."""
+    row = await one(
+        tx,
+        "SELECT"
+        " COALESCE(SUM(CASE WHEN amount_mc > settles_mc THEN 1 ELSE 0 END), 0),"
+        " COALESCE(SUM(CASE WHEN amount_mc > settles_mc THEN amount_mc - settles_mc"
+        "   ELSE 0 END), 0),"
+        " COALESCE(SUM(CASE WHEN amount_mc < settles_mc THEN 1 ELSE 0 END), 0),"
+        " COALESCE(SUM(CASE WHEN amount_mc < settles_mc THEN settles_mc - amount_mc"
+        "   ELSE 0 END), 0)"
+        " FROM ledger WHERE kind = 'capture'"
+        " AND ABS(amount_mc - settles_mc) * 1000 > MAX(? * 1000, settles_mc * ?)",
+        (tolerance_mc, per_mille),
+    )
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+
+
+@dataclass(frozen=True)
+class CaptureRow:
+    job_id: str
+    at: str
+    amount_mc: int
+    held_mc: int
+
+
+async def captures_between(tx: Tx, since: str, until: str) -> list[CaptureRow]:
+    """Every capture written in (since, until], oldest first (ISO UTC timestamps)."""
+    found = await rows(
+        tx,
+        "SELECT job_id, at, amount_mc, settles_mc FROM ledger"
+        " WHERE kind = 'capture' AND at > ? AND at <= ? ORDER BY at",
+        (since, until),
+    )
+    return [CaptureRow(r[0], r[1], int(r[2]), int(r[3])) for r in found]

@@ -136,4 +136,18 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN told_at TEXT;
     ALTER TABLE jobs ADD COLUMN tell_attempts INTEGER NOT NULL DEFAULT 0;
     """,
+    # 5: a submit in flight (a job EvoLink may already have cannot be cancelled), and samples of
+    # the EvoLink account's credits (`sora-bot admin reconcile`)
+    """
+    ALTER TABLE jobs ADD COLUMN submit_started_at TEXT;
+    CREATE TABLE account_samples (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        used_mc INTEGER,
+        remaining_mc INTEGER,
+        unlimited INTEGER NOT NULL DEFAULT 0,
+        reason TEXT NOT NULL
+    );
+    CREATE INDEX account_samples_at ON account_samples(at);
+    """,
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,24 @@ def who(world: World, user: dict[str, Any]) -> Requester:
 
 
 async def running_job(world: World) -> tuple[InteractionRecord, Job]:
-    """Alice's /sora, held on a slow simulated task, with its status message showing Cancel."""
+    """Alice's /sora waiting in line behind her jobs already at EvoLink (slow simulated
+    tasks fill her slots), so it has not reached EvoLink: its status message shows Cancel."""
     world.rc.simulator.config.task_seconds = 60
+    service = world.rc.core.service
+    for _ in range(world.rc.settings.max_jobs_per_user):
+        await world.fake.slash(
+            "sora",
+            sora_options("a slow paper boat"),
+            user=ALICE,
+            guild_id=world.guild_id,
+            channel_id=world.channel_id,
+        )
+
+    async def slots_full() -> bool:
+        jobs = await service.recent_jobs(who(world, ALICE))
+        return sum(j.status == JobStatus.SUBMITTED for j in jobs) == len(jobs) > 0
+
+    await eventually(slots_full)
     record = await world.fake.slash(
         "sora",
         sora_options("a slow paper boat"),
@@ -26,7 +43,6 @@ async def running_job(world: World) -> tuple[InteractionRecord, Job]:
         guild_id=world.guild_id,
         channel_id=world.channel_id,
     )
-    service = world.rc.core.service
 
     async def cancel_shown() -> bool:
         msg = world.fake.messages.get(record.original_message_id or "")
@@ -67,18 +83,19 @@ async def test_cancel_by_someone_else_is_refused_and_by_the_requester_releases_t
 ) -> None:
     record, job = await running_job(world)
     service = world.rc.core.service
-    assert (await service.balance(who(world, ALICE))).held == job.reserved > 0
+    held = (await service.balance(who(world, ALICE))).held
+    assert held >= job.reserved > 0 and job.status == JobStatus.PENDING and job.queued
     message_id = record.original_message_id or ""
 
     bob = await click(world, f"sora:cancel:{job.id}", message_id, BOB)
     assert "Only the person who asked" in await followup_text(world, bob)
-    assert (await service.get_job(job.id)).status in (JobStatus.PENDING, JobStatus.SUBMITTED)
+    assert (await service.get_job(job.id)).status == JobStatus.PENDING
 
     alice = await click(world, f"sora:cancel:{job.id}", message_id, ALICE)
     assert "returned" in await followup_text(world, alice)
     assert (await service.get_job(job.id)).status == JobStatus.CANCELLED
     balance = await service.balance(who(world, ALICE))
-    assert balance.held == 0 and balance.used == 0
+    assert balance.held == held - job.reserved and balance.used == 0
 
     async def shows_cancelled() -> bool:
         embed = world.fake.messages[message_id]["embeds"][0]
@@ -114,7 +131,9 @@ async def test_a_button_on_a_message_from_before_a_restart_still_works(
         )
         assert "returned" in await followup_text(second, alice)
         assert (await second.rc.core.service.get_job(job.id)).status == JobStatus.CANCELLED
-        assert (await second.rc.core.service.balance(who(second, ALICE))).held == 0
+        jobs = await second.rc.core.service.recent_jobs(who(second, ALICE))
+        still = sum((j.reserved for j in jobs if not j.status.terminal), Decimal(0))
+        assert (await second.rc.core.service.balance(who(second, ALICE))).held == still
 
 
 async def test_again_makes_a_new_job_for_the_presser_with_the_same_options(world: World) -> None:
@@ -178,3 +197,59 @@ async def test_remix_opens_a_modal_and_submits_a_remix_of_the_delivered_task(
     assert remix.request.model == "sora-2-pro-remix"
     assert remix.request.base_video_task_id == job.task_id
     assert remix.request.prompt == "make it night"
+
+
+def _buttons(world: World, message_id: str) -> list[str]:
+    message = world.fake.messages.get(message_id) or {}
+    return [
+        c.get("custom_id", "") for row in message.get("components", []) for c in row["components"]
+    ]
+
+
+async def test_once_evolink_has_the_job_cancel_is_gone_and_a_late_press_says_why(
+    world: World,
+) -> None:
+    """EvoLink bills every task it takes and has no cancel: the submitted job's status message
+    loses its Cancel button, and a press on an old one (or /sora cancel) is answered plainly,
+    with nothing released; the job is delivered and charged what EvoLink billed."""
+    world.rc.simulator.config.task_seconds = 3
+    record = await world.fake.slash(
+        "sora",
+        sora_options("a paper boat at dusk"),
+        user=ALICE,
+        guild_id=world.guild_id,
+        channel_id=world.channel_id,
+    )
+    service = world.rc.core.service
+
+    async def submitted_shown() -> bool:
+        jobs = await service.recent_jobs(who(world, ALICE))
+        shown = world.fake.messages.get(record.original_message_id or "")
+        return (
+            bool(jobs)
+            and jobs[0].status == JobStatus.SUBMITTED
+            and shown is not None
+            and "Generating" in str(shown.get("embeds"))
+        )
+
+    await eventually(submitted_shown)
+    message_id = record.original_message_id or ""
+    job = (await service.recent_jobs(who(world, ALICE)))[0]
+    assert not any(b.startswith("sora:cancel:") for b in _buttons(world, message_id))
+    held = (await service.balance(who(world, ALICE))).held
+    # A press that left before the edit arrived: on the message as it was while pending.
+    shown = world.fake.messages[message_id]
+    now_shown = shown.get("components")
+    cancel = {"type": 2, "style": 4, "label": "Cancel", "custom_id": f"sora:cancel:{job.id}"}
+    shown["components"] = [{"type": 1, "components": [cancel]}]
+    late = await click(world, f"sora:cancel:{job.id}", message_id, ALICE)
+    shown["components"] = now_shown
+    answer = await followup_text(world, late)
+    assert "EvoLink is already rendering" in answer and "charged" in answer
+    assert (await service.balance(who(world, ALICE))).held == held == job.reserved
+    await world.fake.wait_for(is_upload, within=15)
+    await eventually(lambda: _delivered_count(world, who(world, ALICE)))
+    done = await service.get_job(job.id)
+    billed = world.rc.simulator.tasks[done.task_id or ""].credits_reserved
+    assert done.charged == billed
+    assert (await service.balance(who(world, ALICE))).used == billed

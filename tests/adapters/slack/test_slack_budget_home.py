@@ -45,7 +45,7 @@ async def test_over_budget_is_refused_in_private_and_sends_nothing(
         assert responses_to(world, ALICE)[0]["response_type"] == "ephemeral"
         # The core's words: the price, what is left, when it resets.
         assert "costs 2.5 credits" in text and "2 credits left" in text and "resets" in text
-        assert sim.requests == []
+        assert [r for r in sim.requests if r.kind != "pricing"] == []
         assert await world.job_rows() == []
         balance = await world.rc.core.service.balance(alice())
         assert balance.held == Decimal(0) and balance.used == Decimal(0)
@@ -148,28 +148,36 @@ def button(world: SlackWorld, action: str, job_id: str, user: str) -> dict[str, 
     }
 
 
-async def test_cancel_button_only_for_the_requester(world: SlackWorld, sim: Simulator) -> None:
+async def test_once_evolink_has_the_job_cancel_is_gone_and_a_late_press_says_why(
+    world: SlackWorld, sim: Simulator
+) -> None:
+    """EvoLink bills every task it takes: the submitted job's progress message has no Cancel
+    button, and a press that left before the update (or `/sora cancel`) is answered plainly,
+    after the permission check, with nothing released."""
     sim.config.task_seconds = 30
     await world.command("a slow sunrise")
     job = await world.wait_job(lambda j: j.status == JobStatus.SUBMITTED and bool(j.surface.thread))
+
+    def shown_without_cancel() -> bool:
+        updates = [
+            c
+            for c in world.fake.ok_calls_to("chat.update")
+            if c.args.get("ts") == job.surface.thread
+        ]
+        return bool(updates) and "sora_cancel" not in json.dumps(updates[-1].args.get("blocks"))
+
+    await world.fake.wait_for(shown_without_cancel)
 
     status, _ = await world.interact(button(world, "sora_cancel", job.id, BOB))
     assert status == 200
     denied = await world.fake.wait_for(lambda: world.fake.responses.get(f"btn-{BOB}"))
     assert "Only the person" in denied[0]["text"]
-    assert (await world.rc.core.service.get_job(job.id)).status == JobStatus.SUBMITTED
 
     await world.interact(button(world, "sora_cancel", job.id, ALICE))
-    done = await world.wait_job(lambda j: j.status == JobStatus.CANCELLED, job.id)
-    assert (await world.rc.core.service.balance(alice())).held == Decimal(0)
-    note = await world.fake.wait_for(
-        lambda: [
-            c
-            for c in world.fake.ok_calls_to("chat.postMessage")
-            if c.args.get("thread_ts") == done.surface.thread and "cancelled" in c.args["text"]
-        ]
-    )
-    assert note
+    late = await world.fake.wait_for(lambda: world.fake.responses.get(f"btn-{ALICE}"))
+    assert "EvoLink is already rendering" in late[0]["text"] and "charged" in late[0]["text"]
+    assert (await world.rc.core.service.get_job(job.id)).status == JobStatus.SUBMITTED
+    assert (await world.rc.core.service.balance(alice())).held == job.reserved
 
 
 async def test_again_button_makes_a_second_job(world: SlackWorld, sim: Simulator) -> None:

@@ -67,7 +67,8 @@ def test_prompts_cannot_ping_or_forge_links() -> None:
     ("status", "remixable", "expected"),
     [
         (JobStatus.PENDING, True, ["sora_cancel"]),
-        (JobStatus.SUBMITTED, True, ["sora_cancel"]),
+        (JobStatus.SUBMITTED, True, []),  # EvoLink has it: it renders and bills, no cancel
+        (JobStatus.DELIVERING, True, []),
         (JobStatus.DELIVERED, True, ["sora_again", "sora_remix"]),
         (JobStatus.DELIVERED, False, ["sora_again"]),
         (JobStatus.FAILED, True, ["sora_again"]),
@@ -80,6 +81,11 @@ def test_buttons_follow_the_job_state(
     buttons = render.job_buttons(job(status), remixable=remixable)
     assert [b["action_id"] for b in buttons] == expected
     assert all(b["value"] == "j1" for b in buttons)
+
+
+def test_no_cancel_once_the_submit_is_on_its_way() -> None:
+    claimed = job(JobStatus.PENDING, submit_started_at=NOW)
+    assert render.job_buttons(claimed, remixable=True) == []
 
 
 def test_progress_shows_percentage_and_credits() -> None:

@@ -45,20 +45,26 @@ def notes_in_thread(fake: FakeSlack, job: Job, words: str) -> list[dict[str, obj
 async def _end_then_forget_telling(
     fake: FakeSlack, tmp_path: Path, sim: Simulator, *, cancel: bool = False
 ) -> Job:
-    """End one job (failed, or cancelled while rendering), tell it, then undo `told_at` as if
-    the process died right after the note went out (the attempt was counted before the post)."""
+    """End one job (failed, or cancelled while waiting in line behind one at EvoLink), tell
+    it, then undo `told_at` as if the process died right after the note went out (the
+    attempt was counted before the post)."""
     sim.config.task_seconds = 30.0 if cancel else 0.2
     if not cancel:
         sim.config.fail_next = ["content_policy_violation"]
-    async with slack_bot_on(fake, tmp_path, sim) as world:
+    async with slack_bot_on(fake, tmp_path, sim, max_jobs_per_user=1) as world:
         status, _ = await world.command("a paper boat")
         assert status == 200
         if cancel:
             running = await world.wait_job(lambda j: j.status == JobStatus.SUBMITTED)
-            await world.rc.core.service.cancel(running.id, alice())
+            await world.command("a second paper boat")
+            waiting = await world.wait_job(lambda j: j.queued and bool(j.surface.thread))
+            await world.rc.core.service.cancel(waiting.id, alice())
         job = await world.wait_job(lambda j: j.told_at is not None)
-        if not cancel:  # (a cancelled task still runs at EvoLink: the tracker is not idle)
-            await world.rc.core.tracker.wait_idle(5)
+        if cancel:  # let the one at EvoLink finish now, so the tracker can be idle
+            for task in sim.tasks.values():
+                task.seconds = 0.2
+            world.rc.core.tracker.wake(running.id)
+        await world.rc.core.tracker.wait_idle(10)
     with sqlite3.connect(tmp_path / "bot.db") as db:
         db.execute("UPDATE jobs SET told_at = NULL WHERE id = ?", (job.id,))
         attempts = db.execute("SELECT tell_attempts FROM jobs WHERE id = ?", (job.id,)).fetchone()
