@@ -4,19 +4,32 @@ The built-in EvoLink simulator runs on 127.0.0.1 (random port), the store is DAT
 every command (so `sora-bot admin jobs` sees demo jobs), and the console (adapters/console) is
 the chat. The process is wired by `bot.bootstrap.running_process`, like `sora-bot run`, with
 the console's port and no HTTP server (the demo has no public URL).
+
+Leaving: end of input (a pipe, Ctrl-D), `/quit` and Ctrl-C all stop reading and then wait for
+the jobs this session started to end; a second Ctrl-C leaves them open (their credits stay
+held; the next start with this database resumes them) and says so. The exit code says whether
+every job finished: 0 all delivered (or cancelled), 1 one failed or was left open.
+
+The chat screen shows the chat only: log lines go to `demo.log` next to the database (the
+first line says where), or to the screen with `-v`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from adapters.console import ConsoleChat, ConsolePort, console_requester
+from adapters.console.terminal import LineSource
 from bot.bootstrap import running_process
-from bot.domain.models import JobStatus
+from bot.domain.models import Job, JobStatus
 from bot.infra.config import Settings
 from bot.infra.evolink import EvoLinkClient
+from bot.infra.logs import log_to_file
 from bot.infra.simulator import Simulator, SimulatorConfig
 
 DEMO_KEY = "sk-demo-simulator"
@@ -29,37 +42,48 @@ async def run_demo(
     task_seconds: float = 4.0,
     out: TextIO | None = None,
     timeout: float = 600.0,
+    verbose: bool = False,
 ) -> int:
-    out = out or sys.stdout
     config = SimulatorConfig(task_seconds=task_seconds)
-    async with Simulator.serve(config, host="127.0.0.1", port=0) as sim:
-        demo_settings = settings.model_copy(update={"public_base_url": None})
-        evolink = EvoLinkClient(sim.base_url, DEMO_KEY)
-        port = ConsolePort(out)
-        try:
-            async with running_process(
-                demo_settings, ports=[port], evolink=evolink, serve_http=False
-            ) as process:
-                chat = ConsoleChat(process.service, port, console_requester())
-                if command is not None:
-                    return await _one_command(chat, port, command, timeout)
-                await _interactive(chat, out, sim.base_url)
-                if process.jobs_in_flight:
-                    # Input ended (a pipe, or Ctrl-D) with videos still being made: finish them.
-                    chat.say(f"Waiting for {process.jobs_in_flight} job(s) to finish…")
-                    await process.wait_idle(timeout)
-                return 0
-        finally:
-            await evolink.aclose()
+    lines: LineSource | None = None
+    if command is None:
+        lines = await LineSource.open(history=_beside_db(settings, "demo_history"))
+        out = out or lines.out
+    out = out or sys.stdout
+    log_file = None if (verbose or command is not None) else _beside_db(settings, "demo.log")
+    if log_file is not None and not log_to_file(log_file):
+        log_file = None  # someone else's handlers (tests): leave logging alone
+    try:
+        async with Simulator.serve(config, host="127.0.0.1", port=0) as sim:
+            demo_settings = settings.model_copy(update={"public_base_url": None})
+            evolink = EvoLinkClient(sim.base_url, DEMO_KEY)
+            port = ConsolePort(out)
+            try:
+                async with running_process(
+                    demo_settings, ports=[port], evolink=evolink, serve_http=False
+                ) as process:
+                    chat = ConsoleChat(process.service, port, console_requester())
+                    if lines is None:
+                        assert command is not None
+                        return await _one_command(chat, port, command, timeout)
+                    where = f"logs: {log_file} (-v shows them here)" if log_file else ""
+                    return await _interactive(chat, port, lines, sim.base_url, where, timeout)
+            finally:
+                await evolink.aclose()
+    finally:
+        if lines is not None:
+            lines.close()
+
+
+def _beside_db(settings: Settings, name: str) -> Path:
+    return Path(settings.database_path).resolve().parent / name
 
 
 async def _one_command(chat: ConsoleChat, port: ConsolePort, command: str, timeout: float) -> int:
-    text = command if command.lstrip().startswith("/") else "/sora " + command
-    job = await chat.handle(text)
+    job = await chat.handle(command)
     if job is None:
         # Not a video request (or refused): the answer was printed; refusals are failures.
-        word = text.strip().split(" ", 1)[0].lower()
-        return 0 if word in ("/help", "/credits", "/jobs") else 2
+        return 2 if chat.failed else 0
     try:
         final = await asyncio.wait_for(port.watch(job.id), timeout)
     except TimeoutError:
@@ -71,22 +95,98 @@ async def _one_command(chat: ConsoleChat, port: ConsolePort, command: str, timeo
     return 1
 
 
-async def _interactive(chat: ConsoleChat, out: TextIO, sim_url: str) -> None:
-    out.write(
+QUIT_WORDS = ("/quit", "/exit", "quit", "exit")
+
+
+async def _interactive(
+    chat: ConsoleChat,
+    port: ConsolePort,
+    lines: LineSource,
+    sim_url: str,
+    where: str,
+    timeout: float,
+) -> int:
+    chat.say(
         "sora-bot demo — a console chat against the built-in EvoLink simulator "
-        f"({sim_url}).\nType /help for commands, /quit to leave. Try: "
-        "/sora a paper boat on a rainy street --duration 10\n"
+        f"({sim_url}).\nType /help for commands, /quit (or Ctrl-D) to leave. Try: "
+        "/sora a paper boat on a rainy street --duration 10" + (f"\n({where})" if where else "")
     )
-    out.flush()
-    reader = asyncio.StreamReader()
+    interrupted = asyncio.Event()
     loop = asyncio.get_running_loop()
-    # A pipe reader, not a thread: Ctrl-C and /quit never wait on a blocked readline().
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    while True:
-        raw = await reader.readline()
-        if not raw:
-            return
-        line = raw.decode("utf-8", errors="replace")
-        if line.strip().lower() in ("/quit", "/exit", "quit", "exit"):
-            return
-        await chat.handle(line)
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGINT, interrupted.set)
+    try:
+        await _read_until_quit(chat, lines, interrupted)
+        lines.stop()
+        return await _finish_open_jobs(chat, port, interrupted, timeout)
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGINT)
+
+
+async def _read_until_quit(
+    chat: ConsoleChat, lines: LineSource, interrupted: asyncio.Event
+) -> None:
+    stop = asyncio.ensure_future(interrupted.wait())
+    try:
+        while True:
+            read = asyncio.ensure_future(lines.next())
+            await asyncio.wait({read, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if not read.done():
+                read.cancel()
+                chat.say("")  # Ctrl-C: leave the prompt line
+                return
+            line = read.result()
+            if line is None or line.strip().casefold() in QUIT_WORDS:
+                return
+            await chat.handle(line)
+            lines.done()
+    finally:
+        stop.cancel()
+
+
+async def _finish_open_jobs(
+    chat: ConsoleChat, port: ConsolePort, interrupted: asyncio.Event, timeout: float
+) -> int:
+    """Wait for the session's jobs to end (a second Ctrl-C stops waiting); 0 when every job
+    finished delivered or cancelled, 1 when one failed or is left open."""
+    open_jobs = {job_id: f for job_id, f in port.outcomes.items() if not f.done()}
+    if open_jobs:
+        interrupted.clear()
+        chat.say(
+            f"Waiting for {len(open_jobs)} job(s) to finish: {', '.join(open_jobs)} "
+            "(Ctrl-C leaves them for the next start)…"
+        )
+        stop = asyncio.ensure_future(interrupted.wait())
+        ended = asyncio.ensure_future(_all_ended(list(open_jobs.values())))
+        try:
+            await asyncio.wait({ended, stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            ended.cancel()
+    left = [job_id for job_id, f in port.outcomes.items() if not f.done()]
+    failed = [
+        job_id
+        for job_id, f in port.outcomes.items()
+        if f.done() and f.result().status not in (JobStatus.DELIVERED, JobStatus.CANCELLED)
+    ]
+    if left:
+        chat.say(
+            f"Left {len(left)} job(s) open: {', '.join(left)}. Their credits stay held; the "
+            "next `sora-bot demo` (or `run`) with this database resumes them."
+        )
+    elif port.outcomes:
+        chat.say(
+            f"All {len(port.outcomes)} job(s) ended"
+            + (
+                f"; failed: {', '.join(failed)}."
+                if failed
+                else ", every one delivered or cancelled."
+            )
+        )
+    return 1 if left or failed else 0
+
+
+async def _all_ended(futures: list[asyncio.Future[Job]]) -> None:
+    for future in futures:
+        await asyncio.shield(future)  # cancelling this wait leaves the job's future alone

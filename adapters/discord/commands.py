@@ -1,5 +1,7 @@
 """The application commands: `/sora`, `/sora-credits`, `/sora-jobs`; `/sora-admin …` is in
-admin_commands.py.
+admin_commands.py. `/sora`'s prompt is read by the one chat parser first: `prompt:help`,
+`prompt:credits`, `prompt:jobs`, `prompt:cancel <id>` answer as on Slack and the console (the
+same answers as `/sora-credits`, `/sora-jobs`, the Cancel button), never order a video.
 
 Choices come from the catalog at run time (autocomplete), so an operator's catalog change
 needs no re-registration; `duration` and `aspect_ratio` suggestions narrow to the model
@@ -24,6 +26,7 @@ from adapters.discord import flow, render
 from adapters.discord.admin_commands import AdminCommands
 from adapters.discord.surface import requester_of
 from bot.domain.catalog import ModelSpec
+from bot.domain.chat_commands import ChatCommand
 from bot.domain.models import JobStatus, fmt_credits
 
 log = logging.getLogger(__name__)
@@ -93,6 +96,12 @@ async def sora(
     image: discord.Attachment | None = None,
     watermark: bool | None = None,
 ) -> None:
+    # `prompt:help`, `prompt:credits`… mean what they mean on every surface (the one chat
+    # parser decides), never a video called "help".
+    command = flow.service_of(interaction).parse_command(prompt)
+    if command.kind != "video":
+        await chat_command(interaction, command)
+        return
     await flow.start_video(
         interaction,
         prompt=prompt,
@@ -104,8 +113,38 @@ async def sora(
     )
 
 
+async def chat_command(interaction: discord.Interaction[Any], command: ChatCommand) -> None:
+    """A chat sub-command typed as /sora's prompt: answered as its own command would be."""
+    if command.kind == "credits":
+        await answer_credits(interaction)
+    elif command.kind == "jobs":
+        await answer_jobs(interaction)
+    elif command.kind == "cancel" and command.args:
+        await flow.cancel_job(interaction, command.args[0])
+    elif command.kind == "cancel":
+        await interaction.response.send_message(
+            "Which job? `/sora prompt:cancel <job id>` (the id is on the job's message), "
+            "or press its Cancel button.",
+            ephemeral=True,
+        )
+    elif command.kind == "admin":
+        await interaction.response.send_message(
+            "Admin commands are under `/sora-admin`.", ephemeral=True
+        )
+    else:
+        fence = "```"
+        usage = flow.service_of(interaction).usage_text().replace(fence, "'''")
+        head = "Also: `/sora-credits`, `/sora-jobs`, `/sora-admin`. Flags work in the prompt:\n"
+        body = render.clip(usage, render.CONTENT_MAX - len(head) - 2 * len(fence))
+        await interaction.response.send_message(head + fence + body + fence, ephemeral=True)
+
+
 @app_commands.command(name="sora-credits", description="Your video credits this period")
 async def sora_credits(interaction: discord.Interaction[Any]) -> None:
+    await answer_credits(interaction)
+
+
+async def answer_credits(interaction: discord.Interaction[Any]) -> None:
     await interaction.response.defer(ephemeral=True, thinking=True)
     balance = await flow.service_of(interaction).balance(requester_of(interaction))
     await interaction.followup.send(embed=render.balance_embed(balance), ephemeral=True)
@@ -113,7 +152,12 @@ async def sora_credits(interaction: discord.Interaction[Any]) -> None:
 
 @app_commands.command(name="sora-jobs", description="Your recent videos")
 async def sora_jobs(interaction: discord.Interaction[Any]) -> None:
+    await answer_jobs(interaction)
+
+
+async def answer_jobs(interaction: discord.Interaction[Any]) -> None:
     await interaction.response.defer(ephemeral=True, thinking=True)
+
     service = flow.service_of(interaction)
     jobs = await service.recent_jobs(requester_of(interaction), limit=10)
     links: dict[str, str] = {}

@@ -73,7 +73,7 @@ class DiscordPort:
     # -- ChatPort ------------------------------------------------------------------------------
 
     async def on_job_progress(self, job: Job) -> None:
-        await self.show_status(job.id)
+        await self.show_status(job.id, estimate=job.progress_estimate)
 
     async def on_job_delivered(self, job: Job, video: DeliveredVideo, balance: Balance) -> None:
         # The core records `delivered` after this returns: render that state already.
@@ -176,12 +176,14 @@ class DiscordPort:
         job: Job | None = None,
         balance: Balance | None = None,
         note: str | None = None,
+        estimate: int | None = None,
     ) -> None:
-        """Render the job's status message from the newest state (or the terminal `job` given)."""
+        """Render the job's status message from the newest state (or the terminal `job` given),
+        with the core's progress `estimate` while the task is rendering."""
         lock = self._locks.setdefault(job_id, asyncio.Lock())
         async with lock:
             fresh = await self.service.get_job(job_id)
-            job = job or fresh
+            job = job or fresh.model_copy(update={"progress_estimate": estimate})
             if not job.status.terminal and job_id in self._finished:
                 return  # a late progress render must not cover the final state
             if balance is None:

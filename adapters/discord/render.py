@@ -38,11 +38,13 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def progress_bar(percent: int) -> str:
-    """`▰▰▰▱▱▱▱▱▱▱▱▱ 25%`: a fixed-width bar, so an edit only changes when progress does."""
+def progress_bar(percent: int, *, estimated: bool = False) -> str:
+    """`▰▰▰▱▱▱▱▱▱▱▱▱ 25%`: a fixed-width bar, so an edit only changes when progress does;
+    `~25% (estimate)` when the figure is the core's estimate between EvoLink's reads."""
     pct = max(0, min(100, percent))
     full = round(pct * BAR_CELLS / 100)
-    return "▰" * full + "▱" * (BAR_CELLS - full) + f" {pct}%"
+    figure = f"~{pct}% (estimate)" if estimated else f"{pct}%"
+    return "▰" * full + "▱" * (BAR_CELLS - full) + f" {figure}"
 
 
 def status_line(job: Job) -> str:
@@ -52,7 +54,8 @@ def status_line(job: Job) -> str:
         case JobStatus.PENDING:
             return "⏳ Accepted, sending to the video service…"
         case JobStatus.SUBMITTED:
-            return f"🎬 Generating… {progress_bar(job.progress)}"
+            shown = job.shown_progress
+            return f"🎬 Generating… {progress_bar(shown.percent, estimated=shown.estimated)}"
         case JobStatus.DELIVERING:
             return f"📦 Ready, posting the video… {progress_bar(100)}"
         case JobStatus.DELIVERED:

@@ -173,6 +173,8 @@ class SlackPort:
             # the lock: never paint "rendering" over a final state.
             if current.status.terminal:
                 return
+            if current.status == JobStatus.SUBMITTED and job.progress_estimate is not None:
+                current = current.model_copy(update={"progress_estimate": job.progress_estimate})
             await self._update(current)
 
     async def on_job_delivered(self, job: Job, video: DeliveredVideo, balance: Balance) -> None:

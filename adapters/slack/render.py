@@ -103,7 +103,8 @@ def status_line(job: Job) -> str:
     if job.status == JobStatus.PENDING and job.queued and job.queue_position:
         return f"{words} — #{job.queue_position} in line"
     if job.status == JobStatus.SUBMITTED:
-        return f"{words} `{progress_bar(job.progress)}` {job.progress}%"
+        shown = job.shown_progress  # `~40% (estimate)` between EvoLink's reads
+        return f"{words} `{progress_bar(shown.percent)}` {shown.text}"
     if job.status == JobStatus.FAILED and job.error:
         return f"{words}: {esc(job.error)}"
     return words

@@ -21,6 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bot.domain.progress import ShownProgress, shown_progress
+
 MC_PER_CREDIT = 1000
 
 
@@ -161,6 +163,14 @@ class Job(BaseModel):
         if not may_move(self.status, JobStatus.CANCELLED):
             return False
         return self.status != JobStatus.PENDING or self.submit_started_at is None
+    #: A moving estimate of the progress between EvoLink's reads (bot/domain/progress.py),
+    #: set by the notices on the job a port is given; never stored (None: show `progress`).
+    progress_estimate: int | None = None
+
+    @property
+    def shown_progress(self) -> ShownProgress:
+        """The progress a port renders: the estimate while it is ahead, else `progress`."""
+        return shown_progress(self.progress, self.progress_estimate)
 
     @property
     def reserved(self) -> Decimal:

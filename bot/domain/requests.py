@@ -39,6 +39,14 @@ from bot.domain.text import clean_prompt, refuse_too_long, unquote, value_text, 
 
 MAX_URL_CHARS = 2048
 DURATION_RE = re.compile(r"(\d{1,4})\s*(?:s|sec|secs|second|seconds)?", re.ASCII)
+NEGATIVE_RE = re.compile(r"[-−]\s*\d+(?:[.,]\d+)?\s*(?:s|sec|secs|second|seconds)?", re.ASCII)
+#: EvoLink takes jpg, png and webp pictures: a link whose path names another picture, video or
+#: document type (`cat.gif`) is refused; one naming none (`/media/…`, `image.php?id=1`) may be
+#: any of the three, and is left to EvoLink.
+NOT_IMAGE_SUFFIXES = frozenset(
+    {"gif", "bmp", "svg", "tif", "tiff", "heic", "heif", "avif", "ico", "psd"}
+    | {"mp4", "mov", "webm", "avi", "mkv", "pdf"}
+)
 _TASK_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", re.ASCII)
 _SLACK_LINK_RE = re.compile(r"<([^<>|]+)(?:\|[^<>]*)?>")
 
@@ -170,6 +178,15 @@ def _duration(spec: ModelSpec, duration: int | str | None) -> int:
     else:
         match = DURATION_RE.fullmatch(value_text(duration).casefold())
         seconds = int(match.group(1)) if match else None
+        if match is None and NEGATIVE_RE.fullmatch(value_text(duration)):
+            seconds = -1  # a negative number: said as such below
+    if seconds is not None and seconds <= 0:
+        raise InputError(
+            f"Duration must be a positive number of seconds, not {duration!s:.20}. "
+            f"{spec.name} offers {join_choices(spec.durations)}.",
+            field="duration",
+            valid=valid,
+        )
     if seconds is None:
         shown = str(duration) if len(str(duration)) <= 20 else str(duration)[:20] + "…"
         raise InputError(
@@ -231,6 +248,14 @@ def _image(spec: ModelSpec, catalog: Catalog, image_url: str) -> str:
             f"--image needs a public http(s) link to a jpg, png or webp image "
             f"(at most {MAX_URL_CHARS} characters), got {shown!r}.",
             field="image_url",
+        )
+    name = parts.path.rsplit("/", 1)[-1].lower()
+    kind = name.rsplit(".", 1)[-1] if "." in name else ""
+    if kind in NOT_IMAGE_SUFFIXES:
+        raise InputError(
+            f"--image must be a jpg, png or webp picture; {name[:60]!r} is a .{kind} file.",
+            field="image_url",
+            valid=["jpg", "png", "webp"],
         )
     return url
 

@@ -17,6 +17,8 @@ Invariants:
   signing secret, the callback secret) and anything shaped like a token (`xoxb-…`, `xapp-…`,
   `Bearer …`, `Bot …`, Discord tokens, webhook/interaction tokens in URL paths) become `***`.
   Masking only ever removes text, so masking twice is harmless.
+- A text line names its job once: the `job=<id>` prefix is left out when the message itself
+  names the job (`job <id>: …`), so lines never read `job=j1…: job j1…:`.
 - `JsonFormatter` writes exactly one JSON object per line: ts, level, logger, message,
   job_id (when bound), exc_info (when there is one).
 """
@@ -150,11 +152,16 @@ class RedactingFilter(logging.Filter):
 
 
 class TextFormatter(logging.Formatter):
+    """Names the job once per line: `job=<id>` before the message, unless the message names
+    that job itself (`job <id>: …`, how the core's lines about a job begin)."""
+
     def __init__(self) -> None:
         super().__init__(TEXT_FORMAT)
 
     def format(self, record: logging.LogRecord) -> str:
-        if not hasattr(record, "job_part"):
+        job_id = getattr(record, "job_id", None)
+        record.job_part = f" job={job_id}" if job_id else ""
+        if job_id and f"job {job_id}" in record.getMessage():
             record.job_part = ""
         return super().format(record)
 
@@ -219,6 +226,25 @@ def configure_logging(
     root.addHandler(handler)
     root.setLevel(level)
     return handler
+
+
+def log_to_file(path: Path) -> bool:
+    """Send the lines of the handler `configure_logging` installed to `path` (appended)
+    instead of the screen: the demo's chat screen stays the chat. False (nothing changed)
+    when that handler is not the root logger's only one (tests, an embedding application)."""
+    root = logging.getLogger()
+    ours = [h for h in root.handlers if getattr(h, "sora_handler", False)]
+    if len(ours) != 1 or len(root.handlers) != 1:
+        return False
+    old = ours[0]
+    fmt = "json" if isinstance(old.formatter, JsonFormatter) else "text"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = build_handler(fmt, path.open("a", encoding="utf-8"))
+    handler.sora_handler = True  # type: ignore[attr-defined]
+    root.removeHandler(old)
+    old.close()
+    root.addHandler(handler)
+    return True
 
 
 def log_options(

@@ -9,29 +9,43 @@ Invariants:
   once wherever the platform lets the port look (bot/services/port.py).
 - Progress reaches a port only when it changed, and not more often than the port's
   `progress_interval`; the newest value is shown once the interval has passed.
+- Between EvoLink's reads a followed task's progress moves as an estimate
+  (bot/domain/progress.py, from `estimated_time` and the time since the submit on the
+  tracker's clock): `estimating` pushes it at the port's interval (at least ESTIMATE_TICK),
+  through the same throttle, as `Job.progress_estimate`; every update carries the current
+  estimate, so the shown figure never goes back when a read reports less.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 from collections.abc import Mapping
 
 from bot.domain.models import Job, JobStatus
+from bot.domain.progress import estimate_progress
 from bot.services.jobs import JobBook
 from bot.services.port import ChatPort
 
 log = logging.getLogger(__name__)
 
 
+ESTIMATE_TICK = 0.5  # real seconds: the fastest an estimate is recomputed
+
+
 class Notices:
-    def __init__(self, book: JobBook, ports: Mapping[str, ChatPort]) -> None:
+    def __init__(
+        self, book: JobBook, ports: Mapping[str, ChatPort], *, time_scale: float = 1.0
+    ) -> None:
         self.book = book
         self.ports = ports
+        self.time_scale = time_scale  # task seconds per real second (the tracker's clock)
         self._telling: set[str] = set()  # jobs whose ending is being told right now
-        self._last_progress: dict[str, tuple[float, int, str]] = {}
+        self._last_progress: dict[str, tuple[float, int | None, int, str]] = {}
         self.flushes: dict[str, asyncio.Task[None]] = {}
+        self.estimates: dict[str, asyncio.Task[None]] = {}
 
     # -- endings -----------------------------------------------------------------------------
 
@@ -76,21 +90,64 @@ class Notices:
     def forget(self, job_id: str) -> None:
         self._last_progress.pop(job_id, None)
 
+    def with_estimate(self, job: Job) -> Job:
+        """The job with its current progress estimate (`Job.progress_estimate`), if any."""
+        if job.status != JobStatus.SUBMITTED or job.submitted_at is None:
+            return job
+        elapsed = (dt.datetime.now(dt.UTC) - job.submitted_at).total_seconds() * self.time_scale
+        guess = estimate_progress(job.progress, elapsed, job.estimated_seconds)
+        return (
+            job
+            if guess == job.progress_estimate
+            else job.model_copy(update={"progress_estimate": guess})
+        )
+
+    def estimating(self, job_id: str) -> None:
+        """Push the moving estimate of a submitted job between reads, until it is no longer
+        submitted (the tracker calls this when it starts following the task)."""
+        if job_id in self.estimates:
+            return
+        self.estimates[job_id] = asyncio.create_task(
+            self._estimate_loop(job_id), name=f"estimate-{job_id}"
+        )
+
+    async def _estimate_loop(self, job_id: str) -> None:
+        try:
+            while True:
+                job = await self.book.job(job_id)
+                port = self.ports.get(job.requester.platform)
+                if job.status != JobStatus.SUBMITTED or port is None:
+                    return
+                await asyncio.sleep(max(port.progress_interval, ESTIMATE_TICK))
+                job = await self.book.job(job_id)
+                if job.status != JobStatus.SUBMITTED:
+                    return
+                await self.progress(job)
+        except Exception:
+            log.exception("job %s: progress estimate failed", job_id)
+        finally:
+            self.estimates.pop(job_id, None)
+
     async def progress(self, job: Job, *, force: bool = False) -> None:
         port = self.ports.get(job.requester.platform)
         if port is None:
             return
+        job = self.with_estimate(job)
         now = time.monotonic()  # progress_interval is in real seconds
         last = self._last_progress.get(job.id)
         if last is not None and not force:
-            last_at, last_value, last_status = last
-            if last_value == job.progress and last_status == job.status:
+            last_at, last_estimate, last_value, last_status = last
+            if (last_estimate, last_value, last_status) == (
+                job.progress_estimate,
+                job.progress,
+                job.status,
+            ):
                 return
             if now - last_at < port.progress_interval:
                 # Too soon: show the newest value once the interval has passed.
                 self._flush_later(job.id, port.progress_interval - (now - last_at))
                 return
-        self._last_progress[job.id] = (now, job.progress, job.status)
+        self._last_progress[job.id] = (now, job.progress_estimate, job.progress, job.status)
         try:
             await port.on_job_progress(job)
         except Exception:

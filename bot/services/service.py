@@ -173,9 +173,14 @@ class SoraService:
         return await self.book.job(job_id)
 
     async def cancel(self, job_id: str, actor: Actor) -> Job:
-        """Cancel as its requester or an admin of its workspace; the hold is released."""
-        job = await self.book.job(job_id)
+        """Cancel as its requester or an admin of its workspace; the hold is released. A job
+        already cancelled is refused in words ("already cancelled"), not cancelled again."""
+        if not job_id.strip():
+            raise InputError("Which job? Give its id: cancel <job id>.", field="job_id")
+        job = await self.book.job(job_id.strip())
         who = self.permissions.require_owner_or_admin(actor, job.requester, "cancel")
+        if job.status == JobStatus.CANCELLED:
+            raise JobStateError(f"Job {job.id} is already cancelled; its credits were returned.")
         job = await self.book.finish_cancelled(job_id, who)
         self.tracker.wake(job_id)
         self.tracker.dispatch_soon()

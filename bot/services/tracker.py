@@ -85,7 +85,7 @@ class Tracker:
         self._resumed = False
         self._just_submitted: set[str] = set()
         self.stats: Counter[str] = Counter()
-        self.notices = Notices(book, self.ports)
+        self.notices = Notices(book, self.ports, time_scale=time_scale)
         self.fetcher = VideoFetcher(book, evolink, media, self.stats)
         self.dispatcher = Dispatcher(
             book,
@@ -197,6 +197,7 @@ class Tracker:
             *self._tasks.values(),
             *self._background_tasks.values(),
             *self.notices.flushes.values(),
+            *self.notices.estimates.values(),
         ]
         for task in tasks:
             task.cancel()
@@ -284,6 +285,7 @@ class Tracker:
         state = PollState(started_at=now - since, estimated_time=job.estimated_seconds)
         if job.progress:
             state.observe(now, job.progress)
+        self.notices.estimating(job.id)  # the shown progress moves between reads
         callbacks = self.callback_url is not None
         if job.id in self._just_submitted:
             # The submit answer was the first status read: wait before the next one.

@@ -167,7 +167,8 @@ _BAD: list[tuple[str, str, str]] = [
     ),
     ("a boat --duration ten", "duration", "'ten' is not a number of seconds"),
     ("a boat --duration 99999999999999999999", "duration", "not a number of seconds"),
-    ("a boat --duration -5", "duration", "not a number of seconds"),
+    ("a boat --duration -5", "duration", "must be a positive number of seconds, not -5"),
+    ("a boat -d -5", "duration", "must be a positive number of seconds, not -5"),
     ("a boat --duration", "duration", "--duration needs a value"),
     ("a boat -d --ar 16:9", "duration", "-d needs a value"),
     (

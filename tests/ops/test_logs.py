@@ -195,3 +195,25 @@ async def test_tracker_lines_about_a_job_carry_its_id(
     about_job = [e for e in tracker_lines if job.id in e["message"]]
     assert about_job, "the tracker logs the submit and the delivery"
     assert all(e.get("job_id") == job.id for e in about_job), about_job
+
+
+def test_a_text_line_names_its_job_once() -> None:
+    stream = io.StringIO()
+    handler = build_handler("text", stream)
+    log = logging.getLogger("tests.ops.once")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        with job_context("j42"):
+            log.info("job %s: delivered", "j42")  # names the job itself: no prefix
+            log.info("retrying the download")  # does not: the prefix names it
+            log.info("job %s: parent of this one", "j41")  # another job: both named
+    finally:
+        log.removeHandler(handler)
+        log.propagate = True
+    first, second, third = stream.getvalue().splitlines()
+    assert first.endswith(" INFO tests.ops.once: job j42: delivered")
+    assert first.count("j42") == 1
+    assert second.endswith(" INFO tests.ops.once job=j42: retrying the download")
+    assert third.endswith(" INFO tests.ops.once job=j42: job j41: parent of this one")
