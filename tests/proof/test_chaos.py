@@ -300,8 +300,10 @@ async def test_a_kill_after_a_failure_is_recorded_still_tells_the_user(tmp_path:
             book = rc.core.book
             record_failure = book.finish_failed
 
-            async def record_then_die(job_id: str, code: str | None, reason: str) -> bool:
-                moved = await record_failure(job_id, code, reason)
+            async def record_then_die(
+                job_id: str, code: str | None, reason: str, kept: Decimal | None = None
+            ) -> bool:
+                moved = await record_failure(job_id, code, reason, kept)
                 died.set()
                 await asyncio.Event().wait()  # the process is gone: nothing after the commit
                 return moved
