@@ -38,7 +38,7 @@ from bot.services.interface import JobFinishedPort
 from bot.services.jobs import JobBook
 from bot.services.ledger import Ledger
 from bot.services.metrics import Metrics
-from bot.services.oversight import Oversight
+from bot.services.oversight import PICKUP_EVERY, Oversight
 from bot.services.port import ChatPort
 from bot.services.reconcile import Reconciler, Reconciliation, ahead_text
 from bot.services.service import SoraService
@@ -83,6 +83,7 @@ class Core:
         await self.tracker.resume()
         self._background.append(asyncio.create_task(self._clean_media(), name="media-cleanup"))
         self._background.append(asyncio.create_task(self._expire_approvals(), name="approvals"))
+        self._background.append(asyncio.create_task(self._pick_up_decisions(), name="pickup"))
         if self.reconciler is not None and self.settings.account_sample_minutes > 0:
             self._sampling = True
             sampler = self.reconciler.run_sampler(
@@ -112,10 +113,19 @@ class Core:
                 await self.service.oversight.expire_due()
             except Exception:
                 log.exception("expiring approvals failed")
-            # Jobs approved from another process (`sora-bot admin approve`) wait in the queue
-            # of this one: look for them regularly.
-            self.tracker.dispatch_soon()
             await asyncio.sleep(APPROVAL_SWEEP_EVERY)
+
+    async def _pick_up_decisions(self) -> None:
+        """Decisions made by another process (`sora-bot admin approve`): its approved job waits
+        in this one's queue, and its requester is told by this one (the CLI has no platform).
+        Two indexed reads every PICKUP_EVERY seconds."""
+        while True:
+            self.tracker.dispatch_soon()
+            try:
+                await self.service.oversight.tell_untold()
+            except Exception:
+                log.exception("telling approval decisions failed")
+            await asyncio.sleep(PICKUP_EVERY)
 
     async def _clean_media(self) -> None:
         while True:

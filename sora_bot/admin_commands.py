@@ -248,8 +248,10 @@ async def run_admin(settings: Settings, args: argparse.Namespace) -> int:
             decided = await service.decide_approval(
                 args.approval_id, cli_actor(), command == "approve", args.reason
             )
-            started = f"; job {decided.job_id} started" if decided.job_id else ""
-            print(f"{decided.id}: {decided.status}{started}")
+            from bot.services.approvals import decision_summary
+            from bot.services.oversight import PICKUP_EVERY
+
+            print(decision_summary(decided, PICKUP_EVERY))
         elif command == "audit":
             entries = [
                 {

@@ -163,6 +163,7 @@ class Job(BaseModel):
         if not may_move(self.status, JobStatus.CANCELLED):
             return False
         return self.status != JobStatus.PENDING or self.submit_started_at is None
+
     #: A moving estimate of the progress between EvoLink's reads (bot/domain/progress.py),
     #: set by the notices on the job a port is given; never stored (None: show `progress`).
     progress_estimate: int | None = None

@@ -41,6 +41,8 @@ class Approval(BaseModel):
     decided_at: dt.datetime | None = None
     decided_by: str | None = None
     job_id: str | None = None
+    #: When the requester was told the decision (None: not yet; bot/services/oversight.py).
+    told_at: dt.datetime | None = None
     #: Where admins were asked (adapter-owned: channel and message ids), to update that message.
     admin_refs: dict[str, str] = {}
 
@@ -58,8 +60,23 @@ def row_to_approval(row: Row) -> Approval:
         decided_at=(dt.datetime.fromisoformat(row["decided_at"]) if row["decided_at"] else None),
         decided_by=row["decided_by"],
         job_id=row["job_id"],
+        told_at=dt.datetime.fromisoformat(row["told_at"]) if row["told_at"] else None,
         admin_refs=json.loads(row["admin_refs_json"] or "{}"),
     )
+
+
+def decision_summary(approval: Approval, pickup_seconds: float) -> str:
+    """What a decision means now, for the admin who made it outside the chat (the CLI): the
+    job is queued, not started, and the requester is told by the running bot."""
+    if approval.status == "approved" and approval.job_id:
+        return (
+            f"{approval.id}: approved; job {approval.job_id} is queued and starts within "
+            f"{pickup_seconds:.0f} s of a running bot (`sora-bot run`) seeing it, which also "
+            "tells the requester."
+        )
+    if approval.status == "denied":
+        return f"{approval.id}: denied; the running bot tells the requester."
+    return f"{approval.id}: {approval.status}"
 
 
 def new_approval_id() -> str:

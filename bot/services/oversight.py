@@ -4,14 +4,17 @@ SoraService delegates here; adapters never call this module directly. Admin-faci
 go to the platform's `AdminPort` (bot/services/port.py) when the port implements it.
 
 Invariants: see bot/services/approvals.py (one decision per approval) and bot/services/alerts.py
-(one alert per
-threshold per period). Notifications are best-effort and never undo a recorded decision.
+(one alert per threshold per period). Notifications are best-effort and never undo a recorded
+decision. The requester is told each decision once (`told_at`), by whichever process runs
+their platform: the deciding one at once, else the running bot within PICKUP_EVERY seconds
+(`tell_untold`) — a decision from the CLI, which has no platform, included.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from decimal import Decimal
 
 from bot.domain.errors import AccountBalanceError, ApprovalNotFound, JobStateError
@@ -33,6 +36,12 @@ from bot.services.tracker import Tracker
 
 log = logging.getLogger(__name__)
 
+#: How often a running bot looks for work another process decided (`sora-bot admin approve`):
+#: approved jobs waiting in the queue, decisions nobody told the requester yet.
+PICKUP_EVERY = 2.0
+UNTOLD_LOOKBACK = dt.timedelta(hours=24)
+UNTOLD_RETRY = 60.0  # seconds before a failed telling is tried again
+
 
 class Oversight:
     def __init__(
@@ -42,6 +51,8 @@ class Oversight:
         self.tracker = tracker
         self.guard = guard
         self.approval_ttl = approval_ttl
+        self._telling: set[str] = set()  # approvals whose decision is being told right now
+        self._retry_after: dict[str, float] = {}  # approval → monotonic time of the next try
 
     def admin_port(self, platform: str) -> AdminPort | None:
         port = self.tracker.ports.get(platform)
@@ -194,11 +205,46 @@ class Oversight:
                 await self._tell_requester(await self.get(approval_id))
         return count
 
-    async def _tell_requester(self, approval: Approval) -> None:
+    async def tell_untold(self) -> int:
+        """Tell the requesters of decisions (and expiries) of the last UNTOLD_LOOKBACK that
+        nobody told yet — a decision made by `sora-bot admin approve`, whose process has no
+        platform, or one whose telling failed. The running bot calls this every
+        PICKUP_EVERY seconds; returns how many were told."""
+        since = dt.datetime.now(dt.UTC) - UNTOLD_LOOKBACK
+        async with self.book.store.reading() as tx:
+            due = await approval_rows.untold(tx, since.isoformat(timespec="milliseconds"))
+        told = 0
+        for approval_id in due:
+            if time.monotonic() < self._retry_after.get(approval_id, 0.0):
+                continue
+            approval = await self.get(approval_id)
+            if self.admin_port(approval.requester.platform) is None:
+                continue  # told by the process that runs that platform
+            told += await self._tell_requester(approval)
+        return told
+
+    async def _tell_requester(self, approval: Approval) -> bool:
+        """Tell the requester once: claimed in this process while telling, `told_at` once the
+        platform took it. Without the platform here the decision stays untold for the
+        process that has it (`tell_untold`)."""
         port = self.admin_port(approval.requester.platform)
-        if port is None:
-            return
+        if port is None or approval.id in self._telling:
+            return False
+        self._telling.add(approval.id)
         try:
-            await port.on_approval_decided(approval)
-        except Exception:
-            log.exception("approval %s: could not tell the requester", approval.id)
+            async with self.book.store.reading() as tx:
+                current = await approvals.get(tx, approval.id)
+            if current is None or current.told_at is not None:
+                return False
+            try:
+                await port.on_approval_decided(approval)
+            except Exception:
+                self._retry_after[approval.id] = time.monotonic() + UNTOLD_RETRY
+                log.exception("approval %s: could not tell the requester", approval.id)
+                return False
+            self._retry_after.pop(approval.id, None)
+            async with self.book.store.transaction() as tx:
+                await approval_rows.mark_told(tx, approval.id)
+            return True
+        finally:
+            self._telling.discard(approval.id)

@@ -5,6 +5,8 @@
 Invariants:
 - A decision is compare-and-set on `status = 'pending'` and an unexpired `expires_at`: of two
   admins deciding at once exactly one changes the row.
+- `told_at` is written once, after the requester's platform was told the decision (or the
+  expiry); a decision without it is told by the running bot's sweep (bot/services/oversight.py).
 - An alert is claimed by insert-or-ignore on its primary key (who, period, kind, threshold):
   of two requests crossing a threshold at once exactly one sends it.
 """
@@ -19,7 +21,8 @@ from bot.infra.store.connection import Row, Tx, now_iso, one, rows
 
 COLUMNS = (
     "id, platform, workspace, user, user_name, request_json, surface_json, admin_refs_json,"
-    " price_mc, status, created_at, expires_at, decided_at, decided_by, job_id, roles_json"
+    " price_mc, status, created_at, expires_at, decided_at, decided_by, job_id, roles_json,"
+    " told_at"
 )
 
 
@@ -102,6 +105,25 @@ async def due(tx: Tx) -> list[str]:
         tx, "SELECT id FROM approvals WHERE status = 'pending' AND expires_at <= ?", (now_iso(),)
     )
     return [str(r[0]) for r in found]
+
+
+async def untold(tx: Tx, since: str) -> list[str]:
+    """Decided approvals (since `since`, ISO) whose requester has not been told, oldest first."""
+    found = await rows(
+        tx,
+        "SELECT id FROM approvals WHERE status != 'pending' AND told_at IS NULL"
+        " AND decided_at >= ? ORDER BY decided_at",
+        (since,),
+    )
+    return [str(r[0]) for r in found]
+
+
+async def mark_told(tx: Tx, approval_id: str) -> bool:
+    cur = await tx.execute(
+        "UPDATE approvals SET told_at = ? WHERE id = ? AND told_at IS NULL",
+        (now_iso(), approval_id),
+    )
+    return cur.rowcount == 1
 
 
 async def claim_alert(

@@ -150,4 +150,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX account_samples_at ON account_samples(at);
     """,
+    # 6: whether the requester was told an approval's decision (the deciding process may have
+    # no platform: `sora-bot admin approve`); decisions before this are taken as told
+    """
+    ALTER TABLE approvals ADD COLUMN told_at TEXT;
+    UPDATE approvals SET told_at = decided_at WHERE status != 'pending';
+    CREATE INDEX approvals_untold ON approvals(status, told_at);
+    """,
 )
