@@ -239,6 +239,7 @@ async def _async_main(settings: Settings, args: argparse.Namespace) -> int:
             demo_settings(settings),
             command=args.command_text,
             task_seconds=args.task_seconds,
+            verbose=args.verbose,
         )
     if args.command == "run":
         from sora_bot.runner import run_bot
