@@ -40,6 +40,7 @@ from bot.services.ledger import Ledger
 from bot.services.metrics import Metrics
 from bot.services.oversight import PICKUP_EVERY, Oversight
 from bot.services.port import ChatPort
+from bot.services.prices import PriceBook
 from bot.services.reconcile import Reconciler, Reconciliation, ahead_text
 from bot.services.service import SoraService
 from bot.services.tracker import Tracker
@@ -63,6 +64,7 @@ class Core:
     tracker: Tracker
     service: SoraService
     callback_secret: str
+    prices: PriceBook
     owns_evolink: bool = True
     #: Samples the EvoLink account's credits and compares them with the ledger.
     reconciler: Reconciler | None = None
@@ -80,6 +82,7 @@ class Core:
         return build_web_app(self)
 
     async def start(self) -> None:
+        await self.prices.start()
         await self.tracker.resume()
         self._background.append(asyncio.create_task(self._clean_media(), name="media-cleanup"))
         self._background.append(asyncio.create_task(self._expire_approvals(), name="approvals"))
@@ -95,6 +98,7 @@ class Core:
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        await self.prices.stop()
         await self.tracker.stop()
         if self._sampling and self.reconciler is not None:
             self._sampling = False
@@ -149,6 +153,7 @@ async def build_core(
             raise ConfigError("EVOLINK_API_KEY is not set (get a key at evolink.ai).")
         evolink = EvoLinkClient(settings.evolink_base_url, key.get_secret_value() if key else "")
     created = not settings.database_exists()
+    evolink.use_catalog(catalog)
     store = await Store.open(settings.database_path)
     # The first line a command logs: which database it reads and writes (DATABASE_URL).
     log.info("database %s%s", settings.database_where, " (new)" if created else "")
@@ -171,6 +176,8 @@ async def build_core(
         timezone=settings.timezone,
     )
     book = JobBook(store, ledger)
+    prices = PriceBook(store, evolink, refresh_minutes=settings.price_refresh_minutes)
+    await prices.load_saved()
     callback_url = None
     if settings.public_base_url:
         callback_url = f"{settings.public_base_url}/evolink/callback/{callback_secret}"
@@ -186,7 +193,7 @@ async def build_core(
         book, tracker, AccountGuard(evolink), dt.timedelta(minutes=settings.approval_ttl_minutes)
     )
     tracker.on_finished.append(oversight.after_job)
-    service = SoraService(settings, catalog, book, tracker, media, oversight)
+    service = SoraService(settings, catalog, book, tracker, media, oversight, prices)
     return Core(
         settings=settings,
         catalog=catalog,
@@ -198,6 +205,7 @@ async def build_core(
         tracker=tracker,
         service=service,
         callback_secret=callback_secret,
+        prices=prices,
         owns_evolink=owns,
         reconciler=Reconciler(book, evolink),
     )

@@ -14,15 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import math
 import sys
 from collections.abc import Sequence
 
 from bot.domain.errors import BotError, ConfigError
-from bot.domain.models import credits_json, fmt_credits, to_mc
 from bot.infra.config import DEMO_DATABASE_URL, Settings, load_settings
+from sora_bot import models_command
 from sora_bot.admin_commands import add_admin_parser, run_admin
 
 log = logging.getLogger("bot")
@@ -88,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     quote.add_argument("--json", action="store_true")
 
     sub.add_parser("check", help="check configuration and reachability")
+    models_command.register(sub)
 
     add_admin_parser(sub)
     _everywhere(parser)
@@ -159,7 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _simulator(args.port, args.task_seconds)
         settings = load_settings()
         if args.command == "quote":
-            return _quote(settings, " ".join(args.text), args.json)
+            return models_command.run_quote(settings, " ".join(args.text), args.json)
+        if args.command == "models":
+            return models_command.run_models(settings, args.json)
         return asyncio.run(_async_main(settings, args))
     except ConfigError as exc:
         print(f"sora-bot: {exc}", file=sys.stderr)
@@ -169,40 +171,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-
-
-def _quote(settings: Settings, text: str, as_json: bool) -> int:
-    from bot.domain.catalog import Catalog
-    from bot.domain.grammar import parse_request
-
-    catalog = Catalog.load(settings.catalog_path)
-    try:
-        request = parse_request(text, catalog, settings.default_model)
-    except BotError as exc:
-        if as_json:
-            print(json.dumps({"error": str(exc)}))
-        else:
-            print(f"✗ {exc}", file=sys.stderr)
-        return 2
-    price = catalog.quote(request)
-    if as_json:
-        print(
-            json.dumps(
-                {
-                    "model": request.model,
-                    "prompt": request.prompt,
-                    "duration": request.duration,
-                    "aspect_ratio": request.aspect_ratio,
-                    "credits": credits_json(to_mc(price)),
-                }
-            )
-        )
-    else:
-        print(
-            f"{request.model}, {request.duration}s, {request.aspect_ratio}: "
-            f"{fmt_credits(price)} credits"
-        )
-    return 0
 
 
 def _simulator(port: int, task_seconds: float) -> int:

@@ -45,23 +45,40 @@ def _spec_for(interaction: discord.Interaction[Any]) -> ModelSpec:
 async def model_autocomplete(
     interaction: discord.Interaction[Any], current: str
 ) -> list[app_commands.Choice[str]]:
-    catalog = flow.service_of(interaction).catalog
+    service = flow.service_of(interaction)
+    offered = set(service.orderable_models())
     needle = current.casefold()
     return [
         app_commands.Choice(name=f"{spec.label} ({spec.name})", value=spec.name)
-        for spec in catalog.models
-        if spec.selectable and (needle in spec.name.casefold() or needle in spec.label.casefold())
+        for spec in service.catalog.models
+        if spec.name in offered
+        and (needle in spec.name.casefold() or needle in spec.label.casefold())
     ][:MAX_CHOICES]
 
 
 async def duration_autocomplete(
     interaction: discord.Interaction[Any], current: str
 ) -> list[app_commands.Choice[int]]:
+    service = flow.service_of(interaction)
+    spec = _spec_for(interaction)
+    choices = []
+    for d in spec.durations:
+        if not str(d).startswith(current.strip()):
+            continue
+        price = service.default_price(spec.name, d)
+        cost = "" if price is None else f" · {fmt_credits(price)} credits"
+        choices.append(app_commands.Choice(name=f"{d} s{cost}", value=d))
+    return choices[:MAX_CHOICES]
+
+
+async def quality_autocomplete(
+    interaction: discord.Interaction[Any], current: str
+) -> list[app_commands.Choice[str]]:
     spec = _spec_for(interaction)
     return [
-        app_commands.Choice(name=f"{d} s · {fmt_credits(spec.price(d))} credits", value=d)
-        for d in spec.durations
-        if str(d).startswith(current.strip())
+        app_commands.Choice(name=quality, value=quality)
+        for quality in spec.qualities
+        if current.strip().casefold() in quality.casefold()
     ][:MAX_CHOICES]
 
 
@@ -82,11 +99,14 @@ async def ratio_autocomplete(
     duration="Length in seconds",
     aspect_ratio="Shape of the video, e.g. 16:9 or 9:16",
     model="Video model (default: the server's default)",
-    image="A JPG/PNG/WebP first frame, at most 10 MB",
-    watermark="Keep the provider's watermark (cheaper on some models)",
+    image="A JPG/PNG/WebP first frame or reference image, at most 10 MB",
+    watermark="Keep the provider's watermark (models with the option)",
+    quality="Output quality, e.g. 720p or 1080p (models with the option)",
+    audio="Generate audio (models with the option)",
 )
 @app_commands.autocomplete(model=model_autocomplete, aspect_ratio=ratio_autocomplete)
 @app_commands.autocomplete(duration=duration_autocomplete)
+@app_commands.autocomplete(quality=quality_autocomplete)
 async def sora(
     interaction: discord.Interaction[Any],
     prompt: app_commands.Range[str, 1, 6000],
@@ -95,6 +115,8 @@ async def sora(
     model: str | None = None,
     image: discord.Attachment | None = None,
     watermark: bool | None = None,
+    quality: str | None = None,
+    audio: bool | None = None,
 ) -> None:
     # `prompt:help`, `prompt:credits`… mean what they mean on every surface (the one chat
     # parser decides), never a video called "help".
@@ -110,6 +132,8 @@ async def sora(
         model=model,
         image=image,
         watermark=watermark,
+        quality=quality,
+        audio=audio,
     )
 
 

@@ -93,6 +93,8 @@ async def start_video(
     model: str | None,
     image: discord.Attachment | None,
     watermark: bool | None,
+    quality: str | None = None,
+    audio: bool | None = None,
 ) -> None:
     """`/sora`: the prompt may carry the chat flags; explicit options must agree with them."""
     service = service_of(interaction)
@@ -104,6 +106,8 @@ async def start_video(
             image_url=check_image(image),
             image_from_platform=image is not None,  # Discord's CDN link, not typed by anyone
             watermark=watermark,
+            quality=quality,
+            audio=audio,
         )
         request = service.parse(prompt, alongside)
     except InputError as err:

@@ -2,8 +2,8 @@
 
 Invariants:
 - Block ids are the names of the fields they carry (`prompt`, `model`, `duration`,
-  `aspect_ratio`, `watermark`, `image`, `channel`), so a core `InputError.field` maps onto
-  exactly one block for `response_action="errors"` (`field_errors`).
+  `aspect_ratio`, `quality`, `audio`, `watermark`, `image`, `channel`), so a core
+  `InputError.field` maps onto exactly one block for `response_action="errors"` (`field_errors`).
 - Choices come from the catalog, never from code: models users may order directly, the union of
   their durations, and their ratios (spellings another model already covers are left out, the
   grammar translates them). Options left empty mean "the model's default".
@@ -35,6 +35,8 @@ _FIELD_BLOCKS = {
     "duration": "duration",
     "aspect_ratio": "aspect_ratio",
     "watermark": "watermark",
+    "quality": "quality",
+    "audio": "audio",
     "image_url": "image",
     "image": "image",
     "resize_mode": "image",
@@ -63,6 +65,28 @@ def model_choices(catalog: Catalog) -> list[tuple[str, str]]:
 
 def duration_choices(catalog: Catalog) -> list[int]:
     return sorted({d for s in catalog.models if s.selectable for d in s.durations})
+
+
+def quality_choices(catalog: Catalog) -> list[str]:
+    """Every quality some orderable model offers, in the catalog's order."""
+    found = [q for s in catalog.models if s.selectable for q in s.qualities]
+    return list(dict.fromkeys(found))
+
+
+def _choice_block(block_id: str, label: str, options: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "type": "input",
+        "block_id": block_id,
+        "optional": True,
+        "label": _text(label),
+        "hint": _text("Empty: the model's default (only models with this option take it)."),
+        "element": {
+            "type": "static_select",
+            "action_id": "value",
+            "placeholder": _text("Model default"),
+            "options": options,
+        },
+    }
 
 
 def ratio_choices(catalog: Catalog, default_model: str) -> list[str]:
@@ -185,6 +209,12 @@ def video_modal(
             },
         },
     ]
+    qualities = quality_choices(catalog)
+    if qualities:
+        blocks.append(_choice_block("quality", "Quality", [_option(q, q) for q in qualities]))
+    if any(s.audio_option for s in catalog.models if s.selectable):
+        audio = [_option("With audio", "on"), _option("Without audio", "off")]
+        blocks.append(_choice_block("audio", "Audio", audio))
     if any(s.watermark_option for s in catalog.models if s.selectable):
         blocks.append(
             {
@@ -195,12 +225,12 @@ def video_modal(
                 "element": {
                     "type": "checkboxes",
                     "action_id": "value",
-                    "options": [_option("Keep the watermark (cheaper)", "keep")],
+                    "options": [_option("Keep the watermark", "keep")],
                 },
             }
         )
     if any(s.image_input for s in catalog.models if s.selectable):
-        hint = "jpg, png or webp, at most 10 MB; used as the first frame."
+        hint = "jpg, png or webp, at most 10 MB; the first frame or a reference image."
         if image_file:
             hint = (
                 f"Leave empty to use {short(str(image_file.get('name', 'the image')), 60)} "
@@ -255,6 +285,8 @@ class VideoForm:
     files: list[dict[str, Any]]
     channel: str | None
     metadata: dict[str, Any]
+    quality: str | None = None
+    audio: str | None = None  # "on" / "off" / None (the model's default)
 
     @property
     def image_file_id(self) -> str | None:
@@ -273,6 +305,8 @@ class VideoForm:
             aspect_ratio=self.aspect_ratio,
             image_url=image_url,
             watermark=True if self.keep_watermark else None,
+            quality=self.quality,
+            audio=None if self.audio is None else self.audio == "on",
         )
 
 
@@ -299,6 +333,8 @@ def read_video_form(view: dict[str, Any]) -> VideoForm:
         files=[f for f in files if isinstance(f, dict)],
         channel=_state(view, "channel").get("selected_conversation") or None,
         metadata=read_metadata(view),
+        quality=_selected(view, "quality"),
+        audio=_selected(view, "audio"),
     )
 
 

@@ -1,7 +1,9 @@
-"""The model catalog: which video models exist, what each accepts, and what each costs.
+"""The model catalog: which video models exist and what each accepts.
 
 The catalog is data (`bot/data/catalog.json`, or the operator's file named by `CATALOG_PATH`),
-not code: adding a model or changing a price needs no code change.
+not code: adding a model needs no code change. Prices are not in it: every quote is worked out
+from EvoLink's price list (`bot.domain.offer`, `bot.domain.pricing`), and a model that list
+does not offer cannot be ordered, whatever the catalog says.
 
 Invariants (checked when the file is loaded; a file that breaks one is refused with a
 `ConfigError` naming the file and the problem):
@@ -10,9 +12,9 @@ Invariants (checked when the file is loaded; a file that breaks one is refused w
 - `default_duration` is in `durations`, `default_aspect_ratio` in `aspect_ratios`,
   `default_resize_mode` in `resize_modes`; every alias in `ratio_aliases` points at one of
   the model's own `aspect_ratios`.
-- Every duration has exactly one price, and so does `prices_with_watermark` when present.
-  Prices are exact `Decimal`s with at most three decimals (so milli-credits are exact);
-  JSON floats are refused because they are not exact.
+- `default_quality` is in `qualities` (and present exactly when there are qualities);
+  `audio_default` is set exactly when `audio_option` is; `image_required` needs
+  `image_input`.
 - A remix model (`remix_of` non-empty) has `requires_base_task`; it names existing,
   non-remix models, and each model has at most one remix model.
 """
@@ -22,10 +24,9 @@ from __future__ import annotations
 import json
 import unicodedata
 from collections.abc import Iterable
-from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 from pydantic import (
     BaseModel,
@@ -33,15 +34,12 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
 from bot.domain.errors import ConfigError, InputError
-from bot.domain.models import VideoRequest
 
 PACKAGED_CATALOG = "packaged catalog (bot/data/catalog.json)"
-_MILLI = Decimal("0.001")
 
 
 def ratio_key(text: str) -> str:
@@ -58,19 +56,8 @@ def join_choices(values: Iterable[object]) -> str:
     return f"{', '.join(items[:-1])} or {items[-1]}"
 
 
-def _exact_prices(value: Any) -> Any:
-    if isinstance(value, dict):
-        for key, price in value.items():
-            if isinstance(price, float):
-                raise ValueError(
-                    f"price for {key} s is the JSON number {price!r}; write prices as strings "
-                    f'like "{price}" so they stay exact'
-                )
-    return value
-
-
 class ModelSpec(BaseModel):
-    """One model: its options in the model's own spelling, and its price per duration."""
+    """One model: its options in the model's own spelling (its prices are EvoLink's rules)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -85,35 +72,27 @@ class ModelSpec(BaseModel):
     prompt_max_chars: int = Field(gt=0)
     prompt_note: str | None = None
     image_input: bool = False
+    # An image-to-video or reference model: a request without an image is refused.
+    image_required: bool = False
     max_images: int = Field(default=0, ge=0)
+    image_note: str | None = None
+    # Output quality / resolution in the model's spelling ("720p", "1080p", "4k").
+    qualities: tuple[str, ...] = ()
+    default_quality: str | None = None
+    # Whether the user may turn generated audio on or off, and what it is when they don't say.
+    audio_option: bool = False
+    audio_default: bool | None = None
+    # The request field of the audio switch: `generate_audio` (true/false) or `sound`
+    # ("on"/"off", Kling).
+    audio_field: Literal["generate_audio", "sound"] = "generate_audio"
     watermark_option: bool = False
     remove_watermark_default: bool | None = None
     resize_modes: tuple[str, ...] = ()
     default_resize_mode: str | None = None
-    # Price with the watermark removed (or for a model without a watermark option).
-    prices: dict[int, Decimal]
-    # Price when the user keeps the watermark; absent = the same as `prices`.
-    prices_with_watermark: dict[int, Decimal] | None = None
-    price_note: str | None = None
     remix_of: tuple[str, ...] = ()
     requires_base_task: bool = False
 
     _ratio_lookup: dict[str, str] = PrivateAttr(default_factory=dict)
-
-    @field_validator("prices", "prices_with_watermark", mode="before")
-    @classmethod
-    def _no_float_prices(cls, value: Any) -> Any:
-        return _exact_prices(value)
-
-    @field_validator("prices", "prices_with_watermark")
-    @classmethod
-    def _price_values(cls, value: dict[int, Decimal] | None) -> dict[int, Decimal] | None:
-        for duration, price in (value or {}).items():
-            if not price.is_finite() or price < 0:
-                raise ValueError(f"price for {duration} s must be zero or positive, got {price}")
-            if price != price.quantize(_MILLI):
-                raise ValueError(f"price for {duration} s has more than three decimals: {price}")
-        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:
@@ -130,20 +109,17 @@ class ModelSpec(BaseModel):
                 f"{where}: default_aspect_ratio {self.default_aspect_ratio!r} is not in "
                 f"aspect_ratios {list(self.aspect_ratios)}"
             )
-        for table_name, table in (
-            ("prices", self.prices),
-            ("prices_with_watermark", self.prices_with_watermark),
-        ):
-            if table is None:
-                continue
-            missing = [d for d in self.durations if d not in table]
-            extra = [d for d in table if d not in self.durations]
-            if missing:
-                raise ValueError(f"{where}: {table_name} has no price for duration(s) {missing}")
-            if extra:
-                raise ValueError(f"{where}: {table_name} prices unoffered duration(s) {extra}")
-        if self.prices_with_watermark is not None and not self.watermark_option:
-            raise ValueError(f"{where}: prices_with_watermark needs watermark_option true")
+        if bool(self.qualities) != (self.default_quality is not None):
+            raise ValueError(f"{where}: qualities and default_quality go together")
+        if self.default_quality is not None and self.default_quality not in self.qualities:
+            raise ValueError(
+                f"{where}: default_quality {self.default_quality!r} is not in qualities "
+                f"{list(self.qualities)}"
+            )
+        if self.audio_option != (self.audio_default is not None):
+            raise ValueError(f"{where}: audio_option and audio_default go together")
+        if self.image_required and not self.image_input:
+            raise ValueError(f"{where}: image_required needs image_input true")
         if self.watermark_option and self.remove_watermark_default is None:
             raise ValueError(f"{where}: watermark_option needs remove_watermark_default")
         if not self.watermark_option and self.remove_watermark_default is not None:
@@ -185,19 +161,13 @@ class ModelSpec(BaseModel):
         own = list(self.aspect_ratios)
         return own + [alias for alias in self.ratio_aliases if alias not in own]
 
-    def price(self, duration: int, *, remove_watermark: bool | None = None) -> Decimal:
-        """The quote for one video; keeping the watermark (remove_watermark=False) may cost less."""
-        table = self.prices
-        if remove_watermark is False and self.prices_with_watermark is not None:
-            table = self.prices_with_watermark
-        if duration not in table:
-            raise InputError(
-                f"Duration {duration} is not available for {self.name}. "
-                f"Choose {join_choices(self.durations)}.",
-                field="duration",
-                valid=[str(d) for d in self.durations],
-            )
-        return table[duration]
+    def normalize_quality(self, text: str) -> str | None:
+        """`1080P`, `1080` → the model's own `1080p`; `4K` → `4k`; None when not offered."""
+        key = ratio_key(text)
+        for quality in self.qualities:
+            if key in (quality.casefold(), quality.casefold().removesuffix("p")):
+                return quality
+        return None
 
 
 class Catalog(BaseModel):
@@ -332,8 +302,3 @@ class Catalog(BaseModel):
         if spec is None:
             return None
         return self._remix_for.get(spec.name)
-
-    def quote(self, request: VideoRequest) -> Decimal:
-        """The credits to hold for `request`: exact, from the catalog's price table."""
-        spec = self.get(request.model)
-        return spec.price(request.duration, remove_watermark=request.remove_watermark)

@@ -13,7 +13,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.domain.catalog import Catalog
+from bot.domain.errors import BotError
 from bot.domain.grammar import MAX_TEXT_CHARS, OPTIONS, visible_text
+from bot.domain.models import fmt_credits
+from bot.domain.offer import Choices, is_offered, quote_choices
+from bot.domain.pricing import PriceList
 
 CommandKind = Literal["video", "credits", "jobs", "help", "admin", "cancel"]
 _COMMAND_WORDS: dict[str, CommandKind] = {
@@ -65,11 +69,15 @@ def parse_chat_command(text: str) -> ChatCommand:
     return ChatCommand(kind=kind, args=words[1:], text=rest_text)
 
 
-def usage_text(catalog: Catalog, default_model: str | None = None) -> str:
-    """Plain-text help for `/sora help`: the grammar, the other commands and the models."""
+def usage_text(
+    catalog: Catalog, default_model: str | None = None, prices: PriceList | None = None
+) -> str:
+    """Plain-text help for `/sora help`: the grammar, the other commands and the models (with
+    the price of each duration at the model's defaults, from `prices` when given; a model the
+    price list does not offer is left out)."""
     lines = [
         "/sora <what the video should show> [options]",
-        "  e.g. /sora a paper boat on a rainy street --duration 10 --ar landscape",
+        "  e.g. /sora a paper boat on a rainy street --duration 8 --ar landscape",
         "Options (anywhere in the text):",
     ]
     for opt in OPTIONS:
@@ -81,21 +89,41 @@ def usage_text(catalog: Catalog, default_model: str | None = None) -> str:
     default = default_model.casefold() if default_model else None
     lines.append("Models:")
     for spec in catalog.models:
-        if not spec.selectable:
+        if not spec.selectable or (prices is not None and not is_offered(prices, spec.name)):
             continue
         mark = " (default)" if spec.name.casefold() == default else ""
-        prices = ", ".join(f"{d}s {spec.prices[d]}" for d in spec.durations)
+        shown = (
+            spec.durations
+            if len(spec.durations) <= 4
+            else spec.durations[:: len(spec.durations) - 1]
+        )
+        costs = []
+        for d in shown:
+            if prices is None:
+                break
+            try:
+                price = quote_choices(catalog, prices, spec, Choices.defaults(spec, d)).credits
+            except BotError:
+                continue
+            costs.append(f"{d}s {fmt_credits(price)}")
+        ds = spec.durations
+        run = len(ds) > 4 and list(ds) == list(range(ds[0], ds[0] + len(ds)))
+        seconds = f"{ds[0]}-{ds[-1]}" if run else ", ".join(str(d) for d in ds)
         extras = [
             x
             for x, on in (
-                ("image", spec.image_input),
+                ("image" + (" (needed)" if spec.image_required else ""), spec.image_input),
+                ("quality " + "/".join(spec.qualities), bool(spec.qualities)),
+                ("audio", spec.audio_option),
                 ("watermark", spec.watermark_option),
                 ("resize", bool(spec.resize_modes)),
             )
             if on
         ]
         lines.append(
-            f"  {spec.name}{mark}: {spec.label}; ratios {', '.join(spec.aspect_ratios)}; "
-            f"credits {prices}" + (f"; {', '.join(extras)}" if extras else "")
+            f"  {spec.name}{mark}: {spec.label}; {seconds} s; ratios "
+            f"{', '.join(spec.aspect_ratios)}"
+            + (f"; credits {', '.join(costs)}" if costs else "")
+            + (f"; {', '.join(extras)}" if extras else "")
         )
     return "\n".join(lines)

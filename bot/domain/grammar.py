@@ -1,6 +1,6 @@
 """The chat grammar for video requests: Slack, the console, the CLI and Discord's `prompt` option.
 
-    /sora a paper boat on a rainy street --duration 10 --ar landscape --model sora-2
+    /sora a paper boat on a rainy street --duration 8 --ar landscape --model sora-2-preview
 
 Text → `VideoRequest` in two steps: `parse_request` finds the flags and the prompt, puts them
 (merged with any structured values a platform sent alongside) into one `RequestOptions`, and
@@ -12,7 +12,9 @@ Grammar (option names are case-insensitive, `_` may stand for `-`, `--name=value
 - `--duration/--seconds/-d N` (`10`, `10s`, `10 sec` as one token), `--ar/--aspect/
   --aspect-ratio/--ratio X` (`16:9`, `landscape`, `1280x720`… translated to the model's own
   spelling), `--landscape`, `--portrait`, `--model/-m M`, `--image/--img URL`,
-  `--watermark` (keep it) / `--no-watermark` (remove it), `--resize pad|crop`.
+  `--watermark` (keep it) / `--no-watermark` (remove it), `--resize pad|crop`,
+  `--quality/--resolution Q` (`1080p`), `--audio` / `--no-audio`. Which of these a model
+  takes, and which values, is the catalog's (`bot.domain.requests` refuses the rest).
 - Everything else is the prompt, whitespace-normalised to single spaces.
 - A token that starts with `--` and a letter is an option: an unknown one is an error (so a
   typo never leaks into a paid prompt). A single `-` is an option only for a known short name
@@ -70,7 +72,10 @@ _TRUE_WORDS = frozenset({"yes", "y", "true", "on", "keep", "1"})
 _FALSE_WORDS = frozenset({"no", "n", "false", "off", "remove", "0"})
 
 _Canon = Callable[[str], str]
-Field_ = Literal["duration", "aspect_ratio", "model", "image_url", "watermark", "resize_mode"]
+Field_ = Literal[
+    "duration", "aspect_ratio", "model", "image_url", "watermark", "resize_mode", "quality", "audio"
+]
+_SWITCH_FIELDS = {"watermark": "keep", "audio": "on"}  # field → the word for "yes"
 
 
 @dataclass(frozen=True)
@@ -90,7 +95,7 @@ OPTIONS: tuple[_Option, ...] = (
         ("ar", "aspect", "aspect-ratio", "ratio"),
         ("ar",),
         "RATIO",
-        help="16:9, 9:16, landscape or portrait",
+        help="16:9, 9:16, 1:1, 21:9…, landscape or portrait (as the model offers)",
     ),
     _Option("aspect_ratio", ("landscape",), implied="landscape", help="same as --ar landscape"),
     _Option("aspect_ratio", ("portrait",), implied="portrait", help="same as --ar portrait"),
@@ -100,9 +105,14 @@ OPTIONS: tuple[_Option, ...] = (
         ("image", "img", "image-url"),
         (),
         "URL",
-        help="public http(s) image as the first frame",
+        help="public http(s) image: the first frame or a reference, as the model takes",
     ),
-    _Option("watermark", ("watermark",), implied="keep", help="keep the watermark (cheaper)"),
+    _Option(
+        "watermark",
+        ("watermark",),
+        implied="keep",
+        help="keep the watermark (models with the option)",
+    ),
     _Option("watermark", ("no-watermark",), implied="remove", help="remove the watermark"),
     _Option(
         "resize_mode",
@@ -111,6 +121,15 @@ OPTIONS: tuple[_Option, ...] = (
         "pad|crop",
         help="fit an image whose size does not match the ratio",
     ),
+    _Option(
+        "quality",
+        ("quality", "resolution", "res"),
+        ("q",),
+        "Q",
+        help="output quality, e.g. 720p, 1080p, 4k (as the model offers)",
+    ),
+    _Option("audio", ("audio", "sound"), implied="on", help="generate audio"),
+    _Option("audio", ("no-audio", "no-sound", "mute"), implied="off", help="no audio"),
 )
 _LONG = {name: opt for opt in OPTIONS for name in opt.names}
 _SHORT = {name: opt for opt in OPTIONS for name in opt.shorts}
@@ -121,6 +140,8 @@ _FIELD_LABEL = {
     "image_url": "--image",
     "watermark": "--watermark",
     "resize_mode": "--resize",
+    "quality": "--quality",
+    "audio": "--audio",
 }
 
 
@@ -206,23 +227,29 @@ def _split(text: str) -> tuple[str, dict[str, list[tuple[str, str]]]]:
 
 def _example(opt: _Option) -> str:
     return {
-        "duration": "10",
+        "duration": "8",
         "aspect_ratio": "16:9",
-        "model": "sora-2",
+        "model": "sora-2-preview",
         "image_url": "https://example.com/first-frame.png",
         "resize_mode": "pad",
+        "quality": "1080p",
     }.get(opt.field, "…")
 
 
 def _switch_value(flag: _Flag, value: str) -> str:
-    """`--watermark=no` → remove, `--no-watermark=yes` → remove, `--landscape=…` refused."""
+    """`--watermark=no` → remove, `--no-watermark=yes` → remove, `--audio=off` → off,
+    `--landscape=…` refused."""
     word = value_text(value).casefold()
-    if flag.option.field != "watermark" or word not in _TRUE_WORDS | _FALSE_WORDS:
+    field = flag.option.field
+    if field not in _SWITCH_FIELDS or word not in _TRUE_WORDS | _FALSE_WORDS:
         raise InputError(
             f"{flag.typed} takes no value like {value!r}; write just {flag.typed}.",
-            field=flag.option.field,
+            field=field,
         )
-    keep = (word in _TRUE_WORDS) == (flag.option.implied == "keep")
+    yes = _SWITCH_FIELDS[field]
+    keep = (word in _TRUE_WORDS) == (flag.option.implied == yes)
+    if field == "audio":
+        return "on" if keep else "off"
     return "keep" if keep else "remove"
 
 
@@ -256,6 +283,8 @@ def parse_request(
         "image_url": given.image_url,
         "watermark": None if given.watermark is None else ("keep" if given.watermark else "remove"),
         "resize_mode": given.resize_mode,
+        "quality": given.quality,
+        "audio": None if given.audio is None else ("on" if given.audio else "off"),
     }
     for field, value in structured.items():
         if value is not None:
@@ -271,6 +300,11 @@ def parse_request(
         return str(int(match.group(1))) if match else value_text(v)
 
     keep = _single("watermark", found, lambda v: v)
+    audio = _single("audio", found, lambda v: v)
+
+    def quality_canon(v: str) -> str:
+        return spec.normalize_quality(v) or value_text(v).casefold()
+
     options = replace(
         given,
         prompt=prompt,
@@ -281,6 +315,8 @@ def parse_request(
         image_from_platform=given.image_from_platform and not typed_image,
         watermark=None if keep is None else keep == "keep",
         resize_mode=_single("resize_mode", found, lambda v: value_text(v).casefold()),
+        quality=_single("quality", found, quality_canon),
+        audio=None if audio is None else audio == "on",
     )
     return validate_request(options, catalog, default_model, own_media=own_media)
 

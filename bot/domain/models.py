@@ -100,6 +100,10 @@ class VideoRequest(BaseModel):
     remove_watermark: bool | None = None
     resize_mode: str | None = None
     base_video_task_id: str | None = None
+    #: Output quality in the model's spelling (None: the model has no quality option).
+    quality: str | None = None
+    #: Generated audio on/off (None: the model has no audio option).
+    audio: bool | None = None
 
 
 class Surface(BaseModel):
@@ -149,6 +153,11 @@ class Job(BaseModel):
     #: was started: above 1, a crash may have come after an earlier telling reached the user.
     told_at: dt.datetime | None = None
     tell_attempts: int = 0
+    #: A moving estimate of the progress between EvoLink's reads (bot/domain/progress.py),
+    #: set by the notices on the job a port is given; never stored (None: show `progress`).
+    progress_estimate: int | None = None
+    #: The `pricing_version` of the EvoLink price list that priced this job's hold.
+    pricing_version: str | None = None
     #: When the tracker began sending this pending job to EvoLink (None: not yet, or the
     #: last attempt was refused before EvoLink took it). From then EvoLink may have the task.
     submit_started_at: dt.datetime | None = None
@@ -163,10 +172,6 @@ class Job(BaseModel):
         if not may_move(self.status, JobStatus.CANCELLED):
             return False
         return self.status != JobStatus.PENDING or self.submit_started_at is None
-
-    #: A moving estimate of the progress between EvoLink's reads (bot/domain/progress.py),
-    #: set by the notices on the job a port is given; never stored (None: show `progress`).
-    progress_estimate: int | None = None
 
     @property
     def shown_progress(self) -> ShownProgress:

@@ -21,7 +21,14 @@ The rules, each refusal an `InputError` naming the field (and the valid values w
   (`image_from_platform`: a Discord attachment's CDN link) and a signed link of this bot's
   own `/media` (`own_media`, e.g. a Slack image the bot re-hosted) — never a link a user
   typed or could have edited. The bot itself never fetches an image link.
+- image required: an image-to-video or reference model refuses a request without one.
+- quality: one the model offers (`1080p`, `1080P`, `1080` all read as `1080p`); audio: a
+  choice only for a model with the option. A model with the option gets its default when
+  nothing is asked, so the stored request says what was sent and priced.
 - watermark: a choice only for a model with the option; resize: a mode the model offers.
+
+Whether EvoLink offers the model now, and at what price, is `bot.domain.offer`'s (the service
+asks it before anything is held).
 """
 
 from __future__ import annotations
@@ -72,6 +79,8 @@ class RequestOptions:
     watermark: bool | None = None
     resize_mode: str | None = None
     base_video_task_id: str | None = None
+    quality: str | None = None
+    audio: bool | None = None
 
 
 def options_of(request: VideoRequest, catalog: Catalog) -> RequestOptions:
@@ -91,6 +100,8 @@ def options_of(request: VideoRequest, catalog: Catalog) -> RequestOptions:
         watermark=keep,
         resize_mode=request.resize_mode,
         base_video_task_id=request.base_video_task_id,
+        quality=request.quality,
+        audio=request.audio,
     )
 
 
@@ -104,6 +115,8 @@ def remix_options(
         duration=base.duration,
         aspect_ratio=base.aspect_ratio,
         base_video_task_id=task_id,
+        quality=base.quality,
+        audio=base.audio,
     )
 
 
@@ -130,6 +143,14 @@ def validate_request(
         image = _image(spec, catalog, options.image_url)
         if not (options.image_from_platform or (own_media is not None and own_media(image))):
             refuse_internal_host(image)
+    elif spec.image_required:
+        raise InputError(
+            f"{spec.name} makes a video from an image: add one with --image URL"
+            + (f" ({spec.image_note})." if spec.image_note else "."),
+            field="image_url",
+        )
+    quality = _quality(spec, catalog, options.quality)
+    audio = _audio(spec, catalog, options.audio)
     watermark = options.watermark
     if watermark is not None and not spec.watermark_option:
         raise InputError(
@@ -147,7 +168,46 @@ def validate_request(
         remove_watermark=remove,
         resize_mode=resize,
         base_video_task_id=base,
+        quality=quality,
+        audio=audio,
     )
+
+
+def _quality(spec: ModelSpec, catalog: Catalog, quality: str | None) -> str | None:
+    if quality is None:
+        return spec.default_quality
+    if not spec.qualities:
+        with_quality = [s.name for s in catalog.models if s.qualities and s.selectable]
+        raise InputError(
+            f"{spec.name} has no quality option; leave out --quality. "
+            f"Models that have one: {', '.join(with_quality)}.",
+            field="quality",
+            valid=with_quality,
+        )
+    found = spec.normalize_quality(value_text(quality))
+    if found is None:
+        shown = quality if len(quality) <= 20 else quality[:20] + "…"
+        raise InputError(
+            f"Quality {shown!r} is not available for {spec.name}. "
+            f"Choose {join_choices(spec.qualities)}.",
+            field="quality",
+            valid=list(spec.qualities),
+        )
+    return found
+
+
+def _audio(spec: ModelSpec, catalog: Catalog, audio: bool | None) -> bool | None:
+    if audio is None:
+        return spec.audio_default
+    if not spec.audio_option:
+        with_audio = [s.name for s in catalog.models if s.audio_option and s.selectable]
+        raise InputError(
+            f"{spec.name} has no audio option; leave out --audio / --no-audio. "
+            f"Models that have one: {', '.join(with_audio)}.",
+            field="audio",
+            valid=with_audio,
+        )
+    return audio
 
 
 def _prompt(spec: ModelSpec, prompt: str) -> str:

@@ -46,7 +46,10 @@ class Settings(BaseSettings):
 
     evolink_api_key: SecretStr | None = None
     evolink_base_url: str = "https://api.evolink.ai"
-    default_model: str = "sora-2"
+    # The Sora model EvoLink's price list offers (sora-2-preview as of 2026-10-10).
+    default_model: str = "sora-2-preview"
+    # How often EvoLink's public price list is read again (bot/services/prices.py).
+    price_refresh_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
     database_url: str = "sqlite:///sora-bot.db"
     host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=0, le=65535)

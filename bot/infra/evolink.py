@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
+from bot.domain.catalog import Catalog
 from bot.domain.errors import (
     ProviderError,
     ProviderHTTPError,
@@ -218,12 +219,19 @@ class EvoLinkClient:
         self.backoff_base = backoff_base
         self.max_backoff = max_backoff
         self.stats: Counter[str] = Counter()
+        #: Model → the request field its audio switch goes in (`use_catalog`); the rest get
+        #: `generate_audio`.
+        self._audio_fields: dict[str, str] = {}
         self._http = httpx.AsyncClient(
             timeout=timeout or httpx.Timeout(60.0, connect=10.0),
             transport=transport,
             headers={"User-Agent": "sora-bot"},
             follow_redirects=True,
         )
+
+    def use_catalog(self, catalog: Catalog) -> None:
+        """Send each model's options in its own field names (Kling's audio is `sound`)."""
+        self._audio_fields = {spec.name: spec.audio_field for spec in catalog.models}
 
     def __repr__(self) -> str:  # never the key
         return f"EvoLinkClient({self.base_url!r})"
@@ -260,6 +268,13 @@ class EvoLinkClient:
             body["remove_watermark"] = request.remove_watermark
         if request.resize_mode:
             body["resize_mode"] = request.resize_mode
+        if request.quality is not None:
+            body["quality"] = request.quality
+        if request.audio is not None:
+            field = self._audio_fields.get(request.model, "generate_audio")
+            body[field] = (
+                request.audio if field == "generate_audio" else ("on" if request.audio else "off")
+            )
         if request.base_video_task_id:
             body["base_video_task_id"] = request.base_video_task_id
         if callback_url:
@@ -272,6 +287,17 @@ class EvoLinkClient:
             json=body,
             headers={"Idempotency-Key": job_id},
         )
+
+    async def pricing_rules(self) -> dict[str, Any]:
+        """EvoLink's public price list, `GET /v1/catalog/pricing-rules?view=full` (the JSON
+        object as served; bot.services.prices parses and keeps it)."""
+
+        def parse(data: Any) -> dict[str, Any]:
+            if not isinstance(data, dict) or not isinstance(data.get("models"), list):
+                raise ValueError("the price list has no models list")
+            return data
+
+        return await self._call("pricing", "GET", "/v1/catalog/pricing-rules?view=full", parse)
 
     async def get_task(self, task_id: str) -> TaskSnapshot:
         return await self._call("task", "GET", f"/v1/tasks/{task_id}", TaskSnapshot.from_api)

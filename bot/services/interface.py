@@ -91,6 +91,14 @@ class BotService(Protocol):
     def usage_text(self) -> str:
         """How to ask for a video, with the catalog's models: the help an adapter shows."""
 
+    def orderable_models(self) -> list[str]:
+        """The catalog's models EvoLink's price list offers now."""
+        ...
+
+    def default_price(self, model: str, duration: int | None = None) -> Decimal | None:
+        """The price of a model's default request (None: not offered or not priced)."""
+        ...
+
     def quote(self, request: VideoRequest) -> Decimal:
         """What `request` would cost, in credits (nothing is held)."""
 

@@ -123,11 +123,19 @@ class JobBook:
         quote: Decimal,
         *,
         parent_job_id: str | None = None,
+        pricing_version: str | None = None,
     ) -> Job:
-        """Insert the job and hold its quote, atomically; raises BudgetError when it won't fit."""
+        """Insert the job and hold its quote, atomically; raises BudgetError when it won't fit.
+        `pricing_version` (the price list that made the quote) is recorded with the job."""
         async with self.store.transaction() as tx:
             job_id = await self.accept_in(
-                tx, who, request, surface, quote, parent_job_id=parent_job_id
+                tx,
+                who,
+                request,
+                surface,
+                quote,
+                parent_job_id=parent_job_id,
+                pricing_version=pricing_version,
             )
         return await self.job(job_id)
 
@@ -141,6 +149,7 @@ class JobBook:
         *,
         parent_job_id: str | None = None,
         force: bool = False,
+        pricing_version: str | None = None,
     ) -> str:
         """`accept` inside the caller's transaction (approvals); returns the new job id.
 
@@ -148,7 +157,17 @@ class JobBook:
         """
         job_id = sql.new_job_id()
         period = self.ledger.current_period()
-        await sql.insert(tx, job_id, who, request, surface, to_mc(quote), period.key, parent_job_id)
+        await sql.insert(
+            tx,
+            job_id,
+            who,
+            request,
+            surface,
+            to_mc(quote),
+            period.key,
+            parent_job_id,
+            pricing_version,
+        )
         await self.ledger.hold_in(tx, who, job_id, to_mc(quote), period, force=force)
         return job_id
 

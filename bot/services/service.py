@@ -23,6 +23,7 @@ from bot.domain.chat_commands import ChatCommand, parse_chat_command, usage_text
 from bot.domain.errors import InputError, JobStateError
 from bot.domain.grammar import parse_request
 from bot.domain.models import Balance, Job, JobStatus, Requester, Surface, VideoRequest, fmt_credits
+from bot.domain.offer import Choices, Price, orderable, quote_choices, quote_request
 from bot.domain.periods import Period
 from bot.domain.permissions import Actor, Permissions
 from bot.domain.requests import RequestOptions, remix_options, validate_request
@@ -32,6 +33,7 @@ from bot.services.approvals import Approval
 from bot.services.jobs import JobBook
 from bot.services.ledger import UsageRow
 from bot.services.oversight import Oversight
+from bot.services.prices import PriceBook
 from bot.services.reports import UsageReport, build_report
 from bot.services.tracker import Tracker
 
@@ -64,8 +66,10 @@ class SoraService:
         tracker: Tracker,
         media: MediaHost,
         oversight: Oversight,
+        prices: PriceBook,
     ) -> None:
         self.settings = settings
+        self.prices = prices
         self.catalog = catalog
         self.book = book
         self.tracker = tracker
@@ -98,10 +102,33 @@ class SoraService:
         )
 
     def usage_text(self) -> str:
-        return usage_text(self.catalog, self.settings.default_model)
+        return usage_text(self.catalog, self.settings.default_model, self.prices.current)
+
+    def price(self, request: VideoRequest) -> Price:
+        """The request's price from the freshest EvoLink price list the bot has (with its
+        `pricing_version` and the options that change it); InputError naming the available
+        models when EvoLink does not offer this one."""
+        return quote_request(self.catalog, self.prices.current, request)
 
     def quote(self, request: VideoRequest) -> Decimal:
-        return self.catalog.quote(request)
+        """The credits `submit` would hold for `request` (see `price`)."""
+        return self.price(request).credits
+
+    def orderable_models(self) -> list[str]:
+        """The catalog's models EvoLink offers now, in catalog order."""
+        return orderable(self.catalog, self.prices.current)
+
+    def default_price(self, model: str, duration: int | None = None) -> Decimal | None:
+        """The price of `model`'s default request (at `duration`), for menus and help; None
+        when the model is unknown, not offered, or the duration is not priced."""
+        spec = self.catalog.find(model)
+        if spec is None:
+            return None
+        choices = Choices.defaults(spec, duration)
+        try:
+            return quote_choices(self.catalog, self.prices.current, spec, choices).credits
+        except InputError:
+            return None
 
     async def submit(
         self,
@@ -113,11 +140,17 @@ class SoraService:
     ) -> Job:
         """Hold the quote and store the job (or raise BudgetError / AccountBalanceError); the
         tracker takes it on, at once or when the fair queue has a slot."""
-        quote = self.quote(request)
+        price = self.price(request)
+        quote = price.credits
         await self.book.ledger.precheck(requester, quote)
         await self.oversight.check_account(requester, quote)
         job = await self.book.accept(
-            requester, request, surface, quote, parent_job_id=parent_job_id
+            requester,
+            request,
+            surface,
+            quote,
+            parent_job_id=parent_job_id,
+            pricing_version=price.pricing_version,
         )
         self.oversight.guard.spent(quote)
         log.info(
@@ -198,7 +231,11 @@ class SoraService:
         self.permissions.require_owner_or_admin(actor, job.requester, "remix")
         remix_model = self.catalog.remix_model_for(job.request.model)
         if remix_model is None:
-            raise InputError(f"{job.request.model} videos cannot be remixed.", field="model")
+            raise InputError(
+                f"{job.request.model} videos cannot be remixed: EvoLink offers no remix model "
+                "for them. Use Again, or make a new request with a new prompt.",
+                field="model",
+            )
         if job.status != JobStatus.DELIVERED or job.task_id is None:
             raise JobStateError("Only a delivered video can be remixed.")
         request = self.build(remix_options(job.request, remix_model, job.task_id, prompt))

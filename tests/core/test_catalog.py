@@ -1,10 +1,10 @@
-"""The model catalog: the packaged data validates, quotes are exact, operator files load,
-and a broken file is refused with a ConfigError that names the file and the problem."""
+"""The model catalog: the packaged data describes EvoLink's current models (each offered by
+the price list), operator files load, and a broken file is refused with a ConfigError that
+names the file and the problem. Prices: tests/core/test_offer.py."""
 
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import pytest
 
 from bot.domain.catalog import Catalog
 from bot.domain.errors import ConfigError, InputError
+from bot.domain.pricing import PriceList
 from bot.domain.requests import RequestOptions, validate_request
 from bot.infra.config import load_settings
 
@@ -31,7 +32,6 @@ def _minimal_model(**changes: Any) -> dict[str, Any]:
         "default_aspect_ratio": "16:9",
         "ratio_aliases": {"landscape": "16:9", "portrait": "9:16"},
         "prompt_max_chars": 500,
-        "prices": {"4": "10", "8": "19.999"},
     }
     model.update(changes)
     return model
@@ -45,87 +45,71 @@ def _write(tmp_path: Path, data: Any, name: str = "catalog.json") -> Path:
 
 # -- the packaged catalog ------------------------------------------------------------------
 
+PRICES = PriceList.load()
 
-def test_packaged_catalog_loads_and_is_consistent(catalog: Catalog) -> None:
+
+def test_packaged_catalog_has_evolinks_current_models_and_only_offered_ones(
+    catalog: Catalog,
+) -> None:
     assert catalog.version
-    assert catalog.names() == [
-        "sora-2",
-        "sora-2-preview",
-        "sora-2-pro",
-        "sora-2-pro-remix",
-        "seedance-2.0",
-    ]
-    assert "sora-2-pro-remix" not in catalog.names(selectable_only=True)
+    names = catalog.names()
+    assert "sora-2-preview" in names
+    for variant in ("text", "image", "reference"):
+        assert f"seedance-2.0-{variant}-to-video" in names
+    assert any(n.startswith("veo-3.1") for n in names)
+    assert any(n.startswith("kling-") for n in names)
+    # Retired by OpenAI / never priced by EvoLink: gone, and nothing to remix with.
+    for gone in ("sora-2", "sora-2-pro", "sora-2-pro-remix", "seedance-2.0"):
+        assert catalog.find(gone) is None
+    assert all(spec.selectable for spec in catalog.models)
     for spec in catalog.models:
+        assert PRICES.model(spec.name).offered, spec.name
         assert spec.default_duration in spec.durations
         assert spec.default_aspect_ratio in spec.aspect_ratios
-        assert sorted(spec.prices) == sorted(spec.durations)
-        assert all(isinstance(p, Decimal) for p in spec.prices.values())
         # Every model understands the two generic orientations the chat surfaces offer.
         assert spec.normalize_ratio("landscape") in spec.aspect_ratios
         assert spec.normalize_ratio("portrait") in spec.aspect_ratios
-        if spec.price_note is None:
-            assert spec.name == "sora-2-preview"  # the only fully documented price table
 
 
 def test_packaged_facts_match_the_evolink_docs(catalog: Catalog) -> None:
-    sora = catalog.get("sora-2")
-    assert (sora.durations, sora.default_duration) == ((10, 15), 10)
-    assert (sora.aspect_ratios, sora.default_aspect_ratio) == (("16:9", "9:16"), "9:16")
-    assert sora.prompt_max_chars == 1000
-    assert (sora.watermark_option, sora.remove_watermark_default) == (True, True)
-    assert (sora.image_input, sora.max_images) == (True, 1)
     preview = catalog.get("sora-2-preview")
     assert (preview.durations, preview.default_duration) == ((4, 8, 12), 4)
     assert preview.aspect_ratios == ("1280x720", "720x1280")
     assert preview.default_aspect_ratio == "1280x720"
+    assert preview.normalize_ratio("16:9") == "1280x720"
+    assert (preview.image_input, preview.max_images) == (True, 1)
     assert preview.resize_modes == ("pad", "crop")
-    assert not preview.watermark_option
-    remix = catalog.get("sora-2-pro-remix")
-    assert remix.requires_base_task and not remix.selectable
+    assert not preview.watermark_option and not preview.qualities and not preview.audio_option
+    for variant in ("text", "image", "reference"):
+        spec = catalog.get(f"seedance-2.0-{variant}-to-video")
+        assert spec.durations == tuple(range(4, 16))
+        assert {"16:9", "9:16", "1:1", "21:9"} <= set(spec.aspect_ratios)
+        assert spec.qualities == ("480p", "720p", "1080p", "4k")
+        assert spec.image_required == (variant != "text")
+    assert catalog.get("seedance-2.0-reference-to-video").max_images == 9
+    veo = catalog.get("veo-3.1-fast-generate-preview")
+    assert veo.durations == (4, 6, 8) and veo.audio_default is True
+    kling = catalog.get("kling-v3-text-to-video")
+    assert kling.durations == tuple(range(3, 16)) and kling.audio_default is False
+
+
+def test_every_catalog_option_is_one_the_rules_price(catalog: Catalog) -> None:
+    """Durations and qualities the catalog offers are values the price list prices."""
+    for spec in catalog.models:
+        variables = PRICES.model(spec.name).variables
+        if spec.qualities:
+            assert set(spec.qualities) <= set(variables["quality"].choices or ()), spec.name
+        if "duration" in variables:
+            assert {str(d) for d in spec.durations} <= set(variables["duration"].choices or ())
 
 
 @pytest.mark.parametrize(
-    ("model", "duration", "watermark", "expected"),
-    [
-        ("sora-2", 10, None, "2.5"),
-        ("sora-2", 15, None, "3.75"),
-        ("sora-2", 10, False, "2.5"),  # watermark removed: the published price
-        ("sora-2", 10, True, "2"),  # watermark kept: the cheaper "standard" price
-        ("sora-2", 15, True, "3"),
-        ("sora-2-preview", 4, None, "23.04"),
-        ("sora-2-preview", 8, None, "46.08"),
-        ("sora-2-preview", 12, None, "69.12"),
-        ("sora-2-pro", 15, None, "11.25"),
-        ("seedance-2.0", 5, None, "14.4"),
-        ("seedance-2.0", 10, None, "28.8"),
-    ],
+    "name", ["sora-2-preview", "SORA-2-PREVIEW", " Sora-2-Preview ", "ｓｏｒａ－２－ｐｒｅｖｉｅｗ"]
 )
-def test_quote_is_exact_per_model_and_duration(
-    catalog: Catalog, model: str, duration: int, watermark: bool | None, expected: str
-) -> None:
-    options = RequestOptions(prompt="a cat", model=model, duration=duration, watermark=watermark)
-    request = validate_request(options, catalog, "sora-2")
-    quote = catalog.quote(request)
-    assert isinstance(quote, Decimal)
-    assert quote == Decimal(expected)
-
-
-def test_quote_of_a_remix_uses_the_remix_price(catalog: Catalog) -> None:
-    options = RequestOptions(
-        prompt="make it night",
-        model="sora-2-pro-remix",
-        base_video_task_id="task-unified-1757169743-7cvnl5zw",
-    )
-    request = validate_request(options, catalog, "sora-2")
-    assert catalog.quote(request) == Decimal("7.5")
-
-
-@pytest.mark.parametrize("name", ["sora-2", "SORA-2", " Sora-2 ", "ｓｏｒａ－２"])
 def test_get_is_case_insensitive_and_returns_the_catalog_spelling(
     catalog: Catalog, name: str
 ) -> None:
-    assert catalog.get(name).name == "sora-2"
+    assert catalog.get(name).name == "sora-2-preview"
 
 
 def test_unknown_model_lists_the_valid_names(catalog: Catalog) -> None:
@@ -133,43 +117,32 @@ def test_unknown_model_lists_the_valid_names(catalog: Catalog) -> None:
         catalog.get("sora-3")
     assert err.value.field == "model"
     assert "sora-3" in str(err.value)
-    assert set(err.value.valid) == {"sora-2", "sora-2-preview", "sora-2-pro", "seedance-2.0"}
+    assert set(err.value.valid) == set(catalog.names(selectable_only=True))
     for name in err.value.valid:
         assert name in str(err.value)
 
 
-@pytest.mark.parametrize(
-    ("model", "expected"),
-    [
-        ("sora-2", "sora-2-pro-remix"),
-        ("SORA-2-PRO", "sora-2-pro-remix"),
-        ("sora-2-preview", None),
-        ("seedance-2.0", None),
-        ("sora-2-pro-remix", None),
-        ("no-such-model", None),
-    ],
-)
-def test_remix_model_for(catalog: Catalog, model: str, expected: str | None) -> None:
-    assert catalog.remix_model_for(model) == expected
+def test_no_packaged_model_can_be_remixed(catalog: Catalog) -> None:
+    for name in catalog.names():
+        assert catalog.remix_model_for(name) is None
 
 
 @pytest.mark.parametrize(
     ("model", "text", "expected"),
     [
-        ("sora-2", "16:9", "16:9"),
-        ("sora-2", "LANDSCAPE", "16:9"),
-        ("sora-2", "portrait", "9:16"),
-        ("sora-2", "1280x720", "16:9"),
-        ("sora-2", "720×1280", "9:16"),
-        ("sora-2", "１６：９", "16:9"),
-        ("sora-2", '"9:16"', "9:16"),
         ("sora-2-preview", "16:9", "1280x720"),
         ("sora-2-preview", "9:16", "720x1280"),
         ("sora-2-preview", "1280X720", "1280x720"),
-        ("seedance-2.0", "square", "1:1"),
-        ("seedance-2.0", "21/9", "21:9"),
-        ("sora-2", "1:1", None),
-        ("sora-2", "", None),
+        ("sora-2-preview", "LANDSCAPE", "1280x720"),
+        ("sora-2-preview", "720×1280", "720x1280"),
+        ("sora-2-preview", "１６：９", "1280x720"),
+        ("sora-2-preview", '"9:16"', "720x1280"),
+        ("seedance-2.0-text-to-video", "square", "1:1"),
+        ("seedance-2.0-text-to-video", "21/9", "21:9"),
+        ("seedance-2.0-text-to-video", "1280x720", "16:9"),
+        ("kling-v3-text-to-video", "1:1", "1:1"),
+        ("veo-3.1-fast-generate-preview", "1:1", None),
+        ("sora-2-preview", "", None),
         ("sora-2-preview", "4:3", None),
     ],
 )
@@ -177,9 +150,17 @@ def test_normalize_ratio(catalog: Catalog, model: str, text: str, expected: str 
     assert catalog.get(model).normalize_ratio(text) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"), [("1080p", "1080p"), ("1080P", "1080p"), ("1080", "1080p"), ("4K", "4k")]
+)
+def test_normalize_quality(catalog: Catalog, text: str, expected: str) -> None:
+    assert catalog.get("seedance-2.0-text-to-video").normalize_quality(text) == expected
+    assert catalog.get("sora-2-preview").normalize_quality(text) is None
+
+
 def test_check_default_model(catalog: Catalog) -> None:
-    assert catalog.check_default_model("Sora-2").name == "sora-2"
-    for bad in ("sora-2-pro-remix", "sora-9"):
+    assert catalog.check_default_model("Sora-2-Preview").name == "sora-2-preview"
+    for bad in ("sora-2", "sora-9"):
         with pytest.raises(ConfigError, match="DEFAULT_MODEL"):
             catalog.check_default_model(bad)
 
@@ -201,43 +182,19 @@ def test_custom_catalog_file_via_settings(tmp_path: Path, monkeypatch: pytest.Mo
     request = validate_request(options, custom, "veo-3.1-fast")
     assert (request.duration, request.aspect_ratio) == (8, "9:16")
     assert request.remove_watermark is None  # the model has no watermark option
-    assert custom.quote(request) == Decimal("19.999")
 
 
-def test_prices_may_be_json_integers(tmp_path: Path) -> None:
-    path = _write(tmp_path, {"version": "1", "models": [_minimal_model(prices={"4": 3, "8": 6})]})
-    assert Catalog.load(path).get("veo-3.1-fast").prices == {4: Decimal(3), 8: Decimal(6)}
+def test_a_catalog_file_with_prices_is_refused(tmp_path: Path) -> None:
+    """Prices come from EvoLink's rules; a price table is a mistake worth naming."""
+    data = {"version": "1", "models": [_minimal_model(prices={"4": "1", "8": "2"})]}
+    with pytest.raises(ConfigError, match="prices"):
+        Catalog.load(_write(tmp_path, data))
 
 
 _BROKEN: list[tuple[str, Any, str]] = [
     ("not json", '{ "version": "1", ', "not valid JSON"),
     ("empty models", {"version": "1", "models": []}, "models"),
     ("no version", {"models": [_minimal_model()]}, "version"),
-    (
-        "float price",
-        {"version": "1", "models": [_minimal_model(prices={"4": 1.1, "8": 2})]},
-        "strings",
-    ),
-    (
-        "missing price",
-        {"version": "1", "models": [_minimal_model(prices={"4": "1"})]},
-        "no price for duration(s) [8]",
-    ),
-    (
-        "extra price",
-        {"version": "1", "models": [_minimal_model(prices={"4": "1", "8": "2", "6": "1.5"})]},
-        "[6]",
-    ),
-    (
-        "negative price",
-        {"version": "1", "models": [_minimal_model(prices={"4": "-1", "8": "2"})]},
-        "zero or positive",
-    ),
-    (
-        "sub-milli price",
-        {"version": "1", "models": [_minimal_model(prices={"4": "1.0001", "8": "2"})]},
-        "three decimals",
-    ),
     (
         "default duration",
         {"version": "1", "models": [_minimal_model(default_duration=6)]},
@@ -287,6 +244,17 @@ _BROKEN: list[tuple[str, Any, str]] = [
         "remove_watermark_default",
     ),
     ("image count", {"version": "1", "models": [_minimal_model(image_input=True)]}, "max_images"),
+    (
+        "quality default",
+        {"version": "1", "models": [_minimal_model(qualities=["720p"], default_quality="4k")]},
+        "default_quality",
+    ),
+    ("audio default", {"version": "1", "models": [_minimal_model(audio_option=True)]}, "audio"),
+    (
+        "image required",
+        {"version": "1", "models": [_minimal_model(image_required=True)]},
+        "image_required",
+    ),
     (
         "only remix",
         {"version": "1", "models": [_minimal_model(requires_base_task=True)]},

@@ -23,7 +23,10 @@ from bot.infra.simulator import Simulator, SimulatorConfig, clip_for, synthetic_
 
 KEY = "sk-secret-test-key-123"
 REQUEST = VideoRequest(
-    model="sora-2", prompt="a paper boat on a rainy street", duration=10, aspect_ratio="9:16"
+    model="sora-2-preview",
+    prompt="a paper boat on a rainy street",
+    duration=8,
+    aspect_ratio="720x1280",
 )
 
 
@@ -58,10 +61,10 @@ async def test_submit_poll_complete_with_results_and_credits() -> None:
         assert submitted.estimated_time == 1 and submitted.results == []
         sent = sim.requests[0]
         assert sent.json == {
-            "model": "sora-2",
+            "model": "sora-2-preview",
             "prompt": REQUEST.prompt,
-            "aspect_ratio": "9:16",
-            "duration": 10,
+            "aspect_ratio": "720x1280",
+            "duration": 8,
             "image_urls": ["https://img.example/cat.png"],
             "remove_watermark": False,
             "callback_url": "http://127.0.0.1:9/cb",
@@ -70,12 +73,12 @@ async def test_submit_poll_complete_with_results_and_credits() -> None:
         done = await until_terminal(client, submitted.id)
         assert done.status == "completed" and done.progress == 100
         assert done.results == [f"{sim.base_url}/files/{submitted.id}.mp4"]
-        assert done.credits_used == Decimal("2")  # the catalog's sora-2 10 s price, watermark kept
+        assert done.credits_used == Decimal("46.08")  # the price list's sora-2-preview 8 s
         assert isinstance(done.credits_used, Decimal)
         credits = await client.credits()
         assert (credits.remaining, credits.used, credits.unlimited) == (
-            Decimal("9998"),
-            Decimal("2"),
+            Decimal("9953.92"),
+            Decimal("46.08"),
             False,
         )
         assert client.stats["submit"] == 1 and client.stats["credits"] == 1
@@ -145,7 +148,7 @@ async def test_client_errors_are_not_retried(status: int, words: str) -> None:
 
 
 async def test_real_402_and_invalid_task_id() -> None:
-    config = SimulatorConfig(remaining_credits=Decimal(1))  # sora-2 10 s costs 2.5
+    config = SimulatorConfig(remaining_credits=Decimal(1))  # sora-2-preview 8 s costs 46.08
     async with connected(config) as (sim, client):
         with pytest.raises(ProviderHTTPError) as caught:
             await client.submit("job-1", REQUEST)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import unicodedata
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,11 +18,16 @@ from bot.domain.catalog import Catalog
 from bot.domain.chat_commands import parse_chat_command, usage_text
 from bot.domain.errors import InputError
 from bot.domain.grammar import MAX_TEXT_CHARS, clean_prompt, parse_request
-from bot.domain.models import VideoRequest
+from bot.domain.models import VideoRequest, fmt_credits
+from bot.domain.offer import Choices, orderable, quote_choices
+from bot.domain.pricing import PriceList
 from bot.domain.requests import RequestOptions, options_of, validate_request
 
-CATALOG = Catalog.load()
+# A test catalog with every shape the validation handles (watermark choice, a remix model,
+# resize modes, ratio spellings); the packaged catalog's own models are tested at the end.
+CATALOG = Catalog.load(Path(__file__).with_name("grammar_catalog.json"))
 DEFAULT = "sora-2"
+PACKAGED = Catalog.load()
 
 
 def parse(text: str, **options: Any) -> VideoRequest:
@@ -399,7 +405,6 @@ def _check_valid(request: VideoRequest) -> None:
     assert request.prompt == " ".join(request.prompt.split())
     assert not any(unicodedata.category(ch) in ("Cc", "Cs") for ch in request.prompt)
     assert spec.selectable or request.base_video_task_id
-    assert CATALOG.quote(request) >= 0
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -467,6 +472,11 @@ def test_parse_chat_command_passes_huge_text_to_the_video_grammar() -> None:
 
 def test_usage_text_lists_options_and_orderable_models() -> None:
     text = usage_text(CATALOG, "sora-2")
+    assert "sora-2-pro-remix" not in text
+    assert "sora-2 (default)" in text
+    prices = PriceList.load()
+    default = PACKAGED.names()[0]
+    text = usage_text(PACKAGED, default, prices)
     for needle in (
         "--duration",
         "-d",
@@ -476,13 +486,67 @@ def test_usage_text_lists_options_and_orderable_models() -> None:
         "--watermark",
         "--no-watermark",
         "--resize",
+        "--quality",
+        "--audio",
+        "--no-audio",
         "landscape",
         "/sora credits",
     ):
         assert needle in text
-    for name in CATALOG.names(selectable_only=True):
+    for name in orderable(PACKAGED, prices):
         assert name in text
-    assert "sora-2-pro-remix" not in text
-    assert "sora-2 (default)" in text
-    assert "23.04" in text
+    assert f"{default} (default)" in text
+    spec = PACKAGED.get(default)
+    first = quote_choices(PACKAGED, prices, spec, Choices.defaults(spec, spec.durations[0]))
+    assert f"{spec.durations[0]}s {fmt_credits(first.credits)}" in text  # from the rules
     assert len(text) < 2000  # fits one Discord message
+
+
+# -- the packaged catalog's options: quality, audio, ratios, images ---------------------------
+
+
+def _first_with(predicate: Any) -> str:
+    return next(s.name for s in PACKAGED.models if s.selectable and predicate(s))
+
+
+def test_quality_is_read_in_any_spelling_and_checked_against_the_model() -> None:
+    name = _first_with(lambda s: "1080p" in s.qualities)
+    spec = PACKAGED.get(name)
+    for typed in ("--quality 1080p", "--quality 1080P", "-q 1080", "--resolution=1080p"):
+        request = parse_request(f"a kite -m {name} {typed}", PACKAGED, name)
+        assert request.quality == "1080p"
+    assert parse_request("a kite", PACKAGED, name).quality == spec.default_quality
+    with pytest.raises(InputError) as err:
+        parse_request(f"a kite -m {name} --quality 999p", PACKAGED, name)
+    assert err.value.field == "quality" and err.value.valid == spec.qualities
+    plain = _first_with(lambda s: not s.qualities)
+    with pytest.raises(InputError, match="has no quality option") as err:
+        parse_request(f"a kite -m {plain} --quality 1080p", PACKAGED, plain)
+    assert name in err.value.valid
+
+
+def test_audio_switches_only_where_the_model_has_the_option() -> None:
+    name = _first_with(lambda s: s.audio_option)
+    spec = PACKAGED.get(name)
+    assert parse_request(f"a kite -m {name} --audio", PACKAGED, name).audio is True
+    assert parse_request(f"a kite -m {name} --no-audio", PACKAGED, name).audio is False
+    assert parse_request(f"a kite -m {name} --audio=off", PACKAGED, name).audio is False
+    assert parse_request("a kite", PACKAGED, name).audio is spec.audio_default
+    with pytest.raises(InputError, match="given twice"):
+        parse_request(f"a kite -m {name} --audio --no-audio", PACKAGED, name)
+    plain = _first_with(lambda s: not s.audio_option)
+    with pytest.raises(InputError, match="has no audio option") as err:
+        parse_request(f"a kite -m {plain} --audio", PACKAGED, plain)
+    assert err.value.field == "audio"
+
+
+def test_extra_ratios_and_required_images_come_from_the_catalog() -> None:
+    wide = _first_with(lambda s: "21:9" in s.aspect_ratios and not s.image_required)
+    assert parse_request(f"a kite -m {wide} --ar 21:9", PACKAGED, wide).aspect_ratio == "21:9"
+    assert parse_request(f"a kite -m {wide} --ar square", PACKAGED, wide).aspect_ratio == "1:1"
+    needs = _first_with(lambda s: s.image_required)
+    with pytest.raises(InputError, match="--image") as err:
+        parse_request(f"a kite -m {needs}", PACKAGED, needs)
+    assert err.value.field == "image_url"
+    url = "https://example.com/a.png"
+    assert parse_request(f"a kite -m {needs} --image {url}", PACKAGED, needs).image_url == url

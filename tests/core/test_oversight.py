@@ -8,11 +8,12 @@ from decimal import Decimal
 import pytest
 
 from bot.domain.errors import BudgetError, JobStateError, PermissionDenied
-from bot.domain.models import Balance, Requester, Surface
+from bot.domain.models import Balance, Requester, Surface, to_mc
 from bot.infra.simulator import Simulator
 from bot.services.alerts import AccountBalanceError, Alert
 from bot.services.approvals import Approval
 from tests.conftest import ALICE, BOB
+from tests.prices import LONG, LONGEST, UNIT
 from tests.support import RecordingPort, RunningCore
 
 ADMIN = Requester(platform="test", workspace="W1", user="boss")
@@ -46,7 +47,7 @@ def port() -> RecordingPort:
 @pytest.fixture
 def core_settings() -> dict[str, object]:
     return {
-        "user_credits_per_period": "5",
+        "user_credits_per_period": str(LONG * 4 / 3),  # one long request fits, two do not
         "admin_user_ids": "test:boss,test:boss2",
     }
 
@@ -55,13 +56,14 @@ async def test_two_admins_approving_at_once_grant_once(
     rc: RunningCore, port: AdminRecordingPort, sim: Simulator
 ) -> None:
     service = rc.core.service
-    request = service.parse("a big one --duration 15")  # 3.75
-    await service.submit(ALICE, request, Surface())  # 1.25 left
+    request = service.parse(f"a big one --duration {LONGEST}")
+    assert service.quote(request) == LONG
+    await service.submit(ALICE, request, Surface())  # a third of it left
     with pytest.raises(BudgetError):
         await service.submit(ALICE, request, Surface())
     approval = await service.ask_admin(ALICE, request, Surface(channel="C1"))
     assert port.asked and port.asked[0][0].id == approval.id
-    assert port.asked[0][1].used + port.asked[0][1].held == Decimal("3.75")  # their spend
+    assert port.asked[0][1].used + port.asked[0][1].held == LONG  # their spend
 
     results = await asyncio.gather(
         service.decide_approval(approval.id, ADMIN, True),
@@ -74,7 +76,7 @@ async def test_two_admins_approving_at_once_grant_once(
     assert "already approved by test:boss" in str(losers[0])
 
     grants = await rc.core.store.fetchall("SELECT amount_mc FROM ledger WHERE kind = 'grant'")
-    assert [g[0] for g in grants] == [3750], "exactly that job's price, once"
+    assert [g[0] for g in grants] == [to_mc(LONG)], "exactly that job's price, once"
     job = await service.get_job(winners[0].job_id or "")
     assert job.requester.user == "alice" and job.request == request
     await port.wait_for(job.id, "delivered", 15)
@@ -87,7 +89,7 @@ async def test_deny_tells_the_requester_and_changes_no_budget(
     rc: RunningCore, port: AdminRecordingPort, sim: Simulator
 ) -> None:
     service = rc.core.service
-    approval = await service.ask_admin(ALICE, service.parse("x --duration 15"), Surface())
+    approval = await service.ask_admin(ALICE, service.parse(f"x --duration {LONGEST}"), Surface())
     with pytest.raises(PermissionDenied):
         await service.decide_approval(approval.id, BOB, True)
     denied = await service.decide_approval(approval.id, ADMIN, False)
@@ -115,12 +117,13 @@ async def test_requests_expire(rc: RunningCore, port: AdminRecordingPort) -> Non
 
 
 @pytest.mark.parametrize(
-    "core_settings", [{"user_credits_per_period": "100", "team_credits_per_period": "10"}]
+    "core_settings",
+    [{"user_credits_per_period": str(UNIT * 40), "team_credits_per_period": str(UNIT * 4)}],
 )
 async def test_thresholds_alert_once_per_period(rc: RunningCore, port: AdminRecordingPort) -> None:
     service = rc.core.service
-    request = service.parse("tick")  # 2.5 each
-    for _ in range(4):  # 25%, 50%, 75%, 100% of the team's 10
+    request = service.parse("tick")  # a quarter of the team's budget each
+    for _ in range(4):  # 25%, 50%, 75%, 100% of the team's budget
         await service.submit(ALICE, request, Surface())
     with pytest.raises(BudgetError):
         await service.submit(BOB, request, Surface())
@@ -129,9 +132,12 @@ async def test_thresholds_alert_once_per_period(rc: RunningCore, port: AdminReco
     assert team == [("team_budget", 50), ("team_budget", 80), ("team_budget", 100)]
 
 
+@pytest.mark.parametrize(
+    "core_settings", [{"user_credits_per_period": str(UNIT * 5 / 2), "admin_user_ids": "test:boss"}]
+)
 async def test_user_threshold_alert(rc: RunningCore, port: AdminRecordingPort) -> None:
     service = rc.core.service
-    cheap = service.parse("small --watermark")  # sora-2 10 s with the watermark: 2 of 5
+    cheap = service.parse("small")  # 40% of the allowance
     await service.submit(ALICE, cheap, Surface())  # 40%
     assert [a.kind for a in port.alerts] == []
     await service.submit(ALICE, cheap, Surface())  # 80%
@@ -144,15 +150,19 @@ async def test_user_threshold_alert(rc: RunningCore, port: AdminRecordingPort) -
 async def test_account_guard_refuses_and_alerts_admins_once(
     rc: RunningCore, port: AdminRecordingPort, sim: Simulator
 ) -> None:
-    sim.config.remaining_credits = Decimal("3")
+    sim.config.remaining_credits = UNIT + Decimal("0.5")
     rc.core.service.oversight.guard.forget()
     service = rc.core.service
-    await service.submit(ALICE, service.parse("fits"), Surface())  # 2.5 of 3
+    await service.submit(ALICE, service.parse("fits"), Surface())  # 0.5 left after it
     for _ in range(2):
         with pytest.raises(AccountBalanceError) as refused:
             await service.submit(BOB, service.parse("too much"), Surface())
         assert "EvoLink account has 0.5 credits left" in str(refused.value)
     assert [a.kind for a in port.alerts] == ["account_balance"]
+    await sim.wait_for_request(lambda r: r.kind == "submit")  # the one that fitted
+    await rc.core.tracker.wait_idle(10)
+    await sim.wait_for_request(lambda r: r.kind == "submit")  # the one job that fit
+    assert len(await rc.core.store.fetchall("SELECT id FROM jobs")) == 1  # the refused: none
     submits = [r for r in sim.requests if r.kind == "submit"]
     assert len(submits) == 1
     assert (await service.balance(BOB)).held == 0
@@ -182,10 +192,11 @@ async def test_roles_travel_with_the_job(rc: RunningCore, port: AdminRecordingPo
     service = rc.core.service
     await service.set_role_limit("cli:test", "test", "W1", "artists", "50")
     carol = Requester(platform="test", workspace="W1", user="carol", roles=("artists",))
-    job = await service.submit(carol, service.parse("a mural --duration 15"), Surface())
+    await service.set_role_limit("cli:test", "test", "W1", "artists", str(UNIT * 10))
+    job = await service.submit(carol, service.parse("a mural"), Surface())
     assert (await service.get_job(job.id)).requester.roles == ("artists",)
     delivered = await port.wait_for(job.id, "delivered", 15)
-    assert delivered.balance is not None and delivered.balance.available == Decimal("46.25")
+    assert delivered.balance is not None and delivered.balance.available == UNIT * 9
     await rc.core.tracker.wait_idle(5)
     assert [a for a in port.alerts if a.kind == "user_budget"] == []
 

@@ -6,10 +6,11 @@ import asyncio
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bot.domain.errors import BudgetError, JobStateError, PermissionDenied
-from bot.domain.models import JobStatus, Surface
+from bot.domain.models import JobStatus, Surface, fmt_credits
 from bot.domain.task_errors import TASK_ERRORS
 from bot.infra.simulator import Simulator
 from tests.conftest import ALICE, BOB
@@ -26,25 +27,31 @@ async def test_happy_path_delivers_the_clip_and_captures_the_charge(
     rc: RunningCore, port: RecordingPort, sim: Simulator
 ) -> None:
     service = rc.core.service
-    request = service.parse("a paper boat on a rainy street --duration 15 --ar 9:16")
+    spec = service.catalog.get(service.settings.default_model)
+    longest = max(spec.durations)
+    request = service.parse(f"a paper boat on a rainy street --duration {longest} --ar 9:16")
+    quote = service.quote(request)  # from the price list's rules (tests/core/test_offer.py)
     job = await service.submit(ALICE, request, Surface(channel="C1"))
     assert job.status == JobStatus.PENDING
-    assert job.reserved == Decimal("3.75")
+    assert job.reserved == quote > 0
+    assert job.pricing_version == rc.core.prices.current.meta.pricing_version
 
     held = await service.balance(ALICE)
-    assert held.held == Decimal("3.75")
+    assert held.held == quote
 
     delivered = await port.wait_for(job.id, "delivered")
     assert delivered.video is not None
     video_bytes = await asyncio.to_thread(Path(delivered.video.path).read_bytes)
-    assert video_bytes == (DATA / "portrait.mp4").read_bytes()
+    assert delivered.video.source_url is not None
+    async with httpx.AsyncClient() as http:  # what the simulator serves for this task
+        assert video_bytes == (await http.get(delivered.video.source_url)).content
     assert delivered.video.hosted_url is not None and "/media/" in delivered.video.hosted_url
 
     await rc.core.tracker.wait_idle(5)
     final = await service.get_job(job.id)
     assert final.status == JobStatus.DELIVERED
     task = sim.tasks[final.task_id or ""]
-    assert final.charged == task.credits_reserved == Decimal("3.75")  # usage.credits_used
+    assert final.charged == task.credits_reserved == quote  # usage.credits_used
     after = await service.balance(ALICE)
     assert after.held == 0
     assert after.used == final.charged
@@ -54,7 +61,8 @@ async def test_happy_path_delivers_the_clip_and_captures_the_charge(
     sent = submits(sim)
     assert len(sent) == 1
     body = sent[0].json  # type: ignore[attr-defined]
-    assert body["model"] == "sora-2" and body["duration"] == 15 and body["aspect_ratio"] == "9:16"
+    assert body["model"] == spec.name and body["duration"] == longest
+    assert body["aspect_ratio"] == spec.normalize_ratio("9:16")
     assert body["prompt"] == "a paper boat on a rainy street"
     assert body["callback_url"].startswith(rc.base_url + "/evolink/callback/")
     assert sent[0].headers["Idempotency-Key"] == job.id  # type: ignore[attr-defined]
@@ -74,23 +82,28 @@ async def test_progress_reaches_the_port_only_when_it_changes(
 @pytest.mark.parametrize("core_settings", [{"user_credits_per_period": "3"}])
 async def test_over_budget_is_refused_and_sends_nothing(rc: RunningCore, sim: Simulator) -> None:
     service = rc.core.service
-    request = service.parse("a cat --duration 15")  # 3.75 > 3
+    request = service.parse("a cat")
+    quote = service.quote(request)
+    assert quote > 3
     with pytest.raises(BudgetError) as refused:
         await service.submit(ALICE, request, Surface())
     message = str(refused.value)
-    assert "3.75" in message and "3 credits left" in message and "resets" in message
+    assert fmt_credits(quote) in message and "3 credits left" in message and "resets" in message
     assert submits(sim) == []
     balance = await service.balance(ALICE)
     assert balance.held == 0 and balance.used == 0
     assert await rc.core.book.recent_jobs() == []
 
 
-@pytest.mark.parametrize("core_settings", [{"team_credits_per_period": "5"}])
+# A team budget of 1.5 default requests (the default model's cheapest: 23.04 × 1.5 = 34.56).
+@pytest.mark.parametrize("core_settings", [{"team_credits_per_period": "34.56"}])
 async def test_team_budget_caps_the_workspace(rc: RunningCore, sim: Simulator) -> None:
     service = rc.core.service
-    await service.submit(ALICE, service.parse("one --duration 15"), Surface())  # 3.75
+    one = service.parse("one")
+    assert service.quote(one) * 2 > Decimal("34.56") >= service.quote(one)
+    await service.submit(ALICE, one, Surface())
     with pytest.raises(BudgetError) as refused:
-        await service.submit(BOB, service.parse("two --duration 15"), Surface())
+        await service.submit(BOB, service.parse("two"), Surface())
     assert refused.value.scope == "team"
     assert "team" in str(refused.value).lower()
     assert len(submits(sim)) <= 1
@@ -181,7 +194,8 @@ async def test_again_makes_a_new_job_with_the_same_request(
     rc: RunningCore, port: RecordingPort
 ) -> None:
     service = rc.core.service
-    first = await service.submit(ALICE, service.parse("a fox --duration 15"), Surface())
+    longest = max(service.catalog.get(service.settings.default_model).durations)
+    first = await service.submit(ALICE, service.parse(f"a fox --duration {longest}"), Surface())
     second = await service.again(first.id, BOB, Surface())
     assert second.id != first.id
     assert second.request == first.request

@@ -12,6 +12,7 @@ from bot.domain.models import JobStatus, Requester, Surface
 from bot.domain.queue import Waiting, fair_order, plan
 from bot.infra.simulator import Simulator
 from tests.conftest import ALICE, BOB
+from tests.prices import LONG, LONGEST
 from tests.support import RecordingPort, RunningCore
 
 HOG = Requester(platform="test", workspace="W1", user="hog")
@@ -106,14 +107,14 @@ async def test_queued_jobs_hold_credits_and_cancel_releases_them(
     sim.config.task_seconds = 1.0
     service = rc.core.service
     with evolink_time_stands_still(sim):  # the first job cannot end (and free a slot) meanwhile
-        first = await service.submit(ALICE, service.parse("one --duration 15"), Surface())
-        second = await service.submit(ALICE, service.parse("two --duration 15"), Surface())
+        first = await service.submit(ALICE, service.parse(f"one --duration {LONGEST}"), Surface())
+        second = await service.submit(ALICE, service.parse(f"two --duration {LONGEST}"), Surface())
         await port.wait_for(second.id, "progress")  # the dispatcher placed it in line
         waiting = await service.get_job(second.id)
         assert waiting.status == JobStatus.PENDING and waiting.queued
         assert waiting.queue_position == 1
         balance = await service.balance(ALICE)
-        assert balance.held == 7.5 and balance.queued == 3.75
+        assert balance.held == 2 * LONG and balance.queued == LONG
         await service.cancel(second.id, ALICE)
     await port.wait_for(first.id, "delivered", 15)
     await rc.core.tracker.wait_idle(5)
@@ -121,7 +122,7 @@ async def test_queued_jobs_hold_credits_and_cancel_releases_them(
         r.headers["Idempotency-Key"] for r in sim.requests if r.kind == "submit"
     ]
     after = await service.balance(ALICE)
-    assert after.held == 0 and after.queued == 0 and after.used == 3.75
+    assert after.held == 0 and after.queued == 0 and after.used == LONG
 
 
 async def test_queued_jobs_survive_a_restart(tmp_path: object, sim: Simulator) -> None:

@@ -22,7 +22,8 @@ from bot.infra.simulator import Simulator
 from tests.support import RunningCore
 
 CATALOG = Catalog.load()
-DEFAULT = "sora-2"
+DEFAULT = next(s.name for s in CATALOG.models if s.image_input and not s.image_required)
+NO_IMAGES = next(s.name for s in CATALOG.models if not s.image_input)
 METADATA = "http://169.254.169.254/latest/meta-data"
 ROOT = Path(__file__).resolve().parents[2]
 _DIRECT = re.compile(r"^\s*from bot\.(grammar import|requests import .*\bvalidate_request\b)", re.M)
@@ -59,15 +60,14 @@ def test_only_the_platforms_own_links_skip_the_host_rule() -> None:
 
 
 def test_rules_other_than_the_host_still_apply_to_trusted_links() -> None:
-    remix = RequestOptions(
+    no_images = RequestOptions(
         prompt="a cat",
-        model="sora-2-pro-remix",
-        base_video_task_id="task-1",
+        model=NO_IMAGES,
         image_url="https://example.com/a.png",
         image_from_platform=True,
     )
     with pytest.raises(InputError) as refused:
-        validate_request(remix, CATALOG, DEFAULT)
+        validate_request(no_images, CATALOG, DEFAULT)
     assert refused.value.field == "image_url"
     ftp = RequestOptions(prompt="a cat", image_url="ftp://x.y/a.png", image_from_platform=True)
     with pytest.raises(InputError):
@@ -93,7 +93,7 @@ async def test_the_service_build_refuses_internal_hosts_and_holds_nothing(
             service.build(RequestOptions(prompt="a cat", image_url=forged))
     assert await rc.core.store.fetchall("SELECT id FROM jobs") == []
     assert await rc.core.store.fetchall("SELECT id FROM ledger") == []
-    assert sim.requests == []
+    assert [r for r in sim.requests if r.kind != "pricing"] == []
 
 
 def test_nothing_but_the_validation_builds_a_request() -> None:

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.domain.models import fmt_credits
 from bot.infra.simulator import clip_for
+from tests.prices import DEFAULT_MODEL, LONG, LONGEST, UNIT
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -101,9 +103,9 @@ def test_demo_one_command_delivers_a_playable_mp4_and_admin_sees_it(tmp_path: Pa
 
 
 def test_demo_refusal_exits_non_zero_with_the_reason(tmp_path: Path) -> None:
-    done = run(tmp_path, "demo", "-c", "/sora a cat --duration 15", USER_CREDITS_PER_PERIOD="1")
+    done = run(tmp_path, "demo", "-c", "/sora a cat", USER_CREDITS_PER_PERIOD="1")
     assert done.returncode != 0
-    assert "3.75" in done.stdout and "resets" in done.stdout
+    assert fmt_credits(UNIT) in done.stdout and "resets" in done.stdout
 
 
 def test_demo_failed_job_exits_1_and_says_why(tmp_path: Path) -> None:
@@ -133,16 +135,22 @@ def test_admin_quota_commands_and_audit(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("a cat playing piano --duration 15", {"model": "sora-2", "duration": 15, "credits": 3.75}),
+        (
+            f"a cat playing piano --duration {LONGEST}",
+            {"model": DEFAULT_MODEL, "duration": LONGEST, "credits": float(LONG)},
+        ),
         ("a cat -m sora-2-preview --ar 16:9", {"aspect_ratio": "1280x720", "credits": 23.04}),
     ],
 )
 def test_quote_json(tmp_path: Path, text: str, expected: dict[str, object]) -> None:
     done = run(tmp_path, "quote", text, "--json")
     assert done.returncode == 0
-    answer = json.loads(done.stdout)
-    assert set(answer) == {"model", "prompt", "duration", "aspect_ratio", "credits"}
-    assert expected.items() <= answer.items()
+    answer = json.loads(done.stdout, parse_float=Decimal)
+    assert {"model", "prompt", "duration", "aspect_ratio", "credits"} <= set(answer)
+    assert {"price_options", "pricing_version"} <= set(answer)
+    assert {k: float(v) if k == "credits" else v for k, v in answer.items()}.items() >= (
+        expected.items()
+    )
     assert not (tmp_path / "bot.db").exists(), "quote holds nothing (does not even open the store)"
 
 

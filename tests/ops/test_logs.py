@@ -169,7 +169,7 @@ async def test_a_real_slack_flow_logs_job_lines_with_ids_and_no_secrets(
     async with FakeSlack() as fake, slack_bot_on(fake, tmp_path, sim) as world:
         core = world.rc.core
         register_secrets([*secrets_of(core.settings), core.callback_secret])
-        status, _ = await world.command("a paper boat --duration 10")
+        status, _ = await world.command("a paper boat")
         assert status == 200
         job = await world.wait_job(lambda j: j.status == JobStatus.DELIVERED)
         await world.runtime.idle()

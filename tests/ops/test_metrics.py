@@ -23,6 +23,7 @@ from tests.adapters.slack.conftest import slack_bot_on
 from tests.adapters.slack.fake_slack import FakeSlack, form_headers, slash_command_body
 from tests.conftest import ALICE, BOB
 from tests.ops.exposition import Exposition, parse
+from tests.prices import LONGEST
 from tests.support import RecordingPort, RunningCore
 
 WAIT = 10.0
@@ -44,11 +45,11 @@ async def test_metrics_equal_the_store_after_a_real_flow(
     service = rc.core.service
     sim.config.http_errors = {"task": [500]}  # one failed status read, retried by the client
 
-    delivered = await service.submit(ALICE, service.parse("a paper boat -d 10"), Surface())
+    delivered = await service.submit(ALICE, service.parse("a paper boat"), Surface())
     await port.wait_for(delivered.id, "delivered")
 
     sim.config.fail_next.append("service_error")
-    failed = await service.submit(BOB, service.parse("a lighthouse -d 15"), Surface())
+    failed = await service.submit(BOB, service.parse(f"a lighthouse -d {LONGEST}"), Surface())
     await port.wait_for(failed.id, "failed")
 
     cancelled = await service.submit(BOB, service.parse("a storm"), Surface())
@@ -56,7 +57,7 @@ async def test_metrics_equal_the_store_after_a_real_flow(
     await port.wait_for(cancelled.id, "cancelled")
 
     sim.config.task_seconds = 120.0  # stays in flight, holding credits, while we scrape
-    running = await service.submit(ALICE, service.parse("a slow sunset -d 15"), Surface())
+    running = await service.submit(ALICE, service.parse(f"a slow sunset -d {LONGEST}"), Surface())
     await port.wait_for(running.id, "progress")  # the first progress event: EvoLink has it
 
     metrics = await scrape(rc.base_url)

@@ -28,6 +28,7 @@ from tests.adapters.slack.fake_slack import (
     form_headers,
     slash_command_body,
 )
+from tests.prices import DEFAULT_MODEL, LONGEST
 
 EVOLINK_KEY = "sk-ops-shutdown-key"
 
@@ -126,7 +127,7 @@ async def test_sigterm_finishes_an_in_flight_slack_acknowledgement(
         try:
             await logs.wait_for("sora-bot running", 20)
             body = slash_command_body(
-                "a paper boat --duration 10", response_url=fake.response_url("cmd")
+                f"a paper boat --duration {LONGEST}", response_url=fake.response_url("cmd")
             )
 
             async def command() -> tuple[int, str]:
@@ -149,7 +150,7 @@ async def test_sigterm_finishes_an_in_flight_slack_acknowledgement(
             fake.gate.set()
             status, text = await asyncio.wait_for(in_flight, 15)
             assert status == 200, text
-            assert text.startswith(":clapper: On it: `sora-2` · 10 s"), text
+            assert text.startswith(f":clapper: On it: `{DEFAULT_MODEL}` · {LONGEST} s"), text
 
             await asyncio.wait_for(proc.wait(), 20)
             await asyncio.wait_for(logs.task, 5)

@@ -25,7 +25,7 @@ COLUMNS = (
     "request_json, surface_json, progress, task_id, estimated_seconds, reserved_mc, charged_mc, "
     "error_code, error, result_url, media_path, media_size, period_start, parent_job_id, "
     "created_at, updated_at, submitted_at, completed_at, finished_at, queued, queue_position, "
-    "roles_json, delivery_attempts, told_at, tell_attempts, submit_started_at"
+    "roles_json, delivery_attempts, told_at, tell_attempts, submit_started_at, pricing_version"
 )
 WRITABLE = frozenset(
     {
@@ -97,6 +97,7 @@ def row_to_job(row: Row) -> Job:
         told_at=parse_ts(row["told_at"]),
         tell_attempts=row["tell_attempts"],
         submit_started_at=parse_ts(row["submit_started_at"]),
+        pricing_version=row["pricing_version"],
     )
 
 
@@ -109,14 +110,16 @@ async def insert(
     reserved_mc: int,
     period_key: str,
     parent_job_id: str | None,
+    pricing_version: str | None = None,
 ) -> None:
-    """A new job: pending and queued (the dispatcher releases it when a slot is free)."""
+    """A new job: pending and queued (the dispatcher releases it when a slot is free);
+    `pricing_version` names the price list that priced its hold."""
     stamp = now_iso()
     await tx.execute(
         "INSERT INTO jobs (id, platform, workspace, user, user_name, status, model, prompt,"
         " duration, aspect_ratio, request_json, surface_json, reserved_mc, period_start,"
-        " parent_job_id, created_at, updated_at, queued, roles_json)"
-        " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
+        " parent_job_id, created_at, updated_at, queued, roles_json, pricing_version)"
+        " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
         (
             job_id,
             who.platform,
@@ -135,6 +138,7 @@ async def insert(
             stamp,
             stamp,
             json.dumps(list(who.roles)),
+            pricing_version,
         ),
     )
 

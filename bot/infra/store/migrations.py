@@ -157,4 +157,16 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE approvals SET told_at = decided_at WHERE status != 'pending';
     CREATE INDEX approvals_untold ON approvals(status, told_at);
     """,
+    # 7: EvoLink's price list, the last good copy (one row), and the version that priced a hold
+    """
+    CREATE TABLE price_list (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        body_json TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        catalog_version TEXT NOT NULL,
+        pricing_version TEXT NOT NULL,
+        fetched_at TEXT NOT NULL
+    );
+    ALTER TABLE jobs ADD COLUMN pricing_version TEXT;
+    """,
 )

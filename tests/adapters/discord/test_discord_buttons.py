@@ -10,7 +10,15 @@ from bot.domain.models import Job, JobStatus, Requester
 from bot.infra.simulator import Simulator
 from tests.adapters.discord.conftest import World, bot_on
 from tests.adapters.discord.fake_discord import FakeDiscord, InteractionRecord
-from tests.adapters.discord.helpers import ALICE, BOB, eventually, is_upload, sora_options
+from tests.adapters.discord.helpers import (
+    ALICE,
+    BOB,
+    eventually,
+    is_upload,
+    posted_text,
+    sora_options,
+)
+from tests.prices import LONGEST
 
 
 def who(world: World, user: dict[str, Any]) -> Requester:
@@ -140,7 +148,7 @@ async def test_again_makes_a_new_job_for_the_presser_with_the_same_options(world
     fake = world.fake
     first = await fake.slash(
         "sora",
-        sora_options("a paper boat", aspect_ratio="16:9", duration=15),
+        sora_options("a paper boat", aspect_ratio="16:9", duration=LONGEST),
         user=ALICE,
         guild_id=world.guild_id,
         channel_id=world.channel_id,
@@ -160,9 +168,9 @@ async def _delivered_count(world: World, requester: Requester) -> bool:
     return bool(jobs) and jobs[0].status == JobStatus.DELIVERED
 
 
-async def test_remix_opens_a_modal_and_submits_a_remix_of_the_delivered_task(
-    world: World,
-) -> None:
+async def test_remix_is_refused_plainly_when_no_model_remixes_the_video(world: World) -> None:
+    """EvoLink's current models have no remix: a delivered video shows no Remix button, and a
+    remix asked for anyway is answered in plain words, with nothing held or sent."""
     fake = world.fake
     first = await fake.slash(
         "sora",
@@ -175,28 +183,34 @@ async def test_remix_opens_a_modal_and_submits_a_remix_of_the_delivered_task(
     service = world.rc.core.service
     await eventually(lambda: _delivered_count(world, who(world, ALICE)))
     job = (await service.recent_jobs(who(world, ALICE)))[0]
+    assert service.catalog.remix_model_for(job.request.model) is None
+    await eventually(lambda: _has_buttons(world, first.original_message_id or ""))
+    assert f"sora:remix:{job.id}" not in _buttons(world, first.original_message_id or "")
 
+    # A status message from before the switch still carries a Remix button: pressing it gets
+    # the modal, and its submit the plain refusal.
+    old = fake.messages[first.original_message_id or ""]
+    remix_button = {"type": 2, "style": 1, "label": "Remix", "custom_id": f"sora:remix:{job.id}"}
+    old.setdefault("components", []).append({"type": 1, "components": [remix_button]})
     press = await click(world, f"sora:remix:{job.id}", first.original_message_id or "", ALICE)
     assert press.callback is not None and press.callback["type"] == 9  # the modal
-    assert press.callback["data"]["custom_id"] == f"sora:remix-modal:{job.id}"
-
-    await fake.submit_modal(
+    record = await fake.submit_modal(
         f"sora:remix-modal:{job.id}",
         {"change": "make it night"},
         user=ALICE,
         guild_id=world.guild_id,
         channel_id=world.channel_id,
     )
+    note = await fake.wait_for(
+        lambda r: r.method == "POST" and r.path.endswith(record.token), within=10
+    )
+    assert "cannot be remixed" in posted_text(note)
+    assert len(await service.recent_jobs(who(world, ALICE))) == 1
+    assert len([r for r in world.rc.simulator.requests if r.kind == "submit"]) == 1
 
-    async def remixed() -> bool:
-        jobs = await service.recent_jobs(who(world, ALICE))
-        return len(jobs) == 2
 
-    await eventually(remixed)
-    remix = (await service.recent_jobs(who(world, ALICE)))[0]
-    assert remix.request.model == "sora-2-pro-remix"
-    assert remix.request.base_video_task_id == job.task_id
-    assert remix.request.prompt == "make it night"
+async def _has_buttons(world: World, message_id: str) -> bool:
+    return bool(_buttons(world, message_id))
 
 
 def _buttons(world: World, message_id: str) -> list[str]:

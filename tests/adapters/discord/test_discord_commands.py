@@ -64,14 +64,42 @@ async def test_autocomplete_narrows_durations_and_ratios_to_the_chosen_model(wor
 
     record = await fake.slash(
         "sora",
-        [opt("prompt", "a boat"), {**opt("model", "pro"), "focused": True}],
+        [opt("prompt", "a boat"), {**opt("model", "veo"), "focused": True}],
         user=ALICE,
         guild_id=world.guild_id,
         channel_id=world.channel_id,
         autocomplete=True,
     )
     models = [c["value"] for c in (await answered(world, record))["data"]["choices"]]
-    assert models == ["sora-2-pro"]  # remix models need a base video: not offered
+    assert models == [n for n in world.rc.core.service.orderable_models() if "veo" in n]
+    assert models
+
+    record = await fake.slash(
+        "sora",
+        [opt("prompt", "a boat"), {**opt("model", "seedance"), "focused": True}],
+        user=ALICE,
+        guild_id=world.guild_id,
+        channel_id=world.channel_id,
+        autocomplete=True,
+    )
+    models = [c["value"] for c in (await answered(world, record))["data"]["choices"]]
+    assert models and all(m.startswith("seedance") for m in models)
+
+    quality_model = next(s for s in world.rc.core.catalog.models if s.qualities)
+    record = await fake.slash(
+        "sora",
+        [
+            opt("prompt", "a boat"),
+            opt("model", quality_model.name),
+            {**opt("quality", ""), "focused": True},
+        ],
+        user=ALICE,
+        guild_id=world.guild_id,
+        channel_id=world.channel_id,
+        autocomplete=True,
+    )
+    choices = (await answered(world, record))["data"]["choices"]
+    assert [c["value"] for c in choices] == list(quality_model.qualities)
 
 
 async def test_credits_show_allowance_used_held_left_and_reset(world: World) -> None:

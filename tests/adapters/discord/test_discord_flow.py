@@ -7,11 +7,13 @@ from pathlib import Path
 
 import aiohttp
 
+from bot.domain.catalog import join_choices
 from bot.domain.models import JobStatus, Requester, fmt_credits
 from bot.infra.simulator import Simulator
 from tests.adapters.discord.conftest import World, bot_on
 from tests.adapters.discord.fake_discord import FakeDiscord, RecordedRequest
 from tests.adapters.discord.helpers import ALICE, is_upload, posted_text, sora_options
+from tests.prices import DEFAULT_MODEL, LONGEST, SPEC, UNIT
 
 
 def alice_in(world: World) -> Requester:
@@ -25,7 +27,17 @@ async def test_commands_are_synced_to_the_configured_guild_with_their_options(
     assert set(commands) == {"sora", "sora-credits", "sora-jobs", "sora-admin"}
     assert world.fake.global_commands == []
     options = {o["name"]: o for o in commands["sora"]["options"]}
-    assert list(options) == ["prompt", "duration", "aspect_ratio", "model", "image", "watermark"]
+    assert list(options) == [
+        "prompt",
+        "duration",
+        "aspect_ratio",
+        "model",
+        "image",
+        "watermark",
+        "quality",
+        "audio",
+    ]
+    assert options["quality"]["autocomplete"] is True and options["audio"]["type"] == 5
     assert options["prompt"]["required"] is True
     assert options["duration"]["type"] == 4 and options["duration"]["autocomplete"] is True
     assert options["model"]["autocomplete"] is True
@@ -41,7 +53,7 @@ async def test_happy_path_defers_then_delivers_the_simulators_clip_as_an_attachm
     fake = world.fake
     record = await fake.slash(
         "sora",
-        sora_options("a paper boat on a rainy street --ar landscape", duration=10),
+        sora_options("a paper boat on a rainy street --ar landscape", duration=LONGEST),
         user=ALICE,
         guild_id=world.guild_id,
         channel_id=world.channel_id,
@@ -56,7 +68,10 @@ async def test_happy_path_defers_then_delivers_the_simulators_clip_as_an_attachm
     jobs = await world.rc.core.service.recent_jobs(alice_in(world))
     assert len(jobs) == 1
     job = jobs[0]
-    assert (job.request.aspect_ratio, job.request.duration) == ("16:9", 10)
+    assert (job.request.aspect_ratio, job.request.duration) == (
+        SPEC.normalize_ratio("landscape"),
+        LONGEST,
+    )
     submits = [r for r in world.rc.simulator.requests if r.kind == "submit"]
     assert len(submits) == 1 and submits[0].json["prompt"] == "a paper boat on a rainy street"
 
@@ -65,8 +80,8 @@ async def test_happy_path_defers_then_delivers_the_simulators_clip_as_an_attachm
     embed = status["embeds"][0]
     assert "Delivered" in embed["description"]
     buttons = [c["custom_id"] for row in status["components"] for c in row["components"]]
-    # sora-2 videos can be remixed (the catalog has sora-2-pro-remix for them).
-    assert buttons == [f"sora:again:{job.id}", f"sora:remix:{job.id}"]
+    # No current EvoLink model remixes a video: Again only.
+    assert buttons == [f"sora:again:{job.id}"]
     # The charge is what EvoLink reported it used (the simulator reports usage.credits_used).
     done = await world.rc.core.service.get_job(job.id)
     assert done.status == JobStatus.DELIVERED and done.charged is not None
@@ -112,7 +127,7 @@ async def test_over_budget_is_refused_privately_and_nothing_reaches_evolink(
     async with bot_on(fake, tmp_path, sim, user_credits_per_period="2") as world:
         record = await fake.slash(
             "sora",
-            sora_options("a paper boat", duration=15),
+            sora_options("a paper boat"),
             user=ALICE,
             guild_id=world.guild_id,
             channel_id=world.channel_id,
@@ -122,7 +137,7 @@ async def test_over_budget_is_refused_privately_and_nothing_reaches_evolink(
         )
         assert record.callback == {"type": 5}
         assert note.json["flags"] & 64  # ephemeral
-        assert "3.75" in posted_text(note)  # the price of 15 s of sora-2
+        assert fmt_credits(UNIT) in posted_text(note)  # the price of a default request
         assert fake.find("DELETE", rf"/webhooks/\d+/{record.token}/messages/@original")
         assert not [r for r in sim.requests if r.kind == "submit"]
         balance = await world.rc.core.service.balance(alice_in(world))
@@ -143,7 +158,7 @@ async def test_a_bad_option_is_refused_ephemerally_naming_the_option(world: Worl
     assert record.callback is not None and record.callback["type"] == 4
     assert record.callback["data"]["flags"] & 64
     assert "duration" in record.callback["data"]["content"].lower()
-    assert "10 or 15" in record.callback["data"]["content"]
+    assert join_choices(SPEC.durations) in record.callback["data"]["content"]
 
     picture = fake.attachment("clip.gif", 2000, "image/gif")
     record = await fake.slash(
@@ -184,8 +199,8 @@ async def test_an_internal_image_link_with_slash_options_is_refused_before_anyth
         "sora",
         sora_options(
             "a paper boat --image http://169.254.169.254/latest/meta-data",
-            duration=10,
-            model="sora-2",
+            duration=LONGEST,
+            model=DEFAULT_MODEL,
             aspect_ratio="16:9",
         ),
         user=ALICE,
@@ -196,7 +211,7 @@ async def test_an_internal_image_link_with_slash_options_is_refused_before_anyth
     assert record.callback is not None and record.callback["type"] == 4
     assert record.callback["data"]["flags"] & 64  # only the user sees it
     assert "public link" in record.callback["data"]["content"]
-    assert world.rc.simulator.requests == []
+    assert [r for r in world.rc.simulator.requests if r.kind != "pricing"] == []
     assert await world.rc.core.store.fetchall("SELECT id FROM ledger") == []
     assert await world.rc.core.service.recent_jobs(alice_in(world)) == []
 

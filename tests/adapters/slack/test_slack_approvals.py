@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.slack import admin_render
-from bot.domain.models import JobStatus, Requester
+from bot.domain.models import JobStatus, Requester, fmt_credits
 from bot.infra.simulator import Simulator, clip_for
 from bot.services.approvals import Approval
 from tests.adapters.slack.actions import (
@@ -29,7 +29,10 @@ from tests.adapters.slack.actions import (
 )
 from tests.adapters.slack.conftest import ADMIN, ALICE, BOB, GENERAL, WAIT, SlackWorld, slack_bot_on
 from tests.adapters.slack.fake_slack import TEAM_ID, FakeSlack
+from tests.prices import DEFAULT_SECONDS, UNIT
 
+SECONDS = DEFAULT_SECONDS
+PRICE = fmt_credits(UNIT)  # a default request, as the price list prices it
 ADMIN2 = "U0ADMIN2"
 TWO_ADMINS = f"slack:{ADMIN},slack:{ADMIN2}"
 TIGHT = {"user_credits_per_period": "2", "slack_admin_channel": ADMINS_CHANNEL}
@@ -39,12 +42,12 @@ def alice() -> Requester:
     return Requester(platform="slack", workspace=TEAM_ID, user=ALICE)
 
 
-async def refused_with_button(world: SlackWorld, text: str = "a paper boat --duration 10") -> str:
+async def refused_with_button(world: SlackWorld, text: str = f"a paper boat -d {SECONDS}") -> str:
     """Send a request that does not fit; return the "Ask an admin" button's value."""
     await world.command(text)
     refusal = await response(world, f"cmd-{ALICE}")
     assert refusal["response_type"] == "ephemeral"
-    assert "costs 2.5 credits" in refusal["text"]
+    assert f"costs {PRICE} credits" in refusal["text"]
     (ask,) = buttons(refusal["blocks"])
     assert ask["action_id"] == admin_render.ACTION_ASK
     return str(ask["value"])
@@ -75,16 +78,18 @@ async def test_ask_approve_makes_the_video_in_the_requesters_channel(
 ) -> None:
     async with slack_bot_on(fake, tmp_path, sim, **TIGHT) as world:
         value = await refused_with_button(world)
-        assert json.loads(value)["ch"] == GENERAL and json.loads(value)["d"] == 10
+        assert json.loads(value)["ch"] == GENERAL and json.loads(value)["d"] == SECONDS
         await world.runtime.idle()  # the refusal's work is over: nothing else follows it
-        assert sim.requests == [] and await world.job_rows() == []
+        assert [
+            r for r in sim.requests if r.kind != "pricing"
+        ] == [] and await world.job_rows() == []
 
         approval = await asked(world, value)
-        assert approval.price == Decimal("2.5") and approval.requester.user == ALICE
+        assert approval.price == UNIT and approval.requester.user == ALICE
         # The admins' message: who, what, price, their spend, expiry, Approve / Deny.
         (message,) = posts_to(world, ADMINS_CHANNEL)
         shown = text_of(message)
-        assert f"<@{ALICE}>" in shown and "a paper boat" in shown and "2.5 credits" in shown
+        assert f"<@{ALICE}>" in shown and "a paper boat" in shown and f"{PRICE} credits" in shown
         assert "used 0" in shown and "allowance 2" in shown and "expires" in shown
         assert [(b["action_id"], b["value"]) for b in buttons(message.args["blocks"])] == [
             (admin_render.ACTION_APPROVE, approval.id),
@@ -99,7 +104,7 @@ async def test_ask_approve_makes_the_video_in_the_requesters_channel(
         shared = await fake.wait_for(lambda: fake.shared_files)
         assert shared[0].channel_id == GENERAL and shared[0].thread_ts == job.surface.thread
         assert shared[0].data == clip_for(job.request.aspect_ratio, job.request.duration)
-        assert job.request.duration == 10 and job.requester.user == ALICE
+        assert job.request.duration == SECONDS and job.requester.user == ALICE
 
         # The admins' message lost its buttons and says who decided; Alice heard in a DM.
         update = (await fake.wait_for(lambda: updates_of(world, ADMINS_CHANNEL, ts)))[-1]
@@ -108,7 +113,7 @@ async def test_ask_approve_makes_the_video_in_the_requesters_channel(
         dms = await fake.wait_for(lambda: posts_to(world, f"D{ALICE}"))
         assert "approved your request" in dms[0].args["text"]
         balance = await world.rc.core.service.balance(alice())
-        assert balance.granted == Decimal("2.5") and balance.used == job.charged
+        assert balance.granted == UNIT and balance.used == job.charged
         actions = [row["action"] for row in await world.rc.core.service.audit_log()]
         assert actions == ["approve"]
 
@@ -138,7 +143,7 @@ async def test_two_admins_approving_at_once_grant_once(
         await world.wait_job(lambda j: j.status == JobStatus.DELIVERED)
         assert len(await world.job_rows()) == 1
         assert len([r for r in sim.requests if r.kind == "submit"]) == 1
-        assert (await world.rc.core.service.balance(alice())).granted == Decimal("2.5")
+        assert (await world.rc.core.service.balance(alice())).granted == UNIT
         actions = [row["action"] for row in await world.rc.core.service.audit_log()]
         assert actions == ["approve"]
 
@@ -168,7 +173,9 @@ async def test_non_admin_is_refused_and_deny_tells_the_requester(
         late = await response(world, f"{admin_render.ACTION_APPROVE}-{ADMIN}")
         assert f"already denied by <@{ADMIN}>" in late["text"]
         await world.runtime.idle()
-        assert await world.job_rows() == [] and sim.requests == []
+        assert (
+            await world.job_rows() == [] and [r for r in sim.requests if r.kind != "pricing"] == []
+        )
         assert (await world.rc.core.service.balance(alice())).granted == Decimal(0)
 
 
@@ -258,7 +265,9 @@ async def test_a_tampered_ask_value_cannot_point_the_image_at_an_internal_host(
         assert await core.service.pending_approvals("cli") == []
         assert posts_to(world, ADMINS_CHANNEL) == []
         assert await core.store.fetchall("SELECT id FROM ledger") == []
-        assert await world.job_rows() == [] and sim.requests == []
+        assert (
+            await world.job_rows() == [] and [r for r in sim.requests if r.kind != "pricing"] == []
+        )
 
         # The bot's own signed /media link (a re-hosted Slack image) still asks, on 127.0.0.1.
         own = core.media.url_for(core.media.media_dir / "slack-F1.img")
@@ -272,11 +281,11 @@ async def test_budget_alerts_reach_the_admin_channel_or_dms(
     fake: FakeSlack, tmp_path: Path, sim: Simulator
 ) -> None:
     settings: dict[str, Any] = {
-        "team_credits_per_period": "4",
+        "team_credits_per_period": str(UNIT * Decimal("1.6")),
         "slack_admin_channel": ADMINS_CHANNEL,
     }
     async with slack_bot_on(fake, tmp_path, sim, **settings) as world:
-        await world.command("a paper boat --duration 10")  # 2.5 of 4: the team passes 50 %
+        await world.command("a paper boat")  # 62.5 % of the team's budget: it passes 50 %
         await world.wait_job(lambda j: j.status == JobStatus.DELIVERED)
         alerts = await fake.wait_for(lambda: posts_to(world, ADMINS_CHANNEL))
         assert len(alerts) == 1
@@ -286,9 +295,9 @@ async def test_budget_alerts_reach_the_admin_channel_or_dms(
     fake.calls.clear()
     (tmp_path / "dm").mkdir()
     async with slack_bot_on(
-        fake, tmp_path / "dm", sim, user_credits_per_period="3"
-    ) as world:  # no admin channel: the admins' DMs; 2.5 of 3 passes a user's 80 %
-        await world.command("a paper boat --duration 10")
+        fake, tmp_path / "dm", sim, user_credits_per_period=str(UNIT * Decimal("1.2"))
+    ) as world:  # no admin channel: the admins' DMs; 83 % passes a user's 80 %
+        await world.command("a paper boat")
         await world.wait_job(lambda j: j.status == JobStatus.DELIVERED)
         alerts = await fake.wait_for(lambda: posts_to(world, f"D{ADMIN}"))
         assert f"<@{ALICE}>" in alerts[0].args["text"] and "83%" in alerts[0].args["text"]

@@ -19,6 +19,7 @@ from tests.adapters.slack.conftest import (
     user_payload,
 )
 from tests.adapters.slack.fake_slack import TEAM_ID, FakeSlack
+from tests.prices import UNIT
 
 
 def alice() -> Requester:
@@ -39,12 +40,16 @@ async def test_over_budget_is_refused_in_private_and_sends_nothing(
     fake: FakeSlack, tmp_path: Path, sim: Simulator
 ) -> None:
     async with slack_bot_on(fake, tmp_path, sim, user_credits_per_period="2") as world:
-        status, _ = await world.command("a paper boat --duration 10")  # sora-2 10 s: 2.5
+        status, _ = await world.command("a paper boat")  # a default request
         assert status == 200
         text = await reply_to(world, ALICE)
         assert responses_to(world, ALICE)[0]["response_type"] == "ephemeral"
         # The core's words: the price, what is left, when it resets.
-        assert "costs 2.5 credits" in text and "2 credits left" in text and "resets" in text
+        assert (
+            f"costs {fmt_credits(UNIT)} credits" in text
+            and "2 credits left" in text
+            and "resets" in text
+        )
         assert [r for r in sim.requests if r.kind != "pricing"] == []
         assert await world.job_rows() == []
         balance = await world.rc.core.service.balance(alice())

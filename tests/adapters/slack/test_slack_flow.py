@@ -38,7 +38,8 @@ async def test_slash_command_uploads_the_simulators_bytes_into_the_thread(
     final = fake.ok_calls_to("chat.update")[-1].args
     assert final["ts"] == job.surface.thread
     actions = [b for b in final["blocks"] if b["type"] == "actions"]
-    assert [e["action_id"] for e in actions[0]["elements"]] == ["sora_again", "sora_remix"]
+    # No current EvoLink model remixes a video: Again only.
+    assert [e["action_id"] for e in actions[0]["elements"]] == ["sora_again"]
     balance = await world.rc.core.service.balance(job.requester)
     assert balance.held == Decimal(0) and balance.used == job.charged
     assert job.requester.user == ALICE

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.slack import admin_render
-from bot.domain.models import JobStatus
+from bot.domain.models import JobStatus, fmt_credits
 from bot.infra.simulator import Simulator
 from tests.adapters.slack.actions import buttons, click, posts_to, response, text_of
 from tests.adapters.slack.conftest import (
@@ -20,8 +20,13 @@ from tests.adapters.slack.conftest import (
     user_payload,
 )
 from tests.adapters.slack.fake_slack import TEAM_ID, FakeSlack
+from tests.prices import CATALOG, DEFAULT_MODEL, LONGEST, SPEC, UNIT
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+# A duration the modal offers (another model makes it) that the default model does not.
+OFF = str(min({d for m in CATALOG.models for d in m.durations} - set(SPEC.durations)))
 
 
 def blocks_by_id(view: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -85,11 +90,14 @@ async def test_global_shortcut_asks_where_to_post(world: SlackWorld) -> None:
     assert "initial_conversation" not in channel
     models = [o["value"] for o in blocks["model"]["element"]["options"]]
     assert models == world.rc.core.catalog.names(selectable_only=True)
-    assert blocks["model"]["element"]["initial_option"]["value"] == "sora-2"
+    assert blocks["model"]["element"]["initial_option"]["value"] == DEFAULT_MODEL
     durations = [o["value"] for o in blocks["duration"]["element"]["options"]]
     assert "10" in durations and "4" in durations
     assert blocks["image"]["element"]["type"] == "file_input"
-    assert "prompt" in blocks and "watermark" in blocks
+    assert "prompt" in blocks and "quality" in blocks and "audio" in blocks
+    assert "watermark" not in blocks  # no current model has the option
+    qualities = [o["value"] for o in blocks["quality"]["element"]["options"]]
+    assert "1080p" in qualities and "4k" in qualities
 
 
 async def test_message_shortcut_prefills_prompt_channel_and_image(world: SlackWorld) -> None:
@@ -130,7 +138,7 @@ async def test_message_shortcut_prefills_prompt_channel_and_image(world: SlackWo
             view,
             {
                 "prompt": text_value("a paper boat at dawn"),
-                "model": selected("sora-2"),
+                "model": selected(DEFAULT_MODEL),
                 "channel": conversation(GENERAL),
             },
         )
@@ -152,19 +160,19 @@ async def test_bad_values_come_back_as_field_errors(world: SlackWorld, sim: Simu
         (
             {
                 "prompt": text_value("a boat"),
-                "model": selected("sora-2"),
-                "duration": selected("4"),
+                "model": selected(DEFAULT_MODEL),
+                "duration": selected(OFF),
             },
             "duration",
         ),
-        ({"prompt": text_value("   "), "model": selected("sora-2")}, "prompt"),
+        ({"prompt": text_value("   "), "model": selected(DEFAULT_MODEL)}, "prompt"),
         (
             {
                 "prompt": text_value("a boat"),
-                "model": selected("sora-2-preview"),
-                "watermark": {"type": "checkboxes", "selected_options": [{"value": "keep"}]},
+                "model": selected(next(m.name for m in CATALOG.models if not m.qualities)),
+                "quality": selected("1080p"),
             },
-            "watermark",
+            "quality",
         ),
     ]
     for values, block in cases:
@@ -175,7 +183,7 @@ async def test_bad_values_come_back_as_field_errors(world: SlackWorld, sim: Simu
         assert list(answer["errors"]) == [block]
         assert answer["errors"][block]
     assert await world.job_rows() == []
-    assert sim.requests == []
+    assert [r for r in sim.requests if r.kind != "pricing"] == []
 
 
 async def test_modal_without_channel_posts_in_a_dm(world: SlackWorld) -> None:
@@ -185,15 +193,18 @@ async def test_modal_without_channel_posts_in_a_dm(world: SlackWorld) -> None:
             view,
             {
                 "prompt": text_value("a fox in the snow"),
-                "model": selected("sora-2"),
-                "duration": selected("15"),
+                "model": selected(DEFAULT_MODEL),
+                "duration": selected(str(LONGEST)),
                 "aspect_ratio": selected("16:9"),
             },
         )
     )
     assert status == 200 and text == ""
     job = await world.wait_job(lambda j: j.status == JobStatus.DELIVERED)
-    assert (job.request.duration, job.request.aspect_ratio) == (15, "16:9")
+    assert (job.request.duration, job.request.aspect_ratio) == (
+        LONGEST,
+        SPEC.normalize_ratio("16:9"),
+    )
     assert world.fake.ok_calls_to("conversations.open")[0].args["users"] == ALICE
     assert job.surface.channel == f"D{ALICE}"
     assert world.fake.shared_files[0].channel_id == f"D{ALICE}"
@@ -211,7 +222,7 @@ async def test_slack_image_without_public_base_url_is_a_field_error(
                 view,
                 {
                     "prompt": text_value("a cat"),
-                    "model": selected("sora-2"),
+                    "model": selected(DEFAULT_MODEL),
                     "image": {"type": "file_input", "files": [image]},
                 },
             )
@@ -231,7 +242,7 @@ async def test_uploaded_image_of_the_wrong_type_is_a_field_error(world: SlackWor
             view,
             {
                 "prompt": text_value("a cat"),
-                "model": selected("sora-2"),
+                "model": selected(DEFAULT_MODEL),
                 "image": {"type": "file_input", "files": [gif]},
                 "channel": conversation(GENERAL),
             },
@@ -253,7 +264,7 @@ async def test_over_budget_from_the_modal_is_told_privately(
                 view,
                 {
                     "prompt": text_value("a fox"),
-                    "model": selected("sora-2"),
+                    "model": selected(DEFAULT_MODEL),
                     "channel": conversation(GENERAL),
                 },
             )
@@ -261,8 +272,10 @@ async def test_over_budget_from_the_modal_is_told_privately(
         assert status == 200 and text == ""  # valid input: the modal closes
         notes = await fake.wait_for(lambda: fake.ok_calls_to("chat.postEphemeral"))
         assert notes[0].args["user"] == ALICE and notes[0].args["channel"] == GENERAL
-        assert "costs 2.5 credits" in notes[0].args["text"]
-        assert await world.job_rows() == [] and sim.requests == []
+        assert f"costs {fmt_credits(UNIT)} credits" in notes[0].args["text"]
+        assert (
+            await world.job_rows() == [] and [r for r in sim.requests if r.kind != "pricing"] == []
+        )
         assert fake.calls_to("chat.postMessage") == []
 
         # The note offers "Ask an admin"; the request goes to the admin (a DM: no channel set).
@@ -284,8 +297,8 @@ async def test_a_modal_request_is_validated_once_before_the_ack_with_its_real_im
     image = world.fake.add_file("boat.png", PNG, "image/png")
     bad = {
         "prompt": text_value("a paper boat"),
-        "model": selected("sora-2"),
-        "duration": selected("4"),  # sora-2 makes 10 or 15 s
+        "model": selected(DEFAULT_MODEL),
+        "duration": selected(OFF),  # a length another model makes, not the default one
         "image": {"type": "file_input", "files": [image]},
         "channel": conversation(GENERAL),
     }
@@ -295,10 +308,12 @@ async def test_a_modal_request_is_validated_once_before_the_ack_with_its_real_im
     assert list(answer["errors"]) == ["duration"]
     # Refused before anything was read from Slack, held or sent.
     assert world.fake.calls_to("files.info") == [] and world.fake.files[image["id"]].downloads == 0
-    assert await world.job_rows() == [] and sim.requests == []
+    assert await world.job_rows() == [] and [r for r in sim.requests if r.kind != "pricing"] == []
     assert await core.store.fetchall("SELECT id FROM ledger") == []
 
-    status, text = await world.interact(submission(view, {**bad, "duration": selected("10")}))
+    status, text = await world.interact(
+        submission(view, {**bad, "duration": selected(str(LONGEST))})
+    )
     assert status == 200 and text == ""
     job = await world.wait_job(lambda j: j.status == JobStatus.DELIVERED)
     image_url = job.request.image_url or ""

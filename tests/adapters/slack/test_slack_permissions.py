@@ -104,7 +104,7 @@ async def test_a_workspace_admin_cannot_cancel_grant_limit_or_read_usage_in_anot
 
 async def test_a_workspace_admin_decides_its_own_requests_only(two_teams: SlackWorld) -> None:
     world, service = two_teams, two_teams.rc.core.service
-    request = service.parse("a paper boat --duration 10")
+    request = service.parse("a paper boat")
     theirs = await service.ask_admin(
         person(CAROL, OTHER), request, Surface(channel=GENERAL, data={"team": OTHER})
     )

@@ -131,15 +131,18 @@ def test_home_stays_within_block_kit_limits() -> None:
 
 def test_modal_choices_come_from_the_catalog() -> None:
     catalog = Catalog.load()
-    ratios = modal.ratio_choices(catalog, "sora-2")
-    assert ratios[:2] == ["16:9", "9:16"]
-    assert "1280x720" not in ratios and "720x1280" not in ratios  # the same shapes for sora-2
+    ratios = modal.ratio_choices(catalog, "sora-2-preview")
+    assert ratios[:2] == ["1280x720", "720x1280"]
+    assert "16:9" not in ratios and "9:16" not in ratios  # the same shapes for sora-2-preview
+    assert {"1:1", "21:9"} <= set(ratios)  # shapes other models add
     assert len(ratios) == len(set(ratios))
     durations = modal.duration_choices(catalog)
-    assert {4, 10, 15} <= set(durations) and durations == sorted(set(durations))
+    expected = {d for spec in catalog.models for d in spec.durations}
+    assert set(durations) == expected and durations == sorted(durations)
     names = [name for _, name in modal.model_choices(catalog)]
     assert names == catalog.names(selectable_only=True)
-    assert "sora-2-pro-remix" not in names
+    qualities = modal.quality_choices(catalog)
+    assert set(qualities) == {q for spec in catalog.models for q in spec.qualities}
 
 
 def test_field_errors_name_the_block() -> None:
