@@ -1,5 +1,5 @@
 """`sora-bot check`: configuration and reachability, each line saying what is wrong and how
-to fix it. Secrets are never printed.
+to fix it. Secrets are never printed. DEFAULT_MODEL must be offered by EvoLink's price list.
 
 Invariant: `check` fails (exit 1) on every problem that makes `sora-bot run` refuse to start
 (`Settings.run_problems`, each its own ✗ line, all at once), and also on what it finds when
@@ -7,7 +7,9 @@ it reaches out (a refused key or token, an unreachable service)."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
+from collections.abc import Callable
 from typing import TextIO
 
 import httpx
@@ -17,6 +19,33 @@ from bot.domain.errors import BotError
 from bot.domain.models import fmt_credits
 from bot.infra.config import Settings
 from bot.infra.evolink import EvoLinkClient
+
+
+async def _check_offered(
+    settings: Settings, catalog: Catalog, report: Callable[[bool, str], None]
+) -> None:
+    """DEFAULT_MODEL must be a model EvoLink's price list offers now: read the public list
+    (anonymous), else the saved copy or snapshot `sora-bot models` uses, and say which."""
+    from bot.domain.offer import require_offered
+    from bot.domain.pricing import PriceList
+    from bot.services.prices import video_only
+    from sora_bot.models_command import current_prices
+
+    source = "EvoLink's price list"
+    client = EvoLinkClient(settings.evolink_base_url, "", max_attempts=1)
+    try:
+        prices = PriceList.from_json(video_only(await client.pricing_rules()), source=source)
+    except BotError as exc:
+        prices = await asyncio.to_thread(current_prices, settings)
+        source = f"the {prices.source} (EvoLink's price list could not be read: {exc})"
+    finally:
+        await client.aclose()
+    try:
+        require_offered(catalog, prices, catalog.get(settings.default_model).name)
+    except BotError as exc:
+        report(False, f"DEFAULT_MODEL: {exc} (from {source})")
+    else:
+        report(True, f"DEFAULT_MODEL {settings.default_model} is offered by {source}")
 
 
 async def run_checks(settings: Settings, out: TextIO | None = None) -> int:
@@ -36,6 +65,7 @@ async def run_checks(settings: Settings, out: TextIO | None = None) -> int:
         report(True, f"catalog: {len(catalog.names())} models ({', '.join(catalog.names())})")
         catalog.get(settings.default_model)
         report(True, f"DEFAULT_MODEL {settings.default_model} is in the catalog")
+        await _check_offered(settings, catalog, report)
     except BotError as exc:
         report(False, str(exc))
 

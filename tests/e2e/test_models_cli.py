@@ -116,3 +116,20 @@ async def test_the_cli_prices_from_the_copy_a_running_bot_saved(
     listed = await asyncio.to_thread(run, tmp_path, "models", "--json")
     first = json.loads(listed.stdout, parse_float=Decimal)[0]
     assert first["credits"] == answer["credits"] and first["pricing_version"] == version
+
+
+async def test_check_says_whether_default_model_is_offered(tmp_path: Path, sim: Simulator) -> None:
+    env = {"EVOLINK_API_KEY": "sk-secret-123", "EVOLINK_BASE_URL": sim.base_url}
+    done = await asyncio.to_thread(run, tmp_path, "check", **env)
+    default = CATALOG.names()[0]
+    assert f"✓ DEFAULT_MODEL {default} is offered by EvoLink's price list" in done.stdout
+    sim.config.retired[default] = "retired"
+    done = await asyncio.to_thread(run, tmp_path, "check", **env)
+    assert done.returncode == 1
+    line = next(t for t in done.stdout.splitlines() if t.startswith("✗ DEFAULT_MODEL"))
+    assert default in line and "Available models:" in line
+    assert all(name in line for name in CATALOG.names()[1:])
+    # EvoLink unreachable: the snapshot says, and check names where it looked.
+    offline = {"EVOLINK_API_KEY": "", "EVOLINK_BASE_URL": "http://127.0.0.1:9"}
+    done = await asyncio.to_thread(run, tmp_path, "check", **offline)
+    assert f"✓ DEFAULT_MODEL {default} is offered by the packaged price list" in done.stdout
