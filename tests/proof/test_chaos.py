@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.infra.simulator import Simulator
+from tests.prices import LONGEST
 from tests.support import running_simulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,7 +136,7 @@ def make_commands(rng: random.Random) -> list[dict[str, object]]:
         elif i % 10 == 6:
             text += " [[fail:service_error]]"
         if rng.random() < 0.3:
-            text += " --duration 15"
+            text += f" --duration {LONGEST}"  # the default model's longest
         commands.append(
             {"id": f"cmd-{i:02d}", "user": f"u{i % 7}", "text": text, "cancel": i % 10 == 8}
         )

@@ -72,7 +72,8 @@ WORDS = st.sampled_from(
     [
         "a", "paper", "boat", "🚀", "猫", "--duration", "-d", "10", "15", "4", "0", "-5",
         "99999999999999999999", "--ar", "16:9", "9:16", "1280x720", "landscape", "--model",
-        "-m", "sora-2", "sora-2-pro", "sora-2-preview", "SORA-2", "veo-3.1", "--image",
+        "-m", "sora-2", "kling-v3-text-to-video", "sora-2-preview", "SORA-2-PREVIEW", "--image",
+        "veo-3.1", "--quality", "1080p", "4k", "--audio", "--no-audio", "21:9", "1:1",
         "https://example.com/a.png", "http://127.0.0.1/x.png", "ftp://x", "--watermark",
         "--no-watermark", "--resize", "pad", "—duration", "–ar", "--bogus", "-", "--", "=",
         "--duration=15", "credits", "jobs", "help", "cancel", "admin", "grant", "&amp;",
