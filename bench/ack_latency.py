@@ -72,7 +72,7 @@ async def slack_command(
     user: str = "",
 ) -> float:
     body = slash_command_body(
-        f"{prompt} {n} --duration 10",
+        f"{prompt} {n} --duration 8",
         user=user or f"UBENCH{n % 50}",
         trigger_id=f"trig-{n}",
         response_url=f"{slack_root}/response/b{n}",
@@ -297,7 +297,9 @@ async def serve_world(task_seconds: str, in_flight: str) -> None:
     """Child process: the EvoLink simulator, the fake Slack, and the background load."""
     async with (
         FakeSlack() as fake,
-        running_simulator(task_seconds=float(task_seconds), progress_noise=True) as sim,
+        running_simulator(
+            task_seconds=float(task_seconds), progress_noise=True, unlimited_credits=True
+        ) as sim,
         aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http,
     ):
         print(f"READY {sim.base_url} {fake.api_url}", flush=True)

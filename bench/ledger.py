@@ -41,7 +41,9 @@ from bot.services.ledger import Ledger
 
 QUOTE = Decimal("23.04")
 WORKSPACES = 2
-REQUEST = VideoRequest(model="sora-2", prompt="ledger bench", duration=10, aspect_ratio="9:16")
+REQUEST = VideoRequest(
+    model="sora-2-preview", prompt="ledger bench", duration=8, aspect_ratio="720x1280"
+)
 
 
 def percentile(values: list[float], pct: float) -> float:

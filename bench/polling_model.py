@@ -46,7 +46,9 @@ class VirtualClock:
 
 def track(sim: Simulator, clock: VirtualClock) -> tuple[int, float]:
     """(status reads, detection lag) for one task started now."""
-    task = sim._new_task({"model": "sora-2", "prompt": "model", "duration": 10}, Decimal(0), None)
+    task = sim._new_task(
+        {"model": "sora-2-preview", "prompt": "model", "duration": 8}, Decimal(0), None
+    )
     state = PollState(started_at=clock.now, estimated_time=task.estimated_time)
     reads = 0
     while True:

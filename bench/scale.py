@@ -109,7 +109,9 @@ async def run(
     port = CountingPort()
     port.expected = jobs
     clock = (lambda: time.monotonic() * scale) if scale != 1 else time.monotonic
-    config = SimulatorConfig(task_seconds=task_seconds, progress_noise=True, seed=1)
+    config = SimulatorConfig(
+        task_seconds=task_seconds, progress_noise=True, seed=1, unlimited_credits=True
+    )
     started = time.perf_counter()
     async with Simulator.serve(config, clock=clock, time_scale=scale) as sim:
         with tempfile.TemporaryDirectory() as tmp:
@@ -131,7 +133,7 @@ async def run(
                     asyncio.create_task(probe.memory(rc.core.tracker)),
                 ]
                 service = rc.core.service
-                request = service.parse("a paper boat on a rainy street --duration 10")
+                request = service.parse("a paper boat on a rainy street --duration 8")
                 for n in range(jobs):
                     who = Requester(
                         platform="bench",

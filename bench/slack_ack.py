@@ -43,7 +43,7 @@ def percentile(values: list[float], q: float) -> float:
 
 async def one_command(http: aiohttp.ClientSession, url: str, fake: FakeSlack, n: int) -> float:
     body = slash_command_body(
-        f"bench clip number {n} --duration 10",
+        f"bench clip number {n} --duration 8",
         user=f"UBENCH{n % 10}",
         trigger_id=f"trig-{n}",
         response_url=fake.response_url(f"b{n}"),
@@ -75,7 +75,7 @@ async def main(concurrency: int, rounds: int, in_flight: int, task_seconds: floa
     with tempfile.TemporaryDirectory() as tmp:
         async with (
             FakeSlack() as fake,
-            running_simulator(task_seconds=task_seconds) as sim,
+            running_simulator(task_seconds=task_seconds, unlimited_credits=True) as sim,
             running_core(
                 Path(tmp),
                 sim,

@@ -167,13 +167,13 @@ async def one_path(path_kind: str, size: int, sim_url: str, slack_api: str) -> l
             if path_kind == "core":
                 who = Requester(platform="bench", workspace="w", user="u")
                 service = rc.core.service
-                await service.submit(who, service.parse("a big one --duration 10"), Surface())
+                await service.submit(who, service.parse("a big one --duration 8"), Surface())
                 video = await asyncio.wait_for(port.delivered, 120)
                 assert video.path is not None, "delivered as a link: nothing was streamed"
                 media = Path(video.path)
             else:
                 body = slash_command_body(
-                    "a big one --duration 10",
+                    "a big one --duration 8",
                     response_url=f"{slack_api.removesuffix('/api/')}/response/big",
                 )
                 url = f"{rc.base_url}/slack/events"

@@ -68,7 +68,7 @@ async def run_core_mode(
     length: float, shape: dict[str, object], scale: float, jobs: int, callbacks: bool
 ) -> tuple[list[int], list[float], list[float]]:
     clock: Callable[[], float] = lambda: time.monotonic() * scale  # noqa: E731
-    config = SimulatorConfig(task_seconds=length, seed=7, **shape)  # type: ignore[arg-type]
+    config = SimulatorConfig(task_seconds=length, seed=7, unlimited_credits=True, **shape)  # type: ignore[arg-type]
     async with Simulator.serve(config, clock=clock, time_scale=scale) as sim:
         port = StampingPort("bench", clock)
         delivered_at: dict[str, float] = {}
@@ -94,7 +94,7 @@ async def run_core_mode(
                 ids = []
                 for n in range(jobs):
                     who = Requester(platform="bench", workspace="w", user=f"u{n}")
-                    job = await service.submit(who, service.parse("bench --duration 10"), Surface())
+                    job = await service.submit(who, service.parse("bench --duration 8"), Surface())
                     ids.append(job.id)
                     await asyncio.sleep(stagger(length, jobs) / scale)
                 await asyncio.gather(*(record(i) for i in ids))
@@ -112,13 +112,15 @@ async def run_fixed_mode(
     length: float, shape: dict[str, object], scale: float, jobs: int, interval: float
 ) -> tuple[list[int], list[float], list[float]]:
     clock: Callable[[], float] = lambda: time.monotonic() * scale  # noqa: E731
-    config = SimulatorConfig(task_seconds=length, seed=7, **shape)  # type: ignore[arg-type]
+    config = SimulatorConfig(task_seconds=length, seed=7, unlimited_credits=True, **shape)  # type: ignore[arg-type]
     async with (
         Simulator.serve(config, clock=clock, time_scale=scale) as sim,
         EvoLinkClient(sim.base_url, "bench-key") as client,
     ):
         with tempfile.TemporaryDirectory() as tmp:
-            request = VideoRequest(model="sora-2", prompt="bench", duration=10, aspect_ratio="9:16")
+            request = VideoRequest(
+                model="sora-2-preview", prompt="bench", duration=8, aspect_ratio="720x1280"
+            )
             phases = random.Random(11)
 
             async def one(n: int) -> tuple[int, float, float]:
