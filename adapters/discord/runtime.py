@@ -250,7 +250,8 @@ class DiscordRuntime:
         await self.client.close()
         if self.task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self.task, CLOSE_TIMEOUT)
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await self.task
         point_rest_at(DEFAULT_API_BASE)  # leave discord.py's globals as we found them
 
 

@@ -158,7 +158,10 @@ class Reconciler:
     async def sample(self, reason: str) -> bool:
         """Record one reading of the account's credits; False when EvoLink could not say."""
         try:
-            account = await asyncio.wait_for(self.evolink.credits(), SAMPLE_TIMEOUT)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
+            # cancellation of a stop that lands as the reading returns (the stop then hangs).
+            async with asyncio.timeout(SAMPLE_TIMEOUT):
+                account = await self.evolink.credits()
         except (ProviderError, TimeoutError) as exc:
             log.info("account sample (%s) skipped: %s", reason, getattr(exc, "code", None) or exc)
             return False

@@ -427,8 +427,11 @@ class Tracker:
 
 
 async def _wait_or_timeout(awaitable: Awaitable[object], timeout: float) -> bool:
+    # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
+    # lands as the awaited thing finishes, and the tracker would then never stop.
     try:
-        await asyncio.wait_for(awaitable, timeout)
+        async with asyncio.timeout(timeout):
+            await awaitable
     except TimeoutError:
         return False
     return True
