@@ -66,7 +66,9 @@ async def run_demo(
                     if lines is None:
                         assert command is not None
                         return await _one_command(chat, port, command, timeout)
-                    where = f"logs: {log_file} (-v shows them here)" if log_file else ""
+                    where = f"database: {settings.database_where}" + (
+                        f"; logs: {log_file} (-v shows them here)" if log_file else ""
+                    )
                     return await _interactive(chat, port, lines, sim.base_url, where, timeout)
             finally:
                 await evolink.aclose()
@@ -85,7 +87,8 @@ async def _one_command(chat: ConsoleChat, port: ConsolePort, command: str, timeo
         # Not a video request (or refused): the answer was printed; refusals are failures.
         return 2 if chat.failed else 0
     try:
-        final = await asyncio.wait_for(port.watch(job.id), timeout)
+        async with asyncio.timeout(timeout):
+            final = await port.watch(job.id)
     except TimeoutError:
         chat.say(f"✗ job {job.id} did not finish within {timeout:.0f}s")
         return 1
