@@ -33,6 +33,7 @@ from bot.infra.logs import log_to_file
 from bot.infra.simulator import Simulator, SimulatorConfig
 
 DEMO_KEY = "sk-demo-simulator"
+DEMO_MODEL = "seedance-2.0-text-to-video"  # 4–15 s
 
 
 async def run_demo(
@@ -56,6 +57,10 @@ async def run_demo(
     try:
         async with Simulator.serve(config, host="127.0.0.1", port=0) as sim:
             demo_settings = settings.model_copy(update={"public_base_url": None})
+            if "default_model" not in settings.model_fields_set:
+                # The demo's own default takes the contract's example (`--duration 10`), which
+                # the Sora model EvoLink offers (4, 8 or 12 s) does not; DEFAULT_MODEL wins.
+                demo_settings = demo_settings.model_copy(update={"default_model": DEMO_MODEL})
             evolink = EvoLinkClient(sim.base_url, DEMO_KEY)
             port = ConsolePort(out)
             try:

@@ -13,7 +13,8 @@ import pytest
 
 from bot.domain.models import fmt_credits
 from bot.infra.simulator import clip_for
-from tests.prices import DEFAULT_MODEL, LONG, LONGEST, UNIT
+from sora_bot.demo import DEMO_MODEL
+from tests.prices import DEFAULT_MODEL, LONG, LONGEST, UNIT, price_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,7 +80,9 @@ def test_demo_one_command_delivers_a_playable_mp4_and_admin_sees_it(tmp_path: Pa
         "finished_at",
     }
     assert job["status"] == "delivered" and job["prompt"] == "a cat playing piano"
-    assert job["duration"] == 10 and job["reserved_credits"] == 2.5
+    demo_price = price_of("a cat playing piano --duration 10", DEMO_MODEL)
+    assert job["duration"] == 10 and job["model"] == DEMO_MODEL
+    assert Decimal(str(job["reserved_credits"])) == demo_price
     assert job["task_id"].startswith("task-unified-")
 
     usage = json.loads(run(tmp_path, "admin", "usage", "--json").stdout)
@@ -105,7 +108,7 @@ def test_demo_one_command_delivers_a_playable_mp4_and_admin_sees_it(tmp_path: Pa
 def test_demo_refusal_exits_non_zero_with_the_reason(tmp_path: Path) -> None:
     done = run(tmp_path, "demo", "-c", "/sora a cat", USER_CREDITS_PER_PERIOD="1")
     assert done.returncode != 0
-    assert fmt_credits(UNIT) in done.stdout and "resets" in done.stdout
+    assert fmt_credits(price_of("a cat", DEMO_MODEL)) in done.stdout and "resets" in done.stdout
 
 
 def test_demo_failed_job_exits_1_and_says_why(tmp_path: Path) -> None:
