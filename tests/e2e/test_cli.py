@@ -14,7 +14,7 @@ import pytest
 from bot.domain.models import fmt_credits
 from bot.infra.simulator import clip_for
 from sora_bot.demo import DEMO_MODEL
-from tests.prices import DEFAULT_MODEL, LONG, LONGEST, UNIT, price_of
+from tests.prices import DEFAULT_MODEL, LONG, LONGEST, price_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
