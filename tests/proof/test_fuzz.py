@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 
 from adapters.slack import modal, render
 from adapters.slack.handlers import SHORTCUT_GLOBAL, SHORTCUT_MESSAGE
+from bot.domain.chat_commands import parse_chat_command
 from bot.domain.errors import InputError
 from bot.domain.grammar import parse_request
 from bot.domain.models import VideoRequest
@@ -358,6 +359,17 @@ async def test_discord_sora_option_values(
     )
     callback = await fake.wait_for(lambda r: r.path.endswith(f"{record.token}/callback"))
     assert callback.status == 200
+    if parse_chat_command(prompt).kind != "video":
+        # `prompt:credits`, `prompt:help`…: the chat sub-command is answered, no video made.
+        event("sub-command")
+        if callback.json["type"] == 5:  # deferred: wait for the answer that follows
+            await fake.wait_for(
+                lambda r: record.token in r.path and not r.path.endswith("/callback")
+            )
+        assert await _counts(rc) == before
+        await _consistent(rc, slow_sim)
+        _no_crash_logged(caplog)
+        return
     event("refused" if expected is None else "accepted")
     if expected is None:
         # The refusal is the handler's last act: once it is answered, nothing else follows.
