@@ -17,7 +17,6 @@ first line says where), or to the screen with `-v`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import sys
 from pathlib import Path
@@ -121,14 +120,15 @@ async def _interactive(
     )
     interrupted = asyncio.Event()
     loop = asyncio.get_running_loop()
-    with contextlib.suppress(NotImplementedError, RuntimeError):
+    handles_sigint = sys.platform != "win32"  # the Windows event loop has no signal handlers
+    if handles_sigint:
         loop.add_signal_handler(signal.SIGINT, interrupted.set)
     try:
         await _read_until_quit(chat, lines, interrupted)
         lines.stop()
         return await _finish_open_jobs(chat, port, interrupted, timeout)
     finally:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
+        if handles_sigint:
             loop.remove_signal_handler(signal.SIGINT)
 
 

@@ -12,6 +12,7 @@ import datetime
 import random
 import secrets
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -75,7 +76,7 @@ def billing_object(task: SimTask, status: str) -> dict[str, Any]:
     return body
 
 
-class TaskWorld:
+class TaskWorld(ABC):
     """The tasks and their rules; `Simulator` adds the HTTP side."""
 
     config: SimulatorConfig
@@ -89,14 +90,17 @@ class TaskWorld:
     _open: set[str]
     _rng: random.Random
 
+    @abstractmethod
     def _spawn(self, coro: Any) -> None:
-        raise NotImplementedError
+        """Run `coro` in the background (the server keeps and awaits its tasks)."""
 
+    @abstractmethod
     def _signal_settled(self, task_id: str) -> None:
         """Called once per task, as it is settled (the server wakes its waiters)."""
 
+    @abstractmethod
     async def _send_callback(self, task_id: str, url: str, body: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """POST the settled task to its callback URL (with the documented retries)."""
 
     # ---- state -----------------------------------------------------------------------------
 
