@@ -177,13 +177,7 @@ def _quality(spec: ModelSpec, catalog: Catalog, quality: str | None) -> str | No
     if quality is None:
         return spec.default_quality
     if not spec.qualities:
-        with_quality = [s.name for s in catalog.models if s.qualities and s.selectable]
-        raise InputError(
-            f"{spec.name} has no quality option; leave out --quality. "
-            f"Models that have one: {', '.join(with_quality)}.",
-            field="quality",
-            valid=with_quality,
-        )
+        raise _no_option(spec, catalog, "quality", "--quality", lambda m: bool(m.qualities))
     found = spec.normalize_quality(value_text(quality))
     if found is None:
         shown = quality if len(quality) <= 20 else quality[:20] + "…"
@@ -200,14 +194,23 @@ def _audio(spec: ModelSpec, catalog: Catalog, audio: bool | None) -> bool | None
     if audio is None:
         return spec.audio_default
     if not spec.audio_option:
-        with_audio = [s.name for s in catalog.models if s.audio_option and s.selectable]
-        raise InputError(
-            f"{spec.name} has no audio option; leave out --audio / --no-audio. "
-            f"Models that have one: {', '.join(with_audio)}.",
-            field="audio",
-            valid=with_audio,
+        raise _no_option(
+            spec, catalog, "audio", "--audio / --no-audio", lambda m: bool(m.audio_option)
         )
     return audio
+
+
+def _no_option(
+    spec: ModelSpec, catalog: Catalog, field: str, flags: str, has: Callable[[ModelSpec], bool]
+) -> InputError:
+    """The refusal of an option the model does not have, naming the models that have it."""
+    others = [m.name for m in catalog.models if has(m) and m.selectable]
+    return InputError(
+        f"{spec.name} has no {field} option; leave out {flags}. "
+        f"Models that have one: {', '.join(others)}.",
+        field=field,
+        valid=others,
+    )
 
 
 def _prompt(spec: ModelSpec, prompt: str) -> str:
