@@ -10,7 +10,7 @@ directory. All requests are started at once with asyncio.gather. Two budgets:
   tight   each user may afford 10 jobs and each workspace (2 × 25 users) 200: most requests
           are refused, and exactly 2 × 200 must be admitted.
 Afterwards the ledger is audited in SQL: per user and per workspace Σ holds ≤ its budget,
-one hold per admitted job and Σ holds = Σ jobs.reserved_mc; any excess is overspend.
+one hold per admitted job and Σ holds = Σ jobs.reserved_uc; any excess is overspend.
 `historyN` rows: both budgets checked (neither binds) after N earlier ledger entries in the
 period — how admission cost grows over a busy month (the sums are recomputed each time).
 With `--processes N` (default 2) the same requests are also split over N processes on the
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.children import read_stdin_line, spawn, stop, wait_for_stdin_eof
 from bot.domain.errors import BudgetError
-from bot.domain.models import Requester, Surface, VideoRequest, to_mc
+from bot.domain.models import Requester, Surface, VideoRequest, to_uc
 from bot.infra.store import Store, now_iso
 from bot.services.jobs import JobBook
 from bot.services.ledger import Ledger
@@ -61,21 +61,21 @@ async def one(book: JobBook, who: Requester) -> tuple[bool, float]:
     return admitted, time.perf_counter() - start
 
 
-async def audit(store: Store, user_limit_mc: int, team_mc: int) -> tuple[int, int, int]:
+async def audit(store: Store, user_limit_uc: int, team_uc: int) -> tuple[int, int, int]:
     """(users over budget, workspaces over budget, ledger/job mismatches)."""
     users = await store.fetchall(
-        "SELECT workspace, user, SUM(amount_mc) AS held FROM ledger WHERE kind = 'hold'"
-        " GROUP BY workspace, user"
+        "SELECT workspace, user_id, SUM(amount_uc) AS held FROM ledger WHERE kind = 'hold'"
+        " GROUP BY workspace, user_id"
     )
     teams = await store.fetchall(
-        "SELECT workspace, SUM(amount_mc) AS held FROM ledger WHERE kind = 'hold'"
+        "SELECT workspace, SUM(amount_uc) AS held FROM ledger WHERE kind = 'hold'"
         " GROUP BY workspace"
     )
-    over_users = sum(1 for r in users if int(r["held"]) > user_limit_mc)
-    over_teams = sum(1 for r in teams if team_mc and int(r["held"]) > team_mc)
-    jobs = await store.fetchone("SELECT COUNT(*) AS n, SUM(reserved_mc) AS mc FROM jobs")
+    over_users = sum(1 for r in users if int(r["held"]) > user_limit_uc)
+    over_teams = sum(1 for r in teams if team_uc and int(r["held"]) > team_uc)
+    jobs = await store.fetchone("SELECT COUNT(*) AS n, SUM(reserved_uc) AS mc FROM jobs")
     holds = await store.fetchone(
-        "SELECT COUNT(*) AS n, SUM(amount_mc) AS mc FROM ledger WHERE kind = 'hold'"
+        "SELECT COUNT(*) AS n, SUM(amount_uc) AS mc FROM ledger WHERE kind = 'hold'"
     )
     orphans = await store.fetchone(
         "SELECT COUNT(*) AS n FROM jobs j WHERE (SELECT COUNT(*) FROM ledger l"
@@ -88,7 +88,7 @@ async def audit(store: Store, user_limit_mc: int, team_mc: int) -> tuple[int, in
 
 COVERING = (
     "CREATE INDEX ledger_team_sums ON ledger"
-    "(platform, workspace, period_start, user, kind, amount_mc, settles_mc)"
+    "(platform, workspace, period_start, user_id, kind, amount_uc, settles_uc)"
 )
 
 
@@ -110,7 +110,7 @@ async def add_history(store: Store, book: JobBook, entries: int) -> None:
     ]
     async with store.transaction() as tx:
         await tx.executemany(
-            "INSERT INTO ledger (at, period_start, platform, workspace, user, kind, amount_mc)"
+            "INSERT INTO ledger (at, period_start, platform, workspace, user_id, kind, amount_uc)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
@@ -171,7 +171,7 @@ async def scenario(name: str, requests: int, users: int) -> str:
             results = await asyncio.gather(*(one(book, people[n % users]) for n in range(requests)))
             elapsed = time.perf_counter() - started
             over_users, over_teams, mismatches = await audit(
-                store, to_mc(user_limit), to_mc(team_budget)
+                store, to_uc(user_limit), to_uc(team_budget)
             )
         finally:
             await store.close()
@@ -234,7 +234,7 @@ async def multi(name: str, requests: int, users: int, processes: int) -> str:
         store = await Store.open(db)
         try:
             over_users, over_teams, mismatches = await audit(
-                store, to_mc(user_limit), to_mc(team_budget)
+                store, to_uc(user_limit), to_uc(team_budget)
             )
         finally:
             await store.close()

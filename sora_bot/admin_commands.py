@@ -259,7 +259,7 @@ async def run_admin(settings: Settings, args: argparse.Namespace) -> int:
                     "actor": r["actor"],
                     "action": r["action"],
                     "target": r["target"],
-                    "amount": amount(None if r["amount_mc"] is None else int(str(r["amount_mc"]))),
+                    "amount": amount(None if r["amount_uc"] is None else int(str(r["amount_uc"]))),
                     "reason": r["reason"] or "",
                 }
                 for r in await service.audit_log()
@@ -329,9 +329,9 @@ def job_json(job: Job) -> dict[str, Any]:
         "aspect_ratio": job.request.aspect_ratio,
         "prompt": job.request.prompt,
         "task_id": job.task_id,
-        "reserved_credits": amount(job.reserved_mc),
-        "held_credits": amount(0 if job.status.terminal else job.reserved_mc),
-        "charged_credits": amount(job.charged_mc),
+        "reserved_credits": amount(job.reserved_uc),
+        "held_credits": amount(0 if job.status.terminal else job.reserved_uc),
+        "charged_credits": amount(job.charged_uc),
         "error": job.error,
         "created_at": job.created_at.isoformat(),
         "finished_at": None if job.finished_at is None else job.finished_at.isoformat(),

@@ -15,12 +15,12 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from bot.domain.models import fmt_credits, from_mc
+from bot.domain.models import fmt_credits, from_uc
 
 
-def amount(mc: int | None) -> Decimal | None:
+def amount(uc: int | None) -> Decimal | None:
     """Milli-credits (the store's unit) → the exact credits to print; None stays None."""
-    return None if mc is None else from_mc(mc)
+    return None if uc is None else from_uc(uc)
 
 
 def dumps(value: Any, *, indent: int | None = 2) -> str:

@@ -16,7 +16,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
-from bot.domain.models import credits_json, fmt_credits, to_mc
+from bot.domain.models import credits_json, fmt_credits, to_uc
 from bot.infra.config import Settings
 
 if TYPE_CHECKING:
@@ -54,11 +54,11 @@ async def run_reconcile(settings: Settings, args: argparse.Namespace) -> int:
 
 def _matches(report: Reconciliation) -> bool:
     difference = report.difference
-    return difference is not None and to_mc(difference) == 0 and not report.tasks
+    return difference is not None and to_uc(difference) == 0 and not report.tasks
 
 
 def _num(value: Any) -> float | int | None:
-    return None if value is None else credits_json(to_mc(value))
+    return None if value is None else credits_json(to_uc(value))
 
 
 def report_json(report: Reconciliation, matches: bool) -> dict[str, Any]:

@@ -180,9 +180,9 @@ class SlackPort:
     async def on_job_delivered(self, job: Job, video: DeliveredVideo, balance: Balance) -> None:
         async with self._lock(job.id):
             current = await self._ensure_locked(job)
-            charged = current.charged_mc if current.charged_mc is not None else current.reserved_mc
+            charged = current.charged_uc if current.charged_uc is not None else current.reserved_uc
             shown = current.model_copy(
-                update={"status": JobStatus.DELIVERED, "progress": 100, "charged_mc": charged}
+                update={"status": JobStatus.DELIVERED, "progress": 100, "charged_uc": charged}
             )
             await self._update(shown)
             await self._deliver(shown, video, balance)

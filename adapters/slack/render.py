@@ -86,11 +86,11 @@ def request_line_of(req: VideoRequest) -> str:
 
 
 def credits_line(job: Job) -> str:
-    if job.charged_mc is not None:
-        return f"{fmt_credits(job.charged_mc)} credits charged"
+    if job.charged_uc is not None:
+        return f"{fmt_credits(job.charged_uc)} credits charged"
     if job.status.terminal:
         return "no credits charged"
-    return f"{fmt_credits(job.reserved_mc)} credits held"
+    return f"{fmt_credits(job.reserved_uc)} credits held"
 
 
 def progress_bar(percent: int, width: int = 20) -> str:
@@ -175,7 +175,7 @@ CANCELLED_WORDS = "was cancelled"
 def failed_message(job: Job, reason: str, balance: Balance) -> str:
     return (
         f"<@{job.requester.user}> the video {FAILED_WORDS} (job `{job.id}`): {esc(reason)}\n"
-        f"Your {fmt_credits(job.reserved_mc)} held credits were returned; {left_line(balance)}."
+        f"Your {fmt_credits(job.reserved_uc)} held credits were returned; {left_line(balance)}."
     )
 
 

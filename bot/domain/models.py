@@ -1,8 +1,9 @@
 """Domain types shared by the core and every adapter.
 
 Invariants:
-- Credits are `Decimal` in the core and integer milli-credits (`mc`) in the store; the two are
-  converted only by `to_mc` / `from_mc`, which are exact for up to three decimals. No floats.
+- Credits are `Decimal` in the core and integers of EvoLink's own base unit, the uc
+  (1 credit = 10,000 uc: the price list's money objects and its rounding are in uc), in the store;
+  the two are converted only by `to_uc` / `from_uc`, exact for up to four decimals. No floats.
 - A `VideoRequest` is always valid for its model: it is only built by
   `bot.domain.requests.validate_request` (text reaches it through
   `bot.domain.grammar.parse_request`),
@@ -23,32 +24,32 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.domain.progress import ShownProgress, shown_progress
 
-MC_PER_CREDIT = 1000
+UC_PER_CREDIT = 10_000
 
 
-def to_mc(credits: Decimal | int | str) -> int:
-    """Credits → integer milli-credits (rounded half up at the third decimal)."""
+def to_uc(credits: Decimal | int | str) -> int:
+    """Credits → integer uc, 1/10,000 credit (rounded half up at the fourth decimal)."""
     value = Decimal(str(credits)) if not isinstance(credits, Decimal) else credits
-    return int((value * MC_PER_CREDIT).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return int((value * UC_PER_CREDIT).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def from_mc(mc: int) -> Decimal:
-    """Integer milli-credits → credits, normalised (``23040`` → ``Decimal("23.04")``)."""
-    value = Decimal(mc) / MC_PER_CREDIT
+def from_uc(uc: int) -> Decimal:
+    """Integer uc (1/10,000 credit) → credits, normalised (``230400`` → ``Decimal("23.04")``)."""
+    value = Decimal(uc) / UC_PER_CREDIT
     normal = value.normalize()
     # normalize() turns 300 into 3E+2; keep plain notation.
     return normal.quantize(Decimal(1)) if normal == normal.to_integral() else normal
 
 
-def credits_json(mc: int) -> float | int:
-    """Milli-credits as a JSON number (int when whole). Only for output; never for arithmetic."""
-    value = from_mc(mc)
+def credits_json(uc: int) -> float | int:
+    """uc as a JSON number of credits (int when whole). Only for output; never for arithmetic."""
+    value = from_uc(uc)
     return int(value) if value == value.to_integral() else float(value)
 
 
 def fmt_credits(value: Decimal | int) -> str:
     """Human form: ``23.04``, ``300``."""
-    dec = from_mc(value) if isinstance(value, int) else value
+    dec = from_uc(value) if isinstance(value, int) else value
     text = f"{dec:f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
 
@@ -128,8 +129,8 @@ class Job(BaseModel):
     status: JobStatus
     progress: int = 0
     task_id: str | None = None
-    reserved_mc: int = 0
-    charged_mc: int | None = None
+    reserved_uc: int = 0
+    charged_uc: int | None = None
     error_code: str | None = None
     error: str | None = None
     estimated_seconds: int | None = None
@@ -180,21 +181,21 @@ class Job(BaseModel):
 
     @property
     def reserved(self) -> Decimal:
-        return from_mc(self.reserved_mc)
+        return from_uc(self.reserved_uc)
 
     @property
     def charged(self) -> Decimal | None:
-        return None if self.charged_mc is None else from_mc(self.charged_mc)
+        return None if self.charged_uc is None else from_uc(self.charged_uc)
 
     @property
-    def charge_mc(self) -> int:
+    def charge_uc(self) -> int:
         """What the job costs its requester: EvoLink's billed charge once it reported one,
         else the quote that was held. The one statement of this rule (bot/services/ledger.py)."""
-        return self.reserved_mc if self.charged_mc is None else self.charged_mc
+        return self.reserved_uc if self.charged_uc is None else self.charged_uc
 
     @property
     def charge(self) -> Decimal:
-        return from_mc(self.charge_mc)
+        return from_uc(self.charge_uc)
 
 
 class Balance(BaseModel):

@@ -18,9 +18,10 @@ Invariants:
 - A model is orderable only when it is in the catalog, can be ordered directly, and the price
   list offers it (present, lifecycle active, pricing_status available, published rules); any
   other is refused with an `InputError` naming the models that are.
-- A quote is the rules' exact price. The ledger counts milli-credits; a price with a fourth
-  decimal (some 1080p Kling prices) is held rounded up to the next milli-credit, never down,
-  and `Price.exact` keeps the rules' own figure.
+- A quote is the rules' exact price. The rules price in whole uc (1 credit = 10,000 uc) and the
+  ledger counts uc too, so what is held is exactly the rules' figure (a 1080p Kling price of
+  21.6108 credits is held as 21.6108, and EvoLink's bill of it settles to zero difference);
+  `held_credits` only guards a figure finer than a uc, rounding it up, never down.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from decimal import ROUND_CEILING, Decimal
 
 from bot.domain.catalog import Catalog, ModelSpec
 from bot.domain.errors import InputError
-from bot.domain.models import MC_PER_CREDIT, VideoRequest, from_mc
+from bot.domain.models import UC_PER_CREDIT, VideoRequest, from_uc
 from bot.domain.pricing import ModelPricing, PriceList, PricingError
 
 DURATION_VARIABLES = ("duration", "duration_seconds", "output_seconds")
@@ -43,7 +44,7 @@ class Price:
     """The price of one request, from one price list."""
 
     model: str
-    credits: Decimal  # what is held: the exact price, at most 3 decimals (rounded up)
+    credits: Decimal  # what is held: the exact price in whole uc (4 decimals)
     exact: Decimal  # the rules' own figure (up to 4 decimals)
     pricing_version: str
     settlement_basis: str
@@ -54,8 +55,8 @@ class Price:
 
 
 def held_credits(exact: Decimal) -> Decimal:
-    """The milli-credit amount held for an exact price: rounded up, never down."""
-    return from_mc(int((exact * MC_PER_CREDIT).to_integral_value(rounding=ROUND_CEILING)))
+    """The uc amount held for an exact price: rounded up, never down."""
+    return from_uc(int((exact * UC_PER_CREDIT).to_integral_value(rounding=ROUND_CEILING)))
 
 
 def _pricing(prices: PriceList, name: str) -> ModelPricing | None:

@@ -44,8 +44,8 @@ class Alert(BaseModel):
     text: str
 
 
-def _percent(spent_mc: int, budget_mc: int) -> Decimal:
-    return Decimal(spent_mc * 100) / Decimal(budget_mc) if budget_mc > 0 else Decimal(0)
+def _percent(spent_uc: int, budget_uc: int) -> Decimal:
+    return Decimal(spent_uc * 100) / Decimal(budget_uc) if budget_uc > 0 else Decimal(0)
 
 
 async def crossed_thresholds(
@@ -58,8 +58,8 @@ async def crossed_thresholds(
     """Alerts newly due after the user's spend changed (each claimed once per period)."""
     alerts: list[Alert] = []
     if team is not None:
-        spent = team.used_mc + team.held_mc
-        share = _percent(spent, team.limit_mc)
+        spent = team.used_uc + team.held_uc
+        share = _percent(spent, team.limit_uc)
         for threshold in TEAM_THRESHOLDS:
             if share >= threshold and await claim_alert(
                 tx, who, "", period_key, "team_budget", threshold
@@ -73,13 +73,13 @@ async def crossed_thresholds(
                         threshold=threshold,
                         text=(
                             f"The team has used {share:.0f}% of its budget this period: "
-                            f"{fmt_credits(spent)} of {fmt_credits(team.limit_mc)} credits "
+                            f"{fmt_credits(spent)} of {fmt_credits(team.limit_uc)} credits "
                             "(captured + held)."
                         ),
                     )
                 )
-    allowance = user.limit_mc + user.granted_mc
-    spent = user.used_mc + user.held_mc
+    allowance = user.limit_uc + user.granted_uc
+    spent = user.used_uc + user.held_uc
     share = _percent(spent, allowance)
     for threshold in USER_THRESHOLDS:
         if share >= threshold and await claim_alert(

@@ -21,7 +21,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel
 
-from bot.domain.models import Requester, Surface, VideoRequest, from_mc
+from bot.domain.models import Requester, Surface, VideoRequest, from_uc
 from bot.infra.store import Row, Tx
 from bot.infra.store import approval_rows as sql
 from bot.infra.store.job_rows import requester_of_row
@@ -53,7 +53,7 @@ def row_to_approval(row: Row) -> Approval:
         requester=requester_of_row(row),
         request=VideoRequest.model_validate_json(row["request_json"]),
         surface=Surface.model_validate_json(row["surface_json"]),
-        price=from_mc(int(row["price_mc"])),
+        price=from_uc(int(row["price_uc"])),
         status=row["status"],
         created_at=dt.datetime.fromisoformat(row["created_at"]),
         expires_at=dt.datetime.fromisoformat(row["expires_at"]),
@@ -88,11 +88,11 @@ async def insert(
     who: Requester,
     request: VideoRequest,
     surface: Surface,
-    price_mc: int,
+    price_uc: int,
     ttl: dt.timedelta,
 ) -> str:
     approval_id = new_approval_id()
-    await sql.insert(tx, approval_id, who, request, surface, price_mc, ttl)
+    await sql.insert(tx, approval_id, who, request, surface, price_uc, ttl)
     return approval_id
 
 

@@ -41,7 +41,7 @@ from bot.domain.models import (
     Surface,
     VideoRequest,
     fmt_credits,
-    to_mc,
+    to_uc,
 )
 from bot.infra.store import Store, Tx, now_iso
 from bot.infra.store import job_rows as sql
@@ -163,12 +163,12 @@ class JobBook:
             who,
             request,
             surface,
-            to_mc(quote),
+            to_uc(quote),
             period.key,
             parent_job_id,
             pricing_version,
         )
-        await self.ledger.hold_in(tx, who, job_id, to_mc(quote), period, force=force)
+        await self.ledger.hold_in(tx, who, job_id, to_uc(quote), period, force=force)
         return job_id
 
     # -- the queue ---------------------------------------------------------------------------
@@ -225,7 +225,7 @@ class JobBook:
                 D,
                 progress=100,
                 result_url=result_url,
-                charged_mc=None if charge is None else to_mc(charge),
+                charged_uc=None if charge is None else to_uc(charge),
                 completed_at=now_iso(),
             )
 
@@ -247,13 +247,13 @@ class JobBook:
                 tx,
                 job_id,
                 JobStatus.DELIVERED,
-                charged_mc=job.charge_mc,
+                charged_uc=job.charge_uc,
                 finished_at=now_iso(),
             )
             if moved:
-                await self.ledger.settle_in(tx, job_id, charge_mc=job.charge_mc)
+                await self.ledger.settle_in(tx, job_id, charge_uc=job.charge_uc)
         if moved:
-            self._note_charge(job, job.charge_mc)
+            self._note_charge(job, job.charge_uc)
         return moved
 
     async def finish_failed(
@@ -261,7 +261,7 @@ class JobBook:
     ) -> bool:
         """→ failed. `kept` is what EvoLink reports it kept for the failed task: captured
         (the rest of the hold released by the same settlement); None or 0 releases it all."""
-        kept_mc = None if kept is None or to_mc(kept) <= 0 else to_mc(kept)
+        kept_uc = None if kept is None or to_uc(kept) <= 0 else to_uc(kept)
         async with self.store.transaction() as tx:
             job = await sql.get(tx, job_id)
             moved = await self._move(
@@ -270,13 +270,13 @@ class JobBook:
                 JobStatus.FAILED,
                 error_code=code,
                 error=reason,
-                charged_mc=kept_mc,
+                charged_uc=kept_uc,
                 finished_at=now_iso(),
             )
             if moved:
-                await self.ledger.settle_in(tx, job_id, charge_mc=kept_mc)
-        if moved and job is not None and kept_mc is not None:
-            self._note_charge(job, kept_mc)
+                await self.ledger.settle_in(tx, job_id, charge_uc=kept_uc)
+        if moved and job is not None and kept_uc is not None:
+            self._note_charge(job, kept_uc)
         return moved
 
     async def finish_cancelled(self, job_id: str, actor: str) -> Job:
@@ -294,7 +294,7 @@ class JobBook:
                     finished_at=now_iso(),
                 )
             if moved:
-                await self.ledger.settle_in(tx, job_id, charge_mc=None, actor=actor)
+                await self.ledger.settle_in(tx, job_id, charge_uc=None, actor=actor)
         job = await self.job(job_id)
         if not moved:
             if job.status == JobStatus.CANCELLED:
@@ -302,13 +302,13 @@ class JobBook:
             raise JobStateError(_cannot_cancel(job))
         return job
 
-    def _note_charge(self, job: Job, charge_mc: int) -> None:
-        if self.ledger.charge_differs(job.reserved_mc, charge_mc):
+    def _note_charge(self, job: Job, charge_uc: int) -> None:
+        if self.ledger.charge_differs(job.reserved_uc, charge_uc):
             log.warning(
                 "job %s: EvoLink charged %s credits, %s were held",
                 job.id,
-                fmt_credits(charge_mc),
-                fmt_credits(job.reserved_mc),
+                fmt_credits(charge_uc),
+                fmt_credits(job.reserved_uc),
             )
 
     async def save_surface(self, job_id: str, surface: Surface) -> None:

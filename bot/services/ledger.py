@@ -1,6 +1,7 @@
 """The money owner: every credit figure, every ledger entry and the arithmetic between them.
 
-Entries (table `ledger`, amounts in integer milli-credits; SQL in bot/infra/store/ledger_rows.py):
+Entries (table `ledger`, amounts in integer uc, 1/10,000 credit; SQL in
+bot/infra/store/ledger_rows.py):
     hold     on accepting a job: the quote                (amount = quote)
     capture  on delivery: what EvoLink billed             (amount = charge, settles = the hold)
              (also a failed task EvoLink kept a charge for: amount = what it kept)
@@ -31,31 +32,31 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from bot.domain.errors import BudgetError
-from bot.domain.models import Balance, Job, Requester, fmt_credits, from_mc, to_mc
+from bot.domain.models import Balance, Job, Requester, fmt_credits, from_uc, to_uc
 from bot.domain.periods import Period, period_containing, period_for
 from bot.infra.store import Store, Tx
 from bot.infra.store import job_rows as jobs_sql
 from bot.infra.store import ledger_rows as sql
 
 TEAM = sql.TEAM
-#: A charge "differs" from its hold beyond max(10 mc = 0.01 credits, 0.5 % of the hold).
-MISMATCH_TOLERANCE_MC = 10
+#: A charge "differs" from its hold beyond max(100 uc = 0.01 credits, 0.5 % of the hold).
+MISMATCH_TOLERANCE_UC = 100
 MISMATCH_PER_MILLE = 5
 
 
 @dataclass(frozen=True)
 class Figures:
-    """Sums for one user (or one workspace) in one period, in milli-credits."""
+    """Sums for one user (or one workspace) in one period, in uc (1/10,000 credit)."""
 
-    limit_mc: int
-    granted_mc: int
-    used_mc: int
-    held_mc: int
+    limit_uc: int
+    granted_uc: int
+    used_uc: int
+    held_uc: int
     jobs: int = 0
 
     @property
-    def available_mc(self) -> int:
-        return self.limit_mc + self.granted_mc - self.used_mc - self.held_mc
+    def available_uc(self) -> int:
+        return self.limit_uc + self.granted_uc - self.used_uc - self.held_uc
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,8 @@ class Ledger:
         now: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self.store = store
-        self.default_limit_mc = to_mc(default_limit)
-        self.default_team_mc = to_mc(default_team_budget)
+        self.default_limit_uc = to_uc(default_limit)
+        self.default_team_uc = to_uc(default_team_budget)
         self.period_kind = period_kind
         self.timezone = timezone
         self._now = now or (lambda: dt.datetime.now(dt.UTC))
@@ -131,21 +132,21 @@ class Ledger:
     async def limit_mc_in(self, tx: Tx, who: Requester) -> int:
         """The user's allowance per period: their own override, else the highest allowance of
         their roles (Discord), else the default."""
-        own = await sql.own_limit_mc(tx, who.platform, who.workspace, who.user)
+        own = await sql.own_limit_uc(tx, who.platform, who.workspace, who.user)
         if own is not None:
             return own
-        best = await sql.best_role_limit_mc(tx, who.platform, who.workspace, who.roles)
-        return self.default_limit_mc if best is None else best
+        best = await sql.best_role_limit_uc(tx, who.platform, who.workspace, who.roles)
+        return self.default_limit_uc if best is None else best
 
     async def team_budget_mc_in(self, tx: Tx, platform: str, workspace: str) -> int:
         """The workspace's budget per period; 0 means no team cap."""
-        own = await sql.own_limit_mc(tx, platform, workspace, TEAM)
-        return self.default_team_mc if own is None else own
+        own = await sql.own_limit_uc(tx, platform, workspace, TEAM)
+        return self.default_team_uc if own is None else own
 
     async def figures_in(self, tx: Tx, who: Requester, period: Period) -> Figures:
         sums = await sql.user_sums(tx, who, period.key)
         limit = await self.limit_mc_in(tx, who)
-        return Figures(limit, sums.granted_mc, sums.used_mc, sums.held_mc, sums.jobs)
+        return Figures(limit, sums.granted_uc, sums.used_uc, sums.held_uc, sums.jobs)
 
     async def team_figures_in(
         self, tx: Tx, platform: str, workspace: str, period: Period
@@ -155,26 +156,26 @@ class Ledger:
         if budget <= 0:
             return None
         sums = await sql.team_sums(tx, platform, workspace, period.key)
-        return Figures(budget, 0, sums.used_mc, sums.held_mc, sums.jobs)
+        return Figures(budget, 0, sums.used_uc, sums.held_uc, sums.jobs)
 
     async def balance(self, who: Requester, *, period: Period | None = None) -> Balance:
         period = period or self.current_period()
         async with self.store.reading() as tx:
             mine = await self.figures_in(tx, who, period)
             team = await self.team_figures_in(tx, who.platform, who.workspace, period)
-            queued_mc = await jobs_sql.queued_reserved_mc(tx, who)
+            queued_uc = await jobs_sql.queued_reserved_uc(tx, who)
         return Balance(
             requester=who,
             period_start=period.start,
             resets_at=period.resets_at,
-            limit=from_mc(mine.limit_mc),
-            granted=from_mc(mine.granted_mc),
-            used=from_mc(mine.used_mc),
-            held=from_mc(mine.held_mc),
-            queued=from_mc(queued_mc),
-            team_budget=None if team is None else from_mc(team.limit_mc),
-            team_used=None if team is None else from_mc(team.used_mc),
-            team_held=None if team is None else from_mc(team.held_mc),
+            limit=from_uc(mine.limit_uc),
+            granted=from_uc(mine.granted_uc),
+            used=from_uc(mine.used_uc),
+            held=from_uc(mine.held_uc),
+            queued=from_uc(queued_uc),
+            team_budget=None if team is None else from_uc(team.limit_uc),
+            team_used=None if team is None else from_uc(team.used_uc),
+            team_held=None if team is None else from_uc(team.held_uc),
         )
 
     async def balance_once_captured(self, job: Job) -> Balance:
@@ -201,7 +202,7 @@ class Ledger:
         async with self.store.reading() as tx:
             statuses = await jobs_sql.period_status_counts(tx, period.key, platform, workspace)
             for who, sums in await sql.sums_by_user(tx, period.key, platform, workspace):
-                limit_mc = await self.limit_mc_in(tx, who)
+                limit_uc = await self.limit_mc_in(tx, who)
                 failed = statuses.get(((who.platform, who.workspace, who.user), "failed"), 0)
                 result.append(
                     UsageRow(
@@ -209,10 +210,10 @@ class Ledger:
                         workspace=who.workspace,
                         user=who.user,
                         period_start=period.start,
-                        limit=from_mc(limit_mc),
-                        granted=from_mc(sums.granted_mc),
-                        used=from_mc(sums.used_mc),
-                        reserved=from_mc(sums.held_mc),
+                        limit=from_uc(limit_uc),
+                        granted=from_uc(sums.granted_uc),
+                        used=from_uc(sums.used_uc),
+                        reserved=from_uc(sums.held_uc),
                         jobs=sums.jobs,
                         failed=failed,
                     )
@@ -225,7 +226,7 @@ class Ledger:
         async with self.store.reading() as tx:
             return await sql.captures_by_user(tx, period.key, platform, workspace)
 
-    async def team_budgets_mc(
+    async def team_budgets_uc(
         self, workspaces: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], int]:
         async with self.store.reading() as tx:
@@ -234,20 +235,20 @@ class Ledger:
     async def totals(self) -> CreditTotals:
         async with self.store.reading() as tx:
             held, captured, p_held, p_captured = await sql.totals(tx, self.current_period().key)
-        return CreditTotals(from_mc(held), from_mc(captured), from_mc(p_held), from_mc(p_captured))
+        return CreditTotals(from_uc(held), from_uc(captured), from_uc(p_held), from_uc(p_captured))
 
     @staticmethod
-    def charge_differs(hold_mc: int, charge_mc: int) -> bool:
+    def charge_differs(hold_uc: int, charge_uc: int) -> bool:
         """The tolerance rule (the SQL of `charge_mismatches` states the same numbers)."""
-        limit = max(MISMATCH_TOLERANCE_MC * 1000, hold_mc * MISMATCH_PER_MILLE)
-        return abs(charge_mc - hold_mc) * 1000 > limit
+        limit = max(MISMATCH_TOLERANCE_UC * 1000, hold_uc * MISMATCH_PER_MILLE)
+        return abs(charge_uc - hold_uc) * 1000 > limit
 
     async def charge_mismatches(self) -> ChargeMismatches:
         async with self.store.reading() as tx:
-            over, over_mc, under, under_mc = await sql.charge_mismatches(
-                tx, MISMATCH_TOLERANCE_MC, MISMATCH_PER_MILLE
+            over, over_uc, under, under_uc = await sql.charge_mismatches(
+                tx, MISMATCH_TOLERANCE_UC, MISMATCH_PER_MILLE
             )
-        return ChargeMismatches(over, from_mc(over_mc), under, from_mc(under_mc))
+        return ChargeMismatches(over, from_uc(over_uc), under, from_uc(under_uc))
 
     async def captures_between(self, since: str, until: str) -> list[sql.CaptureRow]:
         """Captures written in (since, until] (ISO UTC), for `sora-bot admin reconcile`."""
@@ -260,32 +261,32 @@ class Ledger:
         """The budget check alone, without holding (so a refusal costs no EvoLink call);
         `hold_in` repeats it atomically."""
         async with self.store.reading() as tx:
-            await self._check_room(tx, who, to_mc(quote), self.current_period())
+            await self._check_room(tx, who, to_uc(quote), self.current_period())
 
     async def hold_in(
-        self, tx: Tx, who: Requester, job_id: str, quote_mc: int, period: Period, *, force: bool
+        self, tx: Tx, who: Requester, job_id: str, quote_uc: int, period: Period, *, force: bool
     ) -> None:
         """Write the job's hold if the quote fits the user's and the team's room; else
         BudgetError. The job row must already be inserted in the same transaction. `force`
         (an admin approved this very job) writes the hold without checking."""
         if not force:
-            await self._check_room(tx, who, quote_mc, period)
-        await sql.write_hold(tx, who, job_id, quote_mc, period.key)
+            await self._check_room(tx, who, quote_uc, period)
+        await sql.write_hold(tx, who, job_id, quote_uc, period.key)
 
     async def settle_in(
-        self, tx: Tx, job_id: str, *, charge_mc: int | None, actor: str | None = None
+        self, tx: Tx, job_id: str, *, charge_uc: int | None, actor: str | None = None
     ) -> bool:
-        """Settle the job's hold once: capture `charge_mc`, or release when it is None.
+        """Settle the job's hold once: capture `charge_uc`, or release when it is None.
         False when the hold was already settled (or there is none) — nothing written."""
-        return await sql.write_settlement(tx, job_id, charge_mc, actor)
+        return await sql.write_settlement(tx, job_id, charge_uc, actor)
 
-    async def _check_room(self, tx: Tx, who: Requester, quote_mc: int, period: Period) -> None:
+    async def _check_room(self, tx: Tx, who: Requester, quote_uc: int, period: Period) -> None:
         mine = await self.figures_in(tx, who, period)
-        if quote_mc > mine.available_mc:
-            raise _refusal("user", quote_mc, mine.available_mc, period)
+        if quote_uc > mine.available_uc:
+            raise _refusal("user", quote_uc, mine.available_uc, period)
         team = await self.team_figures_in(tx, who.platform, who.workspace, period)
-        if team is not None and quote_mc > team.available_mc:
-            raise _refusal("team", quote_mc, team.available_mc, period)
+        if team is not None and quote_uc > team.available_uc:
+            raise _refusal("team", quote_uc, team.available_uc, period)
 
     # -- admin changes (each with its audit row) ------------------------------------------------
 
@@ -294,17 +295,17 @@ class Ledger:
     ) -> None:
         async with self.store.transaction() as tx:
             await sql.write_limit(
-                tx, target.platform, target.workspace, target.user, to_mc(amount), actor
+                tx, target.platform, target.workspace, target.user, to_uc(amount), actor
             )
-            await sql.write_audit(tx, actor, "set-limit", target.key, to_mc(amount), reason)
+            await sql.write_audit(tx, actor, "set-limit", target.key, to_uc(amount), reason)
 
     async def set_team_budget(
         self, actor: str, platform: str, workspace: str, amount: Decimal, reason: str = ""
     ) -> None:
         async with self.store.transaction() as tx:
-            await sql.write_limit(tx, platform, workspace, TEAM, to_mc(amount), actor)
+            await sql.write_limit(tx, platform, workspace, TEAM, to_uc(amount), actor)
             await sql.write_audit(
-                tx, actor, "set-team-budget", f"{platform}:{workspace}", to_mc(amount), reason
+                tx, actor, "set-team-budget", f"{platform}:{workspace}", to_uc(amount), reason
             )
 
     async def set_role_limit(
@@ -317,26 +318,26 @@ class Ledger:
         reason: str = "",
     ) -> None:
         async with self.store.transaction() as tx:
-            await sql.write_role_limit(tx, platform, workspace, role, to_mc(amount), actor)
+            await sql.write_role_limit(tx, platform, workspace, role, to_uc(amount), actor)
             target = f"{platform}:{workspace}:role:{role}"
-            await sql.write_audit(tx, actor, "set-role-limit", target, to_mc(amount), reason)
+            await sql.write_audit(tx, actor, "set-role-limit", target, to_uc(amount), reason)
 
     async def grant(self, actor: str, target: Requester, amount: Decimal, reason: str) -> None:
         async with self.store.transaction() as tx:
-            await self.grant_in(tx, actor, target, to_mc(amount), reason, action="grant")
+            await self.grant_in(tx, actor, target, to_uc(amount), reason, action="grant")
 
     async def grant_in(
-        self, tx: Tx, actor: str, target: Requester, amount_mc: int, reason: str, *, action: str
+        self, tx: Tx, actor: str, target: Requester, amount_uc: int, reason: str, *, action: str
     ) -> None:
         """A grant for the current period and its audit row (`action`), in the caller's tx."""
         period = self.current_period()
-        await sql.write_grant(tx, target, amount_mc, period.key, actor, reason)
-        await sql.write_audit(tx, actor, action, target.key, amount_mc, reason)
+        await sql.write_grant(tx, target, amount_uc, period.key, actor, reason)
+        await sql.write_audit(tx, actor, action, target.key, amount_uc, reason)
 
     async def audit_in(
-        self, tx: Tx, actor: str, action: str, target: str, amount_mc: int | None, reason: str
+        self, tx: Tx, actor: str, action: str, target: str, amount_uc: int | None, reason: str
     ) -> None:
-        await sql.write_audit(tx, actor, action, target, amount_mc, reason)
+        await sql.write_audit(tx, actor, action, target, amount_uc, reason)
 
     async def audit_log(self) -> list[dict[str, object]]:
         async with self.store.reading() as tx:
@@ -349,18 +350,18 @@ class Ledger:
             return await sql.has_history(tx, platform, workspace, user)
 
 
-def _refusal(scope: str, quote_mc: int, available_mc: int, period: Period) -> BudgetError:
-    left = max(available_mc, 0)
+def _refusal(scope: str, quote_uc: int, available_uc: int, period: Period) -> BudgetError:
+    left = max(available_uc, 0)
     whose = "You have" if scope == "user" else "Your team has"
     resets = period.resets_at.strftime("%Y-%m-%d %H:%M UTC")
     message = (
-        f"This video costs {fmt_credits(quote_mc)} credits. {whose} {fmt_credits(left)} credits "
+        f"This video costs {fmt_credits(quote_uc)} credits. {whose} {fmt_credits(left)} credits "
         f"left this period; the budget resets on {resets}."
     )
     return BudgetError(
         message,
         scope=scope,
-        price=from_mc(quote_mc),
-        available=from_mc(available_mc),
+        price=from_uc(quote_uc),
+        available=from_uc(available_uc),
         resets_at=period.resets_at,
     )

@@ -7,7 +7,7 @@
 Invariants:
 - Jobs and credits are read from the store at scrape time (never mirrored in memory), so the
   numbers equal what `sora-bot admin` reports and survive restarts. Credits are computed in
-  integer milli-credits and only converted to decimal text at the end (no float arithmetic).
+  integer uc (1/10,000 credit) and only converted to decimal text at the end (no float arithmetic).
 - EvoLink and tracker counters are the clients' own `stats` Counters: monotonic for the life of
   the process (each HTTP attempt counts, retries included), as Prometheus counters must be.
 - The acknowledgement histogram lives in memory per process; its buckets bracket the 3 s

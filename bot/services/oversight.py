@@ -18,7 +18,7 @@ import time
 from decimal import Decimal
 
 from bot.domain.errors import AccountBalanceError, ApprovalNotFound, JobStateError
-from bot.domain.models import Job, JobStatus, Requester, Surface, VideoRequest, to_mc
+from bot.domain.models import Job, JobStatus, Requester, Surface, VideoRequest, to_uc
 from bot.infra.store import approval_rows
 from bot.services import approvals
 from bot.services.alerts import (
@@ -116,7 +116,7 @@ class Oversight:
     ) -> Approval:
         async with self.book.store.transaction() as tx:
             approval_id = await approvals.insert(
-                tx, who, request, surface, to_mc(quote), self.approval_ttl
+                tx, who, request, surface, to_uc(quote), self.approval_ttl
             )
         approval = await self.get(approval_id)
         port = self.admin_port(who.platform)
@@ -148,12 +148,12 @@ class Oversight:
         async with self.book.store.transaction() as tx:
             won = await approvals.decide(tx, approval_id, verdict, actor)
             if won and approve:
-                price_mc = to_mc(approval.price)
+                price_uc = to_uc(approval.price)
                 await self.book.ledger.grant_in(
                     tx,
                     actor,
                     approval.requester,
-                    price_mc,
+                    price_uc,
                     f"approved request {approval_id}{why}",
                     action="approve",
                 )
@@ -172,7 +172,7 @@ class Oversight:
                     actor,
                     "deny",
                     approval.requester.key,
-                    to_mc(approval.price),
+                    to_uc(approval.price),
                     f"denied request {approval_id}{why}",
                 )
         decided = await self.get(approval_id)

@@ -14,7 +14,7 @@ Two comparisons, over one budget period:
   `GET /v1/tasks/{id}` reports now, where it reports a charge.
 
 Invariants: reconciling never writes a ledger entry or a job row (it only reads them, and adds
-an account sample); money is exact (milli-credits / Decimal); an unreadable task or an account
+an account sample); money is exact (integer uc / Decimal); an unreadable task or an account
 EvoLink cannot be reached is reported, never raised. The sampler's alert — the account's spend
 ahead of the ledger's beyond `AHEAD_ALERT` plus what open jobs may explain — goes to the admins
 at most once a day (bot/services/oversight.py).
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from bot.domain.errors import ProviderError
-from bot.domain.models import Job, JobStatus, fmt_credits, from_mc, to_mc
+from bot.domain.models import Job, JobStatus, fmt_credits, from_uc, to_uc
 from bot.domain.periods import Period
 from bot.infra.evolink import EvoLinkClient
 from bot.infra.store import account_rows
@@ -168,8 +168,8 @@ class Reconciler:
         async with self.book.store.transaction() as tx:
             await account_rows.record(
                 tx,
-                None if account.used is None else to_mc(account.used),
-                None if account.remaining is None else to_mc(account.remaining),
+                None if account.used is None else to_uc(account.used),
+                None if account.remaining is None else to_uc(account.remaining),
                 account.unlimited,
                 reason,
             )
@@ -210,17 +210,17 @@ class Reconciler:
             ledger_captured=Decimal(0),
         )
         if first is not None and last is not None and first is not last:
-            assert first.used_mc is not None and last.used_mc is not None
-            report.account_used = from_mc(last.used_mc - first.used_mc)
+            assert first.used_uc is not None and last.used_uc is not None
+            report.account_used = from_uc(last.used_uc - first.used_uc)
             captures = await self.book.ledger.captures_between(first.at, last.at)
-            report.ledger_captured = from_mc(sum(c.amount_mc for c in captures))
+            report.ledger_captured = from_uc(sum(c.amount_uc for c in captures))
         open_jobs = [
             j
             for j in await self.book.unfinished_jobs()
             if j.status in (JobStatus.SUBMITTED, JobStatus.DELIVERING)
         ]
         report.open_jobs = len(open_jobs)
-        report.open_held = from_mc(sum(j.charge_mc for j in open_jobs))
+        report.open_held = from_uc(sum(j.charge_uc for j in open_jobs))
         if tasks:
             await self._check_tasks(report, start, end)
         return report
@@ -242,9 +242,9 @@ class Reconciler:
             reported = snap.kept if snap.status in ("failed", "cancelled") else snap.credits_used
             if not snap.terminal or reported is None:
                 return None  # EvoLink reports no charge: nothing to compare
-            released = job.status == JobStatus.CANCELLED or job.charged_mc is None
-            ledger = Decimal(0) if released else from_mc(job.charged_mc or 0)
-            if to_mc(reported) == to_mc(ledger):
+            released = job.status == JobStatus.CANCELLED or job.charged_uc is None
+            ledger = Decimal(0) if released else from_uc(job.charged_uc or 0)
+            if to_uc(reported) == to_uc(ledger):
                 return True
             return TaskCheck(job.id, job.task_id, job.status.value, ledger, reported)
 

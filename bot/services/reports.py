@@ -4,9 +4,9 @@ A report is a read-only snapshot built from the ledger (`SoraService.usage`, whi
 the actor administers the reported scope) plus a few job and ledger counts; nothing here writes.
 
 Invariants:
-- Every figure is exact: credits are `Decimal`s derived from integer milli-credits. The only
+- Every figure is exact: credits are `Decimal`s derived from integer uc (1/10,000 credit). The only
   rounding is the average cost per delivered job (`used / delivered`), rounded half-up to the
-  milli-credit, the ledger's own unit, and the pace figures (same rounding).
+  uc, the ledger's own unit, and the pace figures (same rounding).
 - The rows' sums equal the ledger's sums for the period: Σ used = Σ capture entries,
   Σ reserved = Σ unsettled holds, Σ granted = Σ grant entries, Σ jobs = number of holds.
 - `delivered` counts the period's capture entries (exactly one per delivered job).
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING
 
-from bot.domain.models import fmt_credits, from_mc
+from bot.domain.models import fmt_credits, from_uc
 from bot.domain.permissions import Actor
 
 if TYPE_CHECKING:
@@ -195,7 +195,7 @@ async def build_report(
     statuses = await book.period_status_counts(period.key, platform, workspace)
     names = await book.display_names(period.key, platform, workspace)
     delivered = await book.ledger.captures_by_user(period, platform, workspace)
-    budgets = await book.ledger.team_budgets_mc((u.platform, u.workspace) for u in usage)
+    budgets = await book.ledger.team_budgets_uc((u.platform, u.workspace) for u in usage)
 
     rows = tuple(
         PersonUsage(
@@ -218,12 +218,12 @@ async def build_report(
         TeamUsage(
             platform=ws[0],
             workspace=ws[1],
-            budget=from_mc(budget_mc),
+            budget=from_uc(budget_uc),
             used=sum((r.used for r in rows if (r.platform, r.workspace) == ws), Decimal(0)),
             reserved=sum((r.reserved for r in rows if (r.platform, r.workspace) == ws), Decimal(0)),
         )
-        for ws, budget_mc in budgets.items()
-        if budget_mc > 0
+        for ws, budget_uc in budgets.items()
+        if budget_uc > 0
     )
     tz = book.ledger.timezone
     start = dt.datetime.combine(period.start, dt.time(0, 0), tzinfo=tz)

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.domain.errors import BudgetError
-from bot.domain.models import Requester, Surface, VideoRequest, to_mc
+from bot.domain.models import Requester, Surface, VideoRequest, to_uc
 from bot.domain.periods import period_for
 from bot.infra.store import Store
 from bot.services.jobs import JobBook
@@ -113,8 +113,8 @@ async def test_holds_settle_exactly_once_and_arithmetic_is_exact(store: Store) -
     with pytest.raises(BudgetError):
         await book.accept(who, REQ, Surface(), Decimal("0.001"))
     async with store.transaction() as tx:
-        assert await book.ledger.settle_in(tx, jobs[0].id, charge_mc=None)
-        assert not await book.ledger.settle_in(tx, jobs[0].id, charge_mc=to_mc("0.1"))
+        assert await book.ledger.settle_in(tx, jobs[0].id, charge_uc=None)
+        assert not await book.ledger.settle_in(tx, jobs[0].id, charge_uc=to_uc("0.1"))
     balance = await book.ledger.balance(who)
     assert balance.available == Decimal("0.1") and balance.used == 0
 

@@ -14,6 +14,7 @@ import pytest
 
 from bot.domain.catalog import Catalog
 from bot.domain.errors import InputError
+from bot.domain.models import from_uc, to_uc
 from bot.domain.offer import (
     Choices,
     held_credits,
@@ -90,11 +91,22 @@ def test_hand_worked_prices(model: str, options: dict[str, Any], credits: str) -
     assert price.credits == held_credits(Decimal(credits))
 
 
-def test_a_fourth_decimal_is_held_rounded_up_to_the_milli_credit() -> None:
-    assert held_credits(Decimal("21.6108")) == Decimal("21.611")
-    assert held_credits(Decimal("177.9149")) == Decimal("177.915")
+def test_a_price_in_whole_uc_is_held_exactly_and_a_finer_one_rounded_up() -> None:
+    assert held_credits(Decimal("21.6108")) == Decimal("21.6108")  # the ledger counts uc too
+    assert held_credits(Decimal("177.9149")) == Decimal("177.9149")
     assert held_credits(Decimal("23.04")) == Decimal("23.04")
     assert held_credits(Decimal("300")) == Decimal("300")
+    assert held_credits(Decimal("0.00001")) == Decimal("0.0001")  # finer than a uc: up, not down
+    assert to_uc(Decimal("21.6108")) == 216_108 and from_uc(216_108) == Decimal("21.6108")
+
+
+def test_every_default_request_is_held_at_the_rules_own_figure() -> None:
+    """No orderable model's hold differs from its price by a rounding (the 4-decimal prices)."""
+    for name in orderable(CATALOG, PRICES):
+        for quality in CATALOG.get(name).qualities or (None,):
+            options = {"quality": quality} if quality else {}
+            price = quote_request(CATALOG, PRICES, _request(name, **options))
+            assert price.credits == price.exact, (name, quality)
 
 
 def test_the_options_that_change_the_price_are_named() -> None:

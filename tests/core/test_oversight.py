@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from bot.domain.errors import BudgetError, JobStateError, PermissionDenied
-from bot.domain.models import Balance, Requester, Surface, to_mc
+from bot.domain.models import Balance, Requester, Surface, to_uc
 from bot.infra.simulator import Simulator
 from bot.services.alerts import AccountBalanceError, Alert
 from bot.services.approvals import Approval
@@ -75,8 +75,8 @@ async def test_two_admins_approving_at_once_grant_once(
     assert len(winners) == 1 and len(losers) == 1
     assert "already approved by test:boss" in str(losers[0])
 
-    grants = await rc.core.store.fetchall("SELECT amount_mc FROM ledger WHERE kind = 'grant'")
-    assert [g[0] for g in grants] == [to_mc(LONG)], "exactly that job's price, once"
+    grants = await rc.core.store.fetchall("SELECT amount_uc FROM ledger WHERE kind = 'grant'")
+    assert [g[0] for g in grants] == [to_uc(LONG)], "exactly that job's price, once"
     job = await service.get_job(winners[0].job_id or "")
     assert job.requester.user == "alice" and job.request == request
     await port.wait_for(job.id, "delivered", 15)

@@ -22,7 +22,7 @@ import pytest
 
 from bot.app import Core, build_core
 from bot.domain.errors import PermissionDenied
-from bot.domain.models import Requester, Surface, from_mc
+from bot.domain.models import Requester, Surface, from_uc
 from bot.infra.simulator import Simulator
 from bot.services.chart import MAX_BARS, chart_series, describe_chart, render_chart
 from bot.services.jobs import JobBook
@@ -109,19 +109,19 @@ async def scenario(core: Core, *, october: bool = True) -> None:
 
 async def ledger_sums(core: Core, period_key: str) -> dict[str, Any]:
     row = await core.store.fetchone(
-        "SELECT COALESCE(SUM(CASE WHEN kind = 'capture' THEN amount_mc END), 0),"
-        " COALESCE(SUM(CASE WHEN kind = 'hold' THEN amount_mc END), 0)"
-        "   - COALESCE(SUM(settles_mc), 0),"
-        " COALESCE(SUM(CASE WHEN kind = 'grant' THEN amount_mc END), 0),"
+        "SELECT COALESCE(SUM(CASE WHEN kind = 'capture' THEN amount_uc END), 0),"
+        " COALESCE(SUM(CASE WHEN kind = 'hold' THEN amount_uc END), 0)"
+        "   - COALESCE(SUM(settles_uc), 0),"
+        " COALESCE(SUM(CASE WHEN kind = 'grant' THEN amount_uc END), 0),"
         " COALESCE(SUM(CASE WHEN kind = 'hold' THEN 1 END), 0)"
         " FROM ledger WHERE period_start = ?",
         (period_key,),
     )
     assert row is not None
     return {
-        "used": from_mc(int(row[0])),
-        "reserved": from_mc(int(row[1])),
-        "granted": from_mc(int(row[2])),
+        "used": from_uc(int(row[0])),
+        "reserved": from_uc(int(row[1])),
+        "granted": from_uc(int(row[2])),
         "jobs": int(row[3]),
     }
 
@@ -135,7 +135,7 @@ async def test_report_rows_and_totals_equal_the_ledger(core: Core) -> None:
     alice = by_user["alice"]
     assert (alice.name, alice.jobs, alice.delivered, alice.failed) == ("Alice", 3, 2, 1)
     assert alice.used == D("3.833") and alice.reserved == 0
-    assert alice.average_cost == D("1.917")  # 3.833 / 2 = 1.9165, half-up at the milli-credit
+    assert alice.average_cost == D("1.917")  # 3.833 / 2 = 1.9165, half-up at the uc
     assert alice.limit == 50 and alice.available == D("46.167")
     bob = by_user["bob"]
     assert (bob.jobs, bob.delivered, bob.reserved, bob.granted) == (2, 1, D("3.75"), D(5))
@@ -162,9 +162,9 @@ async def test_report_rows_and_totals_equal_the_ledger(core: Core) -> None:
     assert team is not None
     w1 = report.teams[0]
     assert (w1.budget, w1.used, w1.reserved) == (
-        from_mc(team.limit_mc),
-        from_mc(team.used_mc),
-        from_mc(team.held_mc),
+        from_uc(team.limit_uc),
+        from_uc(team.used_uc),
+        from_uc(team.held_uc),
     )
     assert report.team_of(by_user["dave"]) is None
 

@@ -11,7 +11,7 @@ import pytest
 
 from bot.domain.errors import JobStateError
 from bot.domain.lifecycle import TRANSITIONS, sources_of
-from bot.domain.models import JobStatus, Requester, Surface, VideoRequest
+from bot.domain.models import JobStatus, Requester, Surface, VideoRequest, to_uc
 from bot.infra.store import Store
 from bot.services.jobs import JobBook
 from bot.services.ledger import Ledger
@@ -60,7 +60,7 @@ async def test_a_job_goes_through_its_life_once(book: JobBook) -> None:
     with pytest.raises(JobStateError):
         await book.finish_cancelled(job_id, "t:u")
     job = await book.job(job_id)
-    assert job.status == JobStatus.DELIVERED and job.charged_mc == 20_000
+    assert job.status == JobStatus.DELIVERED and job.charged_uc == to_uc(20)
     balance = await book.ledger.balance(WHO)
     assert balance.used == Decimal(20) and balance.held == 0  # EvoLink's charge was captured
 
@@ -81,7 +81,7 @@ async def test_fields_other_than_the_status_cannot_change_it(book: JobBook) -> N
 
     async with book.store.transaction() as tx:
         with pytest.raises(ValueError, match="not a writable job column"):
-            await job_rows.update(tx, job.id, None, {"reserved_mc": 0})
+            await job_rows.update(tx, job.id, None, {"reserved_uc": 0})
     assert (await book.job(job.id)).status == P
 
 
@@ -141,12 +141,12 @@ async def test_a_failed_task_is_charged_what_evolink_kept(book: JobBook) -> None
     assert await book.finish_failed(job.id, "service_error", "broke", Decimal("5"))
     assert not await book.finish_failed(job.id, "service_error", "again", Decimal("5"))
     failed = await book.job(job.id)
-    assert failed.status == JobStatus.FAILED and failed.charged_mc == 5_000
+    assert failed.status == JobStatus.FAILED and failed.charged_uc == to_uc(5)
     balance = await book.ledger.balance(WHO)
     assert balance.used == Decimal(5) and balance.held == 0  # captured 5, the rest released
     plain = await book.accept(WHO, REQ, Surface(), Decimal("23.04"))
     assert await book.finish_failed(plain.id, "service_error", "broke", Decimal(0))
-    assert (await book.job(plain.id)).charged_mc is None
+    assert (await book.job(plain.id)).charged_uc is None
     assert (await book.ledger.balance(WHO)).used == Decimal(5)  # a 0 kept is a release
 
 

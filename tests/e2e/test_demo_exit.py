@@ -49,7 +49,7 @@ def held(tmp_path: Path) -> int:
     """Milli-credits still held: holds without a settling entry."""
     with sqlite3.connect(tmp_path / "demo.db") as db:
         (value,) = db.execute(
-            "SELECT COALESCE(SUM(amount_mc), 0) FROM ledger WHERE kind = 'hold' AND job_id NOT IN"
+            "SELECT COALESCE(SUM(amount_uc), 0) FROM ledger WHERE kind = 'hold' AND job_id NOT IN"
             " (SELECT job_id FROM ledger WHERE kind IN ('capture', 'release'))"
         ).fetchone()
     return int(value)

@@ -33,6 +33,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from bot.domain.models import UC_PER_CREDIT
 from bot.infra.simulator import Simulator
 from tests.prices import LONGEST
 from tests.support import running_simulator
@@ -179,7 +180,7 @@ def window_duplicates(seen: list[dict[str, Any]], unrecorded_at_death: dict[int,
 
 
 def check_the_promises(world: ChaosWorld, unrecorded_at_death: dict[int, set[str]]) -> Counter[str]:
-    jobs = world.rows("SELECT id, status, task_id, reserved_mc, charged_mc, surface_json FROM jobs")
+    jobs = world.rows("SELECT id, status, task_id, reserved_uc, charged_uc, surface_json FROM jobs")
     # Every command is exactly one job, and every job has ended.
     per_command = Counter(json.loads(j["surface_json"])["data"]["command"] for j in jobs)
     assert len(per_command) == JOBS and set(per_command.values()) == {1}
@@ -211,28 +212,28 @@ def check_the_promises(world: ChaosWorld, unrecorded_at_death: dict[int, set[str
     assert delivered <= set(keys)
 
     # Money: captures = Σ charges = what EvoLink billed; every hold settled exactly once.
-    ledger = world.rows("SELECT job_id, kind, amount_mc, settles_mc FROM ledger")
+    ledger = world.rows("SELECT job_id, kind, amount_uc, settles_uc FROM ledger")
     holds = Counter(r["job_id"] for r in ledger if r["kind"] == "hold")
     settles = Counter(r["job_id"] for r in ledger if r["kind"] in ("capture", "release"))
     assert holds == Counter({j["id"]: 1 for j in jobs}) == settles
-    held = sum(r["amount_mc"] for r in ledger if r["kind"] == "hold")
-    assert held - sum(r["settles_mc"] or 0 for r in ledger) == 0
-    captured = sum(r["amount_mc"] for r in ledger if r["kind"] == "capture")
+    held = sum(r["amount_uc"] for r in ledger if r["kind"] == "hold")
+    assert held - sum(r["settles_uc"] or 0 for r in ledger) == 0
+    captured = sum(r["amount_uc"] for r in ledger if r["kind"] == "capture")
     # (a failed task is charged what EvoLink kept: normally nothing, a release)
-    charges = sum(j["charged_mc"] or 0 for j in jobs if j["status"] in ("delivered", "failed"))
+    charges = sum(j["charged_uc"] or 0 for j in jobs if j["status"] in ("delivered", "failed"))
     assert captured == charges
     by_task = {t.id: t for t in world.sim.tasks.values()}
     billed_for_delivered = sum(
         by_task[j["task_id"]].credits_reserved for j in jobs if j["status"] == "delivered"
     )
-    assert Decimal(captured) / 1000 == billed_for_delivered
+    assert Decimal(captured) / UC_PER_CREDIT == billed_for_delivered
     # Cancel only what costs nothing: a cancelled job never reached EvoLink (no task, no
     # submit with its key), so everything EvoLink billed is what the ledger captured.
     cancelled = {j["id"] for j in jobs if j["status"] == "cancelled"}
     assert not [j for j in jobs if j["id"] in cancelled and j["task_id"]]
     assert not cancelled & set(keys)
-    assert world.sim.used_credits == Decimal(captured) / 1000
-    assert all(j["charged_mc"] is None for j in jobs if j["status"] == "cancelled")
+    assert world.sim.used_credits == Decimal(captured) / UC_PER_CREDIT
+    assert all(j["charged_uc"] is None for j in jobs if j["status"] == "cancelled")
     return statuses
 
 

@@ -101,10 +101,10 @@ async def _counts(rc: RunningCore) -> tuple[int, int]:
 async def _consistent(rc: RunningCore, sim: Simulator) -> None:
     """Every hold belongs to a job and has the job's quote; every EvoLink submit names a job."""
     rows = await rc.core.store.fetchall(
-        "SELECT j.id, j.reserved_mc, l.amount_mc FROM jobs j"
+        "SELECT j.id, j.reserved_uc, l.amount_uc FROM jobs j"
         " LEFT JOIN ledger l ON l.job_id = j.id AND l.kind = 'hold'"
     )
-    assert all(r["amount_mc"] == r["reserved_mc"] for r in rows)
+    assert all(r["amount_uc"] == r["reserved_uc"] for r in rows)
     orphans = await rc.core.store.fetchall(
         "SELECT job_id FROM ledger WHERE kind = 'hold' AND job_id NOT IN (SELECT id FROM jobs)"
     )

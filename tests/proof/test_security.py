@@ -61,11 +61,16 @@ async def sim() -> AsyncIterator[Simulator]:
 
 
 async def _jobs(rc: RunningCore) -> list[dict[str, Any]]:
-    return [dict(r) for r in await rc.core.store.fetchall("SELECT id, status, user FROM jobs")]
+    return [
+        dict(r)
+        for r in await rc.core.store.fetchall("SELECT id, status, user_id AS user FROM jobs")
+    ]
 
 
 async def _ledger(rc: RunningCore) -> list[dict[str, Any]]:
-    rows = await rc.core.store.fetchall("SELECT kind, user, amount_mc, job_id FROM ledger")
+    rows = await rc.core.store.fetchall(
+        "SELECT kind, user_id AS user, amount_uc, job_id FROM ledger"
+    )
     return [dict(r) for r in rows]
 
 

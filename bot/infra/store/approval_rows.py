@@ -20,8 +20,8 @@ from bot.domain.models import Requester, Surface, VideoRequest
 from bot.infra.store.connection import Row, Tx, now_iso, one, rows
 
 COLUMNS = (
-    "id, platform, workspace, user, user_name, request_json, surface_json, admin_refs_json,"
-    " price_mc, status, created_at, expires_at, decided_at, decided_by, job_id, roles_json,"
+    "id, platform, workspace, user_id, user_name, request_json, surface_json, admin_refs_json,"
+    " price_uc, status, created_at, expires_at, decided_at, decided_by, job_id, roles_json,"
     " told_at"
 )
 
@@ -32,13 +32,13 @@ async def insert(
     who: Requester,
     request: VideoRequest,
     surface: Surface,
-    price_mc: int,
+    price_uc: int,
     ttl: dt.timedelta,
 ) -> None:
     now = dt.datetime.now(dt.UTC)
     await tx.execute(
-        "INSERT INTO approvals (id, platform, workspace, user, user_name, request_json,"
-        " surface_json, price_mc, status, created_at, expires_at, roles_json)"
+        "INSERT INTO approvals (id, platform, workspace, user_id, user_name, request_json,"
+        " surface_json, price_uc, status, created_at, expires_at, roles_json)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
         (
             approval_id,
@@ -48,7 +48,7 @@ async def insert(
             who.display_name,
             request.model_dump_json(),
             surface.model_dump_json(),
-            price_mc,
+            price_uc,
             now.isoformat(timespec="milliseconds"),
             (now + ttl).isoformat(timespec="milliseconds"),
             json.dumps(list(who.roles)),
@@ -132,7 +132,7 @@ async def claim_alert(
     """Record that this alert is sent; False when it already was (someone else sends it)."""
     cur = await tx.execute(
         "INSERT OR IGNORE INTO alerts"
-        " (platform, workspace, user, period_start, kind, threshold, at)"
+        " (platform, workspace, user_id, period_start, kind, threshold, at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         (who.platform, who.workspace, user, period_key, kind, threshold, now_iso()),
     )

@@ -21,8 +21,8 @@ from bot.domain.models import Job, JobStatus, Requester, Surface, VideoRequest
 from bot.infra.store.connection import Row, Tx, now_iso, one, parse_ts, rows
 
 COLUMNS = (
-    "id, platform, workspace, user, user_name, status, model, prompt, duration, aspect_ratio, "
-    "request_json, surface_json, progress, task_id, estimated_seconds, reserved_mc, charged_mc, "
+    "id, platform, workspace, user_id, user_name, status, model, prompt, duration, aspect_ratio, "
+    "request_json, surface_json, progress, task_id, estimated_seconds, reserved_uc, charged_uc, "
     "error_code, error, result_url, media_path, media_size, period_start, parent_job_id, "
     "created_at, updated_at, submitted_at, completed_at, finished_at, queued, queue_position, "
     "roles_json, delivery_attempts, told_at, tell_attempts, submit_started_at, pricing_version"
@@ -33,7 +33,7 @@ WRITABLE = frozenset(
         "progress",
         "task_id",
         "estimated_seconds",
-        "charged_mc",
+        "charged_uc",
         "error_code",
         "error",
         "result_url",
@@ -63,7 +63,7 @@ def requester_of_row(row: Row) -> Requester:
     return Requester(
         platform=row["platform"],
         workspace=row["workspace"],
-        user=row["user"],
+        user=row["user_id"],
         display_name=row["user_name"],
         roles=tuple(json.loads(row["roles_json"] or "[]")),
     )
@@ -78,8 +78,8 @@ def row_to_job(row: Row) -> Job:
         status=JobStatus(row["status"]),
         progress=row["progress"],
         task_id=row["task_id"],
-        reserved_mc=row["reserved_mc"],
-        charged_mc=row["charged_mc"],
+        reserved_uc=row["reserved_uc"],
+        charged_uc=row["charged_uc"],
         error_code=row["error_code"],
         error=row["error"],
         estimated_seconds=row["estimated_seconds"],
@@ -107,7 +107,7 @@ async def insert(
     who: Requester,
     request: VideoRequest,
     surface: Surface,
-    reserved_mc: int,
+    reserved_uc: int,
     period_key: str,
     parent_job_id: str | None,
     pricing_version: str | None = None,
@@ -116,8 +116,8 @@ async def insert(
     `pricing_version` names the price list that priced its hold."""
     stamp = now_iso()
     await tx.execute(
-        "INSERT INTO jobs (id, platform, workspace, user, user_name, status, model, prompt,"
-        " duration, aspect_ratio, request_json, surface_json, reserved_mc, period_start,"
+        "INSERT INTO jobs (id, platform, workspace, user_id, user_name, status, model, prompt,"
+        " duration, aspect_ratio, request_json, surface_json, reserved_uc, period_start,"
         " parent_job_id, created_at, updated_at, queued, roles_json, pricing_version)"
         " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
         (
@@ -132,7 +132,7 @@ async def insert(
             request.aspect_ratio,
             request.model_dump_json(),
             surface.model_dump_json(),
-            reserved_mc,
+            reserved_uc,
             period_key,
             parent_job_id,
             stamp,
@@ -182,8 +182,8 @@ async def count_tell_attempt(tx: Tx, job_id: str, ended: Iterable[JobStatus]) ->
 
 
 async def amounts(tx: Tx, job_id: str) -> tuple[int, int | None] | None:
-    """(reserved_mc, charged_mc) of a job, or None when there is no such job."""
-    row = await one(tx, "SELECT reserved_mc, charged_mc FROM jobs WHERE id = ?", (job_id,))
+    """(reserved_uc, charged_uc) of a job, or None when there is no such job."""
+    row = await one(tx, "SELECT reserved_uc, charged_uc FROM jobs WHERE id = ?", (job_id,))
     if row is None:
         return None
     return int(row[0]), None if row[1] is None else int(row[1])
@@ -239,7 +239,7 @@ async def recent(
     user: str | None = None,
     limit: int = 20,
 ) -> list[Job]:
-    clauses, params = where(platform=platform, workspace=workspace, user=user)
+    clauses, params = where(platform=platform, workspace=workspace, user_id=user)
     found = await rows(
         tx,
         f"SELECT {COLUMNS} FROM jobs {clauses} ORDER BY created_at DESC, id DESC LIMIT ?",
@@ -262,7 +262,7 @@ async def waiting(tx: Tx) -> list[WaitingRow]:
     """Queued jobs, oldest first."""
     found = await rows(
         tx,
-        "SELECT id, platform, workspace, user, created_at, queue_position FROM jobs"
+        "SELECT id, platform, workspace, user_id, created_at, queue_position FROM jobs"
         " WHERE status = 'pending' AND queued = 1 ORDER BY created_at, id",
     )
     return [WaitingRow(r[0], r[1], r[2], r[3], r[4], r[5]) for r in found]
@@ -272,17 +272,17 @@ async def in_flight_by_user(tx: Tx) -> list[tuple[str, str, str, int]]:
     """(platform, workspace, user, jobs) of jobs that hold a slot: released or submitted."""
     found = await rows(
         tx,
-        "SELECT platform, workspace, user, COUNT(*) FROM jobs WHERE status = 'submitted'"
-        " OR (status = 'pending' AND queued = 0) GROUP BY platform, workspace, user",
+        "SELECT platform, workspace, user_id, COUNT(*) FROM jobs WHERE status = 'submitted'"
+        " OR (status = 'pending' AND queued = 0) GROUP BY platform, workspace, user_id",
     )
     return [(r[0], r[1], r[2], int(r[3])) for r in found]
 
 
-async def queued_reserved_mc(tx: Tx, who: Requester) -> int:
+async def queued_reserved_uc(tx: Tx, who: Requester) -> int:
     row = await one(
         tx,
-        "SELECT COALESCE(SUM(reserved_mc), 0) FROM jobs WHERE platform = ?"
-        " AND workspace = ? AND user = ? AND status = 'pending' AND queued = 1",
+        "SELECT COALESCE(SUM(reserved_uc), 0) FROM jobs WHERE platform = ?"
+        " AND workspace = ? AND user_id = ? AND status = 'pending' AND queued = 1",
         (who.platform, who.workspace, who.user),
     )
     return int(row[0]) if row else 0
@@ -300,8 +300,8 @@ async def period_status_counts(
     clauses, params = where(period_start=period_key, platform=platform, workspace=workspace)
     found = await rows(
         tx,
-        f"SELECT platform, workspace, user, status, COUNT(*) FROM jobs {clauses}"
-        " GROUP BY platform, workspace, user, status",
+        f"SELECT platform, workspace, user_id, status, COUNT(*) FROM jobs {clauses}"
+        " GROUP BY platform, workspace, user_id, status",
         params,
     )
     return {((r[0], r[1], r[2]), str(r[3])): int(r[4]) for r in found}
@@ -314,7 +314,7 @@ async def display_names(
     clauses, params = where(period_start=period_key, platform=platform, workspace=workspace)
     found = await rows(
         tx,
-        f"SELECT platform, workspace, user, user_name FROM jobs {clauses}"
+        f"SELECT platform, workspace, user_id, user_name FROM jobs {clauses}"
         " AND user_name IS NOT NULL AND user_name != '' ORDER BY created_at",
         params,
     )

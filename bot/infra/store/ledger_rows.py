@@ -1,7 +1,7 @@
 """SQL on the money tables: `ledger`, `limits`, `role_limits` and `audit`.
 
 Only `bot.services.ledger` (the money owner) calls this module; it decides, this module reads and
-writes rows. Amounts are integer milli-credits.
+writes rows. Amounts are integer uc (1/10,000 credit).
 
 Invariants:
 - `ledger` is append-only: a hold is settled by a new `capture` or `release` entry, never by
@@ -18,24 +18,24 @@ from bot.domain.models import Requester
 from bot.infra.store.connection import Tx, now_iso, one, rows
 from bot.infra.store.job_rows import where
 
-TEAM = ""  # the `limits.user` value of a workspace's team budget
+TEAM = ""  # the `limits.user_id` value of a workspace's team budget
 
 
 @dataclass(frozen=True)
 class Sums:
-    """Ledger sums for one scope and period, in milli-credits."""
+    """Ledger sums for one scope and period, in uc (1/10,000 credit)."""
 
-    granted_mc: int
-    used_mc: int
-    held_mc: int
+    granted_uc: int
+    used_uc: int
+    held_uc: int
     jobs: int
 
 
 _SUMS = (
-    "COALESCE(SUM(CASE WHEN kind = 'grant' THEN amount_mc END), 0),"
-    " COALESCE(SUM(CASE WHEN kind = 'capture' THEN amount_mc END), 0),"
-    " COALESCE(SUM(CASE WHEN kind = 'hold' THEN amount_mc END), 0)"
-    "   - COALESCE(SUM(settles_mc), 0),"
+    "COALESCE(SUM(CASE WHEN kind = 'grant' THEN amount_uc END), 0),"
+    " COALESCE(SUM(CASE WHEN kind = 'capture' THEN amount_uc END), 0),"
+    " COALESCE(SUM(CASE WHEN kind = 'hold' THEN amount_uc END), 0)"
+    "   - COALESCE(SUM(settles_uc), 0),"
     " COALESCE(SUM(CASE WHEN kind = 'hold' THEN 1 END), 0)"
 )
 
@@ -44,7 +44,7 @@ async def user_sums(tx: Tx, who: Requester, period_key: str) -> Sums:
     row = await one(
         tx,
         f"SELECT {_SUMS} FROM ledger"
-        " WHERE platform = ? AND workspace = ? AND user = ? AND period_start = ?",
+        " WHERE platform = ? AND workspace = ? AND user_id = ? AND period_start = ?",
         (who.platform, who.workspace, who.user, period_key),
     )
     assert row is not None
@@ -68,8 +68,8 @@ async def sums_by_user(
     clauses, params = where(period_start=period_key, platform=platform, workspace=workspace)
     found = await rows(
         tx,
-        f"SELECT platform, workspace, user, {_SUMS} FROM ledger {clauses}"
-        " GROUP BY platform, workspace, user ORDER BY platform, workspace, user",
+        f"SELECT platform, workspace, user_id, {_SUMS} FROM ledger {clauses}"
+        " GROUP BY platform, workspace, user_id ORDER BY platform, workspace, user_id",
         params,
     )
     return [
@@ -88,8 +88,8 @@ async def captures_by_user(
     clauses, params = where(period_start=period_key, platform=platform, workspace=workspace)
     found = await rows(
         tx,
-        f"SELECT platform, workspace, user, COUNT(*) FROM ledger {clauses}"
-        " AND kind = 'capture' GROUP BY platform, workspace, user",
+        f"SELECT platform, workspace, user_id, COUNT(*) FROM ledger {clauses}"
+        " AND kind = 'capture' GROUP BY platform, workspace, user_id",
         params,
     )
     return {(r[0], r[1], r[2]): int(r[3]) for r in found}
@@ -100,12 +100,12 @@ async def totals(tx: Tx, period_key: str) -> tuple[int, int, int, int]:
     row = await one(
         tx,
         "SELECT"
-        " COALESCE(SUM(CASE WHEN kind = 'hold' THEN amount_mc ELSE 0 END), 0)"
-        "   - COALESCE(SUM(settles_mc), 0),"
-        " COALESCE(SUM(CASE WHEN kind = 'capture' THEN amount_mc ELSE 0 END), 0),"
-        " COALESCE(SUM(CASE WHEN period_start = ? AND kind = 'hold' THEN amount_mc ELSE 0 END),"
-        "   0) - COALESCE(SUM(CASE WHEN period_start = ? THEN settles_mc ELSE 0 END), 0),"
-        " COALESCE(SUM(CASE WHEN period_start = ? AND kind = 'capture' THEN amount_mc ELSE 0"
+        " COALESCE(SUM(CASE WHEN kind = 'hold' THEN amount_uc ELSE 0 END), 0)"
+        "   - COALESCE(SUM(settles_uc), 0),"
+        " COALESCE(SUM(CASE WHEN kind = 'capture' THEN amount_uc ELSE 0 END), 0),"
+        " COALESCE(SUM(CASE WHEN period_start = ? AND kind = 'hold' THEN amount_uc ELSE 0 END),"
+        "   0) - COALESCE(SUM(CASE WHEN period_start = ? THEN settles_uc ELSE 0 END), 0),"
+        " COALESCE(SUM(CASE WHEN period_start = ? AND kind = 'capture' THEN amount_uc ELSE 0"
         "   END), 0)"
         " FROM ledger",
         (period_key, period_key, period_key),
@@ -117,7 +117,7 @@ async def totals(tx: Tx, period_key: str) -> tuple[int, int, int, int]:
 async def has_history(tx: Tx, platform: str, workspace: str, user: str | None) -> bool:
     """Has anyone (`user` None) or this user of the workspace any job, approval request or
     ledger entry? (A limit or budget alone is not a sign of use.)"""
-    who = "platform = ? AND workspace = ?" + ("" if user is None else " AND user = ?")
+    who = "platform = ? AND workspace = ?" + ("" if user is None else " AND user_id = ?")
     params = (platform, workspace) if user is None else (platform, workspace, user)
     row = await one(
         tx,
@@ -129,16 +129,16 @@ async def has_history(tx: Tx, platform: str, workspace: str, user: str | None) -
     return row is not None and bool(row[0])
 
 
-async def own_limit_mc(tx: Tx, platform: str, workspace: str, user: str) -> int | None:
+async def own_limit_uc(tx: Tx, platform: str, workspace: str, user: str) -> int | None:
     row = await one(
         tx,
-        "SELECT limit_mc FROM limits WHERE platform = ? AND workspace = ? AND user = ?",
+        "SELECT limit_uc FROM limits WHERE platform = ? AND workspace = ? AND user_id = ?",
         (platform, workspace, user),
     )
     return None if row is None else int(row[0])
 
 
-async def best_role_limit_mc(
+async def best_role_limit_uc(
     tx: Tx, platform: str, workspace: str, roles: tuple[str, ...]
 ) -> int | None:
     if not roles:
@@ -146,7 +146,7 @@ async def best_role_limit_mc(
     marks = ", ".join("?" for _ in roles)
     row = await one(
         tx,
-        "SELECT MAX(limit_mc) FROM role_limits WHERE platform = ? AND workspace = ?"
+        "SELECT MAX(limit_uc) FROM role_limits WHERE platform = ? AND workspace = ?"
         f" AND role IN ({marks})",
         (platform, workspace, *roles),
     )
@@ -154,43 +154,43 @@ async def best_role_limit_mc(
 
 
 async def write_limit(
-    tx: Tx, platform: str, workspace: str, user: str, amount_mc: int, actor: str
+    tx: Tx, platform: str, workspace: str, user: str, amount_uc: int, actor: str
 ) -> None:
     await tx.execute(
-        "INSERT INTO limits (platform, workspace, user, limit_mc, updated_at, actor)"
-        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (platform, workspace, user)"
-        " DO UPDATE SET limit_mc = excluded.limit_mc, updated_at = excluded.updated_at,"
+        "INSERT INTO limits (platform, workspace, user_id, limit_uc, updated_at, actor)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (platform, workspace, user_id)"
+        " DO UPDATE SET limit_uc = excluded.limit_uc, updated_at = excluded.updated_at,"
         " actor = excluded.actor",
-        (platform, workspace, user, amount_mc, now_iso(), actor),
+        (platform, workspace, user, amount_uc, now_iso(), actor),
     )
 
 
 async def write_role_limit(
-    tx: Tx, platform: str, workspace: str, role: str, amount_mc: int, actor: str
+    tx: Tx, platform: str, workspace: str, role: str, amount_uc: int, actor: str
 ) -> None:
     await tx.execute(
-        "INSERT INTO role_limits (platform, workspace, role, limit_mc, updated_at, actor)"
+        "INSERT INTO role_limits (platform, workspace, role, limit_uc, updated_at, actor)"
         " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (platform, workspace, role)"
-        " DO UPDATE SET limit_mc = excluded.limit_mc, updated_at = excluded.updated_at,"
+        " DO UPDATE SET limit_uc = excluded.limit_uc, updated_at = excluded.updated_at,"
         " actor = excluded.actor",
-        (platform, workspace, role, amount_mc, now_iso(), actor),
+        (platform, workspace, role, amount_uc, now_iso(), actor),
     )
 
 
-async def write_hold(tx: Tx, who: Requester, job_id: str, amount_mc: int, period_key: str) -> None:
+async def write_hold(tx: Tx, who: Requester, job_id: str, amount_uc: int, period_key: str) -> None:
     await tx.execute(
-        "INSERT INTO ledger (at, period_start, platform, workspace, user, kind, amount_mc, job_id)"
-        " VALUES (?, ?, ?, ?, ?, 'hold', ?, ?)",
-        (now_iso(), period_key, who.platform, who.workspace, who.user, amount_mc, job_id),
+        "INSERT INTO ledger (at, period_start, platform, workspace, user_id, kind, amount_uc,"
+        " job_id) VALUES (?, ?, ?, ?, ?, 'hold', ?, ?)",
+        (now_iso(), period_key, who.platform, who.workspace, who.user, amount_uc, job_id),
     )
 
 
-async def write_settlement(tx: Tx, job_id: str, charge_mc: int | None, actor: str | None) -> bool:
-    """Settle the job's hold once: a capture of `charge_mc`, or a release when None. False
+async def write_settlement(tx: Tx, job_id: str, charge_uc: int | None, actor: str | None) -> bool:
+    """Settle the job's hold once: a capture of `charge_uc`, or a release when None. False
     (nothing written) when there is no hold or it is already settled."""
     hold = await one(
         tx,
-        "SELECT period_start, platform, workspace, user, amount_mc FROM ledger"
+        "SELECT period_start, platform, workspace, user_id, amount_uc FROM ledger"
         " WHERE job_id = ? AND kind = 'hold'",
         (job_id,),
     )
@@ -201,10 +201,10 @@ async def write_settlement(tx: Tx, job_id: str, charge_mc: int | None, actor: st
     )
     if settled is not None:
         return False
-    kind = "release" if charge_mc is None else "capture"
+    kind = "release" if charge_uc is None else "capture"
     await tx.execute(
-        "INSERT INTO ledger (at, period_start, platform, workspace, user, kind, amount_mc,"
-        " settles_mc, job_id, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO ledger (at, period_start, platform, workspace, user_id, kind, amount_uc,"
+        " settles_uc, job_id, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             now_iso(),
             hold[0],
@@ -212,7 +212,7 @@ async def write_settlement(tx: Tx, job_id: str, charge_mc: int | None, actor: st
             hold[2],
             hold[3],
             kind,
-            charge_mc or 0,
+            charge_uc or 0,
             int(hold[4]),
             job_id,
             actor,
@@ -222,48 +222,48 @@ async def write_settlement(tx: Tx, job_id: str, charge_mc: int | None, actor: st
 
 
 async def write_grant(
-    tx: Tx, who: Requester, amount_mc: int, period_key: str, actor: str, reason: str
+    tx: Tx, who: Requester, amount_uc: int, period_key: str, actor: str, reason: str
 ) -> None:
     await tx.execute(
-        "INSERT INTO ledger (at, period_start, platform, workspace, user, kind, amount_mc, actor,"
-        " reason) VALUES (?, ?, ?, ?, ?, 'grant', ?, ?, ?)",
-        (now_iso(), period_key, who.platform, who.workspace, who.user, amount_mc, actor, reason),
+        "INSERT INTO ledger (at, period_start, platform, workspace, user_id, kind, amount_uc,"
+        " actor, reason) VALUES (?, ?, ?, ?, ?, 'grant', ?, ?, ?)",
+        (now_iso(), period_key, who.platform, who.workspace, who.user, amount_uc, actor, reason),
     )
 
 
 async def write_audit(
-    tx: Tx, actor: str, action: str, target: str, amount_mc: int | None, reason: str = ""
+    tx: Tx, actor: str, action: str, target: str, amount_uc: int | None, reason: str = ""
 ) -> None:
     await tx.execute(
-        "INSERT INTO audit (at, actor, action, target, amount_mc, reason)"
+        "INSERT INTO audit (at, actor, action, target, amount_uc, reason)"
         " VALUES (?, ?, ?, ?, ?, ?)",
-        (now_iso(), actor, action, target, amount_mc, reason),
+        (now_iso(), actor, action, target, amount_uc, reason),
     )
 
 
 async def audit_entries(tx: Tx) -> list[dict[str, object]]:
     found = await rows(
-        tx, "SELECT at, actor, action, target, amount_mc, reason FROM audit ORDER BY id"
+        tx, "SELECT at, actor, action, target, amount_uc, reason FROM audit ORDER BY id"
     )
     return [dict(r) for r in found]
 
 
-async def charge_mismatches(tx: Tx, tolerance_mc: int, per_mille: int) -> tuple[int, int, int, int]:
+async def charge_mismatches(tx: Tx, tolerance_uc: int, per_mille: int) -> tuple[int, int, int, int]:
     """Captures whose amount differs from the hold they settle by more than
-    max(`tolerance_mc`, hold × `per_mille` / 1000): (count over, credits over in mc, count
-    under, credits under in mc). Integer arithmetic only."""
+    max(`tolerance_uc`, hold × `per_mille` / 1000): (count over, credits over in uc, count
+    under, credits under in uc). Integer arithmetic only."""
     row = await one(
         tx,
         "SELECT"
-        " COALESCE(SUM(CASE WHEN amount_mc > settles_mc THEN 1 ELSE 0 END), 0),"
-        " COALESCE(SUM(CASE WHEN amount_mc > settles_mc THEN amount_mc - settles_mc"
+        " COALESCE(SUM(CASE WHEN amount_uc > settles_uc THEN 1 ELSE 0 END), 0),"
+        " COALESCE(SUM(CASE WHEN amount_uc > settles_uc THEN amount_uc - settles_uc"
         "   ELSE 0 END), 0),"
-        " COALESCE(SUM(CASE WHEN amount_mc < settles_mc THEN 1 ELSE 0 END), 0),"
-        " COALESCE(SUM(CASE WHEN amount_mc < settles_mc THEN settles_mc - amount_mc"
+        " COALESCE(SUM(CASE WHEN amount_uc < settles_uc THEN 1 ELSE 0 END), 0),"
+        " COALESCE(SUM(CASE WHEN amount_uc < settles_uc THEN settles_uc - amount_uc"
         "   ELSE 0 END), 0)"
         " FROM ledger WHERE kind = 'capture'"
-        " AND ABS(amount_mc - settles_mc) * 1000 > MAX(? * 1000, settles_mc * ?)",
-        (tolerance_mc, per_mille),
+        " AND ABS(amount_uc - settles_uc) * 1000 > MAX(? * 1000, settles_uc * ?)",
+        (tolerance_uc, per_mille),
     )
     assert row is not None
     return int(row[0]), int(row[1]), int(row[2]), int(row[3])
@@ -273,15 +273,15 @@ async def charge_mismatches(tx: Tx, tolerance_mc: int, per_mille: int) -> tuple[
 class CaptureRow:
     job_id: str
     at: str
-    amount_mc: int
-    held_mc: int
+    amount_uc: int
+    held_uc: int
 
 
 async def captures_between(tx: Tx, since: str, until: str) -> list[CaptureRow]:
     """Every capture written in (since, until], oldest first (ISO UTC timestamps)."""
     found = await rows(
         tx,
-        "SELECT job_id, at, amount_mc, settles_mc FROM ledger"
+        "SELECT job_id, at, amount_uc, settles_uc FROM ledger"
         " WHERE kind = 'capture' AND at > ? AND at <= ? ORDER BY at",
         (since, until),
     )

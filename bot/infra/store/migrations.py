@@ -169,4 +169,31 @@ MIGRATIONS: tuple[str, ...] = (
     );
     ALTER TABLE jobs ADD COLUMN pricing_version TEXT;
     """,
+    # 8: amounts in EvoLink's own base unit, the uc (1 credit = 10,000 uc; they were milli-credits,
+    # too coarse for a price such as 21.6108), and `user` → `user_id` (a reserved word in
+    # PostgreSQL). The one rewrite of ledger amounts there is: a change of unit, not of value.
+    """
+    ALTER TABLE jobs RENAME COLUMN user TO user_id;
+    ALTER TABLE jobs RENAME COLUMN reserved_mc TO reserved_uc;
+    ALTER TABLE jobs RENAME COLUMN charged_mc TO charged_uc;
+    UPDATE jobs SET reserved_uc = reserved_uc * 10, charged_uc = charged_uc * 10;
+    ALTER TABLE ledger RENAME COLUMN user TO user_id;
+    ALTER TABLE ledger RENAME COLUMN amount_mc TO amount_uc;
+    ALTER TABLE ledger RENAME COLUMN settles_mc TO settles_uc;
+    UPDATE ledger SET amount_uc = amount_uc * 10, settles_uc = settles_uc * 10;
+    ALTER TABLE limits RENAME COLUMN user TO user_id;
+    ALTER TABLE limits RENAME COLUMN limit_mc TO limit_uc;
+    UPDATE limits SET limit_uc = limit_uc * 10;
+    ALTER TABLE role_limits RENAME COLUMN limit_mc TO limit_uc;
+    UPDATE role_limits SET limit_uc = limit_uc * 10;
+    ALTER TABLE audit RENAME COLUMN amount_mc TO amount_uc;
+    UPDATE audit SET amount_uc = amount_uc * 10;
+    ALTER TABLE approvals RENAME COLUMN user TO user_id;
+    ALTER TABLE approvals RENAME COLUMN price_mc TO price_uc;
+    UPDATE approvals SET price_uc = price_uc * 10;
+    ALTER TABLE alerts RENAME COLUMN user TO user_id;
+    ALTER TABLE account_samples RENAME COLUMN used_mc TO used_uc;
+    ALTER TABLE account_samples RENAME COLUMN remaining_mc TO remaining_uc;
+    UPDATE account_samples SET used_uc = used_uc * 10, remaining_uc = remaining_uc * 10;
+    """,
 )

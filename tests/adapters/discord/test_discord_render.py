@@ -30,7 +30,7 @@ def job(status: JobStatus = JobStatus.SUBMITTED, progress: int = 40, prompt: str
         status=status,
         progress=progress,
         request=VideoRequest(model="sora-2", prompt=prompt, duration=10, aspect_ratio="16:9"),
-        reserved_mc=2500,
+        reserved_uc=25_000,
         created_at=NOW,
     )
 
@@ -71,7 +71,7 @@ def test_job_embed_shows_options_credits_and_stays_within_discords_limits() -> N
 def test_a_finished_job_says_what_happened_to_its_credits() -> None:
     failed = render.job_embed(job(JobStatus.FAILED), balance(), note="content policy")
     assert {f.name: f.value for f in failed.fields}["Credits"] == "2.5 returned"
-    done = job(JobStatus.DELIVERED).model_copy(update={"charged_mc": 2000})
+    done = job(JobStatus.DELIVERED).model_copy(update={"charged_uc": 20_000})
     assert {f.name: f.value for f in render.job_embed(done).fields}["Charged"] == "2 credits"
 
 

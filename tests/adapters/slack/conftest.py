@@ -78,7 +78,7 @@ class SlackWorld:
         return await self.post(body, json_headers(body))
 
     async def job_rows(self) -> list[dict[str, Any]]:
-        rows = await self.rc.core.store.fetchall("SELECT id, status, user FROM jobs")
+        rows = await self.rc.core.store.fetchall("SELECT id, status, user_id AS user FROM jobs")
         return [dict(r) for r in rows]
 
     async def wait_job(self, predicate: Callable[[Job], bool], job_id: str | None = None) -> Job:

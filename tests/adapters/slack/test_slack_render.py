@@ -34,7 +34,7 @@ def job(status: JobStatus = JobStatus.SUBMITTED, prompt: str = "a boat", **extra
         surface=Surface(channel="C1", thread="1.2"),
         status=status,
         request=VideoRequest(model="sora-2", prompt=prompt, duration=10, aspect_ratio="16:9"),
-        reserved_mc=2500,
+        reserved_uc=25_000,
         created_at=NOW,
         progress=40,
         task_id="task-1",
