@@ -18,7 +18,7 @@ import datetime as dt
 import re
 
 from adapters.slack import render
-from bot.domain.chat_commands import ChatCommand, usage_text
+from bot.domain.chat_commands import ChatCommand
 from bot.domain.errors import BotError, InputError, PermissionDenied
 from bot.domain.models import Requester, fmt_credits
 from bot.domain.permissions import ADMINS_ONLY
@@ -64,13 +64,11 @@ def user_ref(text: str, workspace: str) -> Requester:
     return Requester(platform="slack", workspace=workspace, user=match.group(1) or match.group(2))
 
 
-async def run_text_command(
-    service: BotService, requester: Requester, command: ChatCommand, *, default_model: str
-) -> str:
+async def run_text_command(service: BotService, requester: Requester, command: ChatCommand) -> str:
     """Reply text for every command kind except `video` (which the handlers run)."""
     try:
         if command.kind == "help":
-            return "```" + usage_text(service.catalog, default_model) + "```"
+            return "```" + service.usage_text() + "```"
         if command.kind == "credits":
             return render.balance_text(await service.balance(requester))
         if command.kind == "jobs":
@@ -85,7 +83,7 @@ async def run_text_command(
             return await run_admin(service, requester, command.args)
     except BotError as err:
         return f":warning: {err}"
-    return "```" + usage_text(service.catalog, default_model) + "```"
+    return "```" + service.usage_text() + "```"
 
 
 async def run_admin(service: BotService, actor: Requester, args: list[str]) -> str:

@@ -200,9 +200,7 @@ class SlackHandlers:
         if command.kind == "admin" and verb in REPORT_VERBS:
             text = await self.reports.run(requester, verb, command.args[1:], channel)
         else:
-            text = await run_text_command(
-                self.service, requester, command, default_model=self.default_model
-            )
+            text = await run_text_command(self.service, requester, command)
         await respond(text=text, response_type="ephemeral")
 
     # -- shortcuts --------------------------------------------------------------------------

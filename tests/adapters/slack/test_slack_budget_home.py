@@ -7,6 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from bot.domain.chat_commands import usage_text
 from bot.domain.models import JobStatus, Requester, fmt_credits
 from bot.infra.simulator import Simulator
 from tests.adapters.slack.conftest import (
@@ -105,7 +106,11 @@ async def test_credits_jobs_and_help(world: SlackWorld) -> None:
     assert "no videos yet" in await reply_to(world, ALICE, 2)
     status, _text = await world.command("help")
     assert status == 200
-    assert "--duration" in await reply_to(world, ALICE, 3)
+    help_text = await reply_to(world, ALICE, 3)
+    # The same help as every surface: the grammar and each model's prices from the price list.
+    assert "--duration" in help_text and world.rc.core.service.usage_text() in help_text
+    service = world.rc.core.service
+    assert service.usage_text() != usage_text(service.catalog, service.settings.default_model)
 
 
 async def test_admin_commands_need_an_admin(world: SlackWorld) -> None:
