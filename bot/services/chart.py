@@ -171,8 +171,14 @@ def describe_chart(data: UsageReport | ChartSeries) -> str:
     lines = [
         series.title + ".",
         "Horizontal bars, one per person, biggest spend on top: solid = credits used "
-        "(charged for delivered videos), hatched = credits held for jobs not finished yet; "
-        "black tick = the person's allowance (limit + grants)" + pace,
+        "(charged for delivered videos), "
+        + (
+            "hatched = credits held for jobs not finished yet; "
+            if any(bar.reserved for bar in series.people)
+            else ""
+        )
+        + "black tick = the person's allowance (limit + grants)"
+        + pace,
     ]
     if not series.people:
         each = series.default_allowance

@@ -103,16 +103,17 @@ def _draw_people(ax: Axes, series: ChartSeries) -> None:
     ys = list(range(len(bars)))
     used = [_px(b.used) for b in bars]
     ax.barh(ys, used, color=[USED_OVER if b.over else USED for b in bars], label="used")
-    ax.barh(
-        ys,
-        [_px(b.reserved) for b in bars],
-        left=used,
-        color=HELD,
-        hatch="///",
-        edgecolor=USED,
-        linewidth=0,
-        label="held (in progress)",
-    )
+    if any(b.reserved for b in bars):  # no "held" in the legend when nothing is held
+        ax.barh(
+            ys,
+            [_px(b.reserved) for b in bars],
+            left=used,
+            color=HELD,
+            hatch="///",
+            edgecolor=USED,
+            linewidth=0,
+            label="held (in progress)",
+        )
     marked = [(y, b) for y, b in zip(ys, bars, strict=True) if b.allowance is not None]
     if marked:
         ax.scatter(

@@ -164,3 +164,17 @@ def test_cli_chart_writes_the_format_the_name_asks_for(tmp_path: Path) -> None:
         assert "name the file .png, .jpg, .svg or .pdf" in refused.stderr
         assert "Traceback" not in refused.stderr
         assert not (tmp_path / name).exists()
+
+
+def test_held_is_in_the_legend_and_the_description_only_when_something_is_held() -> None:
+    def legend_of(people: list[PersonUsage]) -> list[str]:
+        fig = chart_figure(chart_series(report("0.5", people)))
+        legend = fig.axes[0].get_legend()
+        assert legend is not None
+        return [t.get_text() for t in legend.get_texts()]
+
+    nothing_held = [person("Carol", "250", "0"), person("Alice", "100", "0")]
+    assert "held (in progress)" not in legend_of(nothing_held)
+    assert "hatched" not in describe_chart(chart_series(report("0.5", nothing_held)))
+    assert "held (in progress)" in legend_of(PEOPLE)
+    assert "hatched" in describe_chart(chart_series(report("0.5", PEOPLE)))
