@@ -7,8 +7,8 @@ Invariants:
   admins deciding at once exactly one changes the row.
 - `told_at` is written once, after the requester's platform was told the decision (or the
   expiry); a decision without it is told by the running bot's sweep (bot/services/oversight.py).
-- An alert is claimed by insert-or-ignore on its primary key (who, period, kind, threshold):
-  of two requests crossing a threshold at once exactly one sends it.
+- An alert is claimed by an insert that does nothing on conflict with its primary key (who,
+  period, kind, threshold): of two requests crossing a threshold at once exactly one sends it.
 """
 
 from __future__ import annotations
@@ -131,9 +131,9 @@ async def claim_alert(
 ) -> bool:
     """Record that this alert is sent; False when it already was (someone else sends it)."""
     cur = await tx.execute(
-        "INSERT OR IGNORE INTO alerts"
+        "INSERT INTO alerts"
         " (platform, workspace, user_id, period_start, kind, threshold, at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (who.platform, who.workspace, user, period_key, kind, threshold, now_iso()),
     )
     return cur.rowcount == 1

@@ -262,8 +262,10 @@ async def charge_mismatches(tx: Tx, tolerance_uc: int, per_mille: int) -> tuple[
         " COALESCE(SUM(CASE WHEN amount_uc < settles_uc THEN settles_uc - amount_uc"
         "   ELSE 0 END), 0)"
         " FROM ledger WHERE kind = 'capture'"
-        " AND ABS(amount_uc - settles_uc) * 1000 > MAX(? * 1000, settles_uc * ?)",
-        (tolerance_uc, per_mille),
+        " AND ABS(amount_uc - settles_uc) * 1000 > CASE WHEN CAST(? AS BIGINT) * 1000"
+        " > settles_uc * CAST(? AS BIGINT) THEN CAST(? AS BIGINT) * 1000"
+        " ELSE settles_uc * CAST(? AS BIGINT) END",
+        (tolerance_uc, per_mille, tolerance_uc, per_mille),
     )
     assert row is not None
     return int(row[0]), int(row[1]), int(row[2]), int(row[3])
