@@ -1,14 +1,15 @@
 """The composition root: builds the whole core from `Settings`, and nothing else does.
 
-    store (SQLite) ─▶ JobBook ─▶ Tracker ◀─ EvoLinkClient, MediaHost, ports
+    store (SQLite or PostgreSQL) ─▶ JobBook ─▶ Tracker ◀─ EvoLinkClient, MediaHost, ports
                                   │
                              SoraService  ◀── adapters (Discord, Slack, console), CLI
                                   │
                           web app (aiohttp): /healthz, /evolink/callback/{secret}, /media/{token}
 
-Invariants: one event loop, one store connection, one EvoLink client per process; secrets for
-the callback path and media tokens are created once and kept in the database, so callback URLs
-and media links stay valid across restarts. `stop()` releases everything `build_core` opened.
+Invariants: one event loop, one store (a SQLite connection or a PostgreSQL pool: DATABASE_URL,
+`open_store`), one EvoLink client per process; secrets for the callback path and media tokens
+are created once and kept in the database, so callback URLs and media links stay valid across
+restarts. `stop()` releases everything `build_core` opened.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from bot.domain.models import Job
 from bot.infra.config import Settings
 from bot.infra.evolink import EvoLinkClient
 from bot.infra.media import MediaHost
-from bot.infra.store import Store
+from bot.infra.store import Store, open_store
 from bot.services.alerts import AccountGuard
 from bot.services.interface import JobFinishedPort
 from bot.services.jobs import JobBook
@@ -154,7 +155,7 @@ async def build_core(
         evolink = EvoLinkClient(settings.evolink_base_url, key.get_secret_value() if key else "")
     created = not settings.database_exists()
     evolink.use_catalog(catalog)
-    store = await Store.open(settings.database_path)
+    store = await open_store(settings.database_url, pool_size=settings.database_pool_size)
     # The first line a command logs: which database it reads and writes (DATABASE_URL).
     log.info("database %s%s", settings.database_where, " (new)" if created else "")
     try:

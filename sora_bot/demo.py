@@ -82,6 +82,9 @@ async def run_demo(
 
 
 def _beside_db(settings: Settings, name: str) -> Path:
+    """Beside the SQLite file; in the working directory for PostgreSQL."""
+    if not settings.database_path:
+        return Path.cwd() / name
     return Path(settings.database_path).resolve().parent / name
 
 

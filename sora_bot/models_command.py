@@ -42,10 +42,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 async def _saved_prices(settings: Settings) -> PriceList:
-    from bot.infra.store import Store
+    from bot.infra.store import open_store
     from bot.services.prices import PriceBook
 
-    store = await Store.open(settings.database_path)
+    store = await open_store(settings.database_url, pool_size=1)
     try:
         book = PriceBook(store, None)
         await book.load_saved()

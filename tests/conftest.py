@@ -1,9 +1,17 @@
 """Shared fixtures: the EvoLink simulator and a running core on 127.0.0.1 port 0, with a real
-SQLite file in the test's tmp_path and a RecordingPort for the `test` platform."""
+SQLite file in the test's tmp_path and a RecordingPort for the `test` platform.
+
+`database_url` runs a test on each engine (ids `sqlite`, `postgresql`): a SQLite file in
+tmp_path, or a fresh database on the session's throwaway PostgreSQL server (tests/pg.py).
+Without PostgreSQL binaries the `postgresql` cases skip, saying why — except under CI (env
+`CI` set), where they fail: CI always runs them. A module runs its core on both engines by
+overriding `core_settings` with `{"database_url": database_url}`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +19,39 @@ import pytest
 
 from bot.domain.models import Requester
 from bot.infra.simulator import Simulator
+from tests.pg import PgServer, find_bindir
 from tests.support import RecordingPort, RunningCore, running_core, running_simulator
 
 ALICE = Requester(platform="test", workspace="W1", user="alice")
 BOB = Requester(platform="test", workspace="W1", user="bob")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One PostgreSQL server for the whole session (started on first use)."""
+    if find_bindir() is None:
+        reason = "no PostgreSQL binaries (initdb, pg_ctl): apt-get install postgresql"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the PostgreSQL tests, but there are {reason}")
+        pytest.skip(reason)
+    server = PgServer.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> str:
+    """A fresh, migrated PostgreSQL database for this test."""
+    return pg_server.fresh_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """This test's database, once on each engine."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'bot.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Settings: exactly the contract's environment variables (plus `CATALOG_PATH`).
+"""Settings: exactly the contract's environment variables (plus `CATALOG_PATH` and
+`DATABASE_POOL_SIZE`).
 
 Read from the environment and from `.env` in the working directory (the environment wins).
 Validation errors name the variable and say what would be accepted. Secrets are `SecretStr`,
@@ -17,6 +18,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.domain.errors import ConfigError
+from bot.infra.store.engine import describe_postgres, engine_of, sqlite_path
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 BUDGET_PERIODS = ("day", "week", "month")
@@ -51,6 +53,8 @@ class Settings(BaseSettings):
     # How often EvoLink's public price list is read again (bot/services/prices.py).
     price_refresh_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
     database_url: str = "sqlite:///sora-bot.db"
+    # PostgreSQL's connection pool per process (SQLite has one connection).
+    database_pool_size: int = Field(default=10, ge=1, le=200)
     host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=0, le=65535)
     public_base_url: str | None = None
@@ -196,19 +200,23 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _db(cls, value: str) -> str:
-        if not value.startswith("sqlite://"):
-            raise ValueError(f"must be sqlite:///path/to/file.db, got {value!r}")
+        engine_of(value)  # ValueError naming the two accepted forms
         return value
 
     # -- derived -------------------------------------------------------------------------
 
     @property
+    def database_engine(self) -> str:
+        """The engine DATABASE_URL names: "sqlite" or "postgresql"."""
+        return engine_of(self.database_url)
+
+    @property
     def database_path(self) -> str:
-        """`sqlite:///rel.db` → `rel.db`; `sqlite:////abs.db` → `/abs.db`; `sqlite://` → memory."""
-        rest = self.database_url[len("sqlite://") :]
-        if rest in ("", "/", "/:memory:"):
-            return ":memory:"
-        return rest[1:] if rest.startswith("/") else rest
+        """SQLite's file: `sqlite:///rel.db` → `rel.db`; `sqlite:////abs.db` → `/abs.db`;
+        `sqlite://` → memory. (PostgreSQL has no file: "".)"""
+        if self.database_engine != "sqlite":
+            return ""
+        return sqlite_path(self.database_url)
 
     @property
     def database_explicit(self) -> bool:
@@ -217,11 +225,17 @@ class Settings(BaseSettings):
 
     @property
     def database_where(self) -> str:
-        """The database in words for logs and errors: its absolute path, or "in memory"."""
+        """The database in words for logs and errors: its absolute path, "in memory", or
+        PostgreSQL's database, host and port (never the user or password)."""
+        if self.database_engine == "postgresql":
+            return describe_postgres(self.database_url)
         path = self.database_path
         return "an in-memory database" if path == ":memory:" else str(Path(path).absolute())
 
     def database_exists(self) -> bool:
+        """Is there a database to open? (A PostgreSQL server is asked when it is opened.)"""
+        if self.database_engine == "postgresql":
+            return True
         return self.database_path == ":memory:" or Path(self.database_path).is_file()
 
     @property

@@ -1,5 +1,6 @@
-"""The ledger on a real SQLite file: atomic admission under concurrency, exact arithmetic,
-holds that settle once, periods that roll over without a reset job."""
+"""The ledger on each engine (a real SQLite file, a real PostgreSQL database): atomic admission
+under concurrency, exact arithmetic, holds that settle once, periods that roll over without a
+reset job."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,7 +15,7 @@ import pytest
 from bot.domain.errors import BudgetError
 from bot.domain.models import Requester, Surface, VideoRequest, to_uc
 from bot.domain.periods import period_for
-from bot.infra.store import Store
+from bot.infra.store import Store, open_store
 from bot.services.jobs import JobBook
 from bot.services.ledger import Ledger
 
@@ -24,8 +24,8 @@ UTC = ZoneInfo("UTC")
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(str(tmp_path / "ledger.db"))
+async def store(database_url: str) -> AsyncIterator[Store]:
+    s = await open_store(database_url)
     yield s
     await s.close()
 
@@ -63,11 +63,11 @@ async def test_200_concurrent_requests_against_a_limit_that_fits_20(store: Store
     assert rows[0][0] == 20, "refused requests leave no job row"
 
 
-async def test_two_processes_worth_of_connections_never_overspend(tmp_path: Path) -> None:
-    """Two Store connections on one file (as `sora-bot admin` beside the bot): BEGIN IMMEDIATE
-    serialises them, so the limit still holds."""
-    path = str(tmp_path / "shared.db")
-    first, second = await Store.open(path), await Store.open(path)
+async def test_two_processes_worth_of_connections_never_overspend(database_url: str) -> None:
+    """Two Stores on one database (as `sora-bot admin` beside the bot, or two replicas on
+    PostgreSQL, each with its own pool): the one-writer rule (BEGIN IMMEDIATE, the advisory
+    lock) serialises their admissions, so the limit still holds."""
+    first, second = await open_store(database_url), await open_store(database_url)
     try:
         books = [book_for(first, limit="25"), book_for(second, limit="25")]
         who = Requester(platform="t", workspace="w", user="u")

@@ -1,4 +1,4 @@
-"""The life of a job, as the job book's one transition table states it, on an in-memory store
+"""The life of a job, as the job book's one transition table states it, on each engine's store
 (no server, no simulator): every move the table allows works once, every other is refused."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from bot.domain.errors import JobStateError
 from bot.domain.lifecycle import TRANSITIONS, sources_of
 from bot.domain.models import JobStatus, Requester, Surface, VideoRequest, to_uc
-from bot.infra.store import Store
+from bot.infra.store import open_store
 from bot.services.jobs import JobBook
 from bot.services.ledger import Ledger
 
@@ -22,8 +22,8 @@ P, S, D = JobStatus.PENDING, JobStatus.SUBMITTED, JobStatus.DELIVERING
 
 
 @pytest.fixture
-async def book() -> AsyncIterator[JobBook]:
-    store = await Store.open(":memory:")
+async def book(database_url: str) -> AsyncIterator[JobBook]:
+    store = await open_store(database_url)
     money = Ledger(
         store,
         default_limit=Decimal(100),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.infra.store.connection import Tx, now_iso, rows
+from bot.infra.store.engine import Tx, now_iso, rows
 
 
 @dataclass(frozen=True)

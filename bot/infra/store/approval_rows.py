@@ -17,7 +17,7 @@ import datetime as dt
 import json
 
 from bot.domain.models import Requester, Surface, VideoRequest
-from bot.infra.store.connection import Row, Tx, now_iso, one, rows
+from bot.infra.store.engine import Row, Tx, now_iso, one, rows
 
 COLUMNS = (
     "id, platform, workspace, user_id, user_name, request_json, surface_json, admin_refs_json,"

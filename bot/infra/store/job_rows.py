@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.domain.models import Job, JobStatus, Requester, Surface, VideoRequest
-from bot.infra.store.connection import Row, Tx, now_iso, one, parse_ts, rows
+from bot.infra.store.engine import Row, Tx, now_iso, one, parse_ts, rows
 
 COLUMNS = (
     "id, platform, workspace, user_id, user_name, status, model, prompt, duration, aspect_ratio, "

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.domain.models import Requester
-from bot.infra.store.connection import Tx, now_iso, one, rows
+from bot.infra.store.engine import Tx, now_iso, one, rows
 from bot.infra.store.job_rows import where
 
 TEAM = ""  # the `limits.user_id` value of a workspace's team budget

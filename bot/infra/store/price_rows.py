@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.infra.store.connection import Tx, now_iso, one
+from bot.infra.store.engine import Tx, now_iso, one
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,190 @@
+"""The engine seam: what the row modules and the owners see of a database, whichever it is.
+
+    Store     an open database: `transaction()`, `reading()`, `meta_secret`, `close()`
+    Tx        what a row module is handed: `await tx.execute(sql, params)` → `Cursor`
+    Cursor    `rowcount`, `await fetchone()`, `await fetchall()`
+    Row       a result row, indexed by position and by column name (`row[0]`, `row["id"]`)
+
+    open_store(url)   the one place that picks the engine from DATABASE_URL:
+                      `sqlite:///path` (bot/infra/store/sqlite.py) or
+                      `postgresql://user:pass@host:port/db` (bot/infra/store/postgres.py)
+
+Invariants:
+- The row modules hold ONE SQL text per statement, with `?` placeholders, in SQL both engines
+  accept; an engine translates the placeholders itself (PostgreSQL: `$1…$n`, once per text).
+- Every write that reads first (admission, settlement, state transitions) runs inside
+  `transaction()`, and write transactions are serialised: on SQLite by `BEGIN IMMEDIATE`
+  (one writer per file), on PostgreSQL by one transaction-scoped advisory lock that every
+  `transaction()` takes first (one writer per database, across processes and replicas).
+  A transaction therefore never sees another's uncommitted money or status change, and
+  check-then-write (a hold that fits, a settlement not yet written) cannot race.
+- `reading()` never observes another coroutine's open transaction: reads see committed data.
+- The schema is `bot.infra.store.migrations`, applied by `migrate` inside one `transaction()`
+  (so two processes starting together migrate once), recorded in `schema_migrations`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from bot.infra.store.migrations import MIGRATIONS, pending_migrations
+
+
+class Row(Protocol):
+    """A result row: `row[0]`, `row["name"]`, `row.keys()`, `dict(row)`."""
+
+    def __getitem__(self, key: int | str, /) -> Any: ...
+
+    def keys(self) -> Iterable[str]: ...
+
+
+class Cursor(Protocol):
+    """The result of one statement (rows are read at once; `rowcount` counts changed rows)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    async def fetchone(self) -> Row | None: ...
+
+    async def fetchall(self) -> Sequence[Row]: ...
+
+
+class Tx(Protocol):
+    """A connection inside `transaction()` or `reading()`."""
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def parse_ts(value: str | None) -> dt.datetime | None:
+    return None if value is None else dt.datetime.fromisoformat(value)
+
+
+async def rows(tx: Tx, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+    cur = await tx.execute(sql, params)
+    return list(await cur.fetchall())
+
+
+async def one(tx: Tx, sql: str, params: Sequence[Any] = ()) -> Row | None:
+    cur = await tx.execute(sql, params)
+    return await cur.fetchone()
+
+
+class Store(ABC):
+    """An open database. `await open_store(url)` … `await store.close()`."""
+
+    #: "sqlite" or "postgresql" (a migration's engine, the schema test)
+    engine: str
+
+    @staticmethod
+    async def open(path: str) -> Store:
+        """A SQLite file at `path` (or ":memory:"): tests and benchmarks that want a file."""
+        from bot.infra.store.sqlite import SqliteStore
+
+        return await SqliteStore.open(path)
+
+    @abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[Tx]:
+        """A write transaction (the module docstring's one-writer rule): commit at the end of
+        the block, roll back on any exception."""
+
+    @abstractmethod
+    def reading(self) -> AbstractAsyncContextManager[Tx]:
+        """A connection for a few reads in a row of committed data."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @property
+    def schema_version(self) -> int:
+        return len(MIGRATIONS)
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """A read for tests, benchmarks and operators' tools; product code uses the row
+        modules of this package."""
+        async with self.reading() as tx:
+            return await rows(tx, sql, params)
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        found = await self.fetchall(sql, params)
+        return found[0] if found else None
+
+    async def meta_secret(self, key: str) -> str:
+        """A random secret created once and kept in the database (callback path, media keys)."""
+        async with self.transaction() as tx:
+            row = await one(tx, "SELECT value FROM meta WHERE key = ?", (key,))
+            if row is not None:
+                return str(row[0])
+            value = secrets.token_urlsafe(32)
+            await tx.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
+            return value
+
+
+async def migrate(store: Store) -> None:
+    """Apply what `schema_migrations` does not list yet, in one write transaction."""
+    async with store.transaction() as tx:
+        await tx.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        row = await one(tx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+        current = int(row[0]) if row else 0
+        for version, script in pending_migrations(store.engine, current):
+            for statement in script.split(";"):
+                if statement.strip():
+                    await tx.execute(statement)
+            await tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                (version, now_iso()),
+            )
+
+
+SQLITE_PREFIX = "sqlite://"
+POSTGRES_PREFIXES = ("postgresql://", "postgres://")
+
+
+def engine_of(url: str) -> str:
+    """The engine a DATABASE_URL names ("sqlite", "postgresql"); ValueError naming the forms."""
+    if url.startswith(SQLITE_PREFIX):
+        return "sqlite"
+    if url.startswith(POSTGRES_PREFIXES):
+        return "postgresql"
+    raise ValueError(
+        f"must be sqlite:///path/to/file.db or postgresql://user:pass@host:port/db, got {url!r}"
+    )
+
+
+def sqlite_path(url: str) -> str:
+    """`sqlite:///rel.db` → `rel.db`; `sqlite:////abs.db` → `/abs.db`; `sqlite://` → memory."""
+    rest = url[len(SQLITE_PREFIX) :]
+    if rest in ("", "/", "/:memory:"):
+        return ":memory:"
+    return rest[1:] if rest.startswith("/") else rest
+
+
+def describe_postgres(url: str) -> str:
+    """A PostgreSQL URL in words for logs, without its user or password."""
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/") or "(the user's default)"
+    return f"PostgreSQL database {name} on {parts.hostname or 'localhost'}:{parts.port or 5432}"
+
+
+async def open_store(url: str, *, pool_size: int = 10) -> Store:
+    """Open (and migrate) the database DATABASE_URL names; `pool_size` is PostgreSQL's
+    connection pool (SQLite has one connection)."""
+    if engine_of(url) == "sqlite":
+        from bot.infra.store.sqlite import SqliteStore
+
+        return await SqliteStore.open(sqlite_path(url))
+    from bot.infra.store.postgres import PostgresStore
+
+    return await PostgresStore.open(url, pool_size=pool_size)

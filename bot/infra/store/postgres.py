@@ -1,0 +1,192 @@
+"""The PostgreSQL engine (asyncpg): a connection pool shared by every coroutine.
+
+Invariants:
+- ONE WRITER: every `transaction()` first takes the transaction-scoped advisory lock
+  `WRITE_LOCK` (`pg_advisory_xact_lock`), released by its COMMIT or ROLLBACK. Write
+  transactions are thereby serialised across coroutines, processes and replicas exactly as
+  SQLite's `BEGIN IMMEDIATE` serialises them (engine.py's one-writer rule): admission,
+  settlement and state transitions read then write with no other writer in between, and one
+  lock cannot deadlock. (Narrowing admission to row locks on the ledger totals would replace
+  `_WRITE_LOCK_SQL` for those transactions only; nothing else relies on the lock's scope.)
+- Reads (`reading()`) take a pooled connection without the lock, in a READ ONLY, REPEATABLE
+  READ transaction: a few reads in a row see one committed snapshot.
+- Every connection has `statement_timeout` (30 s: a wait for the lock counts) and
+  `application_name` `sora-bot`.
+- A connection the server closed (a restart) is replaced by the pool on the next acquire. A
+  connection found dead before the caller's first statement is retried once (nothing of the
+  caller ran); a failure after that is raised, never retried here: the outcome of a COMMIT
+  whose answer was lost is unknown, and the tracker's and dispatcher's loops retry their work.
+- The row modules' `?` placeholders become `$1…$n` (never inside a string literal or a quoted
+  name), once per SQL text.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from bot.infra.store.engine import Row, Store, Tx, describe_postgres, migrate
+
+#: The advisory lock key of the one-writer rule (any constant; "sora" in ASCII).
+WRITE_LOCK = 0x736F7261
+_WRITE_LOCK_SQL = f"SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+STATEMENT_TIMEOUT_MS = 30_000
+APPLICATION_NAME = "sora-bot"
+
+#: What a connection the server dropped raises (a restart, a network cut).
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+    ConnectionError,
+    OSError,
+)
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+    from asyncpg.transaction import Transaction
+
+    PooledConnection = PoolConnectionProxy[asyncpg.Record]
+
+_TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?")
+_RETURNS_ROWS = ("SELECT", "WITH", "VALUES", "SHOW", "TABLE")
+
+
+@functools.lru_cache(maxsize=2048)
+def translate(sql: str) -> tuple[str, bool]:
+    """(`sql` with `?` → `$1…$n` outside quotes, whether it returns rows)."""
+    count = 0
+
+    def number(match: re.Match[str]) -> str:
+        nonlocal count
+        if match.group(0) != "?":
+            return match.group(0)
+        count += 1
+        return f"${count}"
+
+    text = _TOKEN.sub(number, sql)
+    words = sql.split(None, 1)
+    returns = (bool(words) and words[0].upper() in _RETURNS_ROWS) or " RETURNING " in sql.upper()
+    return text, returns
+
+
+class _Cursor:
+    def __init__(self, found: Sequence[Row], rowcount: int) -> None:
+        self._rows = found
+        self._rowcount = rowcount
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    async def fetchone(self) -> Row | None:
+        return self._rows[0] if self._rows else None
+
+    async def fetchall(self) -> Sequence[Row]:
+        return list(self._rows)
+
+
+def _changed(status: str) -> int:
+    """`UPDATE 3` → 3, `INSERT 0 1` → 1; -1 when the status names no count."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else -1
+
+
+class _Tx:
+    def __init__(self, conn: PooledConnection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
+        text, returns = translate(sql)
+        if returns:
+            found: Sequence[Row] = await self._conn.fetch(text, *params)
+            return _Cursor(found, len(found))
+        status: str = await self._conn.execute(text, *params)
+        return _Cursor((), _changed(status))
+
+
+class PostgresStore(Store):
+    """Owns the pool. Use `await PostgresStore.open(url)` and `await store.close()`."""
+
+    engine = "postgresql"
+
+    def __init__(self, pool: asyncpg.Pool, where: str) -> None:
+        self._pool = pool
+        self.where = where
+
+    @staticmethod
+    async def open(url: str, *, pool_size: int = 10) -> PostgresStore:
+        pool = await asyncpg.create_pool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            server_settings={
+                "application_name": APPLICATION_NAME,
+                "statement_timeout": str(STATEMENT_TIMEOUT_MS),
+            },
+        )
+        store = PostgresStore(pool, describe_postgres(url))
+        try:
+            await migrate(store)
+        except BaseException:
+            await pool.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def _begin(self, *, write: bool) -> tuple[PooledConnection, Transaction]:
+        """A pooled connection inside a started transaction (holding the write lock when
+        `write`); a connection found dead here is replaced once."""
+        for attempt in (1, 2):
+            conn = await self._pool.acquire()
+            try:
+                if write:
+                    tr = conn.transaction()
+                    await tr.start()
+                    await conn.execute(_WRITE_LOCK_SQL)
+                else:
+                    tr = conn.transaction(isolation="repeatable_read", readonly=True)
+                    await tr.start()
+            except CONNECTION_ERRORS:
+                await self._pool.release(conn)
+                if attempt == 2:
+                    raise
+                continue
+            except BaseException:
+                await self._pool.release(conn)
+                raise
+            return conn, tr
+        raise AssertionError("unreachable")
+
+    @asynccontextmanager
+    async def _transaction(self, *, write: bool) -> AsyncIterator[_Tx]:
+        conn, tr = await self._begin(write=write)
+        try:
+            try:
+                yield _Tx(conn)
+            except BaseException:
+                if not conn.is_closed():
+                    with suppress(*CONNECTION_ERRORS):  # the server ended it: not committed
+                        await tr.rollback()
+                raise
+            else:
+                await tr.commit()
+        finally:
+            await self._pool.release(conn)
+
+    def transaction(self) -> AbstractAsyncContextManager[Tx]:
+        """BEGIN; the write lock; … COMMIT (ROLLBACK on any exception)."""
+        return self._transaction(write=True)
+
+    def reading(self) -> AbstractAsyncContextManager[Tx]:
+        """A pooled connection in a read-only snapshot; no lock."""
+        return self._transaction(write=False)
