@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import random
 from collections import Counter
@@ -219,9 +220,9 @@ class EvoLinkClient:
         self.backoff_base = backoff_base
         self.max_backoff = max_backoff
         self.stats: Counter[str] = Counter()
-        #: Model → the request field its audio switch goes in (`use_catalog`); the rest get
-        #: `generate_audio`.
-        self._audio_fields: dict[str, str] = {}
+        #: Model → the request field its audio switch goes in: the packaged catalog's until
+        #: `use_catalog` gives the operator's; a model in neither gets `generate_audio`.
+        self._audio_fields: dict[str, str] = dict(_packaged_audio_fields())
         self._http = httpx.AsyncClient(
             timeout=timeout or httpx.Timeout(60.0, connect=10.0),
             transport=transport,
@@ -405,6 +406,11 @@ class EvoLinkClient:
         if not error.retryable or attempt >= self.max_attempts or delay > MAX_RETRY_AFTER:
             raise error from (None if error is exc else exc)
         await asyncio.sleep(delay)
+
+
+@functools.cache
+def _packaged_audio_fields() -> dict[str, str]:
+    return {spec.name: spec.audio_field for spec in Catalog.load().models}
 
 
 def _is_document(content_type: str) -> bool:

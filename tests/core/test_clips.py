@@ -140,9 +140,19 @@ async def test_the_simulator_serves_the_clip_of_the_tasks_shape_and_length() -> 
         httpx.AsyncClient(base_url=sim.base_url, headers=auth) as http,
     ):
         ids = []
+        catalog = Catalog.load()
         for ratio, seconds, _ in cases:
+            # a model that takes this ratio and length (the simulator is strict, as EvoLink)
+            spec = next(
+                s
+                for s in catalog.models
+                if s.selectable
+                and not s.image_required
+                and ratio in s.aspect_ratios
+                and seconds in s.durations
+            )
             body: dict[str, Any] = {
-                "model": "veo-3.1-fast",  # not priced by the catalog: any duration is taken
+                "model": spec.name,
                 "prompt": "a paper boat",
                 "aspect_ratio": ratio,
                 "duration": seconds,

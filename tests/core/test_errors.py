@@ -17,6 +17,7 @@ import pytest
 
 import bot
 from bot.domain import errors
+from bot.domain.catalog import Catalog
 from bot.domain.errors import (
     ApprovalNotFound,
     BotError,
@@ -35,8 +36,12 @@ from tests.conftest import ALICE
 from tests.support import RecordingPort, RunningCore
 
 ROOT = Path(__file__).resolve().parents[2]
-REQUEST = VideoRequest(
-    model="sora-2", prompt="a kite over a beach", duration=10, aspect_ratio="9:16"
+_SPEC = next(spec for spec in Catalog.load().models if spec.selectable and not spec.image_required)
+REQUEST = VideoRequest(  # one the (strict) simulator takes: a catalog model's default request
+    model=_SPEC.name,
+    prompt="a kite over a beach",
+    duration=_SPEC.default_duration,
+    aspect_ratio=_SPEC.default_aspect_ratio,
 )
 _NODE = re.compile(r"^[ │]*[├└]── (?P<name>[A-Z][A-Za-z]+)\b")  # a branch; the root has none
 

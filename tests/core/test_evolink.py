@@ -13,21 +13,29 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from bot.domain.catalog import Catalog
 from bot.domain.errors import ProviderError, ProviderHTTPError, TaskFailed
 from bot.domain.models import VideoRequest
+from bot.domain.offer import quote_request
+from bot.domain.pricing import PriceList
 from bot.domain.task_errors import RETRY_LATER_CODES, TASK_ERRORS, reason_for_code
 from bot.infra.evolink import EvoLinkClient, TaskSnapshot
 from bot.infra.simulator import Simulator, SimulatorConfig, clip_for, synthetic_video_chunks
 
 KEY = "sk-secret-test-key-123"
+CATALOG = Catalog.load()
+# A model that takes an optional image, in a portrait ratio (the simulator is strict, as EvoLink).
+SPEC = next(s for s in CATALOG.models if s.selectable and s.image_input and not s.image_required)
 REQUEST = VideoRequest(
-    model="sora-2-preview",
+    model=SPEC.name,
     prompt="a paper boat on a rainy street",
-    duration=8,
-    aspect_ratio="720x1280",
+    duration=max(SPEC.durations),
+    aspect_ratio=next(r for r in SPEC.aspect_ratios if r in ("720x1280", "9:16")),
 )
+PRICE = quote_request(CATALOG, PriceList.load(), REQUEST).exact  # what EvoLink bills REQUEST
 
 
 @asynccontextmanager
@@ -52,36 +60,72 @@ async def until_terminal(client: EvoLinkClient, task_id: str) -> TaskSnapshot:
 
 
 async def test_submit_poll_complete_with_results_and_credits() -> None:
-    request = REQUEST.model_copy(
-        update={"image_url": "https://img.example/cat.png", "remove_watermark": False}
-    )
+    request = REQUEST.model_copy(update={"image_url": "https://img.example/cat.png"})
     async with connected() as (sim, client):
         submitted = await client.submit("job-1", request, callback_url="http://127.0.0.1:9/cb")
         assert (submitted.status, submitted.progress, submitted.terminal) == ("pending", 0, False)
         assert submitted.estimated_time == 1 and submitted.results == []
         sent = sim.requests[0]
         assert sent.json == {
-            "model": "sora-2-preview",
+            "model": REQUEST.model,
             "prompt": REQUEST.prompt,
-            "aspect_ratio": "720x1280",
-            "duration": 8,
+            "aspect_ratio": REQUEST.aspect_ratio,
+            "duration": REQUEST.duration,
             "image_urls": ["https://img.example/cat.png"],
-            "remove_watermark": False,
             "callback_url": "http://127.0.0.1:9/cb",
         }
         assert sent.headers["Idempotency-Key"] == "job-1"
         done = await until_terminal(client, submitted.id)
         assert done.status == "completed" and done.progress == 100
         assert done.results == [f"{sim.base_url}/files/{submitted.id}.mp4"]
-        assert done.credits_used == Decimal("46.08")  # the price list's sora-2-preview 8 s
+        assert done.credits_used == PRICE  # the price list's quote of the request
         assert isinstance(done.credits_used, Decimal)
         credits = await client.credits()
         assert (credits.remaining, credits.used, credits.unlimited) == (
-            Decimal("9953.92"),
-            Decimal("46.08"),
+            SimulatorConfig().remaining_credits - PRICE,
+            PRICE,
             False,
         )
         assert client.stats["submit"] == 1 and client.stats["credits"] == 1
+
+
+@pytest.mark.parametrize("configured", [True, False])
+async def test_the_audio_switch_goes_in_the_field_the_model_takes(configured: bool) -> None:
+    """Kling v3/O3 take `sound` ("on"/"off"), others `generate_audio` (true/false): the client
+    sends each model's own field, by the catalog (the packaged one until told another), and
+    the simulator, as EvoLink, takes it; the other field is refused with a 400."""
+    prices = PriceList.load()
+    audio_models = [s for s in CATALOG.models if s.audio_option and s.selectable]
+    assert {s.audio_field for s in audio_models} == {"sound", "generate_audio"}
+    async with connected() as (sim, client):
+        if configured:
+            client.use_catalog(CATALOG)
+        for spec in audio_models:
+            declared = prices.model(spec.name).variables
+            field = "sound" if "sound" in declared else "generate_audio"
+            assert spec.audio_field == field, spec.name  # the catalog says what the rules take
+            for audio in (True, False):
+                request = VideoRequest(
+                    model=spec.name,
+                    prompt="a drum solo",
+                    duration=spec.default_duration,
+                    aspect_ratio=spec.default_aspect_ratio,
+                    audio=audio,
+                )
+                task = await client.submit(f"job-{spec.name}-{audio}", request)
+                sent = sim.requests[-1].json
+                assert sent[field] == (("on" if audio else "off") if field == "sound" else audio)
+                other = "generate_audio" if field == "sound" else "sound"
+                assert other not in sent
+                assert sim.tasks[task.id].variables[field] == sent[field]  # priced by it
+            wrong = {"generate_audio": True} if field == "sound" else {"sound": "on"}
+            body = {"model": spec.name, "prompt": "a drum solo", **wrong}
+            async with httpx.AsyncClient(base_url=sim.base_url) as http:  # the other field
+                refused = await http.post(
+                    "/v1/videos/generations", json=body, headers={"Authorization": f"Bearer {KEY}"}
+                )
+            assert refused.status_code == 400  # EvoLink's envelope, naming the field
+            assert refused.json()["error"]["param"] == other
 
 
 async def test_same_job_submitted_twice_makes_one_task() -> None:
@@ -148,7 +192,7 @@ async def test_client_errors_are_not_retried(status: int, words: str) -> None:
 
 
 async def test_real_402_and_invalid_task_id() -> None:
-    config = SimulatorConfig(remaining_credits=Decimal(1))  # sora-2-preview 8 s costs 46.08
+    config = SimulatorConfig(remaining_credits=PRICE / 2)  # too little for REQUEST
     async with connected(config) as (sim, client):
         with pytest.raises(ProviderHTTPError) as caught:
             await client.submit("job-1", REQUEST)
@@ -217,7 +261,8 @@ async def test_every_task_error_code_fails_with_that_code() -> None:
         finals = await asyncio.gather(*(until_terminal(client, s.id) for s in submitted))
     for code, final in zip(codes, finals, strict=True):
         assert (final.status, final.error_code) == ("failed", code)
-        assert final.results == [] and final.credits_used is None
+        assert final.results == [] and final.kept == 0  # a failed task costs nothing
+        assert final.charge_status == "released"
         with pytest.raises(TaskFailed) as caught:
             final.raise_for_failure()
         failure = caught.value

@@ -1,4 +1,8 @@
-"""The EvoLink simulator over real HTTP on 127.0.0.1: shapes, lifecycle, faults, callbacks."""
+"""The EvoLink simulator over real HTTP on 127.0.0.1: shapes, lifecycle, faults, callbacks.
+
+The simulator is strict by default, as EvoLink is: every body here is one a current model takes
+(a text-to-video model of the packaged catalog, at its default duration and quality), and every
+expected price is that request's quote from the shipped price list (bot/domain/offer.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,9 @@ from typing import Any
 import httpx
 from aiohttp import web
 
+from bot.domain.catalog import Catalog
+from bot.domain.offer import Choices, quote_choices
+from bot.domain.pricing import PriceList
 from bot.infra.simulator import (
     Simulator,
     SimulatorConfig,
@@ -22,13 +29,29 @@ from bot.infra.simulator import (
 )
 
 AUTH = {"Authorization": "Bearer sk-test"}
-# A model the packaged catalog does not price, so the simulator bills credits_per_second (5.76/s).
+CATALOG = Catalog.load()
+# A text-to-video model with landscape, portrait and square ratios (so every clip shape is seen).
+SPEC = next(
+    spec
+    for spec in CATALOG.models
+    if spec.selectable
+    and not spec.image_required
+    and {"16:9", "9:16", "1:1"} <= set(spec.aspect_ratios)
+)
 BODY: dict[str, Any] = {
-    "model": "veo-3.1-fast",
+    "model": SPEC.name,
     "prompt": "a paper boat",
     "aspect_ratio": "16:9",
-    "duration": 10,
+    "duration": SPEC.default_duration,
+    **({"quality": SPEC.default_quality} if SPEC.default_quality else {}),
 }
+# What EvoLink reserves (and, completed, charges) for BODY: its quote by the shipped rules.
+PRICE = quote_choices(CATALOG, PriceList.load(), SPEC, Choices.defaults(SPEC)).exact
+
+
+def credits(value: Any) -> Decimal:
+    """A JSON credit figure as the exact decimal it prints as."""
+    return Decimal(str(value))
 
 
 class ManualClock:
@@ -62,6 +85,7 @@ async def test_submit_answers_the_documented_task_object() -> None:
             "task_info",
             "type",
             "usage",
+            "billing",  # strict, as EvoLink: its clients read it
         }
         assert re.fullmatch(r"task-unified-\d{10}-[0-9a-f]{8}", task["id"])
         assert abs(task["created"] - time.time()) < 5
@@ -74,13 +98,15 @@ async def test_submit_answers_the_documented_task_object() -> None:
         assert task["task_info"] == {
             "can_cancel": True,
             "estimated_time": 300,
-            "video_duration": 10,
+            "video_duration": BODY["duration"],
         }
         assert task["usage"] == {
             "billing_rule": "per_call",
-            "credits_reserved": 57.6,
+            "credits_reserved": float(PRICE),
             "user_group": "default",
         }
+        assert credits(task["usage"]["credits_reserved"]) == PRICE
+        assert task["billing"]["charge_status"] == "reserved"
         recorded = sim.requests[-1]
         assert recorded.json == BODY and recorded.headers["Authorization"] == "Bearer"
 
@@ -106,7 +132,7 @@ async def test_lifecycle_follows_the_clock_and_progress_never_drops() -> None:
         progress = [p for _, p in seen]
         assert progress == sorted(progress) and progress[-1] == 100
         assert body["results"] == [f"{sim.base_url}/files/{task_id}.mp4"]
-        assert body["usage"]["credits_used"] == 57.6
+        assert credits(body["usage"]["credits_used"]) == PRICE
         missing = await http.get("/v1/tasks/task-unified-0-nothing")
         assert missing.status_code == 400
         assert missing.json()["error"]["code"] == "invalid_task_id"
@@ -124,11 +150,13 @@ async def test_missing_or_empty_key_gets_401_envelope() -> None:
 
 
 async def test_bad_input_is_refused_with_400() -> None:
-    config = SimulatorConfig(models=frozenset({"veo-3.1-fast"}))
+    config = SimulatorConfig(models=frozenset({SPEC.name}))
     async with Simulator.serve(config) as sim, httpx.AsyncClient(base_url=sim.base_url) as http:
         cases: list[tuple[dict[str, Any], str]] = [
             ({"prompt": "  "}, "prompt"),
             ({"model": "nope"}, "model"),
+            ({"model": "sora-2"}, "model"),  # retired: no longer on the price list
+            ({"duration": max(SPEC.durations) + 1}, "duration"),
             ({"callback_url": "http://example.com/cb"}, "callback_url"),
             ({"image_urls": ["a", "b"]}, "image_urls"),
             ({"duration": "ten"}, "duration"),
@@ -155,22 +183,21 @@ async def test_idempotency_key_replays_the_same_task() -> None:
 
 async def test_credits_are_reserved_then_charged_and_402_when_short() -> None:
     clock = ManualClock()
-    config = SimulatorConfig(task_seconds=0.2, remaining_credits=Decimal("100"))
+    balance = PRICE * 3 / 2  # room for one task, not two
+    config = SimulatorConfig(task_seconds=0.2, remaining_credits=balance)
     async with (
         Simulator.serve(config, clock=clock) as sim,
         httpx.AsyncClient(base_url=sim.base_url, headers=AUTH) as http,
     ):
-        assert (await submit(http)).status_code == 200  # 57.6 reserved
+        assert (await submit(http)).status_code == 200  # PRICE reserved
         short = await submit(http)
         assert short.status_code == 402
         assert short.json()["error"]["code"] == "insufficient_quota"
         clock.now += 1  # past the task's end: reading the credits settles what is due
         token = (await http.get("/v1/credits")).json()["data"]["token"]
-        assert token == {
-            "remaining_credits": 42.4,
-            "unlimited_credits": False,
-            "used_credits": 57.6,
-        }
+        assert token["unlimited_credits"] is False
+        assert credits(token["remaining_credits"]) == balance - PRICE
+        assert credits(token["used_credits"]) == PRICE
 
 
 async def test_files_match_orientation_and_wait_for_completion() -> None:
@@ -179,10 +206,8 @@ async def test_files_match_orientation_and_wait_for_completion() -> None:
         Simulator.serve(SimulatorConfig(task_seconds=10), clock=clock) as sim,
         httpx.AsyncClient(base_url=sim.base_url, headers=AUTH) as http,
     ):
-        ids = {
-            ar: (await submit(http, aspect_ratio=ar)).json()["id"]
-            for ar in ("16:9", "9:16", "720x1280", "1280x720", "1:1")
-        }
+        ids = {ar: (await submit(http, aspect_ratio=ar)).json()["id"] for ar in SPEC.aspect_ratios}
+        assert {orientation_of(ar) for ar in ids} == {"landscape", "portrait", "square"}
         early = await http.get(f"/files/{ids['16:9']}.mp4")
         assert early.status_code == 404
         clock.now += 10
@@ -192,6 +217,7 @@ async def test_files_match_orientation_and_wait_for_completion() -> None:
             assert video.headers["content-type"] == "video/mp4"
             assert video.content == clip_for(ar, BODY["duration"])
     assert orientation_of("9:16") == "portrait" and orientation_of(None) == "landscape"
+    assert orientation_of("720x1280") == "portrait" and orientation_of("1280x720") == "landscape"
     assert clip_bytes("portrait")[4:8] == b"ftyp"
 
 
@@ -212,7 +238,7 @@ async def test_task_failures_from_config_and_prompt() -> None:
         assert bodies[1]["error"]["code"] == "upstream_error"
         assert "results" not in bodies[0] and "credits_used" not in bodies[0]["usage"]
         token = (await http.get("/v1/credits")).json()["data"]["token"]
-        assert token["used_credits"] == 57.6  # only the completed one is charged
+        assert credits(token["used_credits"]) == PRICE  # only the completed one is charged
 
 
 async def test_injected_http_faults_are_consumed_in_order() -> None:
@@ -344,7 +370,7 @@ async def test_thousand_tasks_are_cheap() -> None:
         assert statuses == {200} and len(sim.tasks) == 1000
         clock.now += 1  # past every task's end: reading the credits settles them all
         token = (await http.get("/v1/credits")).json()["data"]["token"]
-        assert Decimal(str(token["used_credits"])) == Decimal("57.6") * 1000
+        assert credits(token["used_credits"]) == PRICE * 1000
         assert all(sim.state(t)[0] == "completed" and t.settled for t in sim.tasks.values())
         assert time.perf_counter() - started < 20
 

@@ -45,7 +45,7 @@ async def submit(http: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Respons
 
 
 def strict(**knobs: Any) -> SimulatorConfig:
-    return SimulatorConfig(**{"strict": True, "task_seconds": 100, **knobs})
+    return SimulatorConfig(**{"task_seconds": 100, **knobs})
 
 
 # ---- the price list ---------------------------------------------------------------------------
@@ -327,25 +327,38 @@ async def test_a_shorter_actual_output_is_charged_by_the_rules_and_the_rest_refu
         assert done["usage"]["credits_used"] == sora["usage"]["credits_reserved"]
 
 
-# ---- the permissive default ------------------------------------------------------------------
+# ---- strict by default, as EvoLink ----------------------------------------------------------
 
 
-async def test_permissive_by_default_with_billing_fields_on_request() -> None:
+async def test_the_default_simulator_refuses_as_evolink_and_reports_billing() -> None:
     clock = ManualClock()
-    config = SimulatorConfig(task_seconds=100)
-    assert config.strict is False
+    config = SimulatorConfig(task_seconds=100)  # no knob: as strict as EvoLink
     async with (
         Simulator.serve(config, clock=clock) as sim,
         httpx.AsyncClient(base_url=sim.base_url, headers=AUTH) as http,
     ):
-        loose = await submit(http, {"model": "nope", "duration": 7, "quality": "8k"})
-        assert loose.status_code == 200
-        assert "billing" not in loose.json()
-        config.report_billing = config.report_result_data = True
+        for body, param in (
+            ({"model": "sora-2-preview", "duration": 7}, "duration"),
+            ({"model": "nope"}, "model"),
+            ({"model": "sora-2", "duration": 10}, "model"),  # the retired model
+        ):
+            refused = await submit(http, body)
+            assert refused.status_code == 400, body
+            assert refused.json()["error"]["param"] == param
+            assert refused.json()["error"]["type"] == "invalid_request_error"
+        assert sim.tasks == {}
+        taken = await submit(http, {"model": "sora-2-preview", "duration": 8})
+        assert taken.status_code == 200
+        assert taken.json()["billing"]["charge_status"] == "reserved"
         clock.now += 100
-        task = exact(await http.get(f"/v1/tasks/{loose.json()['id']}"))
+        task = exact(await http.get(f"/v1/tasks/{taken.json()['id']}"))
         assert task["billing"]["charge_status"] == "charged"
         assert task["billing"]["charged_credits"] == task["usage"]["credits_used"]
-        assert task["result_data"] == [{"video_url": task["results"][0], "duration": 7}]
-        assert "cost" not in task["usage"]
+        assert task["usage"]["cost"]["credits"] == task["usage"]["credits_used"]
+        assert task["result_data"] == [{"video_url": task["results"][0], "duration": 8}]
         assert sim.used_credits == task["usage"]["credits_used"]
+        # an EvoLink that leaves the billing fields out
+        config.report_billing = config.report_cost = config.report_result_data = False
+        bare = exact(await http.get(f"/v1/tasks/{taken.json()['id']}"))
+        assert "billing" not in bare and "result_data" not in bare
+        assert "cost" not in bare["usage"]

@@ -9,13 +9,14 @@ also serves its own result links, `GET /files/{task_id}.mp4`, with a real H.264 
 matching the task's orientation and length (the packaged clip nearest to the task's duration:
 `clip_for`).
 
-With `SimulatorConfig.strict` it is as strict as EvoLink (bot/infra/simulator/strict.py): a
-model the served list does not offer, or a field or value the model does not take, is a 400
-with EvoLink's envelope naming the field; `credits_reserved` is the rules' quote for the
-request; a finished task reports `usage.credits_used`, `usage.cost`, the `billing` object and
-`result_data[].video_url` beside `results[]`. Without it (the default for now) any non-empty
-model and durations 1-60 are accepted and priced as before (`_price`); `report_billing`,
-`report_cost` and `report_result_data` turn those fields on (or off) either way.
+It is as strict as EvoLink (bot/infra/simulator/strict.py), always: a model the served list
+does not offer, or a field or value the model does not take (`duration: 7` for
+sora-2-preview, `generate_audio` for Kling, whose switch is `sound`), is a 400 with EvoLink's
+envelope naming the field; `credits_reserved` is the rules' quote for the request; a finished
+task reports `usage.credits_used`, `usage.cost`, the `billing` object and
+`result_data[].video_url` beside `results[]` (`report_billing`, `report_cost`,
+`report_result_data` and `report_credits_used` turn them off, for an EvoLink that omits them).
+There is no permissive mode: no test needs a body EvoLink would refuse.
 
 Invariants:
 - A task's state is a pure function of the clock: `pending` for the first tenth of
@@ -32,8 +33,8 @@ Invariants:
 - Injected faults (`SimulatorConfig.http_errors`) are consumed one per request of their kind,
   before authentication, and every request is recorded first (the Authorization value never).
 - Differences from the real service, on purpose: plain-http callbacks are accepted for
-  loopback hosts (EvoLink demands https and refuses internal addresses); unless `strict`, any
-  non-empty model name is accepted unless `models` is set; a prompt containing
+  loopback hosts (EvoLink demands https and refuses internal addresses); `models`, when set,
+  narrows the served list's models to those (an account limited to some); a prompt containing
   ``[[fail:<code>]]`` fails its task with that task error code (so the demo can show failures).
 
 The clips in bot/data/clips (one per orientation and per length in `CLIP_SECONDS`, 3-15 s;

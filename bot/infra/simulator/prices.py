@@ -7,7 +7,7 @@ the snapshot the package ships (bot/data/pricing-rules.json), changed by two kno
 - `SimulatorConfig.retired`: model id -> "absent" (left out of the list), "unavailable"
   (`pricing_status`) or any other word, which becomes its `lifecycle` ("retired", ...).
 
-Invariants: the served list and the one strict billing prices from are the same list (one
+Invariants: the served list and the one billing prices from are the same list (one
 function makes both, `served`); the snapshot itself is never changed; a list changed by the
 knobs carries another `pricing_version` (and `catalog_version` when a model was retired or
 left out) than the snapshot, with `updated_at` the time that version was first made, so a

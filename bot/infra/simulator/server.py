@@ -328,12 +328,12 @@ class Simulator(TaskWorld):
         return response
 
 
-def run_simulator(port: int, task_seconds: float = 5.0, *, strict: bool = False) -> None:
-    """Blocking entry point for `sora-bot simulator --port N [--task-seconds S]` (`strict`:
-    refuse and bill as EvoLink does, see bot/infra/simulator/strict.py)."""
+def run_simulator(port: int, task_seconds: float = 5.0) -> None:
+    """Blocking entry point for `sora-bot simulator --port N [--task-seconds S]` (it refuses
+    and bills as EvoLink does, see bot/infra/simulator/strict.py)."""
 
     async def main() -> None:
-        config = SimulatorConfig(task_seconds=task_seconds, strict=strict)
+        config = SimulatorConfig(task_seconds=task_seconds)
         async with Simulator.serve(config, host="127.0.0.1", port=port) as sim:
             print(
                 f"EvoLink simulator on {sim.base_url} (EVOLINK_BASE_URL={sim.base_url}); "

@@ -1,4 +1,4 @@
-"""Strict mode (`SimulatorConfig.strict`): what EvoLink refuses on a submit, and what it bills.
+"""What EvoLink refuses on a submit, and what it bills (the simulator is always this strict).
 
 A submit is checked against the served price list (bot/infra/simulator/prices.py) and the
 request fields EvoLink documents per model (docs/PLATFORM-FACTS.md):

@@ -1,7 +1,9 @@
 """How a simulated task lives: its state as a pure function of the clock, its price, the
 checks EvoLink makes on a submit, and its settlement (exactly once). Mixed into `Simulator`.
 
-Strict checks and billing by the rules are in bot/infra/simulator/strict.py; the task object's
+The simulator is always as strict as EvoLink: what a model takes and what it costs are decided
+by the served price list in bot/infra/simulator/strict.py (there is no permissive mode: every
+test and the demo post bodies a current model takes); the task object's
 money fields (`usage.credits_used`, `usage.cost`, `billing`) all come from one settlement, so
 they never disagree with each other or with the account (`used_credits`)."""
 
@@ -13,7 +15,6 @@ import random
 import secrets
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -31,7 +32,6 @@ from bot.infra.simulator.world import (
     Clock,
     SimTask,
     SimulatorConfig,
-    _catalog,
     _number,
 )
 
@@ -41,10 +41,10 @@ CREDITS_PER_USD = Decimal(68)  # EvoLink: 1 credit = 10,000 uc, USD = uc / 680,0
 
 @dataclass(frozen=True)
 class Admission:
-    """A submit that passed the checks: what it reserves and (strict) the rules that priced it."""
+    """A submit that passed the checks: what it reserves and the rules that priced it."""
 
     price: Decimal
-    pricing: ModelPricing | None = None
+    pricing: ModelPricing
     variables: dict[str, Any] = field(default_factory=dict)
     pricing_version: str | None = None
 
@@ -158,22 +158,19 @@ class TaskWorld(ABC):
         if status == "completed":
             url = f"{base_url}/files/{task.id}.mp4"
             body["results"] = [url]
-            if self._reports(self.config.report_result_data):
+            if self.config.report_result_data:
                 body["result_data"] = [{"video_url": url, "duration": task.duration}]
             if self.config.report_credits_used:
                 usage["credits_used"] = _number(charged)
-            if self._reports(self.config.report_cost):
+            if self.config.report_cost:
                 usd = (charged / CREDITS_PER_USD).quantize(Decimal("0.00000001"))
                 usage["cost"] = {"credits": _number(charged), "usd": _number(usd)}
         elif status in ("failed", "cancelled"):
             code = task.fail_code if status == "failed" else "request_cancelled"
             body["error"] = {"code": code, "message": TASK_ERROR_MESSAGES.get(code or "", code)}
-        if self._reports(self.config.report_billing):
+        if self.config.report_billing:
             body["billing"] = billing_object(task, status)
         return body
-
-    def _reports(self, knob: bool | None) -> bool:
-        return self.config.strict if knob is None else knob
 
     def cancel_task(self, task_id: str) -> None:
         """Cancel as the service might (there is no documented cancel endpoint)."""
@@ -229,30 +226,11 @@ class TaskWorld(ABC):
         problem = self._invalid(body)
         if problem is not None:
             return problem
-        if not self.config.strict:
-            return Admission(self._price(body))
         try:
             model, quote, variables = admit(served(self.config)[1], body)
         except Refusal as refusal:
             return refusal.param, refusal.message
         return Admission(quote.credits, model, variables, quote.pricing_version)
-
-    def _price(self, body: dict[str, Any]) -> Decimal:
-        """Permissive billing: as a catalog with prices per duration quotes (so the demo's
-        numbers agree), else the served rules' quote when they price the request, else
-        `credits_per_second` for the duration asked (10 s when none)."""
-        duration = body.get("duration")
-        spec = _catalog().find(str(body.get("model", "")))
-        prices = getattr(spec, "prices", None)  # catalogs priced per duration had them
-        quote_of: Callable[..., Decimal] | None = getattr(spec, "price", None)
-        if quote_of is not None and isinstance(duration, int) and duration in (prices or {}):
-            keep = body.get("remove_watermark")
-            return quote_of(duration, remove_watermark=keep if isinstance(keep, bool) else None)
-        try:
-            return admit(served(self.config)[1], body)[1].credits
-        except Refusal:
-            seconds = duration if isinstance(duration, int) else 10
-            return self.config.credits_per_second * Decimal(seconds)
 
     def _invalid(self, body: dict[str, Any]) -> tuple[str, str] | None:
         model, prompt = body.get("model"), body.get("prompt")
@@ -262,19 +240,7 @@ class TaskWorld(ABC):
             return "model", f"Unsupported model: {model}"
         if not isinstance(prompt, str) or not prompt.strip():
             return "prompt", "prompt is required"
-        if self.config.strict:  # the rest is the model's (bot/infra/simulator/strict.py)
-            return self._invalid_callback(body)
-        duration = body.get("duration")
-        if duration is not None and (not isinstance(duration, int) or not 1 <= duration <= 60):
-            return "duration", "duration must be a whole number of seconds"
-        images = body.get("image_urls")
-        if images is not None and (
-            not isinstance(images, list)
-            or len(images) > 1
-            or not all(isinstance(u, str) for u in images)
-        ):
-            return "image_urls", "image_urls takes at most 1 URL"
-        return self._invalid_callback(body)
+        return self._invalid_callback(body)  # the rest is the model's (strict.py)
 
     def _invalid_callback(self, body: dict[str, Any]) -> tuple[str, str] | None:
         callback = body.get("callback_url")
@@ -336,7 +302,7 @@ class TaskWorld(ABC):
             idempotency_key=key,
             curve=curve,
         )
-        if admitted is not None and admitted.pricing is not None:
+        if admitted is not None:
             task.pricing, task.variables = admitted.pricing, admitted.variables
             task.pricing_version = admitted.pricing_version
         self.tasks[task_id] = task

@@ -14,7 +14,6 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.domain.catalog import Catalog
 from bot.domain.pricing import ModelPricing
 from bot.domain.task_errors import TASK_ERRORS
 
@@ -60,30 +59,25 @@ class SimulatorConfig:
     # ("disconnect", "malformed", "truncate"), one consumed per request
     http_errors: dict[str, list[int | str]] = field(default_factory=dict)
     retry_after: float = 1.0  # Retry-After seconds sent with 429
-    models: frozenset[str] | None = None  # None: any non-empty model name
+    models: frozenset[str] | None = None  # None: every model the served list offers
     remaining_credits: Decimal = Decimal(10000)
     unlimited_credits: bool = False
-    credits_per_second: Decimal = Decimal("5.76")  # 23.04 credits for 4 s, as priced
     report_credits_used: bool = True  # False: completed tasks carry no usage.credits_used
     callback_timeout: float = 10.0
     callback_retries: int = 3
     callback_backoff: float = 1.0  # retries wait backoff * 1, 2, 4 …
     video_size: int | None = None  # serve this many synthetic bytes instead of the clip
     seed: int | None = None
-    # strict: refuse what the model does not take and bill by the served price list, as
-    # EvoLink does (bot/infra/simulator/strict.py); False: any non-empty model, durations
-    # 1-60, priced from the packaged catalog (else credits_per_second)
-    strict: bool = False
     # the served price list (GET /v1/catalog/pricing-rules): model id (or "*": every model)
     # -> factor on each rate and minimum; model id -> "absent" (left out), "unavailable"
     # (pricing_status) or another lifecycle ("retired", ...). Read on every request.
     price_factors: dict[str, Decimal] = field(default_factory=dict)
     retired: dict[str, str] = field(default_factory=dict)
-    # task object fields EvoLink's clients read; None: present when strict
-    report_billing: bool | None = None  # the `billing` object
-    report_cost: bool | None = None  # usage.cost {credits, usd} once completed
-    report_result_data: bool | None = None  # result_data [{video_url}] beside results
-    # strict, request_then_actual models: the output really made is this many seconds, and
+    # task object fields EvoLink's clients read (False: an EvoLink that leaves them out)
+    report_billing: bool = True  # the `billing` object
+    report_cost: bool = True  # usage.cost {credits, usd} once completed
+    report_result_data: bool = True  # result_data [{video_url}] beside results
+    # request_then_actual models: the output really made is this many seconds, and
     # the charge is the rules' price for it (at most the reservation; the rest is refunded)
     actual_seconds: Decimal | None = None
 
@@ -107,7 +101,7 @@ class SimTask:
     curve: tuple[float, ...] = ()
     cancelled_at: float | None = None
     settled: bool = False
-    # strict: what the rules priced (None: priced from the catalog)
+    # what the rules priced (None only for a task made by hand, outside a submit)
     pricing: ModelPricing | None = None
     variables: dict[str, Any] = field(default_factory=dict)  # the rules' variables given
     pricing_version: str | None = None
@@ -133,11 +127,6 @@ class CallbackAttempt:
     attempt: int  # 1-based
     status: int | None  # None: no response (timeout, refused)
     error: str | None = None
-
-
-@functools.cache
-def _catalog() -> Catalog:
-    return Catalog.load()
 
 
 def synthetic_video_chunks(size: int, chunk_size: int = _CHUNK) -> Iterator[bytes]:
