@@ -35,10 +35,12 @@ class AdminRecordingPort(RecordingPort):
 
 
 async def test_an_approval_from_the_cli_is_picked_up_and_told_once(
-    tmp_path: Path, sim: Simulator
+    tmp_path: Path, database_url: str, sim: Simulator
 ) -> None:
     port = AdminRecordingPort()
-    async with running_core(tmp_path, sim, ports=[port], user_credits_per_period="0") as rc:
+    async with running_core(
+        tmp_path, sim, database_url=database_url, ports=[port], user_credits_per_period="0"
+    ) as rc:
         service = rc.core.service
         approval = await service.ask_admin(ALICE, service.parse("a big one"), Surface())
 
@@ -56,6 +58,7 @@ async def test_an_approval_from_the_cli_is_picked_up_and_told_once(
         async with asyncio.timeout(4 * PICKUP_EVERY):
             await port.told.wait()
             await port.wait_for(decided.job_id, "delivered")
+            await rc.core.tracker.wait_idle(5)  # delivered is recorded after the port returns
         assert [a.id for a in port.decided] == [approval.id]
         assert port.decided[0].status == "approved"
         assert (await service.get_job(decided.job_id)).status == JobStatus.DELIVERED
@@ -68,11 +71,16 @@ async def test_an_approval_from_the_cli_is_picked_up_and_told_once(
 
 
 async def test_a_decision_in_the_running_bot_is_told_once_not_again_by_the_sweep(
-    tmp_path: Path, sim: Simulator
+    tmp_path: Path, database_url: str, sim: Simulator
 ) -> None:
     port = AdminRecordingPort()
     async with running_core(
-        tmp_path, sim, ports=[port], user_credits_per_period="0", admin_user_ids="test:boss"
+        tmp_path,
+        sim,
+        database_url=database_url,
+        ports=[port],
+        user_credits_per_period="0",
+        admin_user_ids="test:boss",
     ) as rc:
         service = rc.core.service
         approval = await service.ask_admin(ALICE, service.parse("no thanks"), Surface())

@@ -108,10 +108,10 @@ async def _submitted(rc: RunningCore, port: RecordingPort, prompt: str) -> Job:
 
 
 async def test_a_job_evolink_has_is_not_cancelled_and_is_charged_what_evolink_billed(
-    tmp_path: Path, sim: Simulator, port: RecordingPort
+    tmp_path: Path, database_url: str, sim: Simulator, port: RecordingPort
 ) -> None:
     sim.config.task_seconds = 2.0
-    async with running_core(tmp_path, sim, ports=[port]) as rc:
+    async with running_core(tmp_path, sim, database_url=database_url, ports=[port]) as rc:
         job = await _submitted(rc, port, "a lighthouse at night")
         held = (await rc.core.service.balance(ALICE)).held
         with pytest.raises(JobStateError, match="EvoLink is already rendering") as refused:
@@ -143,9 +143,9 @@ async def _reconcile(rc: RunningCore, *, tasks: bool = True) -> Reconciliation:
 
 
 async def test_reconcile_is_zero_after_a_normal_run_and_names_what_evolink_billed_beyond(
-    tmp_path: Path, sim: Simulator, port: RecordingPort
+    tmp_path: Path, database_url: str, sim: Simulator, port: RecordingPort
 ) -> None:
-    async with running_core(tmp_path, sim, ports=[port]) as rc:
+    async with running_core(tmp_path, sim, database_url=database_url, ports=[port]) as rc:
         reconciler = rc.core.reconciler
         assert reconciler is not None and await reconciler.sample("before")
         service = rc.core.service
@@ -194,16 +194,20 @@ async def test_reconcile_is_zero_after_a_normal_run_and_names_what_evolink_bille
 
 
 async def test_the_bot_samples_the_account_at_start_and_stop(
-    tmp_path: Path, sim: Simulator, port: RecordingPort
+    tmp_path: Path, database_url: str, sim: Simulator, port: RecordingPort
 ) -> None:
     async def reasons(rc: RunningCore) -> list[str]:
         async with rc.core.store.reading() as tx:
             cur = await tx.execute("SELECT reason FROM account_samples ORDER BY id")
             return [r[0] for r in await cur.fetchall()]
 
-    async with running_core(tmp_path, sim, ports=[port], account_sample_minutes=5) as rc:
+    async with running_core(
+        tmp_path, sim, database_url=database_url, ports=[port], account_sample_minutes=5
+    ) as rc:
         assert rc.core.reconciler is not None
         await asyncio.wait_for(rc.core.reconciler.sampled.wait(), 10)  # the sampler's first act
         assert await reasons(rc) == ["start"]
-    async with running_core(tmp_path, sim, ports=[port], start=False) as rc:
+    async with running_core(
+        tmp_path, sim, database_url=database_url, ports=[port], start=False
+    ) as rc:
         assert await reasons(rc) == ["start", "stop"]

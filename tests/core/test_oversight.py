@@ -45,8 +45,9 @@ def port() -> RecordingPort:
 
 
 @pytest.fixture
-def core_settings() -> dict[str, object]:
+def core_settings(database_url: str) -> dict[str, object]:
     return {
+        "database_url": database_url,  # each engine
         "user_credits_per_period": str(LONG * 4 / 3),  # one long request fits, two do not
         "admin_user_ids": "test:boss,test:boss2",
     }
@@ -104,10 +105,11 @@ async def test_deny_tells_the_requester_and_changes_no_budget(
 async def test_requests_expire(rc: RunningCore, port: AdminRecordingPort) -> None:
     service = rc.core.service
     approval = await service.ask_admin(ALICE, service.parse("late"), Surface())
-    await rc.core.store.fetchall(
-        "UPDATE approvals SET expires_at = '2000-01-01T00:00:00+00:00' WHERE id = ?",
-        (approval.id,),
-    )
+    async with rc.core.store.transaction() as tx:
+        await tx.execute(
+            "UPDATE approvals SET expires_at = '2000-01-01T00:00:00+00:00' WHERE id = ?",
+            (approval.id,),
+        )
     with pytest.raises(JobStateError, match="expired"):
         await service.decide_approval(approval.id, ADMIN, True)
     assert await service.oversight.expire_due() == 1

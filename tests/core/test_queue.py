@@ -55,8 +55,8 @@ def evolink_time_stands_still(sim: Simulator) -> Iterator[None]:
 
 
 @pytest.fixture
-def core_settings() -> dict[str, object]:
-    return {"max_jobs_per_user": 1, "max_jobs_per_workspace": 2}
+def core_settings(database_url: str) -> dict[str, object]:
+    return {"max_jobs_per_user": 1, "max_jobs_per_workspace": 2, "database_url": database_url}
 
 
 async def test_three_users_one_hog_nobody_starves(
@@ -125,14 +125,16 @@ async def test_queued_jobs_hold_credits_and_cancel_releases_them(
     assert after.held == 0 and after.queued == 0 and after.used == LONG
 
 
-async def test_queued_jobs_survive_a_restart(tmp_path: object, sim: Simulator) -> None:
+async def test_queued_jobs_survive_a_restart(
+    tmp_path: object, database_url: str, sim: Simulator
+) -> None:
     from pathlib import Path
 
     from tests.support import running_core
 
     path = Path(str(tmp_path))
     sim.config.task_seconds = 1.0
-    limits = {"max_jobs_per_user": 1, "max_jobs_per_workspace": 1}
+    limits = {"max_jobs_per_user": 1, "max_jobs_per_workspace": 1, "database_url": database_url}
     async with running_core(path, sim, **limits) as rc:
         jobs = [
             await rc.core.service.submit(ALICE, rc.core.service.parse(f"n{i}"), Surface())

@@ -41,8 +41,10 @@ D = Decimal
 
 
 @pytest.fixture
-async def core(tmp_path: Path) -> AsyncIterator[Core]:
-    settings = settings_for(tmp_path, "http://127.0.0.1:9", user_credits_per_period=D(50))
+async def core(tmp_path: Path, database_url: str) -> AsyncIterator[Core]:
+    settings = settings_for(
+        tmp_path, "http://127.0.0.1:9", user_credits_per_period=D(50), database_url=database_url
+    )
     built = await build_core(settings, require_key=False)
     try:
         yield built
@@ -349,10 +351,10 @@ async def test_chart_of_an_empty_period_and_of_many_people(core: Core) -> None:
 
 
 async def test_a_report_after_real_jobs_through_the_pipeline(
-    tmp_path: Path, sim: Simulator
+    tmp_path: Path, database_url: str, sim: Simulator
 ) -> None:
     port = RecordingPort("test")
-    async with running_core(tmp_path, sim, ports=[port]) as rc:
+    async with running_core(tmp_path, sim, ports=[port], database_url=database_url) as rc:
         service = rc.core.service
         ok = await service.submit(ALICE, service.parse("a lighthouse"), Surface())
         quote = service.quote(service.parse("a lighthouse"))

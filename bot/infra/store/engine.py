@@ -109,8 +109,8 @@ class Store(ABC):
         return len(MIGRATIONS)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        """A read for tests, benchmarks and operators' tools; product code uses the row
-        modules of this package."""
+        """A read for tests, benchmarks and operators' tools (read-only on PostgreSQL: a
+        write goes through `transaction()`); product code uses the row modules."""
         async with self.reading() as tx:
             return await rows(tx, sql, params)
 
