@@ -109,7 +109,9 @@ class PgServer:
 
     def _run(self, program: str, *args: str) -> None:
         command = [*self._as_user, str(self.bindir / program), *args]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            command, capture_output=True, text=True, check=False, cwd=self.folder
+        )
         if done.returncode != 0:
             raise RuntimeError(
                 f"{program} failed ({done.returncode}): {done.stderr or done.stdout}"

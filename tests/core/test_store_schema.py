@@ -11,6 +11,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from bot.domain.errors import ConfigError
 from bot.infra.store import Store, open_store
 from bot.infra.store.migrations import MIGRATIONS, POSTGRES_BASELINE_VERSION
 from bot.infra.store.postgres import translate
@@ -170,3 +173,14 @@ async def test_a_store_works_again_after_postgresql_restarts(
         assert await store.meta_secret("restart") == secret
     finally:
         await store.close()
+
+
+async def test_a_database_that_cannot_be_opened_is_named_without_the_password(
+    pg_server: PgServer,
+) -> None:
+    url = pg_server.url("no_such_db").replace("postgres@", "postgres:s3cret-pw@")
+    with pytest.raises(ConfigError) as refused:
+        await open_store(url)
+    message = str(refused.value)
+    assert "no_such_db" in message and "does not exist" in message
+    assert "s3cret-pw" not in message

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from bot.domain.errors import ConfigError
 from bot.infra.store.engine import Row, Store, Tx, describe_postgres, migrate
 
 #: The advisory lock key of the one-writer rule (any constant; "sora" in ASCII).
@@ -54,6 +55,10 @@ if TYPE_CHECKING:
     from asyncpg.transaction import Transaction
 
     PooledConnection = PoolConnectionProxy[asyncpg.Record]
+
+#: What opening the pool raises when the server cannot be used (unreachable, no such database,
+#: refused credentials).
+OPEN_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, *CONNECTION_ERRORS)
 
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?")
 _RETURNS_ROWS = ("SELECT", "WITH", "VALUES", "SHOW", "TABLE")
@@ -123,16 +128,22 @@ class PostgresStore(Store):
 
     @staticmethod
     async def open(url: str, *, pool_size: int = 10) -> PostgresStore:
-        pool = await asyncpg.create_pool(
-            url,
-            min_size=1,
-            max_size=pool_size,
-            server_settings={
-                "application_name": APPLICATION_NAME,
-                "statement_timeout": str(STATEMENT_TIMEOUT_MS),
-            },
-        )
-        store = PostgresStore(pool, describe_postgres(url))
+        where = describe_postgres(url)
+        try:
+            pool = await asyncpg.create_pool(
+                url,
+                min_size=1,
+                max_size=pool_size,
+                server_settings={
+                    "application_name": APPLICATION_NAME,
+                    "statement_timeout": str(STATEMENT_TIMEOUT_MS),
+                },
+            )
+        except OPEN_ERRORS as exc:
+            # The server's words ("database "x" does not exist", "password authentication
+            # failed for user …") name no password; the URL is not repeated.
+            raise ConfigError(f"cannot open the {where} (DATABASE_URL): {exc}") from None
+        store = PostgresStore(pool, where)
         try:
             await migrate(store)
         except BaseException:
