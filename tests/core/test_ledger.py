@@ -5,7 +5,10 @@ reset job."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import datetime as dt
+import multiprocessing
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -84,6 +87,55 @@ async def test_two_processes_worth_of_connections_never_overspend(database_url: 
     finally:
         await first.close()
         await second.close()
+
+
+def _admit_in_a_process(url: str, attempts: int, start_at: float) -> int:
+    """A process's admissions (spawned), all sent at wall-clock `start_at`, so that both
+    processes' overlap: how many of `attempts` were accepted."""
+
+    async def go() -> int:
+        store = await open_store(url, pool_size=4)
+        try:
+            await asyncio.sleep(max(0.0, start_at - time.time()))
+            book = book_for(store, limit="25")
+            who = Requester(platform="t", workspace="w", user="u")
+
+            async def one() -> bool:
+                try:
+                    await book.accept(who, REQ, Surface(), Decimal("2.5"))
+                    return True
+                except BudgetError:
+                    return False
+
+            return sum(await asyncio.gather(*(one() for _ in range(attempts))))
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
+async def test_two_processes_admitting_at_once_never_overspend(database_url: str) -> None:
+    """Two OS processes, each with its own connection (SQLite) or pool (PostgreSQL), admit
+    against one budget at the same time: exactly what fits is accepted."""
+    store = await open_store(database_url)  # created and migrated before the children start
+    loop = asyncio.get_running_loop()
+    spawn = multiprocessing.get_context("spawn")
+    start_at = time.time() + 3  # both children are up and connected by then
+    try:
+        with concurrent.futures.ProcessPoolExecutor(2, mp_context=spawn) as pool:
+            accepted = await asyncio.gather(
+                *(
+                    loop.run_in_executor(pool, _admit_in_a_process, database_url, 40, start_at)
+                    for _ in "ab"
+                )
+            )
+        assert sum(accepted) == 10, accepted  # 10 × 2.5 = 25
+        balance = await book_for(store, limit="25").ledger.balance(
+            Requester(platform="t", workspace="w", user="u")
+        )
+        assert balance.held == Decimal(25) and balance.available == 0
+    finally:
+        await store.close()
 
 
 async def test_team_budget_is_shared_by_all_users_of_a_workspace(store: Store) -> None:
