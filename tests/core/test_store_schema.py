@@ -2,7 +2,7 @@
 schema after its migrations (tables, columns, nullability, types, defaults, indexes), a new
 PostgreSQL database records the baseline as version 8 and every later migration, two stores
 starting together migrate once, placeholders are translated outside quotes only, and a
-store survives a PostgreSQL restart."""
+store and a whole bot survive a PostgreSQL restart."""
 
 from __future__ import annotations
 
@@ -14,10 +14,13 @@ from typing import Any
 import pytest
 
 from bot.domain.errors import ConfigError
+from bot.domain.models import JobStatus, Surface
 from bot.infra.store import Store, open_store
 from bot.infra.store.migrations import MIGRATIONS, POSTGRES_BASELINE_VERSION
 from bot.infra.store.postgres import translate
+from tests.conftest import ALICE
 from tests.pg import PgServer
+from tests.support import RecordingPort, running_core, running_simulator
 
 Schema = dict[str, dict[str, Any]]
 
@@ -184,3 +187,24 @@ async def test_a_database_that_cannot_be_opened_is_named_without_the_password(
     message = str(refused.value)
     assert "no_such_db" in message and "does not exist" in message
     assert "s3cret-pw" not in message
+
+
+async def test_a_job_in_flight_is_delivered_across_a_postgresql_restart(
+    tmp_path: Path, pg_server: PgServer, pg_url: str
+) -> None:
+    """The whole bot on PostgreSQL: the database restarts while EvoLink renders; the tracker's
+    next reads and writes work on fresh connections and the job ends delivered, charged once."""
+    async with running_simulator(task_seconds=1.5) as sim:
+        port = RecordingPort("test")
+        async with running_core(tmp_path, sim, ports=[port], database_url=pg_url) as rc:
+            service = rc.core.service
+            job = await service.submit(ALICE, service.parse("a lighthouse at dusk"), Surface())
+            await port.wait_for(job.id, "progress")  # EvoLink has the task
+            await asyncio.to_thread(pg_server.restart)
+            await port.wait_for(job.id, "delivered", timeout=20)
+            await rc.core.tracker.wait_idle(10)
+            done = await service.get_job(job.id)
+            balance = await service.balance(ALICE)
+        assert done.status == JobStatus.DELIVERED
+        assert balance.held == 0 and balance.used == done.charged
+        assert len([r for r in sim.requests if r.kind == "submit"]) == 1
