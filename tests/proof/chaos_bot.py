@@ -19,6 +19,11 @@ The chat platform is modelled by two files:
 
 `--kill-after-deliveries N` makes the process SIGKILL itself right after the port has made its
 Nth delivery durable and before the core records it: the at-least-once window, hit on purpose.
+
+Replicas (tests/proof/test_replicas.py): `--database-url postgresql://…` instead of `--db`,
+`--replica-id`, `--lease-seconds`, `--share I/N` (this replica takes in commands I, I+N, I+2N…,
+as a load balancer would hand each chat command to one replica; every replica may follow any
+job) and `--max-per-user`/`--max-per-workspace` (the caps the test watches).
 """
 
 from __future__ import annotations
@@ -111,7 +116,9 @@ def read_commands(path: Path) -> list[dict[str, Any]]:
 
 async def intake(core: Any, commands: list[dict[str, Any]]) -> None:
     """Accept every command that has no job yet; cancel the ones that ask for it."""
-    rows = await core.store.fetchall("SELECT id, status, surface_json FROM jobs")
+    async with core.store.reading() as tx:
+        cur = await tx.execute("SELECT id, status, surface_json FROM jobs")
+        rows = await cur.fetchall()
     known = {json.loads(r["surface_json"])["data"]["command"]: r for r in rows}
     for command in commands:
         who = Requester(platform=PLATFORM, workspace=WORKSPACE, user=command["user"])
@@ -133,25 +140,41 @@ async def intake(core: Any, commands: list[dict[str, Any]]) -> None:
 
 async def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser()
-    for name in ("--db", "--media", "--evolink", "--commands", "--events"):
+    for name in ("--media", "--evolink", "--commands", "--events"):
         parser.add_argument(name, required=True)
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--db")
+    where.add_argument("--database-url")
     parser.add_argument("--kill-after-deliveries", type=int, default=None)
+    parser.add_argument("--replica-id", default=None)
+    parser.add_argument("--lease-seconds", type=float, default=None)
+    parser.add_argument("--share", default="0/1")
+    parser.add_argument("--max-per-user", type=int, default=100)
+    parser.add_argument("--max-per-workspace", type=int, default=1000)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    tmp = Path(args.db).parent
+    tmp = Path(args.events).parent
+    replicas: dict[str, Any] = {}
+    if args.replica_id is not None:
+        replicas["replica_id"] = args.replica_id
+    if args.lease_seconds is not None:
+        replicas["lease_seconds"] = args.lease_seconds
     settings = make_settings(
         tmp,
         args.evolink,
-        database_url=f"sqlite:///{args.db}",
+        database_url=args.database_url or f"sqlite:///{args.db}",
         media_dir=Path(args.media),
         user_credits_per_period=Decimal(100000),
-        max_jobs_per_user=100,
-        max_jobs_per_workspace=1000,
+        max_jobs_per_user=args.max_per_user,
+        max_jobs_per_workspace=args.max_per_workspace,
+        **replicas,
     )
+    mine, of = (int(part) for part in args.share.split("/"))
+    commands = read_commands(Path(args.commands))[mine::of]
     port = FileEventPort(Path(args.events), args.kill_after_deliveries)
     async with running_process(settings, ports=[port], serve_http=False) as process:
         print("ready", flush=True)
-        await intake(process.core, read_commands(Path(args.commands)))
+        await intake(process.core, commands)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
