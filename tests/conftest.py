@@ -40,9 +40,11 @@ def pg_server() -> Iterator[PgServer]:
 
 
 @pytest.fixture
-def pg_url(pg_server: PgServer) -> str:
-    """A fresh, migrated PostgreSQL database for this test."""
-    return pg_server.fresh_database()
+def pg_url(pg_server: PgServer) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test (dropped after it)."""
+    url = pg_server.fresh_database()
+    yield url
+    pg_server.drop(url)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
