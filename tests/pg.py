@@ -55,6 +55,27 @@ def find_bindir() -> Path | None:
     return None
 
 
+def _reap_orphans() -> None:
+    """Stop and remove the servers of test sessions that died without stopping theirs (killed
+    by a timeout): their folder names an owner process that is gone."""
+    bindir = find_bindir()
+    for base in {tempfile.gettempdir(), "/dev/shm"}:
+        for folder in Path(base).glob("sora-pg-*"):
+            try:
+                owner = int((folder / "owner").read_text())
+                os.kill(owner, 0)
+                continue  # its session is alive
+            except ProcessLookupError:
+                pass
+            except (OSError, ValueError):
+                continue  # not ours to judge (no owner file, or another user's)
+            if bindir is not None and (folder / "data" / "postmaster.pid").exists():
+                as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+                stop = [*as_user, str(bindir / "pg_ctl"), "-D", str(folder / "data"), "-m"]
+                subprocess.run([*stop, "immediate", "-w", "stop"], capture_output=True, check=False)
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def _memory_dir() -> str | None:
     """/dev/shm when it is there with 1 GiB free (a container's is often 64 MB), else None
     (the usual temp folder)."""
@@ -105,7 +126,9 @@ class PgServer:
         bindir = find_bindir()
         if bindir is None:
             raise FileNotFoundError("no PostgreSQL binaries (initdb, pg_ctl)")
+        _reap_orphans()
         folder = Path(tempfile.mkdtemp(prefix="sora-pg-", dir=_memory_dir()))
+        (folder / "owner").write_text(str(os.getpid()))
         as_user: list[str] = []
         if os.geteuid() == 0:
             entry = pwd.getpwnam("postgres")  # KeyError: no postgres user to run it as
