@@ -8,6 +8,10 @@ Invariants:
   settlement and state transitions read then write with no other writer in between, and one
   lock cannot deadlock. (Narrowing admission to row locks on the ledger totals would replace
   `_WRITE_LOCK_SQL` for those transactions only; nothing else relies on the lock's scope.)
+- Write transactions are READ COMMITTED on purpose: each statement after the lock sees every
+  transaction committed before it (a lock is released only once its commit is visible); a
+  snapshot taken before the lock wait (REPEATABLE READ) would miss the previous writer's work.
+  Advisory locks are per database: bots on other databases of one server never wait for it.
 - Reads (`reading()`) take a pooled connection without the lock, in a READ ONLY, REPEATABLE
   READ transaction: a few reads in a row see one committed snapshot.
 - Every connection has `statement_timeout` (30 s: a wait for the lock counts) and
