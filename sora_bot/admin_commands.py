@@ -116,8 +116,10 @@ def add_admin_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     chart.add_argument("--period", type=period_day, help="a date inside the period (YYYY-MM-DD)")
     from sora_bot.reconcile_command import add_reconcile_parser
+    from sora_bot.verify_command import add_verify_parser
 
     add_reconcile_parser(asub, period_day)
+    add_verify_parser(asub)
 
 
 def _chart_file(text: str) -> str:
@@ -166,6 +168,10 @@ async def run_admin(settings: Settings, args: argparse.Namespace) -> int:
         from sora_bot.reconcile_command import run_reconcile
 
         return await run_reconcile(settings, args)
+    if command == "verify":
+        from sora_bot.verify_command import run_verify
+
+        return await run_verify(settings, args)
     core = await build_core(settings, require_key=False)
     service = core.service
     period = settings.budget_period

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -166,3 +167,21 @@ class RecordingPort:
 
     async def on_job_cancelled(self, job: Job, balance: Balance) -> None:
         await self._record(PortEvent("cancelled", job, balance=balance))
+
+
+def forget_capture(db: sqlite3.Connection, job_id: str) -> None:
+    """Undo the recording of a job's capture, as if the process died just before it committed:
+    the entry and its effect on the user's and the team's running totals (stopped bot only)."""
+    found = db.execute(
+        "SELECT period_start, platform, workspace, user_id, amount_uc, settles_uc FROM ledger"
+        " WHERE job_id = ? AND kind = 'capture'",
+        (job_id,),
+    ).fetchone()
+    assert found is not None, f"job {job_id} has no capture"
+    period, platform, workspace, user, used, held = found
+    db.execute("DELETE FROM ledger WHERE job_id = ? AND kind = 'capture'", (job_id,))
+    db.execute(
+        "UPDATE ledger_totals SET used_uc = used_uc - ?, held_uc = held_uc + ?"
+        " WHERE period_start = ? AND platform = ? AND workspace = ? AND user_id IN (?, '')",
+        (used, held, period, platform, workspace, user),
+    )

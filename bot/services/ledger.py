@@ -15,6 +15,11 @@ Invariants:
   held = Σ hold − Σ settles. For a workspace with a team budget: available = budget − used − held
   over all its users. A period's figures are sums over entries carrying that `period_start`
   (an entry counts in the period its job was accepted in), so a new period needs no reset job.
+- Admission, balances and alerts read those sums from the running totals (`ledger_totals`, one
+  row per user and one per workspace and period, updated with each entry in its transaction),
+  so their cost does not grow with the period's history; the entries stay the truth, and
+  `verify` (`sora-bot admin verify`, bot/services/totals.py) recomputes every total from them.
+  `usage`, `totals` and the mismatch counts still sum entries (occasional reads).
 - `hold_in` runs inside the caller's `BEGIN IMMEDIATE` transaction and either writes the hold
   or raises `BudgetError`: two concurrent requests can never both spend the same credits.
 - What a delivered job costs is `Job.charge`: EvoLink's billed charge when it reported one,
@@ -37,6 +42,7 @@ from bot.domain.periods import Period, period_containing, period_for
 from bot.infra.store import Store, Tx
 from bot.infra.store import job_rows as jobs_sql
 from bot.infra.store import ledger_rows as sql
+from bot.services.totals import Verification, compare
 
 TEAM = sql.TEAM
 #: A charge "differs" from its hold beyond max(100 uc = 0.01 credits, 0.5 % of the hold).
@@ -250,6 +256,13 @@ class Ledger:
             )
         return ChargeMismatches(over, from_uc(over_uc), under, from_uc(under_uc))
 
+    async def verify(self) -> Verification:
+        """Every running total recomputed from the entries and compared (`admin verify`)."""
+        async with self.store.reading() as tx:
+            stored = await sql.all_stored_totals(tx)
+            recomputed = await sql.recomputed_totals(tx)
+        return compare(stored, recomputed)
+
     async def captures_between(self, since: str, until: str) -> list[sql.CaptureRow]:
         """Captures written in (since, until] (ISO UTC), for `sora-bot admin reconcile`."""
         async with self.store.reading() as tx:
@@ -267,11 +280,16 @@ class Ledger:
         self, tx: Tx, who: Requester, job_id: str, quote_uc: int, period: Period, *, force: bool
     ) -> None:
         """Write the job's hold if the quote fits the user's and the team's room; else
-        BudgetError. The job row must already be inserted in the same transaction. `force`
-        (an admin approved this very job) writes the hold without checking."""
-        if not force:
-            await self._check_room(tx, who, quote_uc, period)
+        BudgetError, and the caller's transaction rolls the hold back. The job row must already
+        be inserted in the same transaction. `force` (an admin approved this very job) writes
+        the hold without checking.
+
+        The hold is written first and the totals read after: writing the totals row locks it,
+        so on an engine that does not serialise whole transactions (PostgreSQL) a concurrent
+        admission of the same user or team waits here and then reads this hold."""
         await sql.write_hold(tx, who, job_id, quote_uc, period.key)
+        if not force:
+            await self._check_room(tx, who, quote_uc, period, written=True)
 
     async def settle_in(
         self, tx: Tx, job_id: str, *, charge_uc: int | None, actor: str | None = None
@@ -280,13 +298,17 @@ class Ledger:
         False when the hold was already settled (or there is none) — nothing written."""
         return await sql.write_settlement(tx, job_id, charge_uc, actor)
 
-    async def _check_room(self, tx: Tx, who: Requester, quote_uc: int, period: Period) -> None:
+    async def _check_room(
+        self, tx: Tx, who: Requester, quote_uc: int, period: Period, *, written: bool = False
+    ) -> None:
+        """BudgetError unless the quote fits; `written`: the figures already hold it."""
+        before = quote_uc if written else 0
         mine = await self.figures_in(tx, who, period)
-        if quote_uc > mine.available_uc:
-            raise _refusal("user", quote_uc, mine.available_uc, period)
+        if quote_uc > mine.available_uc + before:
+            raise _refusal("user", quote_uc, mine.available_uc + before, period)
         team = await self.team_figures_in(tx, who.platform, who.workspace, period)
-        if team is not None and quote_uc > team.available_uc:
-            raise _refusal("team", quote_uc, team.available_uc, period)
+        if team is not None and quote_uc > team.available_uc + before:
+            raise _refusal("team", quote_uc, team.available_uc + before, period)
 
     # -- admin changes (each with its audit row) ------------------------------------------------
 

@@ -1,5 +1,6 @@
-"""The schema's history: a database written by an earlier release opens, and migration 8 moves
-its amounts to EvoLink's uc (1 credit = 10,000 uc) without changing what they are worth."""
+"""The schema's history: a database written by an earlier release opens, migration 8 moves
+its amounts to EvoLink's uc (1 credit = 10,000 uc) without changing what they are worth, and
+migration 9 fills the ledger's running totals from the entries there are."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.domain.models import Requester
-from bot.infra.store import Store
+from bot.infra.store import Store, ledger_rows
 from bot.infra.store.migrations import MIGRATIONS
 from bot.services.ledger import Ledger
 
@@ -70,5 +71,56 @@ async def test_a_new_database_has_every_migration(tmp_path: Path) -> None:
     try:
         rows = await store.fetchall("SELECT MAX(version) FROM schema_migrations")
         assert rows[0][0] == len(MIGRATIONS) == store.schema_version
+    finally:
+        await store.close()
+
+
+async def test_a_version_8_ledger_gets_running_totals_worth_its_entries(tmp_path: Path) -> None:
+    path = tmp_path / "v8.db"
+    _database_at(path, 8)
+    with sqlite3.connect(path) as conn:
+        for job, user in (("j1", "U1"), ("j2", "U2"), ("j3", "U2")):
+            conn.execute(
+                "INSERT INTO jobs (id, platform, workspace, user_id, status, model, prompt,"
+                " duration, aspect_ratio, request_json, reserved_uc, period_start, created_at,"
+                " updated_at) VALUES (?, 'slack', 'T1', ?, 'pending', 'm', 'a', 4,"
+                " '1280x720', '{}', 0, '2026-11-01', 'then', 'then')",
+                (job, user),
+            )
+        conn.executemany(
+            "INSERT INTO ledger (at, period_start, platform, workspace, user_id, kind, amount_uc,"
+            " settles_uc, job_id) VALUES ('then', ?, 'slack', 'T1', ?, ?, ?, ?, ?)",
+            [
+                ("2026-10-01", "U1", "grant", 70_000, 0, None),
+                ("2026-11-01", "U1", "grant", 50_000, 0, None),
+                ("2026-11-01", "U1", "hold", 230_400, 0, "j1"),
+                ("2026-11-01", "U1", "capture", 216_108, 230_400, "j1"),
+                ("2026-11-01", "U2", "hold", 40_000, 0, "j2"),
+                ("2026-11-01", "U2", "release", 0, 40_000, "j2"),
+                ("2026-11-01", "U2", "hold", 12_345, 0, "j3"),
+            ],
+        )
+        conn.execute("INSERT INTO limits VALUES ('slack', 'T1', '', 1000000, 'then', 'admin')")
+    store = await Store.open(str(path))
+    try:
+        async with store.reading() as tx:
+            stored = await ledger_rows.all_stored_totals(tx)
+            assert stored == await ledger_rows.recomputed_totals(tx)
+        assert stored[("2026-11-01", "slack", "T1", "")] == ledger_rows.Sums(
+            50_000, 216_108, 12_345, 3
+        )
+        assert stored[("2026-10-01", "slack", "T1", "U1")] == ledger_rows.Sums(70_000, 0, 0, 0)
+        ledger = Ledger(
+            store,
+            default_limit=Decimal(300),
+            default_team_budget=Decimal(0),
+            period_kind="month",
+            timezone=UTC,
+            now=lambda: dt.datetime(2026, 11, 15, tzinfo=UTC),
+        )
+        balance = await ledger.balance(Requester(platform="slack", workspace="T1", user="U2"))
+        assert balance.held == Decimal("1.2345") and balance.used == 0
+        assert balance.team_used == Decimal("21.6108") and balance.team_held == Decimal("1.2345")
+        assert (await ledger.verify()).agrees
     finally:
         await store.close()

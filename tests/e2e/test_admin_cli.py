@@ -10,6 +10,7 @@ import io
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -123,6 +124,57 @@ def test_usage_by_period_names_every_figure_and_prints_exact_amounts(tmp_path: P
     assert line["limit"] == "12.345" and Decimal(line["granted"]) == row["granted"]
     assert Decimal(line["allowance"]) == row["allowance"]
     assert Decimal(line["left"]) == row["available"]
+
+
+def test_verify_reports_a_corrupted_total_with_exact_figures(tmp_path: Path) -> None:
+    """`admin verify` (issue 12): the running totals recomputed from the entries; exit 0 when
+    they agree, 1 with every differing figure when one does not."""
+    db = tmp_path / "bot.db"
+    assert sora(tmp_path, "admin", "init", db=db).returncode == 0
+    empty = sora(tmp_path, "admin", "verify", "--json", db=db)
+    assert empty.returncode == 0, empty.stderr
+    assert exact(empty.stdout) == {"checked": 0, "agrees": True, "differences": []}
+    approval_id, price = ask_for_approval(db, tmp_path / "media")
+    assert sora(tmp_path, "admin", "approve", approval_id, db=db).returncode == 0  # grant + hold
+    clean = sora(tmp_path, "admin", "verify", db=db)
+    assert clean.returncode == 0, clean.stderr
+    assert clean.stdout == "✓ All 2 running totals agree with the ledger's entries.\n"
+    period = exact(sora(tmp_path, "admin", "usage", "--json", db=db).stdout)[0]["period_start"]
+
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE ledger_totals SET held_uc = held_uc + 1 WHERE user_id = 'U1'")
+    broken = sora(tmp_path, "admin", "verify", "--json", db=db)
+    assert broken.returncode == 1, broken.stderr
+    assert exact(broken.stdout) == {
+        "checked": 2,
+        "agrees": False,
+        "differences": [
+            {
+                "scope": "user",
+                "target": "slack:T1:U1",
+                "platform": "slack",
+                "workspace": "T1",
+                "user": "U1",
+                "period_start": period,
+                "field": "held",
+                "total": price + Decimal("0.0001"),
+                "recomputed": price,
+            }
+        ],
+    }
+    text = sora(tmp_path, "admin", "verify", db=db)
+    assert text.returncode == 1, text.stderr
+    header, row, verdict = text.stdout.splitlines()
+    assert header.split() == ["scope", "target", "period_start", "field", "total", "recomputed"]
+    assert row.split() == [
+        "user",
+        "slack:T1:U1",
+        period,
+        "held",
+        f"{price + Decimal('0.0001')}",
+        f"{price}",
+    ]
+    assert verdict.startswith("✗ 1 figure in 2 running totals differs from the ledger's entries")
 
 
 def test_exact_json_round_trips_every_milli_credit() -> None:

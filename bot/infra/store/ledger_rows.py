@@ -8,6 +8,12 @@ Invariants:
   an update; two unique indexes allow one hold and one settlement per job.
 - Every sum of the ledger is written once, here: `_SUMS` (granted, used = Σ capture,
   held = Σ hold − Σ settles, jobs).
+- `ledger_totals` keeps those sums running per (period, platform, workspace, user), the team's
+  row with user_id = TEAM: every function here that inserts a ledger entry adds it to the
+  user's and the team's rows in the same statement sequence, so in the caller's transaction.
+  The entries stay the truth: `recomputed_totals` is `_SUMS` over them, and `sora-bot admin
+  verify` compares the two. Totals are updated by an upsert that takes the row's lock before
+  anyone reads it (PostgreSQL), the user's row before the team's (one lock order, no cycle).
 """
 
 from __future__ import annotations
@@ -40,25 +46,85 @@ _SUMS = (
 )
 
 
-async def user_sums(tx: Tx, who: Requester, period_key: str) -> Sums:
+#: A row of `ledger_totals`: (period_start, platform, workspace, user_id; TEAM for the team).
+TotalsKey = tuple[str, str, str, str]
+_TOTALS = "granted_uc, used_uc, held_uc, jobs"
+_ZERO = Sums(0, 0, 0, 0)
+
+
+async def stored_total(tx: Tx, period_key: str, platform: str, workspace: str, user: str) -> Sums:
+    """One running total (`user` = TEAM: the workspace's); zeros when it has no entries."""
     row = await one(
         tx,
-        f"SELECT {_SUMS} FROM ledger"
-        " WHERE platform = ? AND workspace = ? AND user_id = ? AND period_start = ?",
-        (who.platform, who.workspace, who.user, period_key),
+        f"SELECT {_TOTALS} FROM ledger_totals"
+        " WHERE period_start = ? AND platform = ? AND workspace = ? AND user_id = ?",
+        (period_key, platform, workspace, user),
     )
-    assert row is not None
-    return Sums(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+    return _ZERO if row is None else Sums(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+
+async def user_sums(tx: Tx, who: Requester, period_key: str) -> Sums:
+    return await stored_total(tx, period_key, who.platform, who.workspace, who.user)
 
 
 async def team_sums(tx: Tx, platform: str, workspace: str, period_key: str) -> Sums:
-    row = await one(
-        tx,
-        f"SELECT {_SUMS} FROM ledger WHERE platform = ? AND workspace = ? AND period_start = ?",
-        (platform, workspace, period_key),
+    return await stored_total(tx, period_key, platform, workspace, TEAM)
+
+
+async def _add_to_totals(
+    tx: Tx, period_key: str, platform: str, workspace: str, user: str, change: Sums
+) -> None:
+    """Add one entry's effect to the user's and the team's running totals (one statement)."""
+    if user == TEAM:
+        raise ValueError("a ledger entry belongs to a user; the empty id is the team's row")
+    figures = (change.granted_uc, change.used_uc, change.held_uc, change.jobs)
+    mine, team = (period_key, platform, workspace, user), (period_key, platform, workspace, TEAM)
+    await tx.execute(
+        f"INSERT INTO ledger_totals (period_start, platform, workspace, user_id, {_TOTALS})"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (period_start, platform, workspace, user_id) DO UPDATE SET"
+        " granted_uc = ledger_totals.granted_uc + excluded.granted_uc,"
+        " used_uc = ledger_totals.used_uc + excluded.used_uc,"
+        " held_uc = ledger_totals.held_uc + excluded.held_uc,"
+        " jobs = ledger_totals.jobs + excluded.jobs",
+        (*mine, *figures, *team, *figures),
     )
-    assert row is not None
-    return Sums(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+
+async def all_stored_totals(tx: Tx) -> dict[TotalsKey, Sums]:
+    """Every row of `ledger_totals`."""
+    found = await rows(
+        tx, f"SELECT period_start, platform, workspace, user_id, {_TOTALS} FROM ledger_totals"
+    )
+    return {
+        (r[0], r[1], r[2], r[3]): Sums(int(r[4]), int(r[5]), int(r[6]), int(r[7])) for r in found
+    }
+
+
+_RECOMPUTED = (
+    f"SELECT period_start, platform, workspace, user_id, {_SUMS} FROM ledger"
+    " GROUP BY period_start, platform, workspace, user_id"
+    f" UNION ALL SELECT period_start, platform, workspace, '', {_SUMS} FROM ledger"
+    " GROUP BY period_start, platform, workspace"
+)
+
+
+async def recomputed_totals(tx: Tx) -> dict[TotalsKey, Sums]:
+    """What every running total should be: `_SUMS` over the entries, per user and per team."""
+    found = await rows(tx, _RECOMPUTED)
+    return {
+        (r[0], r[1], r[2], r[3]): Sums(int(r[4]), int(r[5]), int(r[6]), int(r[7])) for r in found
+    }
+
+
+async def rebuild_totals(tx: Tx) -> None:
+    """Replace every running total by its recomputation (after entries were written without
+    this module, e.g. a benchmark's bulk history)."""
+    await tx.execute("DELETE FROM ledger_totals")
+    await tx.execute(
+        "INSERT INTO ledger_totals (period_start, platform, workspace, user_id,"
+        f" {_TOTALS}) {_RECOMPUTED}"
+    )
 
 
 async def sums_by_user(
@@ -183,6 +249,8 @@ async def write_hold(tx: Tx, who: Requester, job_id: str, amount_uc: int, period
         " job_id) VALUES (?, ?, ?, ?, ?, 'hold', ?, ?)",
         (now_iso(), period_key, who.platform, who.workspace, who.user, amount_uc, job_id),
     )
+    change = Sums(granted_uc=0, used_uc=0, held_uc=amount_uc, jobs=1)
+    await _add_to_totals(tx, period_key, who.platform, who.workspace, who.user, change)
 
 
 async def write_settlement(tx: Tx, job_id: str, charge_uc: int | None, actor: str | None) -> bool:
@@ -218,6 +286,8 @@ async def write_settlement(tx: Tx, job_id: str, charge_uc: int | None, actor: st
             actor,
         ),
     )
+    change = Sums(granted_uc=0, used_uc=charge_uc or 0, held_uc=-int(hold[4]), jobs=0)
+    await _add_to_totals(tx, hold[0], hold[1], hold[2], hold[3], change)
     return True
 
 
@@ -229,6 +299,8 @@ async def write_grant(
         " actor, reason) VALUES (?, ?, ?, ?, ?, 'grant', ?, ?, ?)",
         (now_iso(), period_key, who.platform, who.workspace, who.user, amount_uc, actor, reason),
     )
+    change = Sums(granted_uc=amount_uc, used_uc=0, held_uc=0, jobs=0)
+    await _add_to_totals(tx, period_key, who.platform, who.workspace, who.user, change)
 
 
 async def write_audit(

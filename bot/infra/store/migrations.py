@@ -207,6 +207,41 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE account_samples RENAME COLUMN remaining_mc TO remaining_uc;
     UPDATE account_samples SET used_uc = used_uc * 10, remaining_uc = remaining_uc * 10;
     """,
+    # 9: running totals of the ledger per (period, platform, workspace, user), the team's row
+    # with user_id = '' — the figures admission reads instead of re-summing the period's entries.
+    # Written with every entry, in its transaction; filled here from the entries there are.
+    # Portable SQL (SQLite and PostgreSQL).
+    """
+    CREATE TABLE ledger_totals (
+        period_start TEXT NOT NULL,
+        platform TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        granted_uc BIGINT NOT NULL DEFAULT 0,
+        used_uc BIGINT NOT NULL DEFAULT 0,
+        held_uc BIGINT NOT NULL DEFAULT 0,
+        jobs BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (period_start, platform, workspace, user_id)
+    );
+    INSERT INTO ledger_totals
+        (period_start, platform, workspace, user_id, granted_uc, used_uc, held_uc, jobs)
+    SELECT period_start, platform, workspace, user_id,
+        COALESCE(SUM(CASE WHEN kind = 'grant' THEN amount_uc END), 0),
+        COALESCE(SUM(CASE WHEN kind = 'capture' THEN amount_uc END), 0),
+        COALESCE(SUM(CASE WHEN kind = 'hold' THEN amount_uc END), 0)
+            - COALESCE(SUM(settles_uc), 0),
+        COALESCE(SUM(CASE WHEN kind = 'hold' THEN 1 END), 0)
+    FROM ledger GROUP BY period_start, platform, workspace, user_id;
+    INSERT INTO ledger_totals
+        (period_start, platform, workspace, user_id, granted_uc, used_uc, held_uc, jobs)
+    SELECT period_start, platform, workspace, '',
+        COALESCE(SUM(CASE WHEN kind = 'grant' THEN amount_uc END), 0),
+        COALESCE(SUM(CASE WHEN kind = 'capture' THEN amount_uc END), 0),
+        COALESCE(SUM(CASE WHEN kind = 'hold' THEN amount_uc END), 0)
+            - COALESCE(SUM(settles_uc), 0),
+        COALESCE(SUM(CASE WHEN kind = 'hold' THEN 1 END), 0)
+    FROM ledger GROUP BY period_start, platform, workspace;
+    """,
 )
 
 #: The version a new PostgreSQL database starts at (the baseline stands for 1–8).

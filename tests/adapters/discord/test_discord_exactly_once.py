@@ -14,6 +14,7 @@ from bot.infra.simulator import Simulator
 from tests.adapters.discord.conftest import bot_on
 from tests.adapters.discord.fake_discord import FakeDiscord, RecordedRequest
 from tests.adapters.discord.helpers import ALICE, eventually, is_upload, posted_text, sora_options
+from tests.support import forget_capture
 
 
 async def _deliver_then_forget(fake: FakeDiscord, tmp_path: Path, sim: Simulator) -> str:
@@ -41,7 +42,7 @@ async def _deliver_then_forget(fake: FakeDiscord, tmp_path: Path, sim: Simulator
         db.execute(
             "UPDATE jobs SET status = 'delivering', finished_at = NULL WHERE id = ?", (job.id,)
         )
-        db.execute("DELETE FROM ledger WHERE job_id = ? AND kind = 'capture'", (job.id,))
+        forget_capture(db, job.id)
         attempts = db.execute(
             "SELECT delivery_attempts FROM jobs WHERE id = ?", (job.id,)
         ).fetchone()
@@ -63,6 +64,7 @@ async def _finish(fake: FakeDiscord, tmp_path: Path, sim: Simulator, job_id: str
             "SELECT COUNT(*) FROM ledger WHERE job_id = ? AND kind = 'capture'", (job_id,)
         )
         assert captures[0][0] == 1
+        assert (await world.rc.core.ledger.verify()).agrees, "totals match the entries"
 
 
 async def test_a_video_posted_before_a_crash_is_not_posted_again(

@@ -11,6 +11,7 @@ from bot.domain.models import JobStatus
 from bot.infra.simulator import Simulator
 from tests.adapters.slack.conftest import slack_bot_on
 from tests.adapters.slack.fake_slack import FakeSlack
+from tests.support import forget_capture
 
 
 async def _deliver_then_forget(fake: FakeSlack, tmp_path: Path, sim: Simulator) -> str:
@@ -23,7 +24,7 @@ async def _deliver_then_forget(fake: FakeSlack, tmp_path: Path, sim: Simulator) 
         db.execute(
             "UPDATE jobs SET status = 'delivering', finished_at = NULL WHERE id = ?", (job.id,)
         )
-        db.execute("DELETE FROM ledger WHERE job_id = ? AND kind = 'capture'", (job.id,))
+        forget_capture(db, job.id)
     return job.id
 
 
@@ -35,6 +36,7 @@ async def _finish(fake: FakeSlack, tmp_path: Path, sim: Simulator, job_id: str) 
             "SELECT COUNT(*) FROM ledger WHERE job_id = ? AND kind = 'capture'", (job_id,)
         )
         assert captures[0][0] == 1
+        assert (await world.rc.core.ledger.verify()).agrees, "totals match the entries"
 
 
 async def test_a_file_uploaded_before_a_crash_is_not_uploaded_again(
