@@ -233,30 +233,29 @@ class SlackHandlers:
         try:
             # Built once, before the ack, so every refusal is a field error; no I/O here: an
             # image gets its signed link now and is downloaded there after the ack.
-            image = None
-            if form.image_file_id is not None:
-                problem = modal.image_problem(form.files[0]) if form.files else None
+            for file in form.files:
+                problem = modal.image_problem(file)
                 if problem:
                     raise InputError(problem, field="image_url")
-                image = plan_image(self.service, form.image_file_id)
-            request = self.service.build(form.options(image.url if image else None))
+            images = [plan_image(self.service, file_id) for file_id in form.image_file_ids]
+            request = self.service.build(form.options([image.url for image in images]))
         except InputError as err:
             await ack(response_action="errors", errors=modal.field_errors(err))
             return
         await ack()
-        self.spawn(self._submit_form(requester, form, request, image))
+        self.spawn(self._submit_form(requester, form, request, images))
 
     async def _submit_form(
         self,
         requester: Requester,
         form: modal.VideoForm,
         request: VideoRequest,
-        image: PlannedImage | None,
+        images: list[PlannedImage],
     ) -> None:
         async def reply(message: str, blocks: list[render.Block] | None = None) -> None:
             await self.tell(requester, form.channel, message, blocks)
 
-        if image is not None:
+        for image in images:
             try:
                 await rehost_image(self.client, image)
             except BotError as err:

@@ -230,7 +230,15 @@ def video_modal(
             }
         )
     if any(s.image_input for s in catalog.models if s.selectable):
+        # Slack's file_input takes at most 10 files; the chosen model's own limit is checked
+        # when the form is submitted (bot.domain.requests).
+        most = min(10, max(s.max_images for s in catalog.models if s.selectable))
         hint = "jpg, png or webp, at most 10 MB; the first frame or a reference image."
+        if most > 1:
+            hint = (
+                f"jpg, png or webp, at most 10 MB each; the first frame, or up to {most} "
+                "reference images."
+            )
         if image_file:
             hint = (
                 f"Leave empty to use {short(str(image_file.get('name', 'the image')), 60)} "
@@ -247,7 +255,7 @@ def video_modal(
                     "type": "file_input",
                     "action_id": "value",
                     "filetypes": ["jpg", "jpeg", "png", "webp"],
-                    "max_files": 1,
+                    "max_files": most,
                 },
             }
         )
@@ -289,21 +297,22 @@ class VideoForm:
     audio: str | None = None  # "on" / "off" / None (the model's default)
 
     @property
-    def image_file_id(self) -> str | None:
-        """The uploaded file, else the message's image; None without an image."""
+    def image_file_ids(self) -> list[str]:
+        """The uploaded files in order, else the message's image; empty without an image."""
         if self.files:
-            return str(self.files[0].get("id"))
+            return [str(f.get("id")) for f in self.files]
         ref = self.metadata.get("image_file")
-        return str(ref) if ref else None
+        return [str(ref)] if ref else []
 
-    def options(self, image_url: str | None) -> RequestOptions:
-        """What was asked for, with the bot's own link for the image (None: no image)."""
+    def options(self, image_urls: list[str]) -> RequestOptions:
+        """What was asked for, with the bot's own links for the images (first one first)."""
         return RequestOptions(
             prompt=self.prompt,
             model=self.model,
             duration=self.duration,
             aspect_ratio=self.aspect_ratio,
-            image_url=image_url,
+            image_url=image_urls[0] if image_urls else None,
+            more_image_urls=tuple(image_urls[1:]),
             watermark=True if self.keep_watermark else None,
             quality=self.quality,
             audio=None if self.audio is None else self.audio == "on",

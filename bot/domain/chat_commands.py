@@ -112,7 +112,11 @@ def usage_text(
         extras = [
             x
             for x, on in (
-                ("image" + (" (needed)" if spec.image_required else ""), spec.image_input),
+                (
+                    ("image" if spec.max_images <= 1 else f"up to {spec.max_images} images")
+                    + (" (needed)" if spec.image_required else ""),
+                    spec.image_input,
+                ),
                 ("quality " + "/".join(spec.qualities), bool(spec.qualities)),
                 ("audio", spec.audio_option),
                 ("watermark", spec.watermark_option),

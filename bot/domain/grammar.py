@@ -23,6 +23,8 @@ Grammar (option names are case-insensitive, `_` may stand for `-`, `--name=value
   (`a cat —and a dog`) otherwise.
 - A repeated option with the same value is fine; with different values (`-d 10 … -d 15`,
   `--landscape --ar 9:16`) it is an error, because guessing which one was meant costs money.
+  The exception is `--image` for a model that takes several images (the catalog's
+  `max_images`, e.g. reference-to-video): each distinct link is one more image, in order.
 
 Hostile text is cleaned by `bot.domain.text` (controls, invisible characters, NFC/NFKC) and input
 longer than `MAX_TEXT_CHARS` is refused before any other work. Every refusal is an
@@ -38,7 +40,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 from bot.domain.catalog import Catalog
 from bot.domain.errors import InputError
@@ -275,7 +277,6 @@ def parse_request(
         raise ValueError("the text is the prompt; `alongside` carries only the other options")
     refuse_too_long(text)
     prompt, found = _split(text)
-    typed_image = "image_url" in found
     structured: dict[str, str | None] = {
         "model": given.model,
         "duration": None if given.duration is None else str(given.duration),
@@ -311,14 +312,39 @@ def parse_request(
         model=chosen,
         duration=_single("duration", found, duration_canon),
         aspect_ratio=_single("aspect_ratio", found, ratio_canon),
-        image_url=_single("image_url", found, lambda v: v),
-        image_from_platform=given.image_from_platform and not typed_image,
+        **_images(spec.max_images, found, given),
         watermark=None if keep is None else keep == "keep",
         resize_mode=_single("resize_mode", found, lambda v: value_text(v).casefold()),
         quality=_single("quality", found, quality_canon),
         audio=None if audio is None else audio == "on",
     )
     return validate_request(options, catalog, default_model, own_media=own_media)
+
+
+def _images(
+    max_images: int, found: Mapping[str, list[tuple[str, str]]], given: RequestOptions
+) -> dict[str, Any]:
+    """`image_url`, `image_from_platform` and `more_image_urls` from the images given.
+
+    A model that takes one image takes one value (given twice alike is fine, differently is
+    an error); a model that takes several takes every distinct one, the platform's own first
+    (only that one keeps `image_from_platform`: a typed link is always checked as typed)."""
+    typed = [value for value, _ in found.get("image_url", [])]
+    if given.image_url is not None:
+        typed = typed[:-1]  # the structured value was appended last
+    if max_images <= 1 or len(typed) + (given.image_url is not None) <= 1:
+        return {
+            "image_url": _single("image_url", found, lambda v: v),
+            "image_from_platform": given.image_from_platform and not typed,
+            "more_image_urls": (),
+        }
+    ordered = ([given.image_url] if given.image_url is not None else []) + typed
+    distinct = list(dict.fromkeys(ordered))
+    return {
+        "image_url": distinct[0],
+        "image_from_platform": given.image_from_platform and given.image_url is not None,
+        "more_image_urls": tuple(distinct[1:]),
+    }
 
 
 def _single(field: str, found: Mapping[str, list[tuple[str, str]]], canon: _Canon) -> str | None:

@@ -98,6 +98,8 @@ class VideoRequest(BaseModel):
     duration: int
     aspect_ratio: str
     image_url: str | None = None
+    #: The second and later images, for a model that takes several (e.g. reference images).
+    more_image_urls: tuple[str, ...] = ()
     remove_watermark: bool | None = None
     resize_mode: str | None = None
     base_video_task_id: str | None = None
@@ -105,6 +107,11 @@ class VideoRequest(BaseModel):
     quality: str | None = None
     #: Generated audio on/off (None: the model has no audio option).
     audio: bool | None = None
+
+    @property
+    def image_urls(self) -> list[str]:
+        """Every image sent, first one first (EvoLink's `image_urls`)."""
+        return ([self.image_url] if self.image_url else []) + list(self.more_image_urls)
 
 
 class Surface(BaseModel):

@@ -118,7 +118,7 @@ class Choices:
 
     @classmethod
     def of(cls, request: VideoRequest) -> Choices:
-        images = 1 if request.image_url else 0
+        images = len(request.image_urls)
         return cls(request.duration, request.quality, request.audio, images)
 
     @classmethod

@@ -76,6 +76,8 @@ class RequestOptions:
     aspect_ratio: str | None = None
     image_url: str | None = None
     image_from_platform: bool = False
+    #: Further images (a model that takes several); always checked as typed.
+    more_image_urls: tuple[str, ...] = ()
     watermark: bool | None = None
     resize_mode: str | None = None
     base_video_task_id: str | None = None
@@ -97,6 +99,7 @@ def options_of(request: VideoRequest, catalog: Catalog) -> RequestOptions:
         duration=request.duration,
         aspect_ratio=request.aspect_ratio,
         image_url=request.image_url,
+        more_image_urls=request.more_image_urls,
         watermark=keep,
         resize_mode=request.resize_mode,
         base_video_task_id=request.base_video_task_id,
@@ -139,10 +142,22 @@ def validate_request(
     seconds = _duration(spec, options.duration)
     ratio = _aspect_ratio(spec, options.aspect_ratio)
     image = None
-    if options.image_url is not None:
-        image = _image(spec, catalog, options.image_url)
+    more: list[str] = []
+    first_url = options.image_url
+    rest = list(options.more_image_urls)
+    if first_url is None and rest:
+        first_url = rest.pop(0)
+    if first_url is not None:
+        image = _image(spec, catalog, first_url)
         if not (options.image_from_platform or (own_media is not None and own_media(image))):
             refuse_internal_host(image)
+        _image_count(spec, catalog, 1 + len(rest))
+        for extra in rest:
+            url = _image(spec, catalog, extra)
+            if not (own_media is not None and own_media(url)):
+                refuse_internal_host(url)
+            if url != image and url not in more:
+                more.append(url)
     elif spec.image_required:
         raise InputError(
             f"{spec.name} makes a video from an image: add one with --image URL"
@@ -165,6 +180,7 @@ def validate_request(
         duration=seconds,
         aspect_ratio=ratio,
         image_url=image,
+        more_image_urls=tuple(more),
         remove_watermark=remove,
         resize_mode=resize,
         base_video_task_id=base,
@@ -281,6 +297,19 @@ def _aspect_ratio(spec: ModelSpec, aspect_ratio: str | None) -> str:
             valid=spec.ratio_spellings(),
         )
     return ratio
+
+
+def _image_count(spec: ModelSpec, catalog: Catalog, count: int) -> None:
+    if count <= spec.max_images:
+        return
+    several = [s.name for s in catalog.models if s.max_images > 1 and s.selectable]
+    takes = "one image" if spec.max_images == 1 else f"at most {spec.max_images} images"
+    raise InputError(
+        f"{spec.name} takes {takes}, got {count}."
+        + (f" Models that take several: {', '.join(several)}." if spec.max_images == 1 else ""),
+        field="image_url",
+        valid=several,
+    )
 
 
 def _image(spec: ModelSpec, catalog: Catalog, image_url: str) -> str:

@@ -113,3 +113,52 @@ def test_nothing_but_the_validation_builds_a_request() -> None:
         if name.startswith("adapters/") and _DIRECT.search(text):
             offenders.append(f"{name}: validates by itself, not through the service")
     assert offenders == []
+
+
+SEVERAL = next(s for s in CATALOG.models if s.max_images > 1 and s.selectable)
+ONE = next(s for s in CATALOG.models if s.max_images == 1 and s.selectable)
+
+
+def _links(n: int) -> list[str]:
+    return [f"https://example.com/reference-{i}.png" for i in range(n)]
+
+
+def test_a_model_that_takes_several_images_gets_every_typed_one_in_order() -> None:
+    links = _links(3)
+    text = "a dancer " + " ".join(f"--image {link}" for link in [*links, links[0]])
+    request = parse_request(text, CATALOG, SEVERAL.name)
+    assert request.image_urls == links  # the repeated link is sent once
+    assert request.prompt == "a dancer"
+    # A request carried in a button or remade keeps them all.
+    again = validate_request(options_of(request, CATALOG), CATALOG, SEVERAL.name)
+    assert again.image_urls == links
+
+
+def test_more_images_than_the_model_takes_are_refused_with_its_limit() -> None:
+    text = "a dancer " + " ".join(f"--image {link}" for link in _links(SEVERAL.max_images + 1))
+    with pytest.raises(InputError) as refused:
+        parse_request(text, CATALOG, SEVERAL.name)
+    assert f"at most {SEVERAL.max_images} images" in str(refused.value)
+    assert f"got {SEVERAL.max_images + 1}" in str(refused.value)
+    # A model that takes one still says two different links are one too many.
+    with pytest.raises(InputError, match="given twice with different values"):
+        parse_request("a cat " + " ".join(f"--image {u}" for u in _links(2)), CATALOG, ONE.name)
+    with pytest.raises(InputError) as one:
+        validate_request(
+            RequestOptions(prompt="a cat", model=ONE.name, image_url=_links(2)[0],
+                           more_image_urls=(_links(2)[1],)),
+            CATALOG, ONE.name,
+        )  # fmt: skip
+    assert "takes one image, got 2" in str(one.value) and SEVERAL.name in str(one.value)
+
+
+def test_every_further_image_is_checked_as_typed_even_beside_a_platform_attachment() -> None:
+    attachment = "https://cdn.discordapp.com/attachments/1/2/first.png"
+    alongside = RequestOptions(image_url=attachment, image_from_platform=True)
+    request = parse_request(
+        f"a dancer --image {_links(1)[0]}", CATALOG, SEVERAL.name, alongside=alongside
+    )
+    assert request.image_urls == [attachment, _links(1)[0]]  # the platform's own first
+    with pytest.raises(InputError) as refused:
+        parse_request(f"a dancer --image {METADATA}", CATALOG, SEVERAL.name, alongside=alongside)
+    assert "169.254.169.254" in str(refused.value)

@@ -321,3 +321,39 @@ async def test_a_modal_request_is_validated_once_before_the_ack_with_its_real_im
     assert world.fake.files[image["id"]].downloads == 1
     submit = next(r for r in sim.requests if r.kind == "submit")
     assert submit.json["image_urls"] == [image_url]
+
+
+SEVERAL = next(s for s in CATALOG.models if s.max_images > 1 and s.selectable)
+
+
+async def test_several_uploaded_images_reach_a_model_that_takes_several(
+    world: SlackWorld, sim: Simulator
+) -> None:
+    view = await open_global_modal(world)
+    assert blocks_by_id(view)["image"]["element"]["max_files"] == min(10, SEVERAL.max_images)
+    files = [world.fake.add_file(f"ref-{i}.png", PNG, "image/png") for i in range(3)]
+    values = {
+        "prompt": text_value("a dancer in three poses"),
+        "model": selected(SEVERAL.name),
+        "image": {"type": "file_input", "files": files},
+        "channel": conversation(GENERAL),
+    }
+    too_many = [world.fake.add_file(f"x-{i}.png", PNG, "image/png") for i in range(3)]
+    one_image = next(s for s in CATALOG.models if s.max_images == 1 and s.selectable)
+    status, text = await world.interact(
+        submission(view, {**values, "model": selected(one_image.name), "image": {
+            "type": "file_input", "files": too_many[:2]}})
+    )  # fmt: skip
+    answer = response_json(text)
+    assert status == 200 and list(answer["errors"]) == ["image"]
+    assert "takes one image, got 2" in answer["errors"]["image"]
+    assert all(world.fake.files[f["id"]].downloads == 0 for f in too_many)
+
+    status, text = await world.interact(submission(view, values))
+    assert status == 200 and text == ""
+    job = await world.wait_job(lambda j: j.status == JobStatus.DELIVERED)
+    assert len(job.request.image_urls) == 3
+    assert all(world.rc.core.media.signed(url) for url in job.request.image_urls)
+    assert all(world.fake.files[f["id"]].downloads == 1 for f in files)
+    submit = next(r for r in sim.requests if r.kind == "submit")
+    assert submit.json["image_urls"] == job.request.image_urls

@@ -1,0 +1,171 @@
+"""One replica for bench/replicas.py: a whole bot as its own process, run as `sora-bot run` is.
+
+    python bench/replica_bot.py --database-url postgresql://… --evolink URL --slack-api URL \
+        --port N --replica-id ID [--lease-seconds S] [--media DIR] [--gc MODE] [caps…]
+
+It calls `sora_bot.runner.run_bot` itself (the Slack adapter in HTTP mode on 127.0.0.1:`--port`,
+`POST /slack/events`, against the fake Slack Web API; the real EvoLink client against the
+simulator; one PostgreSQL database shared with the other replicas), so start-up, the GC
+settings made there and the stop order are the product's. It ends on SIGTERM (run_bot's own
+handler) and then prints one line, `STATS {json}`: what it measured about itself —
+- `gc`: every automatic collection's pause (from `gc.callbacks`), per generation: count,
+  p50/p99/max ms (run_bot's own `gc.collect()` at start-up is counted apart, not as a pause);
+- `lag`: event-loop lag, the overshoot of `asyncio.sleep(0.01)` in a task of its own (p99/max ms);
+- `rss_mb` at the end and `hwm_mb` (VmHWM).
+
+`--gc MODE` changes the collector before run_bot starts, for the before/after of issue 12:
+  shipped          as the product does it (run_bot's `gc.collect(); gc.freeze()` after start-up)
+  nofreeze         run_bot's `gc.freeze()` made a no-op (the state before that change)
+  threshold:A,B,C  `gc.set_threshold(A, B, C)` before start-up, plus what run_bot does
+Invariant: no measured figure depends on this process's clock except its own lag and GC pauses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import logging
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sora_bot.runner import run_bot
+from tests.adapters.slack.fake_slack import BOT_TOKEN, SIGNING_SECRET
+from tests.support import make_settings
+
+
+def quantile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+class SelfWatch:
+    """GC pauses (all generations) and event-loop lag of this process."""
+
+    def __init__(self) -> None:
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self.lags_ms: list[float] = []
+        self._started = 0.0
+        self.explicit = 0  # collections asked for by gc.collect() (run_bot's, before freeze)
+        self._in_explicit = False
+        self._collect = gc.collect
+
+    def collect(self, generation: int = 2) -> int:
+        """Stands in for `gc.collect`: its pause is counted apart (not a pause the GC chose)."""
+        self._in_explicit = True
+        try:
+            return self._collect(generation)
+        finally:
+            self._in_explicit = False
+
+    def on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if self._in_explicit:
+            self.explicit += phase == "stop"
+        elif phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses[int(info["generation"])].append((time.perf_counter() - self._started) * 1e3)
+
+    async def lag(self) -> None:
+        while True:
+            start = time.perf_counter()
+            await asyncio.sleep(0.01)
+            self.lags_ms.append((time.perf_counter() - start - 0.01) * 1000)
+
+    def summary(self) -> dict[str, Any]:
+        status = {
+            line.split(":")[0]: int(line.split()[1]) / 1024
+            for line in Path("/proc/self/status").read_text().splitlines()
+            if line.startswith(("VmRSS:", "VmHWM:"))
+        }
+        return {
+            "gc": {
+                str(gen): {
+                    "n": len(ms),
+                    "p50": round(quantile(ms, 0.5), 2),
+                    "p99": round(quantile(ms, 0.99), 2),
+                    "max": round(max(ms, default=0.0), 2),
+                }
+                for gen, ms in self.pauses.items()
+            },
+            "lag": {
+                "p99": round(quantile(self.lags_ms, 0.99), 2),
+                "max": round(max(self.lags_ms, default=0.0), 2),
+            },
+            "rss_mb": round(status.get("VmRSS", 0.0), 1),
+            "hwm_mb": round(status.get("VmHWM", 0.0), 1),
+            "frozen": gc.get_freeze_count(),
+            "explicit_collections": self.explicit,
+            "threshold": list(gc.get_threshold()),
+        }
+
+
+def apply_gc_mode(mode: str) -> None:
+    if mode == "shipped":
+        return
+    if mode == "nofreeze":
+        gc.freeze = lambda: None  # run_bot's freeze, undone for the "before" figures
+        return
+    if mode.startswith("threshold:"):
+        first, second, third = (int(x) for x in mode.removeprefix("threshold:").split(","))
+        gc.set_threshold(first, second, third)
+        return
+    raise SystemExit(f"unknown --gc mode {mode!r}")
+
+
+async def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    for name in ("--database-url", "--evolink", "--slack-api", "--replica-id", "--media"):
+        parser.add_argument(name, required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--lease-seconds", type=float, default=None)
+    parser.add_argument("--max-per-user", type=int, default=100)
+    parser.add_argument("--max-per-workspace", type=int, default=1000)
+    parser.add_argument("--pool-size", type=int, default=10)
+    parser.add_argument("--gc", default="shipped")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    apply_gc_mode(args.gc)
+    extra: dict[str, Any] = {"replica_id": args.replica_id}
+    if args.lease_seconds is not None:
+        extra["lease_seconds"] = args.lease_seconds
+    media = Path(args.media)
+    settings = make_settings(
+        media.parent,
+        args.evolink,
+        database_url=args.database_url,
+        database_pool_size=args.pool_size,
+        media_dir=media,
+        host="127.0.0.1",
+        port=args.port,
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=args.slack_api,
+        user_credits_per_period=Decimal(100_000_000),
+        max_jobs_per_user=args.max_per_user,
+        max_jobs_per_workspace=args.max_per_workspace,
+        **extra,
+    )
+    watch = SelfWatch()
+    gc.collect = watch.collect
+    gc.callbacks.append(watch.on_gc)
+    lag = asyncio.create_task(watch.lag())
+    try:
+        code = await run_bot(settings)
+    finally:
+        lag.cancel()
+        gc.callbacks.remove(watch.on_gc)
+        print("STATS " + json.dumps(watch.summary()), flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(sys.argv[1:])))
