@@ -20,8 +20,9 @@ Invariants:
   so their cost does not grow with the period's history; the entries stay the truth, and
   `verify` (`sora-bot admin verify`, bot/services/totals.py) recomputes every total from them.
   `usage`, `totals` and the mismatch counts still sum entries (occasional reads).
-- `hold_in` runs inside the caller's `BEGIN IMMEDIATE` transaction and either writes the hold
-  or raises `BudgetError`: two concurrent requests can never both spend the same credits.
+- `hold_in` runs inside the caller's write transaction (serialised: bot/infra/store/engine.py)
+  and either writes the hold or raises `BudgetError`: two concurrent requests can never both
+  spend the same credits.
 - What a delivered job costs is `Job.charge`: EvoLink's billed charge when it reported one,
   else the quote. Every admin change of money (limits, grants, budgets) writes its audit row in
   the same transaction.
@@ -284,12 +285,12 @@ class Ledger:
         be inserted in the same transaction. `force` (an admin approved this very job) writes
         the hold without checking.
 
-        The hold is written first and the totals read after: writing the totals row locks it,
-        so on an engine that does not serialise whole transactions (PostgreSQL) a concurrent
-        admission of the same user or team waits here and then reads this hold."""
-        await sql.write_hold(tx, who, job_id, quote_uc, period.key)
+        The hold is written first and checked against the totals its own upsert returns (one
+        statement less per admission; and were write transactions ever not serialised, the
+        upsert's row lock would still order two admissions of the same user or team)."""
+        totals = await sql.write_hold(tx, who, job_id, quote_uc, period.key)
         if not force:
-            await self._check_room(tx, who, quote_uc, period, written=True)
+            await self._check_room(tx, who, quote_uc, period, written=totals)
 
     async def settle_in(
         self, tx: Tx, job_id: str, *, charge_uc: int | None, actor: str | None = None
@@ -299,16 +300,31 @@ class Ledger:
         return await sql.write_settlement(tx, job_id, charge_uc, actor)
 
     async def _check_room(
-        self, tx: Tx, who: Requester, quote_uc: int, period: Period, *, written: bool = False
+        self,
+        tx: Tx,
+        who: Requester,
+        quote_uc: int,
+        period: Period,
+        *,
+        written: tuple[sql.Sums, sql.Sums] | None = None,
     ) -> None:
-        """BudgetError unless the quote fits; `written`: the figures already hold it."""
+        """BudgetError unless the quote fits the user's and the team's room; `written`: the
+        (user's, team's) totals that already hold it (else they are read)."""
+        where = (who.platform, who.workspace, who.user)
+        sums = written or await sql.user_and_team_totals(tx, period.key, *where)
+        own, budget = await sql.own_and_team_limit_uc(tx, *where)
+        if own is None:
+            best = await sql.best_role_limit_uc(tx, who.platform, who.workspace, who.roles)
+            own = self.default_limit_uc if best is None else best
+        budget = self.default_team_uc if budget is None else budget
         before = quote_uc if written else 0
-        mine = await self.figures_in(tx, who, period)
-        if quote_uc > mine.available_uc + before:
-            raise _refusal("user", quote_uc, mine.available_uc + before, period)
-        team = await self.team_figures_in(tx, who.platform, who.workspace, period)
-        if team is not None and quote_uc > team.available_uc + before:
-            raise _refusal("team", quote_uc, team.available_uc + before, period)
+        mine, team = sums
+        room = Figures(own, mine.granted_uc, mine.used_uc, mine.held_uc).available_uc + before
+        if quote_uc > room:
+            raise _refusal("user", quote_uc, room, period)
+        room = Figures(budget, 0, team.used_uc, team.held_uc).available_uc + before
+        if budget > 0 and quote_uc > room:
+            raise _refusal("team", quote_uc, room, period)
 
     # -- admin changes (each with its audit row) ------------------------------------------------
 

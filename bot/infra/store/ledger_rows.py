@@ -71,24 +71,42 @@ async def team_sums(tx: Tx, platform: str, workspace: str, period_key: str) -> S
     return await stored_total(tx, period_key, platform, workspace, TEAM)
 
 
+async def user_and_team_totals(
+    tx: Tx, period_key: str, platform: str, workspace: str, user: str
+) -> tuple[Sums, Sums]:
+    """The user's and the team's running totals in one read (zeros where there is none)."""
+    found = await rows(
+        tx,
+        f"SELECT user_id, {_TOTALS} FROM ledger_totals"
+        " WHERE period_start = ? AND platform = ? AND workspace = ? AND user_id IN (?, ?)",
+        (period_key, platform, workspace, user, TEAM),
+    )
+    by_user = {r[0]: Sums(int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in found}
+    return by_user.get(user, _ZERO), by_user.get(TEAM, _ZERO)
+
+
 async def _add_to_totals(
     tx: Tx, period_key: str, platform: str, workspace: str, user: str, change: Sums
-) -> None:
-    """Add one entry's effect to the user's and the team's running totals (one statement)."""
+) -> tuple[Sums, Sums]:
+    """Add one entry's effect to the user's and the team's running totals (one statement);
+    returns both totals as they now are."""
     if user == TEAM:
         raise ValueError("a ledger entry belongs to a user; the empty id is the team's row")
     figures = (change.granted_uc, change.used_uc, change.held_uc, change.jobs)
     mine, team = (period_key, platform, workspace, user), (period_key, platform, workspace, TEAM)
-    await tx.execute(
+    cur = await tx.execute(
         f"INSERT INTO ledger_totals (period_start, platform, workspace, user_id, {_TOTALS})"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (period_start, platform, workspace, user_id) DO UPDATE SET"
         " granted_uc = ledger_totals.granted_uc + excluded.granted_uc,"
         " used_uc = ledger_totals.used_uc + excluded.used_uc,"
         " held_uc = ledger_totals.held_uc + excluded.held_uc,"
-        " jobs = ledger_totals.jobs + excluded.jobs",
+        " jobs = ledger_totals.jobs + excluded.jobs"
+        f" RETURNING user_id, {_TOTALS}",
         (*mine, *figures, *team, *figures),
     )
+    now = {r[0]: Sums(int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in await cur.fetchall()}
+    return now[user], now[TEAM]
 
 
 async def all_stored_totals(tx: Tx) -> dict[TotalsKey, Sums]:
@@ -195,6 +213,20 @@ async def has_history(tx: Tx, platform: str, workspace: str, user: str | None) -
     return row is not None and bool(row[0])
 
 
+async def own_and_team_limit_uc(
+    tx: Tx, platform: str, workspace: str, user: str
+) -> tuple[int | None, int | None]:
+    """The user's own limit and the workspace's team budget (None: not set), in one read."""
+    found = await rows(
+        tx,
+        "SELECT user_id, limit_uc FROM limits WHERE platform = ? AND workspace = ?"
+        " AND user_id IN (?, ?)",
+        (platform, workspace, user, TEAM),
+    )
+    by_user = {r[0]: int(r[1]) for r in found}
+    return by_user.get(user), by_user.get(TEAM)
+
+
 async def own_limit_uc(tx: Tx, platform: str, workspace: str, user: str) -> int | None:
     row = await one(
         tx,
@@ -243,14 +275,17 @@ async def write_role_limit(
     )
 
 
-async def write_hold(tx: Tx, who: Requester, job_id: str, amount_uc: int, period_key: str) -> None:
+async def write_hold(
+    tx: Tx, who: Requester, job_id: str, amount_uc: int, period_key: str
+) -> tuple[Sums, Sums]:
+    """The hold entry; returns the user's and the team's totals with it."""
     await tx.execute(
         "INSERT INTO ledger (at, period_start, platform, workspace, user_id, kind, amount_uc,"
         " job_id) VALUES (?, ?, ?, ?, ?, 'hold', ?, ?)",
         (now_iso(), period_key, who.platform, who.workspace, who.user, amount_uc, job_id),
     )
     change = Sums(granted_uc=0, used_uc=0, held_uc=amount_uc, jobs=1)
-    await _add_to_totals(tx, period_key, who.platform, who.workspace, who.user, change)
+    return await _add_to_totals(tx, period_key, who.platform, who.workspace, who.user, change)
 
 
 async def write_settlement(tx: Tx, job_id: str, charge_uc: int | None, actor: str | None) -> bool:
