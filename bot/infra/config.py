@@ -1,5 +1,5 @@
 """Settings: exactly the contract's environment variables (plus `CATALOG_PATH` and
-`DATABASE_POOL_SIZE`).
+`DATABASE_POOL_SIZE`, `REPLICA_ID`, `LEASE_SECONDS`).
 
 Read from the environment and from `.env` in the working directory (the environment wins).
 Validation errors name the variable and say what would be accepted. Secrets are `SecretStr`,
@@ -8,6 +8,9 @@ so they never appear in a repr, a log line or an error message.
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 import zoneinfo
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -33,6 +36,11 @@ DEMO_DATABASE_URL = "sqlite:///sora-bot-demo.db"
 NO_EVOLINK_KEY = "EVOLINK_API_KEY is not set: the bot needs it to make videos (evolink.ai)."
 
 
+def default_replica_id() -> str:
+    """`<hostname>-<pid>-<4 random hex>`: unique per process start."""
+    return f"{socket.gethostname() or 'host'}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
 def _csv(value: Any) -> list[str]:
     if value is None:
         return []
@@ -55,6 +63,14 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///sora-bot.db"
     # PostgreSQL's connection pool per process (SQLite has one connection).
     database_pool_size: int = Field(default=10, ge=1, le=200)
+    # This process among the replicas on one database (job leases name it; logs and /healthz
+    # show it). Default: <hostname>-<pid>-<4 random hex>, new at every start.
+    replica_id: str = Field(
+        default_factory=lambda: default_replica_id(), min_length=1, max_length=100
+    )
+    # How long a job lease lasts unrenewed (renewed every third of it): a dead replica's jobs
+    # are taken over by another within about this many seconds.
+    lease_seconds: float = Field(default=30.0, ge=1.0, le=3600.0)
     host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=0, le=65535)
     public_base_url: str | None = None
@@ -196,6 +212,13 @@ class Settings(BaseSettings):
                 f"must be an IANA time zone like UTC or Europe/Paris, got {value!r}"
             ) from None
         return value
+
+    @field_validator("replica_id", mode="before")
+    @classmethod
+    def _replica(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return default_replica_id()  # REPLICA_ID= (blank): the default
+        return value.strip() if isinstance(value, str) else value
 
     @field_validator("database_url")
     @classmethod

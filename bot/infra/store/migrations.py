@@ -242,6 +242,17 @@ MIGRATIONS: tuple[str, ...] = (
         COALESCE(SUM(CASE WHEN kind = 'hold' THEN 1 END), 0)
     FROM ledger GROUP BY period_start, platform, workspace;
     """,
+    # 10: job leases (replicas on one database follow each open job exactly once): the
+    # replica that holds the job and until when (ISO UTC); when the dispatcher released it
+    # from the queue (the fair queue's round-robin memory, shared by every replica).
+    # Portable SQL (SQLite and PostgreSQL).
+    """
+    ALTER TABLE jobs ADD COLUMN lease_owner TEXT;
+    ALTER TABLE jobs ADD COLUMN lease_until TEXT;
+    ALTER TABLE jobs ADD COLUMN released_at TEXT;
+    CREATE INDEX jobs_lease ON jobs(status, lease_until);
+    CREATE INDEX jobs_lease_owner ON jobs(lease_owner);
+    """,
 )
 
 #: The version a new PostgreSQL database starts at (the baseline stands for 1–8).
