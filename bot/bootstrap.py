@@ -43,6 +43,7 @@ from bot.infra.config import Settings
 from bot.infra.evolink import EvoLinkClient
 from bot.infra.logs import register_secrets
 from bot.services.interface import BotService, PlatformFactory, PlatformHost, PlatformRuntime
+from bot.services.leases import Leases
 from bot.services.port import ChatPort
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,9 @@ async def running_process(
         raise
     register_secrets([core.callback_secret])
     web_app = core.build_web_app()
-    host = PlatformHost(service=core.service, web_app=web_app, acks=core.metrics)
+    host = PlatformHost(
+        service=core.service, web_app=web_app, acks=core.metrics, leases=Leases(core.store)
+    )
     runtimes: list[PlatformRuntime] = []
     web: WebServer | None = None
     try:

@@ -43,6 +43,9 @@ class AdminMessages:
     def __init__(self, client: discord.Client, service: BotService) -> None:
         self.client = client
         self.service = service
+        # The guild cache lives on the gateway shards (the runtime points this at theirs);
+        # a guild on another replica's shard is named by id.
+        self.guild_lookup: Callable[[int], discord.Guild | None] = client.get_guild
 
     # -- where admins are --------------------------------------------------------------------
 
@@ -87,7 +90,7 @@ class AdminMessages:
         """The server's name as admins know it (the admin channel may serve several)."""
         if workspace == "dm":
             return "a DM"
-        guild = self.client.get_guild(int(workspace)) if workspace.isdigit() else None
+        guild = self.guild_lookup(int(workspace)) if workspace.isdigit() else None
         return f"**{guild.name}**" if guild is not None else f"server `{workspace}`"
 
     # -- AdminPort ---------------------------------------------------------------------------

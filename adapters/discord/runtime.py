@@ -1,28 +1,39 @@
-"""Starting and stopping the Discord side: client, command tree, persistent buttons, port.
+"""Starting and stopping the Discord side: clients, command tree, persistent buttons, port.
 
     runtime = DiscordRuntime(host)   # a PlatformFactory (bot/services/interface.py): builds, no I/O
-    await runtime.start()            # logs in, syncs commands, connects in the background
-    await runtime.ready.wait()       # the gateway said READY
+    await runtime.start()            # logs in, claims shards, syncs commands, connects them
+    await runtime.ready.wait()       # every shard this replica holds said READY
     await runtime.close()
+
+A deployment may run several replicas on one database; Discord allows one gateway session per
+shard. So every replica logs in (REST: the port posts, edits and reads through `self.client`,
+which never connects), and each gateway shard is held by exactly one replica, by lease
+(adapters/discord/shards.py), as its own `SoraClient(shard_id=i, shard_count=N)`. The shard
+count is DISCORD_SHARD_COUNT, else Discord's recommendation (`GET /gateway/bot`; 1 when it
+cannot be read). With SQLite (one process) that process holds every shard.
 
 Invariants:
 - `DISCORD_API_BASE` moves everything: discord.py's REST root (`Route.BASE`, which the
   interaction webhooks use too) and, when it is not the default, the gateway, which is then
   the `url` that `GET {DISCORD_API_BASE}/gateway/bot` returns (the plain client would
-  otherwise dial wss://gateway.discord.gg). Both are process-wide in discord.py, so there is
-  one Discord client per process.
-- Button handlers are registered (`add_dynamic_items`) before the gateway connects, so a
-  click on a message posted before a restart is handled by the new process.
-- Commands are synced to `DISCORD_GUILD_IDS` (instant) when set, else globally.
+  otherwise dial wss://gateway.discord.gg). Both are process-wide in discord.py, so one
+  process talks to one Discord.
+- The port needs no gateway: every delivery, status edit, notice and admin message goes by
+  channel/message id (`PartialMessageable`), DM channel (`POST /users/@me/channels`) or the
+  interaction's webhook token, so a job may be followed by a replica that holds no shard.
+- Button handlers are registered (`add_dynamic_items`) before a shard connects, so a click
+  on a message posted before a restart is handled by the new holder.
+- Commands are synced to `DISCORD_GUILD_IDS` (instant) when set, else globally, by the
+  replica that wins shard 0 (once per process), not by every replica on every start.
 - Only the non-privileged `guilds` intent is requested. The bot has no voice: discord.py's
   "PyNaCl / davey is not installed, voice will NOT be supported" warnings are switched off at
-  their source (`VoiceClient.warn_nacl` / `warn_dave`) before the client is built.
+  their source (`VoiceClient.warn_nacl` / `warn_dave`) before a client is built.
 - `start()` fails in one line (`ConfigError`), never a traceback: a refused token (401), a
   Discord that cannot be reached (no network, DNS, a closed DISCORD_API_BASE), or an HTTP
-  error while logging in or syncing the commands.
+  error while logging in or syncing the commands; the leases it had won are released.
 - Acknowledgement latency (`sora_ack_latency_seconds{platform="discord"}`) runs from the
   INTERACTION_CREATE gateway event being parsed to the interaction callback (defer, message
-  or modal) being answered by Discord; it is observed through an aiohttp trace on the
+  or modal) being answered by Discord; it is observed through an aiohttp trace on each
   client's own HTTP session, so every handler is covered without touching any of them.
   Autocomplete is not an acknowledgement and is not counted.
 """
@@ -31,9 +42,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import re
-import time
+import secrets
+import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -44,8 +57,10 @@ from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
 from adapters.discord import flow
+from adapters.discord.acks import AckTimer
 from adapters.discord.commands import add_commands
 from adapters.discord.port import DiscordPort
+from adapters.discord.shards import IdentifyPacer, ShardKeeper
 from adapters.discord.views import DYNAMIC_ITEMS
 from bot.domain.errors import ConfigError
 from bot.services.interface import AckObserver, PlatformHost
@@ -59,9 +74,13 @@ DEFAULT_API_BASE = "https://discord.com/api/v10"
 DEFAULT_GATEWAY = yarl.URL("wss://gateway.discord.gg/")
 CLOSE_TIMEOUT = 10.0
 DRAIN_TIMEOUT = 5.0
-AUTOCOMPLETE = 4  # interaction type: answered, but not an acknowledgement
-CALLBACK_PATH = re.compile(r"/interactions/(\d+)/[^/]+/callback$")
-ACK_PENDING_MAX = 1000  # interactions never answered (errors) must not grow the map forever
+DEFAULT_LEASE_SECONDS = 30.0  # LEASE_SECONDS' default, when Settings has none
+IDENTIFY_SPACING = 5.0  # Discord: one IDENTIFY per 5 s per max_concurrency bucket
+
+
+#: Runtimes not closed yet (tests run two replicas in one process: the first to close must
+#: not point the other one's REST at discord.com).
+_OPEN_RUNTIMES: set[int] = set()
 
 
 def point_rest_at(api_base: str) -> bool:
@@ -74,59 +93,11 @@ def point_rest_at(api_base: str) -> bool:
     return custom
 
 
-class AckTimer:
-    """Interaction id → when it arrived; the callback's HTTP response closes the interval."""
-
-    def __init__(self, metrics: AckObserver) -> None:
-        self.metrics = metrics
-        self.arrived: dict[str, float] = {}
-        self.trace = aiohttp.TraceConfig()
-        self.trace.on_request_end.append(self._on_request_end)
-        self.trace.on_request_exception.append(self._on_request_exception)
-
-    def wrap_parser(self, state: Any) -> None:
-        """Time-stamp INTERACTION_CREATE before discord.py dispatches it."""
-        parsers: dict[str, Any] | None = getattr(state, "parsers", None)
-        original = parsers.get("INTERACTION_CREATE") if parsers is not None else None
-        if parsers is None or original is None:
-            log.warning("discord.py internals changed: acknowledgement latency not measured")
-            return
-
-        def parse_interaction_create(data: dict[str, Any]) -> None:
-            if data.get("type") != AUTOCOMPLETE:
-                if len(self.arrived) >= ACK_PENDING_MAX:
-                    self.arrived.clear()
-                self.arrived[str(data.get("id"))] = time.perf_counter()
-            original(data)
-
-        parsers["INTERACTION_CREATE"] = parse_interaction_create
-
-    def _interaction_id(self, url: yarl.URL) -> str | None:
-        match = CALLBACK_PATH.search(url.path)
-        return match.group(1) if match else None
-
-    async def _on_request_end(
-        self, _session: aiohttp.ClientSession, _ctx: Any, params: aiohttp.TraceRequestEndParams
-    ) -> None:
-        interaction_id = self._interaction_id(params.url)
-        if interaction_id is None:
-            return
-        arrived = self.arrived.pop(interaction_id, None)
-        if arrived is not None and params.response.status < 400:
-            self.metrics.observe_ack("discord", time.perf_counter() - arrived)
-
-    async def _on_request_exception(
-        self,
-        _session: aiohttp.ClientSession,
-        _ctx: Any,
-        params: aiohttp.TraceRequestExceptionParams,
-    ) -> None:
-        interaction_id = self._interaction_id(params.url)
-        if interaction_id is not None:
-            self.arrived.pop(interaction_id, None)
-
-
 class SoraClient(discord.Client):
+    """One discord.py client: the runtime's REST client (logged in, never connected: the port
+    posts through it) or one gateway shard's session (`shard_id`, `shard_count`, sharing the
+    REST client's `port`)."""
+
     def __init__(
         self,
         service: BotService,
@@ -134,6 +105,8 @@ class SoraClient(discord.Client):
         *,
         custom_api: bool,
         progress_interval: float = 3.0,
+        port: DiscordPort | None = None,
+        pacer: IdentifyPacer | None = None,
         **options: Any,
     ) -> None:
         self.ack_timer = AckTimer(acks)
@@ -142,21 +115,37 @@ class SoraClient(discord.Client):
         self.ack_timer.wrap_parser(self._connection)
         self.service = service
         self.custom_api = custom_api
+        self.pacer = pacer
         self.tree: app_commands.CommandTree[SoraClient] = app_commands.CommandTree(self)
         self.tree.on_error = self._on_tree_error  # type: ignore[method-assign]
         self.tree.interaction_check = self._track  # type: ignore[method-assign]
         self.inflight: set[asyncio.Task[Any]] = set()
-        self.port = DiscordPort(self, service, progress_interval=progress_interval)
+        self.port = port or DiscordPort(self, service, progress_interval=progress_interval)
         self.ready = asyncio.Event()
+        self.on_ready_hook: Callable[[], None] | None = None
         self.synced: list[app_commands.AppCommand] = []
 
     async def setup_hook(self) -> None:
-        if self.custom_api:
-            _, url, _ = await self.http.get_bot_gateway()
-            DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
-            log.info("Discord gateway: %s", yarl.URL(url).with_query(None))
         self.add_dynamic_items(*DYNAMIC_ITEMS)
         add_commands(self.tree)
+
+    async def read_gateway(self) -> tuple[int, int]:
+        """`GET /gateway/bot`: Discord's recommended shard count and max_concurrency; with a
+        custom DISCORD_API_BASE the gateway address too (it is required there)."""
+        try:
+            shards, url, limit = await self.http.get_bot_gateway()
+        except discord.GatewayNotFound:
+            if self.custom_api:
+                raise
+            log.warning("Discord's GET /gateway/bot could not be read: using 1 shard")
+            return 1, 1
+        if self.custom_api:
+            DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
+            log.info("Discord gateway: %s", yarl.URL(url).with_query(None))
+        concurrency = limit.get("max_concurrency", 1) if isinstance(limit, dict) else 1
+        return max(1, int(shards or 1)), max(1, int(concurrency or 1))
+
+    async def sync_commands(self) -> None:
         guild_ids = self.service.settings.guild_ids
         if guild_ids:
             for guild_id in guild_ids:
@@ -168,9 +157,23 @@ class SoraClient(discord.Client):
             self.synced = await self.tree.sync()
             log.info("Discord commands synced globally (may take a while to show up)")
 
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        if self.pacer is None:
+            await super().before_identify_hook(shard_id, initial=initial)
+        else:
+            await self.pacer.wait(shard_id or 0)
+
     async def on_ready(self) -> None:
-        log.info("Discord: connected as %s to %d guild(s)", self.user, len(self.guilds))
+        log.info(
+            "Discord: connected as %s to %d guild(s) (shard %s/%s)",
+            self.user,
+            len(self.guilds),
+            self.shard_id,
+            self.shard_count,
+        )
         self.ready.set()
+        if self.on_ready_hook is not None:
+            self.on_ready_hook()
 
     async def _track(self, interaction: discord.Interaction[Any]) -> bool:
         flow.track(interaction)
@@ -183,30 +186,51 @@ class SoraClient(discord.Client):
 
 
 class DiscordRuntime:
-    """Discord as a `PlatformRuntime`; `client_options` go to discord.py's client."""
+    """Discord as a `PlatformRuntime`; `client_options` go to discord.py's clients.
+
+    `lease_seconds` overrides LEASE_SECONDS for the shard leases (tests);
+    `identify_spacing` is the pause between two IDENTIFYs of one rate-limit bucket."""
 
     serves_http = False
 
-    def __init__(self, host: PlatformHost, **client_options: Any) -> None:
+    def __init__(
+        self,
+        host: PlatformHost,
+        *,
+        lease_seconds: float | None = None,
+        identify_spacing: float = IDENTIFY_SPACING,
+        **client_options: Any,
+    ) -> None:
         settings = host.service.settings
         if settings.discord_token is None:
             raise ConfigError("DISCORD_TOKEN is not set.")
         self._token = settings.discord_token.get_secret_value()
         self._api_base = settings.discord_api_base
+        self._host = host
+        self._options = client_options
+        self._identify_spacing = identify_spacing
+        self.lease_seconds = float(
+            lease_seconds or getattr(settings, "lease_seconds", None) or DEFAULT_LEASE_SECONDS
+        )
+        replica = getattr(settings, "replica_id", None) or socket.gethostname() or "replica"
+        # Unique per running runtime: two processes given one REPLICA_ID never share a shard.
+        self.owner = f"{replica}/{secrets.token_hex(2)}"
         # No voice here: discord.py would otherwise warn about voice libraries on every start.
         discord.VoiceClient.warn_nacl = False
         discord.VoiceClient.warn_dave = False
+        self._custom_api = point_rest_at(settings.discord_api_base)
+        _OPEN_RUNTIMES.add(id(self))
         self.client = SoraClient(
-            host.service,
-            host.acks,
-            custom_api=point_rest_at(settings.discord_api_base),
-            **client_options,
+            host.service, host.acks, custom_api=self._custom_api, **client_options
         )
+        self.keeper: ShardKeeper | None = None
         self.task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
 
     @property
     def ready(self) -> asyncio.Event:
-        return self.client.ready
+        """Every gateway shard this replica holds said READY (never, holding none)."""
+        return self.keeper.ready if self.keeper is not None else self._ready
 
     @property
     def port(self) -> DiscordPort:
@@ -216,43 +240,117 @@ class DiscordRuntime:
     def connection(self) -> asyncio.Task[None] | None:
         return self.task
 
+    @property
+    def shard_ids(self) -> list[int]:
+        """The gateway shards this replica holds now."""
+        return self.keeper.shard_ids() if self.keeper is not None else []
+
     async def start(self) -> None:
-        """Log in (fails fast on a bad token), sync commands, connect in the background."""
+        """Log in (fails fast on a bad token), claim the free shards, sync the commands when
+        shard 0 is ours, connect the shards held in the background."""
         try:
             await self.client.login(self._token)
-        except discord.LoginFailure:
-            await self.client.close()
-            raise ConfigError(
-                "DISCORD_TOKEN was refused by Discord (401): check the bot token."
-            ) from None
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            await self.client.close()
-            raise ConfigError(
-                f"Discord could not be reached at {self._api_base} ({type(exc).__name__}): "
-                "check the network (or DISCORD_API_BASE)."
-            ) from None
-        except discord.HTTPException as exc:
-            await self.client.close()
-            raise ConfigError(
-                f"Discord answered {exc.status} while the bot logged in and synced its "
-                f"commands ({exc.text or 'no detail'})."
-            ) from None
-        except BaseException:
-            await self.client.close()
-            raise
-        self.task = asyncio.create_task(_connect(self.client), name="discord-gateway")
+            recommended, concurrency = await self.client.read_gateway()
+            configured = self._host.service.settings.discord_shard_count
+            pacer = IdentifyPacer(self._identify_spacing, concurrency)
+            self.keeper = ShardKeeper(
+                self._host.leases,
+                self.owner,
+                count=configured or recommended,
+                lease_seconds=self.lease_seconds,
+                open_shard=functools.partial(self._open_shard, pacer),
+                sync=self.client.sync_commands,
+            )
+            count = await self.keeper.agree_count(configured or recommended)
+            await self.keeper.tick(strict=True)
+            self.client.port.admin.guild_lookup = self._find_guild
+            log.info(
+                "Discord: %d gateway shard(s) in the deployment; this replica (%s) holds %s",
+                count,
+                self.owner,
+                self.keeper.shard_ids() or "none (it posts through REST)",
+            )
+        except BaseException as exc:
+            await self._abandon_start()
+            error = _start_error(exc, self._api_base)
+            if error is exc:
+                raise
+            raise error from None
+        self.task = asyncio.create_task(self.keeper.run(), name="discord-shards")
 
-    async def close(self) -> None:
-        """Let handlers already running finish (bounded), then disconnect."""
+    async def _abandon_start(self) -> None:
+        if self.keeper is not None:
+            with contextlib.suppress(Exception):
+                await self.keeper.stop(release=True)
+        await self.client.close()
+
+    async def _open_shard(
+        self, pacer: IdentifyPacer, shard_id: int, count: int
+    ) -> tuple[SoraClient, asyncio.Task[None]]:
+        client = SoraClient(
+            self._host.service,
+            self._host.acks,
+            custom_api=self._custom_api,
+            port=self.client.port,
+            pacer=pacer,
+            shard_id=shard_id,
+            shard_count=count,
+            **self._options,
+        )
+        try:
+            await client.login(self._token)
+        except BaseException:
+            await client.close()
+            raise
+        return client, asyncio.create_task(_connect(client), name=f"discord-shard-{shard_id}")
+
+    def _find_guild(self, guild_id: int) -> discord.Guild | None:
+        """A guild from the cache of the shard that carries it (None: another replica's)."""
+        for held in (self.keeper.held if self.keeper is not None else {}).values():
+            guild = held.client.get_guild(guild_id)
+            if guild is not None:
+                return guild
+        return None
+
+    async def close(self, *, release: bool = True) -> None:
+        """Close the gateway shards (their running handlers finish, bounded), give their
+        leases up, close the REST client. `release=False` leaves the leases to lapse, as a
+        replica that died would (tests)."""
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await self.task
+        if self.keeper is not None:
+            await self.keeper.stop(release=release)
         inflight = set(self.client.inflight)
         if inflight:
             await asyncio.wait(inflight, timeout=DRAIN_TIMEOUT)
         await self.client.close()
-        if self.task is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                async with asyncio.timeout(CLOSE_TIMEOUT):
-                    await self.task
-        point_rest_at(DEFAULT_API_BASE)  # leave discord.py's globals as we found them
+        _OPEN_RUNTIMES.discard(id(self))
+        if not _OPEN_RUNTIMES:  # the last one leaves discord.py's globals as it found them
+            point_rest_at(DEFAULT_API_BASE)
+
+
+def _start_error(exc: BaseException, api_base: str) -> BaseException:
+    """What `start()` raises for `exc`: a one-line ConfigError where the cause is known."""
+    if isinstance(exc, discord.LoginFailure):
+        return ConfigError("DISCORD_TOKEN was refused by Discord (401): check the bot token.")
+    if isinstance(exc, (aiohttp.ClientError, OSError, TimeoutError)):
+        return ConfigError(
+            f"Discord could not be reached at {api_base} ({type(exc).__name__}): "
+            "check the network (or DISCORD_API_BASE)."
+        )
+    if isinstance(exc, discord.HTTPException):
+        return ConfigError(
+            f"Discord answered {exc.status} while the bot logged in and synced its "
+            f"commands ({exc.text or 'no detail'})."
+        )
+    if isinstance(exc, discord.GatewayNotFound):
+        return ConfigError(
+            f"Discord's gateway address could not be read at {api_base}/gateway/bot."
+        )
+    return exc
 
 
 async def _connect(client: SoraClient) -> None:
@@ -262,5 +360,5 @@ async def _connect(client: SoraClient) -> None:
         log.error("Discord refused the gateway intents; the bot needs no privileged intents")
         raise
     except Exception:
-        log.exception("Discord gateway connection ended")
+        log.exception("Discord gateway connection ended (shard %s)", client.shard_id)
         raise

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     discord_token: SecretStr | None = None
     discord_api_base: str = "https://discord.com/api/v10"
     discord_guild_ids: Any = Field(default_factory=list)
+    # Gateway shards across all replicas (each held by one replica, by lease:
+    # adapters/discord/shards.py). None: Discord's recommendation (`GET /gateway/bot`).
+    discord_shard_count: int | None = Field(default=None, ge=1, le=10000)
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
@@ -118,6 +121,7 @@ class Settings(BaseSettings):
         "discord_admin_channel",
         "slack_admin_channel",
         "metrics_token",
+        "discord_shard_count",
         mode="before",
     )
     @classmethod

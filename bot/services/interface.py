@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from bot.domain.requests import RequestOptions
     from bot.infra.config import Settings
     from bot.services.approvals import Approval
+    from bot.services.leases import Lease
     from bot.services.ledger import UsageRow
     from bot.services.reports import UsageReport
 
@@ -52,6 +53,7 @@ __all__ = [
     "BotService",
     "ChatPort",
     "JobFinishedPort",
+    "LeaseKeeper",
     "PlatformFactory",
     "PlatformHost",
     "PlatformRuntime",
@@ -236,6 +238,21 @@ class AckObserver(Protocol):
         """`seconds` from the platform event arriving to its acknowledgement being sent."""
 
 
+class LeaseKeeper(Protocol):
+    """Named leases shared by every replica on the database (bot/services/leases.py): what a
+    platform holds exactly once in the deployment (a Discord gateway shard)."""
+
+    async def claim(
+        self, name: str, owner: str, seconds: float, data: str | None = None
+    ) -> bool: ...
+
+    async def renew(self, name: str, owner: str, seconds: float) -> bool: ...
+
+    async def release(self, name: str, owner: str) -> bool: ...
+
+    async def holders(self, prefix: str = "") -> dict[str, Lease]: ...
+
+
 @dataclass(frozen=True)
 class PlatformHost:
     """What a platform adapter is built with — the whole of what it gets from the core."""
@@ -244,6 +261,8 @@ class PlatformHost:
     #: The process's HTTP server, not started yet: add routes now (Slack's HTTP mode).
     web_app: web.Application
     acks: AckObserver
+    #: Leases across the replicas (Discord holds each gateway shard by one).
+    leases: LeaseKeeper
 
 
 class PlatformRuntime(Protocol):

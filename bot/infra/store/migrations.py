@@ -253,6 +253,17 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX jobs_lease ON jobs(status, lease_until);
     CREATE INDEX jobs_lease_owner ON jobs(lease_owner);
     """,
+    # 11: named leases (bot/services/leases.py): one holder per name until `until` (ISO UTC),
+    # e.g. `discord-shard-<n>`, the replica that runs that gateway shard; `data` is the
+    # holder's note (the shard count). Portable SQL (SQLite and PostgreSQL).
+    """
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        until TEXT NOT NULL,
+        data TEXT
+    );
+    """,
 )
 
 #: The version a new PostgreSQL database starts at (the baseline stands for 1–8).

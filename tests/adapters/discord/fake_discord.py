@@ -13,6 +13,10 @@ Invariants:
   401 / code 50027 "Invalid Webhook Token", like Discord after 15 minutes.
 - The gateway sends text frames (no zlib): discord.py accepts them as they are.
 - `failures` are one-shot knobs matched on method + path regex, consumed in order.
+- Shards as Discord has them: `GET /gateway/bot` recommends `recommended_shards`; an IDENTIFY
+  carries `shard: [id, count]` (none: [0, 1]) and is recorded in `identifies`; a session gets
+  READY / GUILD_CREATE for, and events of, the guilds with `(guild_id >> 22) % count == id`
+  only; DMs go to shard 0. `sessions(shard)` counts the live identified sessions of a shard.
 """
 
 from __future__ import annotations
@@ -67,6 +71,10 @@ class FakeDiscord:
         self.member_roles: dict[str, list[str]] = {}  # user id → role ids in every guild
         self.dm_channels: dict[str, str] = {}  # user id → DM channel id the bot opened
         self.identified = asyncio.Event()
+        self.recommended_shards = 1
+        self.identifies: list[tuple[int, int]] = []  # (shard id, shard count) per IDENTIFY
+        self.gateway_changed = asyncio.Condition()
+        self._shard_of: dict[int, tuple[int, int]] = {}  # id(socket) → its IDENTIFY's shard
         self.request_seen = asyncio.Condition()
         self._sockets: list[web.WebSocketResponse] = []
         self._seq = 0
@@ -108,17 +116,23 @@ class FakeDiscord:
 
     # -- world ---------------------------------------------------------------------------------
 
-    def new_id(self) -> str:
+    def new_id(self, shard: tuple[int, int] | None = None) -> str:
         """A snowflake for now: discord.py derives `created_at` (and so an interaction's
-        `expires_at`) from it, so ids must carry the current time."""
+        `expires_at`) from it, so ids must carry the current time. `shard=(id, count)`: a
+        (guild) id that shard carries, a few milliseconds later at most."""
         now_ms = int(time.time() * 1000) - DISCORD_EPOCH_MS
+        if shard is not None:
+            now_ms += (shard[0] - now_ms) % shard[1]
         return str((now_ms << 22) | (next(self._ids) & 0x3FFFFF))
 
     user = staticmethod(user_payload)
 
-    def add_guild(self, *, premium_tier: int = 0, name: str = "team") -> tuple[str, str]:
-        """A guild with one text channel; returns (guild_id, channel_id)."""
-        guild_id, channel_id = self.new_id(), self.new_id()
+    def add_guild(
+        self, *, premium_tier: int = 0, name: str = "team", shard: tuple[int, int] | None = None
+    ) -> tuple[str, str]:
+        """A guild with one text channel (on `shard=(id, count)` if given); returns
+        (guild_id, channel_id)."""
+        guild_id, channel_id = self.new_id(shard), self.new_id()
         self.guilds[guild_id] = guild_payload(
             guild_id, channel_id, self.new_id(), premium_tier=premium_tier, name=name
         )
@@ -191,34 +205,72 @@ class FakeDiscord:
                 if frame["op"] == 1:
                     await ws.send_str(json.dumps({"op": 11, "d": None}))
                 elif frame["op"] == 2:
-                    await self._send(
-                        ws,
-                        "READY",
-                        {
-                            "v": 10,
-                            "user": self.bot_user,
-                            "session_id": self.new_id(),
-                            "resume_gateway_url": self.gateway_url,
-                            "guilds": [{"id": g, "unavailable": True} for g in self.guilds],
-                            "application": {"id": self.application_id, "flags": 0},
-                            "shard": frame["d"].get("shard", [0, 1]),
-                        },
-                    )
-                    for guild in self.guilds.values():
-                        await self._send(ws, "GUILD_CREATE", guild)
-                    self.identified.set()
+                    await self._identify(ws, frame["d"])
         finally:
             self._sockets.remove(ws)
+            self._shard_of.pop(id(ws), None)
+            async with self.gateway_changed:
+                self.gateway_changed.notify_all()
         return ws
+
+    async def _identify(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> None:
+        shard_id, count = (int(x) for x in data.get("shard") or (0, 1))
+        self.identifies.append((shard_id, count))
+        self._shard_of[id(ws)] = (shard_id, count)
+        mine = [g for g in self.guilds if self.shard_of(g, count) == shard_id]
+        await self._send(
+            ws,
+            "READY",
+            {
+                "v": 10,
+                "user": self.bot_user,
+                "session_id": self.new_id(),
+                "resume_gateway_url": self.gateway_url,
+                "guilds": [{"id": g, "unavailable": True} for g in mine],
+                "application": {"id": self.application_id, "flags": 0},
+                "shard": [shard_id, count],
+            },
+        )
+        for guild_id in mine:
+            await self._send(ws, "GUILD_CREATE", self.guilds[guild_id])
+        self.identified.set()
+        async with self.gateway_changed:
+            self.gateway_changed.notify_all()
+
+    @staticmethod
+    def shard_of(guild_id: str | None, count: int) -> int:
+        """Discord's rule: `(guild_id >> 22) % num_shards`; DMs (no guild) on shard 0."""
+        return (int(guild_id) >> 22) % count if guild_id else 0
+
+    def sessions(self, shard_id: int) -> int:
+        """Live gateway sessions identified as `shard_id` (whatever their count)."""
+        return sum(1 for s, _ in self._shard_of.values() if s == shard_id)
+
+    async def wait_gateway(self, predicate: Any, *, within: float = 10.0) -> None:
+        """Until `predicate()` holds, re-checked whenever a session identifies or closes."""
+
+        async def _wait() -> None:
+            async with self.gateway_changed:
+                await self.gateway_changed.wait_for(predicate)
+
+        await asyncio.wait_for(_wait(), within)
 
     async def _send(self, ws: web.WebSocketResponse, event: str, data: dict[str, Any]) -> None:
         self._seq += 1
         await ws.send_str(json.dumps({"op": 0, "t": event, "s": self._seq, "d": data}))
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        if not self._sockets:
-            raise RuntimeError("no client is connected to the fake gateway")
-        for ws in list(self._sockets):
+        """Send the event on the session(s) of the shard that carries its guild."""
+        guild_id = data.get("guild_id")
+        targets = [
+            ws
+            for ws in list(self._sockets)
+            if (shard := self._shard_of.get(id(ws))) is not None
+            and self.shard_of(guild_id, shard[1]) == shard[0]
+        ]
+        if not targets:
+            raise RuntimeError(f"no client is connected to the fake gateway for {event}")
+        for ws in targets:
             await self._send(ws, event, data)
 
     # -- interactions --------------------------------------------------------------------------
@@ -419,7 +471,7 @@ class FakeDiscord:
             return json_response(
                 {
                     "url": self.gateway_url,
-                    "shards": 1,
+                    "shards": self.recommended_shards,
                     "session_start_limit": {
                         "total": 1000,
                         "remaining": 999,
