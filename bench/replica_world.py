@@ -141,17 +141,20 @@ class World:
     ) -> list[Replica]:  # fmt: skip
         started = await asyncio.gather(
             *(
-                self._start_one(slot, lease_seconds, gc_mode, max_per_user, max_per_workspace, tag)
+                self.start_one(
+                    slot, f"{tag}{slot}", lease_seconds, gc_mode, max_per_user, max_per_workspace
+                )
                 for slot in range(count)
             )
         )
         self.replicas = list(started)
         return self.replicas
 
-    async def _start_one(
-        self, slot: int, lease: float | None, gc_mode: str, per_user: int, per_ws: int, tag: str
-    ) -> Replica:
-        replica_id = f"{tag}{slot}"
+    async def start_one(
+        self, slot: int, replica_id: str, lease: float | None = None, gc_mode: str = "shipped",
+        per_user: int = 100, per_ws: int = 1000,
+    ) -> Replica:  # fmt: skip
+        """Start one replica (`start_replicas` starts them all); it is not in `replicas` yet."""
         port = free_port()
         media = self.tmp / f"{replica_id}-media"
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -255,6 +258,15 @@ class World:
                 return True
             await asyncio.sleep(0.25)
         return False
+
+    async def spread(self) -> dict[str, Any]:
+        """Jobs each live replica follows now (its /healthz `jobs_in_flight`)."""
+        spread: dict[str, Any] = {}
+        for replica in self.replicas:
+            if replica.proc.returncode is None:
+                async with self.http.get(replica.health_url) as resp:
+                    spread[replica.replica_id] = (await resp.json()).get("jobs_in_flight")
+        return spread
 
     def slack_calls(self) -> dict[str, int]:
         """Fake Slack Web API calls so far, by method (response_url posts included)."""
