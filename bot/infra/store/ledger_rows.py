@@ -12,8 +12,9 @@ Invariants:
   row with user_id = TEAM: every function here that inserts a ledger entry adds it to the
   user's and the team's rows in the same statement sequence, so in the caller's transaction.
   The entries stay the truth: `recomputed_totals` is `_SUMS` over them, and `sora-bot admin
-  verify` compares the two. Totals are updated by an upsert that takes the row's lock before
-  anyone reads it (PostgreSQL), the user's row before the team's (one lock order, no cycle).
+  verify` compares the two. One upsert moves the user's row and then the team's (one lock
+  order) and returns both, so admission checks the totals that already include its hold;
+  write transactions are serialised by the store either way (bot/infra/store/engine.py).
 """
 
 from __future__ import annotations
