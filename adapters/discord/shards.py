@@ -19,7 +19,8 @@ Invariants:
   the claim succeeded and closed as soon as a renewal says the lease is someone else's, or
   when renewals failed (the database unreachable) so long that the lease may lapse before the
   next try — so the next holder is alone on that shard.
-- Leases are renewed every third of `lease_seconds`; free or expired shards are claimed on
+- Leases are renewed every third of `lease_seconds` (a renewal that came too late keeps the
+  shard only if nobody took the lapsed lease meanwhile); free or expired shards are claimed on
   the same beat, so a dead replica's shard is connected elsewhere within about
   `lease_seconds * 4/3` of its last renewal.
 - Stopping a shard closes its gateway first (no new interactions arrive), releases its lease
@@ -150,8 +151,13 @@ class ShardKeeper:
         `strict` (the first round, in `start()`): a failed command sync raises."""
         loop = asyncio.get_running_loop()
         for shard_id, held in list(self.held.items()):
+            name = lease_name(shard_id)
             try:
-                mine = await self.leases.renew(lease_name(shard_id), self.owner, self.lease_seconds)
+                mine = await self.leases.renew(name, self.owner, self.lease_seconds)
+                if not mine:  # late: it lapsed; still ours if nobody took it meanwhile
+                    mine = await self.leases.claim(
+                        name, self.owner, self.lease_seconds, data=str(self.count)
+                    )
             except Exception as exc:  # the database: try again next beat while there is time
                 if loop.time() + self.renew_every >= held.expires:
                     log.warning(

@@ -24,7 +24,7 @@ from tests.adapters.discord.fake_discord import FAKE_TOKEN, FakeDiscord
 from tests.adapters.discord.helpers import ALICE, eventually, is_upload, sora_options
 from tests.support import RunningCore, running_core, running_simulator
 
-LEASE = 1.5  # seconds: renewed every 0.5 s, taken over ~1.5–2 s after the holder's death
+LEASE = 2.4  # seconds: renewed every 0.8 s, taken over 1.6–3.2 s after the holder's death
 WAIT = 15.0
 
 

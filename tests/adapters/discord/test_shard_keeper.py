@@ -36,8 +36,9 @@ class Book:
 
     async def renew(self, name: str, owner: str, seconds: float) -> bool:
         self._check()
-        if self.rows.get(name, ("", 0.0))[0] != owner:
-            return False
+        held_by, until = self.rows.get(name, ("", 0.0))
+        if held_by != owner or until <= asyncio.get_running_loop().time():
+            return False  # as bot/services/leases.py: a lapsed lease is not renewed
         self.rows[name] = (owner, asyncio.get_running_loop().time() + seconds)
         return True
 
@@ -139,3 +140,19 @@ async def test_identifies_of_one_bucket_are_spaced_and_guilds_map_to_shards() ->
     assert 0.18 <= loop.time() - start < 1.0  # shards 0 and 2 share bucket 0; 1 is alone
     assert shard_of(41771983423143937, 1) == 0
     assert {shard_of((n << 22) | 5, 4) for n in range(8)} == {0, 1, 2, 3}
+
+
+async def test_a_late_renewal_keeps_the_session_when_nobody_took_the_lapsed_lease() -> None:
+    book, opened = Book(), dict[int, Session]()
+    k = keeper(book, "a", opened, lease=0.2)
+    await k.tick()
+    first = dict(opened)
+    await asyncio.sleep(0.25)  # the event loop was busy: both leases lapsed, nobody claimed
+    await k.tick()
+    assert k.shard_ids() == [0, 1] and opened == first  # no reconnect
+    assert not any(s.closed for s in first.values())
+    book.rows[lease_name(1)] = ("b", asyncio.get_running_loop().time() + 60)
+    await asyncio.sleep(0.25)
+    await k.tick()  # shard 1 was taken meanwhile: only that one is closed
+    assert k.shard_ids() == [0] and first[1].closed and not first[0].closed
+    await k.stop()
