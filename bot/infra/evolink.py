@@ -9,7 +9,10 @@ Invariants:
   504, network errors (`httpx.TransportError`: timeouts, refused and reset connections) and a
   2xx whose body is not the JSON we expect. 500 is retried on submit too: the same
   `Idempotency-Key` (the job id) goes with every attempt, so a retried submit can never make a
-  second task. 400/401/402/403/404/413 are never retried.
+  second task. 400/401/402/403/404/413 are never retried. A batch read (`get_tasks`,
+  bot/infra/task_batch.py) is retried the same way, but an answer that is JSON of a shape it
+  cannot read is not: that, or JSON it still cannot parse after the last attempt, makes it
+  fall back to single reads, which follow these rules.
 - Downloads stream to `<dest>.part` and are renamed only when complete, so `dest` exists only
   whole; memory does not grow with the file. A 200 whose Content-Type says it is a document
   (an error page, JSON) rather than a video is never saved as the video: it is retried like a
@@ -29,128 +32,32 @@ import functools
 import json
 import random
 from collections import Counter
-from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
+from collections.abc import Callable, Iterable
+from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel
 
 from bot.domain.catalog import Catalog
 from bot.domain.errors import (
     ProviderError,
     ProviderHTTPError,
     ResultExpired,
-    TaskFailed,
     TaskNotFound,
 )
 from bot.domain.models import VideoRequest
-from bot.domain.task_errors import RETRY_LATER_CODES, reason_for_code
-from bot.infra.task_fields import billing_of, charge_of, decimal_of, status_of, urls_of
+from bot.infra.task_batch import BatchReads, BatchUnavailable, parse_batch
+from bot.infra.task_fields import decimal_of
+from bot.infra.task_snapshot import AccountCredits, TaskSnapshot
+
+__all__ = ["AccountCredits", "EvoLinkClient", "TaskSnapshot"]
 
 T = TypeVar("T")
 
-TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 120.0  # a longer Retry-After is handed to the caller instead of waited out
-
-
-class TaskSnapshot(BaseModel):
-    """One reading of a task (`GET /v1/tasks/{id}` or the submit answer)."""
-
-    id: str
-    status: str  # pending | processing | completed | failed | cancelled
-    progress: int = 0
-    estimated_time: int | None = None
-    results: list[str] = []
-    error_code: str | None = None
-    error_message: str | None = None
-    #: What EvoLink says it charged for the task: `usage.credits_used`, else
-    #: `usage.cost.credits`, else the `billing` object's charged amount net of its
-    #: `refunded_credits` (None: EvoLink said nothing, or the charge is not settled yet).
-    credits_used: Decimal | None = None
-    #: `billing.charge_status` when a trusted billing object came: reserved | charged |
-    #: released | unknown (None: no billing object).
-    charge_status: str | None = None
-
-    @property
-    def kept(self) -> Decimal | None:
-        """For a task that failed: what EvoLink kept (None or 0: nothing). A billing object
-        that says `released` settles it: nothing kept, whatever else the task reports."""
-        if self.charge_status == "released":
-            return Decimal(0)
-        return self.credits_used
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
-
-    def raise_for_failure(self) -> None:
-        """Raise `TaskFailed` when the task ended without a video: `failed`, `cancelled`, or
-        `completed` with no result link (`generation_failed_no_content`)."""
-        if self.status in ("failed", "cancelled"):
-            raise failure_for(self)
-        if self.status == "completed" and not self.results:
-            raise TaskFailed(
-                reason_for_code("generation_failed_no_content"),
-                code="generation_failed_no_content",
-                retryable=True,
-            )
-
-    @classmethod
-    def from_api(cls, data: Any) -> TaskSnapshot:
-        """Parse EvoLink's task object; raises ValueError when it is not one."""
-        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
-            raise ValueError("not a task object")
-        status = str(data.get("status") or "").lower()
-        if not status:
-            raise ValueError("task object without status")
-        info, usage, error = _dict(data, "task_info"), _dict(data, "usage"), _dict(data, "error")
-        billing = billing_of(data)
-        return cls(
-            id=data["id"],
-            status=status,
-            progress=min(100, max(0, _int(data.get("progress")) or 0)),
-            estimated_time=_int(info.get("estimated_time")),
-            results=urls_of(data.get("results")) or urls_of(data.get("result_data")),
-            error_code=None if error.get("code") is None else str(error["code"]),
-            error_message=None if error.get("message") is None else str(error["message"]),
-            credits_used=charge_of(usage, billing),
-            charge_status=None if billing is None else status_of(billing),
-        )
-
-
-class AccountCredits(BaseModel):
-    remaining: Decimal | None
-    unlimited: bool
-    used: Decimal | None
-
-
-def failure_for(snapshot: TaskSnapshot) -> TaskFailed:
-    """The error for a task that ended `failed` (or `cancelled`), in plain words; callers
-    use `TaskSnapshot.raise_for_failure`, which raises it."""
-    code = snapshot.error_code
-    if code is None and snapshot.status == "cancelled":
-        code = "request_cancelled"
-    return TaskFailed(
-        reason_for_code(code),
-        code=code or "unknown_error",
-        retryable=(code or "unknown_error") in RETRY_LATER_CODES,
-    )
-
-
-def _dict(data: dict[str, Any], key: str) -> dict[str, Any]:
-    value = data.get(key)
-    return value if isinstance(value, dict) else {}
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return None if value is None or isinstance(value, bool) else int(Decimal(str(value)))
-    except (InvalidOperation, ValueError):
-        return None
 
 
 def _http_error(response: httpx.Response, what: str, kind: str = "") -> ProviderHTTPError:
@@ -199,6 +106,10 @@ class _Malformed(Exception):
     """A 2xx whose body was not what the API promises (retried like a network error)."""
 
 
+class _Unreadable(Exception):
+    """A 2xx body not read, and not retried (`_call(lenient=False)`)."""
+
+
 class EvoLinkClient:
     """Async client for EvoLink's unified video task API. Use `async with` or `aclose()`."""
 
@@ -220,6 +131,8 @@ class EvoLinkClient:
         self.backoff_base = backoff_base
         self.max_backoff = max_backoff
         self.stats: Counter[str] = Counter()
+        #: `get_tasks`: batch reads while EvoLink serves them, else single reads.
+        self.batch = BatchReads(self._read_batch, self._read_known)
         #: Model → the request field its audio switch goes in: the packaged catalog's until
         #: `use_catalog` gives the operator's; a model in neither gets `generate_audio`.
         self._audio_fields: dict[str, str] = dict(_packaged_audio_fields())
@@ -263,8 +176,8 @@ class EvoLinkClient:
             "aspect_ratio": request.aspect_ratio,
             "duration": request.duration,
         }
-        if request.image_url:
-            body["image_urls"] = [request.image_url]
+        if request.image_urls:
+            body["image_urls"] = request.image_urls
         if request.remove_watermark is not None:
             body["remove_watermark"] = request.remove_watermark
         if request.resize_mode:
@@ -302,6 +215,36 @@ class EvoLinkClient:
 
     async def get_task(self, task_id: str) -> TaskSnapshot:
         return await self._call("task", "GET", f"/v1/tasks/{task_id}", TaskSnapshot.from_api)
+
+    async def get_tasks(self, task_ids: Iterable[str]) -> dict[str, TaskSnapshot]:
+        """Many tasks by id; an id EvoLink does not know is absent. `POST /v1/tasks/batch` in
+        chunks of at most 50, else (no such route, or an answer it cannot read) single reads
+        from then on: bot/infra/task_batch.py. Errors are a single read's."""
+        return await self.batch.read(task_ids)
+
+    async def _read_batch(self, task_ids: list[str]) -> list[TaskSnapshot]:
+        body = {"task_ids": task_ids}
+        try:
+            return await self._call(
+                "batch", "POST", "/v1/tasks/batch", parse_batch, json=body, lenient=False
+            )
+        except _Unreadable as exc:
+            raise BatchUnavailable(f"an answer it could not read: {exc}", remember=True) from None
+        except ProviderHTTPError as exc:
+            if exc.status in (400, 404, 405, 501):
+                why = f"HTTP {exc.status}"
+                raise BatchUnavailable(why, remember=exc.status != 400) from None
+            raise
+        except ProviderError as exc:
+            if isinstance(exc.__cause__, _Malformed):  # not JSON, attempt after attempt
+                raise BatchUnavailable("answers that are not JSON", remember=True) from None
+            raise
+
+    async def _read_known(self, task_id: str) -> TaskSnapshot | None:
+        try:
+            return await self.get_task(task_id)
+        except TaskNotFound:
+            return None
 
     async def credits(self) -> AccountCredits:
         def parse(data: Any) -> AccountCredits:
@@ -359,7 +302,11 @@ class EvoLinkClient:
         *,
         json: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        lenient: bool = True,
     ) -> T:
+        """One API request with the retries; `lenient=False`: a 2xx JSON body `parse` cannot
+        read raises `_Unreadable` at once instead of being retried (JSON that does not parse
+        is still retried)."""
         for attempt in range(1, self.max_attempts + 1):
             self.stats[kind] += 1
             try:
@@ -372,8 +319,14 @@ class EvoLinkClient:
                 if not response.is_success:
                     raise _http_error(response, "task" if kind == "task" else "resource", kind)
                 try:
-                    return parse(_loads(response.content))
+                    data = _loads(response.content)
+                except ValueError as exc:
+                    raise _Malformed(str(exc)) from None
+                try:
+                    return parse(data)
                 except (ValueError, KeyError, TypeError) as exc:
+                    if not lenient:
+                        raise _Unreadable(str(exc)) from None
                     raise _Malformed(str(exc)) from None
             except (httpx.TransportError, ProviderHTTPError, _Malformed) as exc:
                 await self._pause_or_raise(exc, attempt, "EvoLink")

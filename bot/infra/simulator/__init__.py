@@ -1,7 +1,8 @@
 """A local EvoLink: the unified video task API, served by aiohttp, for the demo and the tests.
 
 It answers like EvoLink's documented API (docs/PLATFORM-FACTS.md): `POST /v1/videos/generations`,
-`GET /v1/tasks/{id}`, `GET /v1/credits`, the anonymous price list
+`GET /v1/tasks/{id}`, `POST /v1/tasks/batch` (up to 50 task objects under `data`; undocumented
+at EvoLink, off with `batch_reads=False`), `GET /v1/credits`, the anonymous price list
 `GET /v1/catalog/pricing-rules?view=full` (the shipped snapshot, changed by the knobs
 `price_factors` and `retired`: bot/infra/simulator/prices.py), the same task object and error
 envelope, callbacks with 10 s timeout and 3 retries (1/2/4 s), `Idempotency-Key` replays. It

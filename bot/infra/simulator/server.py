@@ -37,7 +37,9 @@ from bot.infra.simulator.world import (
 
 
 class Simulator(TaskWorld):
-    """The simulated service. Inspect `tasks`, `requests`, `counts`, `callbacks_sent` in tests."""
+    """The simulated service. Inspect `tasks`, `requests`, `counts` (requests per route kind,
+    and `batch_ids`: task ids asked in batch reads), `task_reads` (reads per task id, single
+    or batch) and `callbacks_sent` in tests and benchmarks."""
 
     def __init__(
         self,
@@ -52,6 +54,7 @@ class Simulator(TaskWorld):
         self.tasks: dict[str, SimTask] = {}
         self.requests: list[RecordedRequest] = []
         self.counts: Counter[str] = Counter()
+        self.task_reads: Counter[str] = Counter()
         self.callbacks_sent: list[CallbackAttempt] = []
         self.used_credits = Decimal(0)
         self.reserved_credits = Decimal(0)  # held by tasks not yet settled
@@ -68,6 +71,7 @@ class Simulator(TaskWorld):
             [
                 web.post("/v1/videos/generations", self._submit),
                 web.get("/v1/tasks/{task_id}", self._get_task),
+                web.post("/v1/tasks/batch", self._get_tasks),
                 web.get("/v1/credits", self._credits),
                 web.get("/v1/catalog/pricing-rules", self._pricing_rules),
                 web.get("/files/{name}", self._file),
@@ -197,6 +201,10 @@ class Simulator(TaskWorld):
 
     async def _enter(self, request: web.Request, kind: str) -> web.StreamResponse | None:
         """Record the request, then apply an injected fault or the auth check."""
+        await self._record(request, kind)
+        return self._fault_or_auth(request, kind)
+
+    async def _record(self, request: web.Request, kind: str) -> RecordedRequest:
         body: Any = None
         if request.can_read_body:
             raw = await request.read()
@@ -209,12 +217,16 @@ class Simulator(TaskWorld):
             headers["Authorization"] = request.headers["Authorization"].split(" ", 1)[0]
         if self._base_url is None:  # served by someone else's runner
             self._base_url = str(request.url.origin())
-        self.requests.append(
-            RecordedRequest(kind, request.method, request.path, dict(request.query), headers, body)
+        recorded = RecordedRequest(
+            kind, request.method, request.path, dict(request.query), headers, body
         )
+        self.requests.append(recorded)
         self.counts[kind] += 1
         async with self._arrived:
             self._arrived.notify_all()
+        return recorded
+
+    def _fault_or_auth(self, request: web.Request, kind: str) -> web.StreamResponse | None:
         queue = self.config.http_errors.get(kind)
         if queue:
             fault = queue.pop(0)
@@ -270,7 +282,18 @@ class Simulator(TaskWorld):
                 error_body(400, "Invalid task id", code="invalid_task_id", param="task_id"),
                 status=400,
             )
+        self.task_reads[task.id] += 1
         return web.json_response(self.task_object(task, str(request.url.origin())))
+
+    async def _get_tasks(self, request: web.Request) -> web.StreamResponse:
+        """`POST /v1/tasks/batch` (tasks.py `read_batch`); off, a 404 as for any unknown route."""
+        recorded = await self._record(request, "batch")
+        if not self.config.batch_reads:
+            return web.json_response(error_body(404), status=404)
+        if (early := self._fault_or_auth(request, "batch")) is not None:
+            return early
+        status, body = self.read_batch(recorded.json, str(request.url.origin()))
+        return web.json_response(body, status=status)
 
     async def _credits(self, request: web.Request) -> web.StreamResponse:
         if (early := await self._enter(request, "credits")) is not None:

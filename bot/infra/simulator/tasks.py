@@ -15,6 +15,7 @@ import random
 import secrets
 import time
 from abc import ABC, abstractmethod
+from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -33,9 +34,11 @@ from bot.infra.simulator.world import (
     SimTask,
     SimulatorConfig,
     _number,
+    error_body,
 )
 
 TERMINAL = ("completed", "failed", "cancelled")
+BATCH_LIMIT = 50  # task ids per POST /v1/tasks/batch, as EvoLink's clients send at most
 CREDITS_PER_USD = Decimal(68)  # EvoLink: 1 credit = 10,000 uc, USD = uc / 680,000
 
 
@@ -83,6 +86,8 @@ class TaskWorld(ABC):
     clock: Clock
     time_scale: float
     tasks: dict[str, SimTask]
+    counts: Counter[str]
+    task_reads: Counter[str]
     used_credits: Decimal
     reserved_credits: Decimal
     _base_url: str | None
@@ -171,6 +176,26 @@ class TaskWorld(ABC):
         if self.config.report_billing:
             body["billing"] = billing_object(task, status)
         return body
+
+    def read_batch(self, body: Any, base_url: str) -> tuple[int, Any]:
+        """(status, JSON) for `POST /v1/tasks/batch` with `body`: 400 and EvoLink's envelope
+        for a body without a list of at most BATCH_LIMIT task ids; else 200 and each known
+        task's object, exactly as `GET /v1/tasks/{id}` answers it, in the order asked (once
+        each); unknown ids are left out. Counts `batch_ids` (ids read) and `task_reads`."""
+        ids = body.get("task_ids") if isinstance(body, dict) else None
+        if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
+            message = 'Body must be {"task_ids": [task id, ...]}'
+            return 400, error_body(400, message, param="task_ids")
+        if len(ids) > BATCH_LIMIT:
+            message = f"At most {BATCH_LIMIT} task ids per request, got {len(ids)}"
+            return 400, error_body(400, message, param="task_ids")
+        asked = list(dict.fromkeys(ids))
+        self.counts["batch_ids"] += len(asked)
+        found = [self.tasks[i] for i in asked if i in self.tasks]
+        self.task_reads.update(task.id for task in found)
+        objects = [self.task_object(task, base_url) for task in found]
+        key = self.config.batch_key
+        return 200, ({key: objects} if key else objects)
 
     def cancel_task(self, task_id: str) -> None:
         """Cancel as the service might (there is no documented cancel endpoint)."""

@@ -55,8 +55,8 @@ class SimulatorConfig:
     fail_next: list[str] = field(default_factory=list)  # task error codes for the next tasks
     fail_rate: float = 0.0
     fail_codes: list[str] = field(default_factory=lambda: ["service_error"])
-    # per route kind ("submit", "task", "credits", "pricing", "download"): statuses or faults
-    # ("disconnect", "malformed", "truncate"), one consumed per request
+    # per route kind ("submit", "task", "batch", "credits", "pricing", "download"): statuses or
+    # faults ("disconnect", "malformed", "truncate"), one consumed per request
     http_errors: dict[str, list[int | str]] = field(default_factory=dict)
     retry_after: float = 1.0  # Retry-After seconds sent with 429
     models: frozenset[str] | None = None  # None: every model the served list offers
@@ -77,6 +77,11 @@ class SimulatorConfig:
     report_billing: bool = True  # the `billing` object
     report_cost: bool = True  # usage.cost {credits, usd} once completed
     report_result_data: bool = True  # result_data [{video_url}] beside results
+    # POST /v1/tasks/batch (undocumented, seen in EvoLink's MCP client): False answers 404, as
+    # an EvoLink without the route would; `batch_key` is where the answer's list goes
+    # ("data", "tasks", "items"; None: the bare list)
+    batch_reads: bool = True
+    batch_key: str | None = "data"
     # request_then_actual models: the output really made is this many seconds, and
     # the charge is the rules' price for it (at most the reservation; the rest is refunded)
     actual_seconds: Decimal | None = None
