@@ -6,8 +6,9 @@
                                   │
                           web app (aiohttp): /healthz, /evolink/callback/{secret}, /media/{token}
 
-Invariants: one event loop, one store (a SQLite connection or a PostgreSQL pool: DATABASE_URL,
-`open_store`), one EvoLink client per process; secrets for the callback path and media tokens
+Invariants: one event loop, one replica (REPLICA_ID: the job leases it holds), one store (a
+SQLite connection or a PostgreSQL pool: DATABASE_URL, `open_store`), one EvoLink client per
+process; secrets for the callback path and media tokens
 are created once and kept in the database, so callback URLs and media links stay valid across
 restarts. `stop()` releases everything `build_core` opened.
 """
@@ -176,7 +177,7 @@ async def build_core(
         period_kind=settings.budget_period,
         timezone=settings.timezone,
     )
-    book = JobBook(store, ledger)
+    book = JobBook(store, ledger, replica=settings.replica_id)
     prices = PriceBook(store, evolink, refresh_minutes=settings.price_refresh_minutes)
     await prices.load_saved()
     callback_url = None
@@ -189,6 +190,11 @@ async def build_core(
         callback_url=callback_url,
         max_per_user=settings.max_jobs_per_user,
         max_per_workspace=settings.max_jobs_per_workspace,
+        lease_seconds=settings.lease_seconds,
+        wakeups=store,
+        # SQLite: one process per database file, so a start takes every lease (a restart
+        # after a crash resumes at once); PostgreSQL: only free or expired ones (replicas).
+        takeover=store.engine == "sqlite",
     )
     oversight = Oversight(
         book, tracker, AccountGuard(evolink), dt.timedelta(minutes=settings.approval_ttl_minutes)

@@ -5,8 +5,10 @@ Invariants:
   the body is only a hint naming a task — the tracker re-reads the task from EvoLink before
   acting, so a forged body can at most cause one extra status read of a job we already follow.
 - `GET /media/{token}`: only a valid, unexpired, correctly signed token serves a file;
-  anything else is 404.
-- `GET /healthz` answers 200 once the store is open.
+  anything else is 404. A valid token whose file is not on this replica's disk is a 404 text
+  page saying so (`MEDIA_ELSEWHERE`: MEDIA_DIR must be a volume every replica shares).
+- `GET /healthz` answers 200 once the store is open, naming this replica, the job leases it
+  holds and the database (engine, reachable); 503 while the database does not answer.
 - `GET /metrics` is the Prometheus text format (bot/services/metrics.py), read from the store
   at scrape time, behind `Authorization: Bearer <METRICS_TOKEN>` when that is set. A public
   server (PUBLIC_BASE_URL not on localhost) without METRICS_TOKEN answers it 404, and says at
@@ -32,6 +34,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_CALLBACK_BYTES = 256 * 1024
+MEDIA_ELSEWHERE = (
+    "This video is not on this server's disk. The bot runs as several replicas and another "
+    "replica saved it: MEDIA_DIR must be one volume shared by every replica (or the file was "
+    "deleted). Ask for the video again, or tell the bot's operator.\n"
+)
 METRICS_CLOSED = (
     "GET /metrics is closed (404): the server is public (PUBLIC_BASE_URL) and METRICS_TOKEN is "
     "not set. To scrape it, set METRICS_TOKEN and send 'Authorization: Bearer <token>'."
@@ -42,13 +49,18 @@ def build_web_app(core: Core) -> web.Application:
     app = web.Application(client_max_size=32 * 1024 * 1024)
 
     async def healthz(_request: web.Request) -> web.Response:
+        reachable = await core.store.reachable()
         return web.json_response(
             {
-                "status": "ok",
+                "status": "ok" if reachable else "database unreachable",
                 "jobs_in_flight": core.tracker.in_flight,
                 "platforms": sorted(core.tracker.ports),
                 "schema": core.store.schema_version,
-            }
+                "replica": core.settings.replica_id,
+                "leases": len(core.tracker.leases.held),
+                "database": {"engine": core.store.engine, "reachable": reachable},
+            },
+            status=200 if reachable else 503,
         )
 
     async def evolink_callback(request: web.Request) -> web.Response:
@@ -66,9 +78,13 @@ def build_web_app(core: Core) -> web.Application:
         return web.json_response({"ok": True})
 
     async def media(request: web.Request) -> web.StreamResponse:
-        path = core.media.resolve(request.match_info["token"])
+        token = request.match_info["token"]
+        if core.media.named(token) is None:
+            raise web.HTTPNotFound()  # forged or expired: nothing to say
+        path = core.media.resolve(token)
         if path is None:
-            raise web.HTTPNotFound()
+            log.warning("a /media link names a file not in MEDIA_DIR (shared by every replica?)")
+            return web.Response(status=404, text=MEDIA_ELSEWHERE, content_type="text/plain")
         return web.FileResponse(
             path,
             headers={

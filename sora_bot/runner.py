@@ -60,7 +60,12 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> i
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
     async with running_process(settings, platforms=factories) as process:
-        log.info("sora-bot running: %s", ", ".join(platforms))
+        log.info(
+            "sora-bot running: %s — replica %s, job leases of %g s",
+            ", ".join(platforms),
+            settings.replica_id,
+            settings.lease_seconds,
+        )
         # Everything built at start-up lives as long as the process: move it out of the
         # collector's sight, so full collections (pauses of ~100 ms with thousands of jobs
         # alive, measured in bench/ack_latency.py) stay short.

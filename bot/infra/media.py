@@ -69,6 +69,10 @@ class MediaHost:
         path = self.media_dir / name
         return path if path.is_file() else None
 
+    def named(self, token: str, *, now: float | None = None) -> str | None:
+        """The file name a valid token carries, whether or not the file is on this disk."""
+        return self._name_of(token, now)
+
     def signed(self, url: str, *, now: float | None = None) -> bool:
         """Is `url` a link this host signed (`url_for`) and that has not expired?
 

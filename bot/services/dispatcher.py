@@ -3,20 +3,24 @@
 Invariants:
 - The decision is the pure policy of bot/domain/queue.py (per-user and per-workspace
   concurrency limits, round-robin between users) over what the store says now: the jobs
-  waiting and the jobs holding a slot (released or submitted). Nothing is counted in memory
-  but the time each user last started a job (for the round-robin).
-- One dispatch at a time in a process (a lock); a job leaves the queue compare-and-set
-  (`release_from_queue`), so it is started once.
+  waiting, the jobs holding a slot (released or submitted) and when each user last had a job
+  released (`released_at`, the round-robin's memory). Nothing is counted in memory.
+- Reading, deciding and releasing are ONE transaction (`JobBook.release_fitting`; one writer
+  at a time, across replicas): two replicas dispatching at once never exceed
+  MAX_JOBS_PER_USER / MAX_JOBS_PER_WORKSPACE, and a job leaves the queue once. A released job
+  is leased to this replica in that transaction and followed here.
+- One dispatch at a time in a process (a lock).
 - A job whose place in line changed is shown its new place at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
 
 from bot.domain.queue import Waiting, plan
+from bot.infra.store.job_rows import WaitingRow
 from bot.services.jobs import JobBook
 from bot.services.notices import Notices
 
@@ -30,43 +34,52 @@ class Dispatcher:
         *,
         max_per_user: int,
         max_per_workspace: int,
+        lease_until: Callable[[], str] | None = None,
     ) -> None:
         self.book = book
         self.notices = notices
         self.follow = follow
         self.max_per_user = max_per_user
         self.max_per_workspace = max_per_workspace
+        self.lease_until = lease_until
         self._lock = asyncio.Lock()
-        self._last_start: dict[str, float] = {}
 
     async def dispatch(self) -> None:
         async with self._lock:
-            rows = await self.book.waiting()
-            if not rows:
-                return
-            users: dict[str, int] = {}
-            workspaces: dict[str, int] = {}
-            for platform, workspace, user, count in await self.book.in_flight_by_user():
-                users[f"{platform}:{workspace}:{user}"] = count
-                key = f"{platform}:{workspace}"
-                workspaces[key] = workspaces.get(key, 0) + count
-            waiting = [
-                Waiting(r.job_id, r.platform, r.workspace, r.user, r.created_at) for r in rows
-            ]
-            before = {r.job_id: r.queue_position for r in rows}
-            decided = plan(
-                waiting,
-                users,
-                workspaces,
-                self._last_start,
-                max_per_user=self.max_per_user,
-                max_per_workspace=self.max_per_workspace,
-            )
-            for job in decided.start:
-                if await self.book.release_from_queue(job.job_id):
-                    self._last_start[job.user_key] = time.monotonic()
-                    self.follow(job.job_id)
-            for job_id, position in decided.positions.items():
-                if before.get(job_id) != position:
-                    await self.book.set_queue_position(job_id, position)
-                    await self.notices.progress(await self.book.job(job_id), force=True)
+            until = self.lease_until() if self.lease_until is not None else None
+            started, moved = await self.book.release_fitting(self._decide, until)
+            for job_id in started:
+                self.follow(job_id)
+            for job_id in moved:
+                await self.notices.progress(await self.book.job(job_id), force=True)
+
+    def _decide(
+        self,
+        rows: Sequence[WaitingRow],
+        in_flight: Sequence[tuple[str, str, str, int]],
+        last_release: Mapping[str, str],
+    ) -> tuple[list[str], dict[str, int]]:
+        """(jobs to start, new places in line of the jobs whose place changed)."""
+        users: dict[str, int] = {}
+        workspaces: dict[str, int] = {}
+        for platform, workspace, user, count in in_flight:
+            users[f"{platform}:{workspace}:{user}"] = count
+            key = f"{platform}:{workspace}"
+            workspaces[key] = workspaces.get(key, 0) + count
+        waiting = [Waiting(r.job_id, r.platform, r.workspace, r.user, r.created_at) for r in rows]
+        before = {r.job_id: r.queue_position for r in rows}
+        last = {u: dt.datetime.fromisoformat(at).timestamp() for u, at in last_release.items()}
+        decided = plan(
+            waiting,
+            users,
+            workspaces,
+            last,
+            max_per_user=self.max_per_user,
+            max_per_workspace=self.max_per_workspace,
+        )
+        moved = {
+            job_id: position
+            for job_id, position in decided.positions.items()
+            if before.get(job_id) != position
+        }
+        return [job.job_id for job in decided.start], moved

@@ -22,6 +22,16 @@ Invariants:
 - Cancel only what costs nothing: `finish_cancelled` succeeds only while `Job.cancellable`
   (pending, and no submit on its way), decided in the same `BEGIN IMMEDIATE` transaction as
   the tracker's `begin_submit` claim, so of a cancel and a submit exactly one wins.
+- Leases (replicas on one database; bot/services/job_leases.py): a job book made with a
+  `replica` id FENCES the tracker's writes that matter — `begin_submit`, `mark_submitted`,
+  progress, `mark_delivering`, the delivery attempt record, the media record,
+  `finish_delivered`, `finish_failed` — with the job's lease: each checks, inside its own
+  transaction (one writer at a time), that no other replica holds the lease, and raises
+  `LeaseLost` otherwise, writing nothing. A replica that lost a job (it was presumed dead
+  and another took it over) can therefore no longer change it. The dispatcher's decision and
+  its releases from the queue are one transaction (`release_fitting`), each released job
+  leased to this replica in it. A terminal move clears the lease. Without a `replica` (the
+  CLI) nothing is fenced.
 - Nothing outside this module writes a job row (SQL in bot/infra/store/job_rows.py).
 """
 
@@ -45,16 +55,20 @@ from bot.domain.models import (
 )
 from bot.infra.store import Store, Tx, now_iso
 from bot.infra.store import job_rows as sql
-from bot.infra.store.job_rows import WaitingRow
+from bot.services.job_queue import JobQueue, LeaseLost
 from bot.services.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
+__all__ = ["JobBook", "LeaseLost"]
 
-class JobBook:
-    def __init__(self, store: Store, ledger: Ledger) -> None:
+
+class JobBook(JobQueue):
+    def __init__(self, store: Store, ledger: Ledger, *, replica: str | None = None) -> None:
         self.store = store
         self.ledger = ledger
+        #: The replica whose tracker writes through this book (None: no fencing, the CLI).
+        self.replica = replica
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -171,37 +185,22 @@ class JobBook:
         await self.ledger.hold_in(tx, who, job_id, to_uc(quote), period, force=force)
         return job_id
 
-    # -- the queue ---------------------------------------------------------------------------
-
-    async def waiting(self) -> list[WaitingRow]:
-        async with self.store.reading() as tx:
-            return await sql.waiting(tx)
-
-    async def in_flight_by_user(self) -> list[tuple[str, str, str, int]]:
-        async with self.store.reading() as tx:
-            return await sql.in_flight_by_user(tx)
-
-    async def release_from_queue(self, job_id: str) -> bool:
-        """A queued job got a slot: the tracker may submit it now."""
-        return await self._update(job_id, (P,), queued=0, queue_position=None)
-
-    async def set_queue_position(self, job_id: str, position: int) -> None:
-        await self._update(job_id, (P,), queue_position=position)
-
     # -- the life of a job ---------------------------------------------------------------------
 
     async def begin_submit(self, job_id: str) -> bool:
         """The tracker is about to send the job to EvoLink: from now on it cannot be cancelled.
         False when the job is no longer pending (cancelled meanwhile): do not send it."""
         async with self.store.transaction() as tx:
+            await self._fence(tx, job_id)
             return await sql.update(tx, job_id, (P,), {"submit_started_at": now_iso()})
 
     async def submit_not_taken(self, job_id: str) -> None:
         """EvoLink refused the submit before taking the task (429): cancellable again."""
-        await self._update(job_id, (P,), submit_started_at=None)
+        await self._update(job_id, (P,), fenced=True, submit_started_at=None)
 
     async def mark_submitted(self, job_id: str, task_id: str, estimated: int | None) -> bool:
         async with self.store.transaction() as tx:
+            await self._fence(tx, job_id)
             return await self._move(
                 tx,
                 job_id,
@@ -214,11 +213,12 @@ class JobBook:
             )
 
     async def record_progress(self, job_id: str, progress: int) -> None:
-        await self._update(job_id, (S,), progress=progress)
+        await self._update(job_id, (S,), fenced=True, progress=progress)
 
     async def mark_delivering(self, job_id: str, result_url: str, charge: Decimal | None) -> bool:
         """EvoLink finished the task; `charge` is what it billed (None: not reported)."""
         async with self.store.transaction() as tx:
+            await self._fence(tx, job_id)
             return await self._move(
                 tx,
                 job_id,
@@ -232,10 +232,11 @@ class JobBook:
     async def note_delivery_attempt(self, job_id: str) -> None:
         """Recorded before the platform is asked to post the video (see Job.delivery_attempts)."""
         async with self.store.transaction() as tx:
+            await self._fence(tx, job_id)
             await sql.count_delivery_attempt(tx, job_id)
 
     async def record_media(self, job_id: str, path: str, size: int) -> None:
-        await self._update(job_id, None, media_path=path, media_size=size)
+        await self._update(job_id, None, fenced=True, media_path=path, media_size=size)
 
     async def finish_delivered(self, job_id: str) -> bool:
         """delivering → delivered and capture the charge; False if it was already recorded."""
@@ -243,6 +244,8 @@ class JobBook:
             job = await sql.get(tx, job_id)
             if job is None:
                 return False
+            if not job.status.terminal:
+                await self._fence(tx, job_id)
             moved = await self._move(
                 tx,
                 job_id,
@@ -264,6 +267,8 @@ class JobBook:
         kept_uc = None if kept is None or to_uc(kept) <= 0 else to_uc(kept)
         async with self.store.transaction() as tx:
             job = await sql.get(tx, job_id)
+            if job is not None and not job.status.terminal:
+                await self._fence(tx, job_id)
             moved = await self._move(
                 tx,
                 job_id,
@@ -330,16 +335,27 @@ class JobBook:
     # -- the two writers -----------------------------------------------------------------------
 
     async def _move(self, tx: Tx, job_id: str, target: JobStatus, **fields: Any) -> bool:
-        """Change the status to `target` if the table allows it from the current one."""
+        """Change the status to `target` if the table allows it from the current one (a
+        terminal status clears the lease: nobody follows an ended job)."""
+        if target.terminal:
+            fields = {**fields, "lease_owner": None, "lease_until": None}
         return await sql.update(tx, job_id, sources_of(target), {"status": target, **fields})
 
     async def _update(
-        self, job_id: str, while_in: tuple[JobStatus, ...] | None, **fields: Any
+        self,
+        job_id: str,
+        while_in: tuple[JobStatus, ...] | None,
+        *,
+        fenced: bool = False,
+        **fields: Any,
     ) -> bool:
-        """Change fields other than the status, while the job is in `while_in` (None: any)."""
+        """Change fields other than the status, while the job is in `while_in` (None: any);
+        `fenced`: only while this replica holds the job's lease (else LeaseLost)."""
         if "status" in fields:
             raise ValueError("a status changes only through _move")
         async with self.store.transaction() as tx:
+            if fenced:
+                await self._fence(tx, job_id)
             return await sql.update(tx, job_id, while_in, fields)
 
 

@@ -10,6 +10,8 @@ Invariants:
   integer uc (1/10,000 credit) and only converted to decimal text at the end (no float arithmetic).
 - EvoLink and tracker counters are the clients' own `stats` Counters: monotonic for the life of
   the process (each HTTP attempt counts, retries included), as Prometheus counters must be.
+- `sora_replica_info{replica}` names the replica that answered the scrape (each replica is
+  scraped on its own); jobs and credits are the database's, the same on every replica.
 - The acknowledgement histogram lives in memory per process; its buckets bracket the 3 s
   platform deadline and the 150 ms target, so both can be read off without interpolation.
 - Rendering never raises for odd label values: they are escaped as the format requires.
@@ -88,6 +90,11 @@ class Metrics:
         out.family("sora_jobs_in_flight", "gauge", "Jobs the tracker is following right now.")
         out.sample("sora_jobs_in_flight", {}, tracker.in_flight)
 
+        out.family("sora_replica_info", "gauge", "This replica (REPLICA_ID); always 1.")
+        out.sample("sora_replica_info", {"replica": tracker.book.replica or ""}, 1)
+        out.family("sora_job_leases_held", "gauge", "Open jobs whose lease this replica holds.")
+        out.sample("sora_job_leases_held", {}, len(tracker.leases.held))
+
         totals = await book.ledger.totals()
         out.family("sora_credits_held", "gauge", "Credits held by unsettled jobs.")
         out.sample("sora_credits_held", {"period": "current"}, totals.period_held)
@@ -129,6 +136,15 @@ class Metrics:
         )
         for reason, n in errors:
             out.sample("sora_evolink_errors_total", {"reason": reason}, n)
+
+        out.family(
+            "sora_evolink_task_reads_total",
+            "counter",
+            "Status reads through the batch reader: batches (POST /v1/tasks/batch), ids in"
+            " them, single reads of ids a batch left out, ids left out.",
+        )
+        for kind in ("batches", "ids", "single", "missing"):
+            out.sample("sora_evolink_task_reads_total", {"kind": kind}, tracker.reader.stats[kind])
 
         out.family("sora_tracker_events_total", "counter", "Job tracker events since start.")
         for event, n in sorted(tracker.stats.items()):

@@ -7,6 +7,8 @@ Invariants:
   after a crash between the port's post and its record the retelling carries
   `tell_attempts > 1` and the port checks the platform for its earlier notice first: exactly
   once wherever the platform lets the port look (bot/services/port.py).
+- Only the replica that follows a job (holds its lease) pushes its progress: `forget`
+  stops a job's estimate and pending update when it is no longer followed here.
 - Progress reaches a port only when it changed, and not more often than the port's
   `progress_interval`; the newest value is shown once the interval has passed.
 - Between EvoLink's reads a followed task's progress moves as an estimate
@@ -88,7 +90,12 @@ class Notices:
     # -- progress ----------------------------------------------------------------------------
 
     def forget(self, job_id: str) -> None:
+        """The job is no longer followed here (ended, or its lease went to another replica):
+        its moving estimate and a pending progress update stop (only the holder edits)."""
         self._last_progress.pop(job_id, None)
+        for pending in (self.estimates.pop(job_id, None), self.flushes.pop(job_id, None)):
+            if pending is not None and pending is not asyncio.current_task():
+                pending.cancel()
 
     def with_estimate(self, job: Job) -> Job:
         """The job with its current progress estimate (`Job.progress_estimate`), if any."""

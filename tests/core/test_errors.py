@@ -190,10 +190,15 @@ async def test_a_task_evolink_no_longer_knows_fails_its_job(
 ) -> None:
     """The tracker's side of TaskNotFound: the job fails at once and its hold is released."""
     service = rc.core.service
-    sim.config.http_errors = {"task": [404]}
+    sim.config.task_seconds = 60.0
     job = await service.submit(ALICE, service.parse("a lighthouse in fog"), Surface())
+    submitted = (await port.wait_for(job.id, "progress")).job  # told once it is submitted
+    assert submitted.task_id is not None
+    # EvoLink forgets the task: a batch read leaves it out, the single read says 404.
+    sim.tasks.pop(submitted.task_id)
+    rc.core.tracker.wake(job.id)
     failed = await port.wait_for(job.id, "failed")
     assert failed.reason == "EvoLink no longer knows this task."
     final = await service.get_job(job.id)
-    assert final.status == JobStatus.FAILED and final.error_code == "not_found"
+    assert final.status == JobStatus.FAILED and final.error_code == "invalid_task_id"
     assert (await service.balance(ALICE)).held == 0

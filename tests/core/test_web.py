@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from bot.domain.models import Job, JobStatus, Surface
-from bot.infra.simulator import Simulator, SimulatorConfig
+from bot.infra.simulator import RecordedRequest, Simulator, SimulatorConfig
 from tests.conftest import ALICE
 from tests.support import PortEvent, RecordingPort, RunningCore, running_core, running_simulator
 
@@ -68,9 +68,7 @@ async def test_a_forged_callback_body_is_only_a_hint(tmp_path: Path) -> None:
             resp = await http.post(url, json=forged)
         assert resp.status_code == 200
         # The hint makes the bot read the task again, and it shows what EvoLink said there.
-        await sim.wait_for_request(
-            lambda r: r.kind == "task" and r.path == f"/v1/tasks/{task_id}", after=seen
-        )
+        await sim.wait_for_request(lambda r: _reads(r, task_id), after=seen)
         shown = await _shown(port, job.id, lambda j: j.progress > 0)
         assert shown.job.status == JobStatus.SUBMITTED and 0 < shown.job.progress < 100
         current = await service.get_job(job.id)
@@ -80,6 +78,13 @@ async def test_a_forged_callback_body_is_only_a_hint(tmp_path: Path) -> None:
         sim.settle_due()
         delivered = await port.wait_for(job.id, "delivered", timeout=15)
         assert delivered.job.result_url == f"{sim.base_url}/files/{task_id}.mp4"
+
+
+def _reads(request: RecordedRequest, task_id: str | None) -> bool:
+    """Is `request` a status read of `task_id` (GET /v1/tasks/{id}, or a batch naming it)?"""
+    if request.kind == "batch":
+        return task_id in (request.json or {}).get("task_ids", [])
+    return request.kind == "task" and request.path == f"/v1/tasks/{task_id}"
 
 
 async def _shown(port: RecordingPort, job_id: str, check: Callable[[Job], bool]) -> PortEvent:
@@ -104,8 +109,8 @@ async def test_the_real_callback_makes_delivery_immediate(tmp_path: Path) -> Non
     assert sim.callbacks_sent, "the simulator called back"
     # Polling alone would first look after ~45 s (half the 30 s estimate, stretched because
     # callbacks are on): the one status read there was is the one the callback asked for.
-    reads = [r.path for r in sim.requests if r.kind == "task"]
-    assert reads == [f"/v1/tasks/{delivered.job.task_id}"]
+    reads = [r for r in sim.requests if r.kind in ("task", "batch")]
+    assert len(reads) == 1 and _reads(reads[0], delivered.job.task_id)
 
 
 async def test_media_links_are_signed_and_expire(rc: RunningCore) -> None:

@@ -181,6 +181,8 @@ async def test_a_good_start_prints_no_warning_the_operator_cannot_act_on(
     assert proc.returncode == 0, text
     assert "Slack: bot sora in workspace Test Team" in text
     (running,) = [line for line in lines if "sora-bot running: " in line]
-    assert sorted(running.split("sora-bot running: ")[1].split(", ")) == ["discord", "slack"]
+    platforms, replica = running.split("sora-bot running: ")[1].split(" — ")
+    assert sorted(platforms.split(", ")) == ["discord", "slack"]
+    assert replica.startswith("replica ")  # REPLICA_ID: <hostname>-<pid>-<4 hex> by default
     for word in UNACTIONABLE:
         assert word not in text, text

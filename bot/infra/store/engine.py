@@ -4,6 +4,9 @@
     Tx        what a row module is handed: `await tx.execute(sql, params)` → `Cursor`
     Cursor    `rowcount`, `await fetchone()`, `await fetchall()`
     Row       a result row, indexed by position and by column name (`row[0]`, `row["id"]`)
+    Wakeups   `notify(channel, payload)` / `listen(channel, callback)`: a word to whoever
+              listens — in this process (SQLite), on every replica of the database
+              (PostgreSQL: LISTEN/NOTIFY); a hint only, never a decision (no delivery promise)
 
     open_store(url)   the one place that picks the engine from DATABASE_URL:
                       `sqlite:///path` (bot/infra/store/sqlite.py) or
@@ -25,15 +28,30 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import logging
 import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from bot.infra.store.migrations import MIGRATIONS, pending_migrations
+
+log = logging.getLogger(__name__)
+
+#: What a listener is called with: the notification's payload.
+Listener = Callable[[str], None]
+
+
+class Wakeups(Protocol):
+    """Words between the processes of one database (the tracker's wake-ups)."""
+
+    async def notify(self, channel: str, payload: str) -> None: ...
+
+    async def listen(self, channel: str, callback: Listener) -> None: ...
 
 
 class Row(Protocol):
@@ -107,6 +125,37 @@ class Store(ABC):
     @property
     def schema_version(self) -> int:
         return len(MIGRATIONS)
+
+    # -- wake-ups (in this process; PostgreSQL overrides both for every replica) --------------
+
+    async def notify(self, channel: str, payload: str) -> None:
+        """Call every listener of `channel` with `payload` (a listener's error is logged)."""
+        self._deliver(channel, payload)
+
+    async def listen(self, channel: str, callback: Listener) -> None:
+        self._listeners().setdefault(channel, []).append(callback)
+
+    def _listeners(self) -> dict[str, list[Listener]]:
+        found: dict[str, list[Listener]] | None = self.__dict__.get("_wake_listeners")
+        if found is None:
+            found = self.__dict__["_wake_listeners"] = {}
+        return found
+
+    def _deliver(self, channel: str, payload: str) -> None:
+        for callback in list(self._listeners().get(channel, ())):
+            try:
+                callback(payload)
+            except Exception:
+                log.exception("a %s listener failed", channel)
+
+    async def reachable(self, timeout: float = 2.0) -> bool:
+        """Does the database answer a trivial read within `timeout` seconds? (/healthz)"""
+        try:
+            async with asyncio.timeout(timeout):
+                await self.fetchone("SELECT 1")
+        except Exception:
+            return False
+        return True
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """A read for tests, benchmarks and operators' tools (read-only on PostgreSQL: a

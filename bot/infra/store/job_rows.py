@@ -47,6 +47,9 @@ WRITABLE = frozenset(
         "surface_json",
         "told_at",
         "submit_started_at",
+        "lease_owner",
+        "lease_until",
+        "released_at",
     }
 )
 OPEN = (JobStatus.PENDING, JobStatus.SUBMITTED, JobStatus.DELIVERING)
@@ -276,6 +279,76 @@ async def in_flight_by_user(tx: Tx) -> list[tuple[str, str, str, int]]:
         " OR (status = 'pending' AND queued = 0) GROUP BY platform, workspace, user_id",
     )
     return [(r[0], r[1], r[2], int(r[3])) for r in found]
+
+
+async def last_releases(tx: Tx) -> dict[str, str]:
+    """ "platform:workspace:user" → when the queue last released one of their jobs (ISO UTC),
+    for the users who have jobs waiting (the fair queue's round-robin memory)."""
+    found = await rows(
+        tx,
+        "SELECT j.platform, j.workspace, j.user_id, MAX(j.released_at) FROM jobs j"
+        " WHERE j.released_at IS NOT NULL AND EXISTS (SELECT 1 FROM jobs w"
+        " WHERE w.status = 'pending' AND w.queued = 1 AND w.platform = j.platform"
+        " AND w.workspace = j.workspace AND w.user_id = j.user_id)"
+        " GROUP BY j.platform, j.workspace, j.user_id",
+    )
+    return {f"{r[0]}:{r[1]}:{r[2]}": str(r[3]) for r in found}
+
+
+# -- job leases (replicas on one database: bot/services/job_leases.py) ------------------------
+
+#: A job some replica must follow: released or submitted or being delivered (not queued).
+_FOLLOWABLE = "(status IN ('submitted', 'delivering') OR (status = 'pending' AND queued = 0))"
+
+
+async def claim(
+    tx: Tx, owner: str, until: str, now: str, limit: int, *, any_owner: bool = False
+) -> list[str]:
+    """Lease to `owner` until `until` the oldest open jobs whose lease is empty or expired at
+    `now` (any lease when `any_owner`), at most `limit`; their ids. Inside `transaction()`:
+    the one-writer rule makes the read and the update one step."""
+    free = (
+        "" if any_owner else " AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until < ?)"
+    )
+    params: tuple[Any, ...] = () if any_owner else (now,)
+    found = await rows(
+        tx,
+        f"SELECT id FROM jobs WHERE {_FOLLOWABLE}{free} ORDER BY created_at, id LIMIT ?",
+        (*params, limit),
+    )
+    ids = [str(r[0]) for r in found]
+    if ids:
+        await tx.execute(
+            f"UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id IN"
+            f" ({', '.join('?' for _ in ids)})",
+            (owner, until, *ids),
+        )
+    return ids
+
+
+async def renew(tx: Tx, owner: str, until: str) -> set[str]:
+    """Extend `owner`'s leases of open jobs to `until`; the ids it still holds."""
+    await tx.execute(
+        f"UPDATE jobs SET lease_until = ? WHERE lease_owner = ? AND {_FOLLOWABLE}",
+        (until, owner),
+    )
+    found = await rows(tx, f"SELECT id FROM jobs WHERE lease_owner = ? AND {_FOLLOWABLE}", (owner,))
+    return {str(r[0]) for r in found}
+
+
+async def release_leases(tx: Tx, owner: str) -> int:
+    cur = await tx.execute(
+        "UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?", (owner,)
+    )
+    return cur.rowcount
+
+
+async def lease_of(tx: Tx, job_id: str) -> tuple[str | None, str | None]:
+    """(lease_owner, lease_until) of a job; (None, None) when there is no such job."""
+    row = await one(tx, "SELECT lease_owner, lease_until FROM jobs WHERE id = ?", (job_id,))
+    if row is None:
+        return None, None
+    return row[0], row[1]
 
 
 async def queued_reserved_uc(tx: Tx, who: Requester) -> int:

@@ -22,11 +22,20 @@ Invariants:
   whose answer was lost is unknown, and the tracker's and dispatcher's loops retry their work.
 - The row modules' `?` placeholders become `$1…$n` (never inside a string literal or a quoted
   name), once per SQL text.
+- Wake-ups (engine.py's `Wakeups`) are LISTEN/NOTIFY: `notify` is `pg_notify` on a pooled
+  connection (every replica listening on the database hears it, this one included);
+  `listen` keeps ONE dedicated connection outside the pool with asyncpg's `add_listener`
+  for every channel asked, and a keeper task that pings it every LISTEN_PING seconds and,
+  once it dropped (a server restart, a cut network), connects and listens again, retrying
+  every LISTEN_RETRY seconds. A word sent while nothing listened is lost: wake-ups are
+  hints, the tracker still polls.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
@@ -35,7 +44,11 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from bot.domain.errors import ConfigError
-from bot.infra.store.engine import Row, Store, Tx, describe_postgres, migrate
+from bot.infra.store.engine import Listener, Row, Store, Tx, describe_postgres, migrate
+
+log = logging.getLogger(__name__)
+LISTEN_RETRY = 1.0  # seconds between attempts to get the listening connection back
+LISTEN_PING = 5.0  # seconds between checks that the listening connection is alive
 
 #: The advisory lock key of the one-writer rule (any constant; "sora" in ASCII).
 WRITE_LOCK = 0x736F7261
@@ -63,6 +76,9 @@ if TYPE_CHECKING:
 #: What opening the pool raises when the server cannot be used (unreachable, no such database,
 #: refused credentials).
 OPEN_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, *CONNECTION_ERRORS)
+
+#: What connecting or pinging the listening connection raises when it cannot be used.
+LISTEN_ERRORS: tuple[type[BaseException], ...] = (*OPEN_ERRORS, TimeoutError)
 
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?")
 _RETURNS_ROWS = ("SELECT", "WITH", "VALUES", "SHOW", "TABLE")
@@ -126,9 +142,13 @@ class PostgresStore(Store):
 
     engine = "postgresql"
 
-    def __init__(self, pool: asyncpg.Pool, where: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, where: str, url: str = "") -> None:
         self._pool = pool
         self.where = where
+        self._url = url  # for the listening connection only; never logged (a password)
+        self._channels: set[str] = set()
+        self._keeper: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
 
     @staticmethod
     async def open(url: str, *, pool_size: int = 10) -> PostgresStore:
@@ -147,7 +167,7 @@ class PostgresStore(Store):
             # The server's words ("database "x" does not exist", "password authentication
             # failed for user …") name no password; the URL is not repeated.
             raise ConfigError(f"cannot open the {where} (DATABASE_URL): {exc}") from None
-        store = PostgresStore(pool, where)
+        store = PostgresStore(pool, where, url)
         try:
             await migrate(store)
         except BaseException:
@@ -156,7 +176,65 @@ class PostgresStore(Store):
         return store
 
     async def close(self) -> None:
+        if self._keeper is not None:
+            self._keeper.cancel()
+            await asyncio.gather(self._keeper, return_exceptions=True)
         await self._pool.close()
+
+    # -- wake-ups: LISTEN/NOTIFY ---------------------------------------------------------------
+
+    async def notify(self, channel: str, payload: str) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.execute("SELECT pg_notify($1, $2)", channel, payload)
+
+    async def listen(self, channel: str, callback: Listener) -> None:
+        """Call `callback(payload)` for every NOTIFY on `channel`, from any replica; returns
+        once this process listens (at most 10 s the first time; it keeps trying after)."""
+        self._listeners().setdefault(channel, []).append(callback)
+        if channel in self._channels:
+            return
+        self._channels.add(channel)
+        if self._keeper is not None:  # listen on the new channel too: reconnect
+            self._keeper.cancel()
+            await asyncio.gather(self._keeper, return_exceptions=True)
+        self._connected.clear()
+        self._keeper = asyncio.create_task(self._keep_listening(), name="pg-listen")
+        with suppress(TimeoutError):
+            async with asyncio.timeout(10.0):
+                await self._connected.wait()
+
+    def _on_notification(self, _conn: object, _pid: int, channel: str, payload: object) -> None:
+        self._deliver(channel, str(payload))
+
+    async def _keep_listening(self) -> None:
+        lost = False
+        while True:
+            try:
+                conn = await asyncpg.connect(
+                    self._url, server_settings={"application_name": f"{APPLICATION_NAME}-listen"}
+                )
+            except LISTEN_ERRORS as exc:
+                if not lost:
+                    log.warning("cannot listen for wake-ups on the %s: %s", self.where, exc)
+                lost = True
+                await asyncio.sleep(LISTEN_RETRY)
+                continue
+            try:
+                for channel in sorted(self._channels):
+                    await conn.add_listener(channel, self._on_notification)
+                self._connected.set()
+                if lost:
+                    log.info("listening for wake-ups again on the %s", self.where)
+                lost = False
+                await _until_dropped(conn)
+            except CONNECTION_ERRORS:
+                pass
+            finally:
+                self._connected.clear()
+                with suppress(Exception):
+                    await conn.close(timeout=1.0)
+            log.warning("the wake-up connection to the %s dropped; listening again", self.where)
+            lost = True
 
     async def _begin(self, *, write: bool) -> tuple[PooledConnection, Transaction]:
         """A pooled connection inside a started transaction (holding the write lock when
@@ -205,3 +283,21 @@ class PostgresStore(Store):
     def reading(self) -> AbstractAsyncContextManager[Tx]:
         """A pooled connection in a read-only snapshot; no lock."""
         return self._transaction(write=False)
+
+
+async def _until_dropped(conn: asyncpg.Connection) -> None:
+    """Return when the listening connection is closed or stops answering (a cut network
+    shows only when something is sent: a trivial query every LISTEN_PING seconds)."""
+    closed = asyncio.Event()
+    conn.add_termination_listener(lambda _conn: closed.set())  # the server ended it
+    while not conn.is_closed():
+        with suppress(TimeoutError):
+            async with asyncio.timeout(LISTEN_PING):
+                await closed.wait()
+        if closed.is_set() or conn.is_closed():
+            return
+        try:
+            async with asyncio.timeout(LISTEN_PING):
+                await conn.execute("SELECT 1")
+        except LISTEN_ERRORS:
+            return

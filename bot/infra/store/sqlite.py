@@ -7,11 +7,14 @@ Invariants:
   serialised by the lock, across processes by SQLite's write lock (engine.py's one-writer
   rule).
 - Reads share that lock, so a read never observes another coroutine's open transaction.
+- A transaction whose caller is cancelled at any point (even inside BEGIN) is rolled back: the
+  one connection is never left in a transaction, which would fail every later BEGIN.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -82,7 +85,15 @@ class SqliteStore(Store):
     async def transaction(self) -> AsyncIterator[_Tx]:
         """`BEGIN IMMEDIATE` … `COMMIT` (or `ROLLBACK` on any exception)."""
         async with self._write_lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                await self._conn.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                # Cancelled while waiting (a stopping task, a job no longer followed here): the
+                # BEGIN still runs on aiosqlite's thread, and this ROLLBACK runs after it, so
+                # the connection is never left inside a transaction nobody will end.
+                with contextlib.suppress(Exception):
+                    await self._conn.execute("ROLLBACK")
+                raise
             try:
                 yield self._tx
             except BaseException:

@@ -1,0 +1,150 @@
+"""Job leases: which open jobs this replica follows when several share one database.
+
+    keeper = LeaseKeeper(book, lease_seconds, follow=tracker.follow, drop=tracker.unfollow,
+                         followed=tracker.followed_since)
+    await keeper.start()      # the first claim (resume), then a tick every LEASE_SECONDS / 3
+    keeper.until()            # the lease end a job released now gets (the dispatcher)
+    await keeper.stop(release=True)
+
+Invariants:
+- A replica follows only jobs whose lease it holds (`jobs.lease_owner` = REPLICA_ID,
+  `lease_until` ISO UTC). Each tick renews what it holds and claims the open jobs whose lease
+  is empty or expired (a replica died, or stopped), oldest first, each in one transaction
+  (bot/services/job_queue.py); every job held is followed, and a followed job whose lease is
+  no longer this replica's is dropped (its follow task cancelled). A job followed after the
+  tick's read began (the dispatcher just released it) is never dropped by that tick.
+- A replica that could not renew stops acting by itself: at `deadline` — the start of its last
+  successful renewal + LEASE_SECONDS − LEASE_SECONDS/6 — it drops every job, before another
+  replica may take them over (leases are compared on each replica's wall clock: keep the
+  clocks in sync, well within LEASE_SECONDS/6). A tick never runs past the deadline.
+- `takeover` (SQLite: one process per database file) makes the first claim take every open
+  job whatever its lease: a restart after a crash resumes at once, as before leases.
+- The job book fences the writes that matter with the lease (`LeaseLost`), so a replica that
+  lost a job can no longer change it even if it has not noticed yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+from bot.services.jobs import JobBook
+
+log = logging.getLogger(__name__)
+
+CLAIM_LIMIT = 500  # jobs claimed per tick at most (the rest at the next one)
+
+
+class LeaseKeeper:
+    def __init__(
+        self,
+        book: JobBook,
+        lease_seconds: float,
+        *,
+        follow: Callable[[str], None],
+        drop: Callable[[str], None],
+        followed: Callable[[], Mapping[str, float]],
+        takeover: bool = False,
+        claim_limit: int = CLAIM_LIMIT,
+    ) -> None:
+        self.book = book
+        self.lease_seconds = lease_seconds
+        self.period = lease_seconds / 3
+        self.margin = lease_seconds / 6
+        self._follow = follow
+        self._drop = drop
+        self._followed = followed
+        self.takeover = takeover
+        self.claim_limit = claim_limit
+        #: The open jobs this replica held at the last successful tick (and released since).
+        self.held: set[str] = set()
+        self.deadline = float("-inf")  # monotonic: drop everything at this moment
+        self._task: asyncio.Task[None] | None = None
+        self._expired = False
+
+    def until(self) -> str:
+        """The end of a lease taken or renewed now (ISO UTC)."""
+        end = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.lease_seconds)
+        return end.isoformat(timespec="milliseconds")
+
+    def note(self, job_id: str) -> None:
+        """A job this replica leased outside a tick (released from the queue)."""
+        self.held.add(job_id)
+
+    async def start(self) -> None:
+        """The first tick (raises if the store fails: the process does not start), then the
+        loop."""
+        await self.tick(first=True)
+        self._task = asyncio.create_task(self._run(), name="leases")
+
+    async def stop(self, *, release: bool) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if release and self.book.replica is not None:
+            try:
+                async with asyncio.timeout(5.0):
+                    given = await self.book.release_leases()
+                if given:
+                    log.info("released %d job lease(s)", given)
+            except Exception as exc:
+                log.warning("could not release the job leases (they expire by themselves): %s", exc)
+        self.held.clear()
+
+    async def tick(self, *, first: bool = False) -> None:
+        started = time.monotonic()
+        until = self.until()
+        mine = await self.book.renew_leases(until)
+        claimed = await self.book.claim_jobs(
+            until, self.claim_limit, any_owner=first and self.takeover
+        )
+        if claimed:
+            log.info("took %d job lease(s)", len(claimed))
+        held = mine | set(claimed)
+        self.deadline = started + self.lease_seconds - self.margin
+        self._expired = False
+        for job_id, since in list(self._followed().items()):
+            if job_id not in held and since < started:
+                log.warning("job %s: its lease is another replica's; not following it", job_id)
+                self._drop(job_id)
+        self.held = held
+        for job_id in sorted(held):
+            self._follow(job_id)
+
+    async def _run(self) -> None:
+        next_tick = time.monotonic() + self.period
+        while True:
+            now = time.monotonic()
+            wake_at = next_tick if self._expired else min(next_tick, self.deadline)
+            if wake_at > now:
+                await asyncio.sleep(wake_at - now)
+            now = time.monotonic()
+            if now >= self.deadline and not self._expired:
+                self._expire()
+            if now < next_tick:
+                continue
+            next_tick = now + self.period
+            budget = self.deadline - now if self.deadline > now else self.period
+            try:
+                async with asyncio.timeout(min(self.period, budget)):
+                    await self.tick()
+            except Exception as exc:  # the database is away: retried at the next tick
+                log.warning("could not renew the job leases: %s", exc or type(exc).__name__)
+
+    def _expire(self) -> None:
+        """The leases ran out unrenewed: stop acting on any job (another may take them)."""
+        self._expired = True
+        followed = list(self._followed())
+        if followed:
+            log.error(
+                "could not renew the job leases for %.0f s: no longer following %d job(s)",
+                self.lease_seconds - self.margin,
+                len(followed),
+            )
+        for job_id in followed:
+            self._drop(job_id)
+        self.held.clear()

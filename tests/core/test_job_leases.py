@@ -1,0 +1,209 @@
+"""Job leases at the job book (both engines): claims take free or expired open jobs once, a
+holder that lost its lease cannot write (fencing), release frees at once; and the lease
+keeper of a running bot stops acting by itself when it cannot renew."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from bot.domain.models import JobStatus, Requester, Surface, VideoRequest
+from bot.infra.simulator import Simulator
+from bot.infra.store import Store, open_store
+from bot.services.jobs import JobBook, LeaseLost
+from bot.services.ledger import Ledger
+from tests.conftest import ALICE
+from tests.pg import PgServer
+from tests.prices import DEFAULT_MODEL, SHORTEST, price_of
+from tests.support import RecordingPort, running_core
+
+REQ = VideoRequest(model=DEFAULT_MODEL, prompt="p", duration=SHORTEST, aspect_ratio="16:9")
+WHO = Requester(platform="t", workspace="w", user="u")
+PRICE = price_of(f"p --duration {SHORTEST}")
+
+
+def at(seconds: float) -> str:
+    """An ISO UTC lease end `seconds` from now (negative: already expired)."""
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)).isoformat(
+        timespec="milliseconds"
+    )
+
+
+async def until(check: Callable[[], bool], within: float) -> None:
+    """Wait for `check` (polled every 50 ms); fail after `within` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        if check():
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not true within {within} s")
+        await asyncio.sleep(0.05)
+
+
+def book_on(store: Store, replica: str | None) -> JobBook:
+    money = Ledger(
+        store,
+        default_limit=PRICE * 100,
+        default_team_budget=Decimal(0),
+        period_kind="month",
+        timezone=dt.UTC,  # type: ignore[arg-type]
+    )
+    return JobBook(store, money, replica=replica)
+
+
+@pytest.fixture
+async def stores(database_url: str) -> AsyncIterator[tuple[Store, Store]]:
+    """Two stores on one database: two replicas' connections."""
+    first, second = await open_store(database_url), await open_store(database_url)
+    yield first, second
+    await first.close()
+    await second.close()
+
+
+async def released_job(book: JobBook) -> str:
+    """A job accepted and released from the queue, leased to nobody."""
+    job = await book.accept(WHO, REQ, Surface(), PRICE)
+    assert await book.release_from_queue(job.id)
+    return job.id
+
+
+async def test_claims_take_free_or_expired_open_jobs_once_oldest_first(
+    stores: tuple[Store, Store],
+) -> None:
+    a, b = book_on(stores[0], "a"), book_on(stores[1], "b")
+    first, second, third = [await released_job(a) for _ in range(3)]
+    queued = (await a.accept(WHO, REQ, Surface(), PRICE)).id  # waits for a slot: nobody's
+    assert await a.claim_jobs(at(30), 2) == [first, second]
+    assert await b.claim_jobs(at(30), 10) == [third]
+    assert await a.claim_jobs(at(30), 10) == []  # everything open is held
+    assert await a.renew_leases(at(30)) == {first, second}
+    assert await b.renew_leases(at(30)) == {third}
+    assert queued not in await a.renew_leases(at(30)) | await b.renew_leases(at(30))
+    # A lease that ran out is anyone's: b takes a's (a stopped renewing).
+    assert await a.renew_leases(at(-1)) == {first, second}
+    assert sorted(await b.claim_jobs(at(30), 10)) == sorted([first, second])
+    assert await a.renew_leases(at(30)) == set()  # renewing never takes back what was lost
+    # A clean stop gives every lease back at once.
+    assert await b.release_leases() == 3
+    assert sorted(await a.claim_jobs(at(30), 10)) == sorted([first, second, third])
+
+
+async def test_two_replicas_claiming_together_split_the_jobs(
+    stores: tuple[Store, Store],
+) -> None:
+    a, b = book_on(stores[0], "a"), book_on(stores[1], "b")
+    ids = {await released_job(a) for _ in range(12)}
+    got = await asyncio.gather(*(book.claim_jobs(at(30), 3) for book in (a, b, a, b, a, b)))
+    mine_a = set(got[0]) | set(got[2]) | set(got[4])
+    mine_b = set(got[1]) | set(got[3]) | set(got[5])
+    assert not mine_a & mine_b, "a job leased to two replicas"
+    assert mine_a | mine_b == ids
+    assert await a.renew_leases(at(30)) == mine_a and await b.renew_leases(at(30)) == mine_b
+
+
+async def test_a_holder_that_lost_its_lease_cannot_write(stores: tuple[Store, Store]) -> None:
+    """Fencing: the slow holder's writes that matter raise LeaseLost and change nothing."""
+    slow, other = book_on(stores[0], "slow"), book_on(stores[1], "other")
+    job_id = await released_job(slow)
+    assert await slow.claim_jobs(at(-1), 1) == [job_id]  # taken, then it ran out unrenewed
+    assert await other.claim_jobs(at(30), 1) == [job_id]  # the other replica took it over
+    with pytest.raises(LeaseLost):
+        await slow.begin_submit(job_id)
+    assert (await slow.job(job_id)).submit_started_at is None
+    assert await other.begin_submit(job_id)
+    assert await other.mark_submitted(job_id, "task-1", 60)
+
+    writes: list[Callable[[], object]] = [
+        lambda: slow.record_progress(job_id, 50),
+        lambda: slow.mark_delivering(job_id, "https://files.example/v.mp4", PRICE),
+        lambda: slow.finish_failed(job_id, "service_error", "stale"),
+    ]
+    for write in writes:
+        with pytest.raises(LeaseLost):
+            await write()  # type: ignore[misc]
+    job = await other.job(job_id)
+    assert job.status == JobStatus.SUBMITTED and job.progress == 0 and job.error is None
+
+    assert await other.mark_delivering(job_id, "https://files.example/v.mp4", PRICE)
+    with pytest.raises(LeaseLost):
+        await slow.note_delivery_attempt(job_id)
+    with pytest.raises(LeaseLost):
+        await slow.finish_delivered(job_id)
+    assert (await other.job(job_id)).delivery_attempts == 0
+    await other.note_delivery_attempt(job_id)
+    assert await other.finish_delivered(job_id)
+    done = await other.job(job_id)
+    assert done.status == JobStatus.DELIVERED and done.delivery_attempts == 1
+    assert await other.renew_leases(at(30)) == set()  # an ended job is nobody's
+
+
+async def test_without_a_replica_nothing_is_fenced(stores: tuple[Store, Store]) -> None:
+    """The CLI's job book (no replica id) writes as before."""
+    cli, holder = book_on(stores[0], None), book_on(stores[1], "h")
+    job_id = await released_job(cli)
+    assert await holder.claim_jobs(at(30), 1) == [job_id]
+    assert (await cli.finish_cancelled(job_id, "cli:root")).status == JobStatus.CANCELLED
+
+
+async def test_a_replica_that_cannot_renew_stops_following_by_itself(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    """Cut from the database (renewals fail), the tracker drops every job before its
+    leases run out, and takes them back once it can renew again."""
+    sim.config.task_seconds = 60.0
+    port = RecordingPort("test")
+    async with running_core(tmp_path, sim, ports=[port], lease_seconds=1.5) as rc:
+        tracker, book = rc.core.tracker, rc.core.book
+        job = await rc.core.service.submit(ALICE, rc.core.service.parse("p"), Surface())
+        await port.wait_for(job.id, "progress")
+        assert tracker.in_flight == 1 and tracker.leases.held == {job.id}
+
+        renew = book.renew_leases
+
+        async def cut(until: str) -> set[str]:
+            raise ConnectionError("the database is unreachable (test)")
+
+        book.renew_leases = cut  # type: ignore[method-assign]
+        cut_at = asyncio.get_running_loop().time()
+        await until(lambda: not tracker.in_flight, 5)
+        stopped_after = asyncio.get_running_loop().time() - cut_at
+        assert stopped_after <= 1.5, "it acted past its leases' end"
+        assert tracker.leases.held == set()
+
+        book.renew_leases = renew  # type: ignore[method-assign]
+        await until(lambda: bool(tracker.in_flight), 5)
+        assert tracker.leases.held == {job.id}
+
+
+async def test_wakeups_reach_every_store_and_listen_again_after_a_restart(
+    pg_server: PgServer, pg_url: str
+) -> None:
+    """LISTEN/NOTIFY between two stores (two replicas) on one database, and again once the
+    server restarted (the listening connection is reopened by itself)."""
+    listener, sender = await open_store(pg_url), await open_store(pg_url)
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    try:
+        await listener.listen("sora_wake", heard.put_nowait)
+        await sender.notify("sora_wake", "job-1")
+        async with asyncio.timeout(5):
+            assert await heard.get() == "job-1"
+        await asyncio.to_thread(pg_server.restart)
+        async with asyncio.timeout(20):
+            while True:  # the first words may go out before the listener is back
+                with contextlib.suppress(Exception):  # its pool reconnects on the next use
+                    await sender.notify("sora_wake", "job-2")
+                try:
+                    async with asyncio.timeout(0.5):
+                        if await heard.get() == "job-2":
+                            break
+                except TimeoutError:
+                    continue
+    finally:
+        await listener.close()
+        await sender.close()
