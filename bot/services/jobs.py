@@ -140,8 +140,9 @@ class JobBook(JobQueue):
         pricing_version: str | None = None,
     ) -> Job:
         """Insert the job and hold its quote, atomically; raises BudgetError when it won't fit.
-        `pricing_version` (the price list that made the quote) is recorded with the job."""
-        async with self.store.transaction() as tx:
+        `pricing_version` (the price list that made the quote) is recorded with the job.
+        Its transaction is the store's `admission()`: ordered by the ledger totals' row locks."""
+        async with self.store.admission() as tx:
             job_id = await self.accept_in(
                 tx,
                 who,

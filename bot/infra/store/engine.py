@@ -115,6 +115,16 @@ class Store(ABC):
         """A write transaction (the module docstring's one-writer rule): commit at the end of
         the block, roll back on any exception."""
 
+    def admission(self) -> AbstractAsyncContextManager[Tx]:
+        """The write transaction of an admission (`JobBook.accept`): it inserts a new job and
+        its hold, and checks the room against the ledger totals its own upsert returns.
+
+        Two admissions touching one user or one team are ordered by that upsert's row locks
+        (every totals upsert moves the user's row, then the team's: no deadlock), so an engine
+        with row locks may run it outside the one-writer rule (PostgreSQL does); here it is a
+        plain `transaction()`."""
+        return self.transaction()
+
     @abstractmethod
     def reading(self) -> AbstractAsyncContextManager[Tx]:
         """A connection for a few reads in a row of committed data."""

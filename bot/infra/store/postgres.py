@@ -6,8 +6,14 @@ Invariants:
   transactions are thereby serialised across coroutines, processes and replicas exactly as
   SQLite's `BEGIN IMMEDIATE` serialises them (engine.py's one-writer rule): admission,
   settlement and state transitions read then write with no other writer in between, and one
-  lock cannot deadlock. (Narrowing admission to row locks on the ledger totals would replace
-  `_WRITE_LOCK_SQL` for those transactions only; nothing else relies on the lock's scope.)
+  lock cannot deadlock.
+- ADMISSIONS are the one exception (`admission()`, engine.py): they insert a new job and its
+  hold and check the room against the totals rows their own upsert returns, so the upsert's
+  row locks (user's row, then team's, in every statement that moves totals) order two
+  admissions of one user or team, and one that waits re-reads the committed row (READ
+  COMMITTED's upsert). They never take the write lock, so admissions from several processes
+  run side by side instead of queueing behind every state change; a writer holding the lock
+  waits at most for an admission's row lock, never the reverse (no cycle, no deadlock).
 - Write transactions are READ COMMITTED on purpose: each statement after the lock sees every
   transaction committed before it (a lock is released only once its commit is visible); a
   snapshot taken before the lock wait (REPEATABLE READ) would miss the previous writer's work.
@@ -236,16 +242,19 @@ class PostgresStore(Store):
             log.warning("the wake-up connection to the %s dropped; listening again", self.where)
             lost = True
 
-    async def _begin(self, *, write: bool) -> tuple[PooledConnection, Transaction]:
+    async def _begin(
+        self, *, write: bool, lock: bool = True
+    ) -> tuple[PooledConnection, Transaction]:
         """A pooled connection inside a started transaction (holding the write lock when
-        `write`); a connection found dead here is replaced once."""
+        `write` and `lock`); a connection found dead here is replaced once."""
         for attempt in (1, 2):
             conn = await self._pool.acquire()
             try:
                 if write:
                     tr = conn.transaction()
                     await tr.start()
-                    await conn.execute(_WRITE_LOCK_SQL)
+                    if lock:
+                        await conn.execute(_WRITE_LOCK_SQL)
                 else:
                     tr = conn.transaction(isolation="repeatable_read", readonly=True)
                     await tr.start()
@@ -261,8 +270,8 @@ class PostgresStore(Store):
         raise AssertionError("unreachable")
 
     @asynccontextmanager
-    async def _transaction(self, *, write: bool) -> AsyncIterator[_Tx]:
-        conn, tr = await self._begin(write=write)
+    async def _transaction(self, *, write: bool, lock: bool = True) -> AsyncIterator[_Tx]:
+        conn, tr = await self._begin(write=write, lock=lock)
         try:
             try:
                 yield _Tx(conn)
@@ -279,6 +288,10 @@ class PostgresStore(Store):
     def transaction(self) -> AbstractAsyncContextManager[Tx]:
         """BEGIN; the write lock; … COMMIT (ROLLBACK on any exception)."""
         return self._transaction(write=True)
+
+    def admission(self) -> AbstractAsyncContextManager[Tx]:
+        """BEGIN; … COMMIT without the write lock: ordered by the totals' row locks."""
+        return self._transaction(write=True, lock=False)
 
     def reading(self) -> AbstractAsyncContextManager[Tx]:
         """A pooled connection in a read-only snapshot; no lock."""
