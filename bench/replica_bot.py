@@ -17,6 +17,9 @@ handler) and then prints one line, `STATS {json}`: what it measured about itself
   shipped          as the product does it (run_bot's `gc.collect(); gc.freeze()` after start-up)
   nofreeze         run_bot's `gc.freeze()` made a no-op (the state before that change)
   threshold:A,B,C  `gc.set_threshold(A, B, C)` before start-up, plus what run_bot does
+  refreeze         after every full collection, `gc.freeze()` its survivors
+Parts join with "+" (`threshold:50000,20,100+refreeze`). SIGUSR1 writes a census of the
+tracked objects by type to stderr (the replica's log), to see what a job costs.
 Invariant: no measured figure depends on this process's clock except its own lag and GC pauses.
 """
 
@@ -24,9 +27,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import functools
 import gc
 import json
 import logging
+import signal
 import sys
 import time
 from decimal import Decimal
@@ -108,17 +114,35 @@ class SelfWatch:
         }
 
 
-def apply_gc_mode(mode: str) -> None:
-    if mode == "shipped":
-        return
-    if mode == "nofreeze":
-        gc.freeze = lambda: None  # run_bot's freeze, undone for the "before" figures
-        return
-    if mode.startswith("threshold:"):
-        first, second, third = (int(x) for x in mode.removeprefix("threshold:").split(","))
-        gc.set_threshold(first, second, third)
-        return
-    raise SystemExit(f"unknown --gc mode {mode!r}")
+def apply_gc_mode(mode: str, loop: asyncio.AbstractEventLoop) -> None:
+    """`mode`: "+"-joined parts (see the module docstring)."""
+    for part in mode.split("+"):
+        if part == "shipped":
+            continue
+        if part == "nofreeze":
+            gc.freeze = lambda: None  # run_bot's freeze, undone for the "before" figures
+        elif part.startswith("threshold:"):
+            first, second, third = (int(x) for x in part.removeprefix("threshold:").split(","))
+            gc.set_threshold(first, second, third)
+        elif part == "refreeze":
+            gc.callbacks.append(functools.partial(_refreeze, loop))
+        else:
+            raise SystemExit(f"unknown --gc mode {part!r}")
+
+
+def _refreeze(loop: asyncio.AbstractEventLoop, phase: str, info: dict[str, Any]) -> None:
+    """After each full collection, freeze its survivors (right after, on the loop): the next
+    full collection looks only at what was allocated since."""
+    if phase == "stop" and info["generation"] == 2:
+        loop.call_soon_threadsafe(gc.freeze)
+
+
+def census(limit: int = 25) -> str:
+    """The most numerous object types the collector tracks (frozen ones included)."""
+    counts = collections.Counter(type(o).__qualname__ for o in gc.get_objects())
+    frozen = gc.get_freeze_count()
+    top = ", ".join(f"{name} {n}" for name, n in counts.most_common(limit))
+    return f"CENSUS tracked {sum(counts.values())} + frozen {frozen}: {top}"
 
 
 async def main(argv: list[str]) -> int:
@@ -133,7 +157,9 @@ async def main(argv: list[str]) -> int:
     parser.add_argument("--gc", default="shipped")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    apply_gc_mode(args.gc)
+    loop = asyncio.get_running_loop()
+    apply_gc_mode(args.gc, loop)
+    loop.add_signal_handler(signal.SIGUSR1, lambda: print(census(), file=sys.stderr, flush=True))
     extra: dict[str, Any] = {"replica_id": args.replica_id}
     if args.lease_seconds is not None:
         extra["lease_seconds"] = args.lease_seconds

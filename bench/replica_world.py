@@ -202,8 +202,10 @@ class World:
         for line in out.decode(errors="replace").splitlines():
             if line.startswith("STATS "):
                 replica.stats = json.loads(line.removeprefix("STATS "))
-        if b"Traceback" in replica.log_path.read_bytes():
-            print(f"  (replica {replica.replica_id} logged a traceback: {replica.log_path})")
+        log = replica.log_path.read_text(errors="replace")
+        if "Traceback" in log:
+            tail = log[log.index("Traceback") :][:1500]
+            print(f"  (replica {replica.replica_id} logged a traceback:\n{tail}\n  )")
 
     async def command(
         self, url: str, *, user: str, team: str, prompt: str = "bench clip", channel: str = ""

@@ -257,6 +257,8 @@ async def part_memory(world: World, pg: PgServer, args: argparse.Namespace) -> N
                 health.append(await resp.json())
         end_rss = {r.replica_id: vm_rss_mb(r.proc.pid) for r in replicas}
         held = time.monotonic() - all_in
+        for r in replicas:  # a census of the objects the collector tracks, into its log
+            r.proc.send_signal(signal.SIGUSR1)
         statuses = await world.jobs_by_status()
         slack_calls = world.slack_calls()
         acks: tuple[list[float], list[float]] = ([], [])
@@ -284,6 +286,14 @@ async def part_memory(world: World, pg: PgServer, args: argparse.Namespace) -> N
             f"{peak[r.replica_id]:>7.1f}  <= 250 MB: "
             f"{'met' if peak[r.replica_id] <= 250 else 'MISSED'}"
         )
+    biggest = max(replicas, key=lambda r: peak[r.replica_id])
+    census = [
+        line
+        for line in biggest.log_path.read_text(errors="replace").splitlines()
+        if line.startswith("CENSUS")
+    ]
+    if census:
+        print(f"  {biggest.replica_id} {census[-1][:600]}")
     if acks[0]:
         print(f"  ack probe, {args.memory_acks} rounds after the RSS readings:")
         print_acks(*acks, args)
