@@ -18,6 +18,7 @@ handler) and then prints one line, `STATS {json}`: what it measured about itself
   nofreeze         run_bot's `gc.freeze()` made a no-op (the state before that change)
   threshold:A,B,C  `gc.set_threshold(A, B, C)` before start-up, plus what run_bot does
   refreeze         after every full collection, `gc.freeze()` its survivors
+  defer:MS         not GC: Slack work spawned after an ack starts MS ms later
 Parts join with "+" (`threshold:50000,20,100+refreeze`). SIGUSR1 writes a census of the
 tracked objects by type to stderr (the replica's log), to see what a job costs.
 Invariant: no measured figure depends on this process's clock except its own lag and GC pauses.
@@ -35,6 +36,7 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Coroutine
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -126,6 +128,8 @@ def apply_gc_mode(mode: str, loop: asyncio.AbstractEventLoop) -> None:
             gc.set_threshold(first, second, third)
         elif part == "refreeze":
             gc.callbacks.append(functools.partial(_refreeze, loop))
+        elif part.startswith("defer:"):
+            defer_slack_work(float(part.removeprefix("defer:")) / 1000)
         else:
             raise SystemExit(f"unknown --gc mode {part!r}")
 
@@ -133,8 +137,25 @@ def apply_gc_mode(mode: str, loop: asyncio.AbstractEventLoop) -> None:
 def _refreeze(loop: asyncio.AbstractEventLoop, phase: str, info: dict[str, Any]) -> None:
     """After each full collection, freeze its survivors (right after, on the loop): the next
     full collection looks only at what was allocated since."""
-    if phase == "stop" and info["generation"] == 2:
+    if phase == "stop" and info["generation"] == 2 and not loop.is_closed():
         loop.call_soon_threadsafe(gc.freeze)
+
+
+def defer_slack_work(seconds: float) -> None:
+    """Not GC: the work a Slack listener spawns after its ack (admission, Web API calls) starts
+    `seconds` later, so the acks of a burst are not queued behind the first commands' work."""
+    from adapters.slack.runtime import SlackRuntime
+
+    spawn = SlackRuntime.spawn
+
+    def later(self: SlackRuntime, coro: Coroutine[Any, Any, None]) -> None:
+        async def run() -> None:
+            await asyncio.sleep(seconds)
+            await coro
+
+        spawn(self, run())
+
+    SlackRuntime.spawn = later  # type: ignore[method-assign]
 
 
 def census(limit: int = 25) -> str:
