@@ -208,3 +208,16 @@ async def test_a_job_in_flight_is_delivered_across_a_postgresql_restart(
         assert done.status == JobStatus.DELIVERED
         assert balance.held == 0 and balance.used == done.charged
         assert len([r for r in sim.requests if r.kind == "submit"]) == 1
+
+
+async def test_stores_opening_one_new_sqlite_file_together_all_open(tmp_path: Path) -> None:
+    """Switching a new file to WAL needs it to itself and SQLite does not wait for that: a bot
+    and `sora-bot admin` (or two test cores) opening one new file together used to fail
+    with "database is locked" now and then."""
+    for attempt in range(15):
+        path = str(tmp_path / f"together-{attempt}.db")
+        stores = await asyncio.gather(*(Store.open(path) for _ in range(4)))
+        try:
+            assert {s.schema_version for s in stores} == {len(MIGRATIONS)}
+        finally:
+            await asyncio.gather(*(s.close() for s in stores))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -67,7 +68,11 @@ class SqliteStore(Store):
         conn = await aiosqlite.connect(path, isolation_level=None)
         conn.row_factory = aiosqlite.Row
         await conn.execute("PRAGMA busy_timeout = 10000")
-        await conn.execute("PRAGMA journal_mode = WAL")
+        try:
+            await _use_wal(conn)
+        except BaseException:
+            await conn.close()
+            raise
         await conn.execute("PRAGMA synchronous = NORMAL")
         await conn.execute("PRAGMA foreign_keys = ON")
         store = SqliteStore(conn, path)
@@ -107,3 +112,25 @@ class SqliteStore(Store):
         """The connection for a few reads in a row, never inside another coroutine's write."""
         async with self._write_lock:
             yield self._tx
+
+
+#: How long opening waits for WAL mode while another connection holds the file (seconds).
+WAL_WAIT = 10.0
+
+
+async def _use_wal(conn: aiosqlite.Connection) -> None:
+    """`PRAGMA journal_mode = WAL`. Switching a file's journal mode needs it to itself and
+    SQLite answers "database is locked" at once instead of waiting out `busy_timeout`, so two
+    processes opening one new file together (a bot and `sora-bot admin`, two test cores) retry
+    for up to `WAL_WAIT` seconds; a file already in WAL mode answers at once."""
+    delay, waited = 0.01, 0.0
+    while True:
+        try:
+            await conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or waited >= WAL_WAIT:
+                raise
+        await asyncio.sleep(delay)
+        waited += delay
+        delay = min(delay * 2, 0.5)
