@@ -110,6 +110,7 @@ class Replica:
     proc: asyncio.subprocess.Process
     log_path: Path
     stats: dict[str, Any] = field(default_factory=dict)
+    lease_trouble: list[str] = field(default_factory=list)  # its log's lease warnings/errors
 
     @property
     def url(self) -> str:
@@ -203,6 +204,11 @@ class World:
             if line.startswith("STATS "):
                 replica.stats = json.loads(line.removeprefix("STATS "))
         log = replica.log_path.read_text(errors="replace")
+        replica.lease_trouble = [
+            line
+            for line in log.splitlines()
+            if "job lease" in line and line.startswith(("WARNING", "ERROR"))
+        ]
         if "Traceback" in log:
             tail = log[log.index("Traceback") :][:1500]
             print(f"  (replica {replica.replica_id} logged a traceback:\n{tail}\n  )")

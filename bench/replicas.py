@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import random
 import signal
@@ -245,7 +246,16 @@ async def part_memory(world: World, pg: PgServer, args: argparse.Namespace) -> N
                     peak[r.replica_id] = max(peak[r.replica_id], vm_rss_mb(r.proc.pid))
             await asyncio.sleep(0.5)
 
+    followed: dict[str, list[int]] = {r.replica_id: [] for r in replicas}
+
+    async def follow_counts() -> None:
+        while True:
+            for replica_id, n in (await world.spread()).items():
+                followed[replica_id].append(int(n))
+            await asyncio.sleep(2.0)
+
     sampler = asyncio.create_task(sample())
+    counter = asyncio.create_task(follow_counts())
     try:
         took = await world.fill(jobs, teams=teams, users_per_team=40, concurrency=50)
         got = await world.wait_for(lambda: world.sim.running(earlier) >= jobs, 300)
@@ -270,6 +280,7 @@ async def part_memory(world: World, pg: PgServer, args: argparse.Namespace) -> N
                 )  # fmt: skip
     finally:
         sampler.cancel()
+        counter.cancel()
         await world.stop_replicas()
     print(
         f"\n[memory] ({load()}) --memory-gc {args.memory_gc}: {jobs} jobs (1 h tasks) from "
@@ -285,6 +296,16 @@ async def part_memory(world: World, pg: PgServer, args: argparse.Namespace) -> N
             f"{start_rss[r.replica_id]:>10.1f} {end_rss[r.replica_id]:>9.1f} "
             f"{peak[r.replica_id]:>7.1f}  <= 250 MB: "
             f"{'met' if peak[r.replica_id] <= 250 else 'MISSED'}"
+        )
+    for r in replicas:
+        series = followed[r.replica_id]
+        drops = [a - b for a, b in itertools.pairwise(series) if a - b >= 100]
+        trouble = r.lease_trouble
+        print(
+            f"  {r.replica_id}: jobs followed every 2 s, max {max(series, default=0)}, last "
+            f"{series[-1] if series else '?'}, falls of >= 100: {drops or 'none'}; "
+            f"lease warnings/errors in its log: {len(trouble)}"
+            + (f", e.g. {trouble[-1][:160]!r}" if trouble else "")
         )
     biggest = max(replicas, key=lambda r: peak[r.replica_id])
     census = [
