@@ -68,8 +68,8 @@ class Settings(BaseSettings):
     replica_id: str = Field(
         default_factory=lambda: default_replica_id(), min_length=1, max_length=100
     )
-    # How long a job lease lasts unrenewed (renewed every third of it): a dead replica's jobs
-    # are taken over by another within about this many seconds.
+    # The takeover time: a dead replica's jobs are taken over by another within this many
+    # seconds (leases are written for 5/6 of it and renewed every sixth: job_leases.py).
     lease_seconds: float = Field(default=30.0, ge=1.0, le=3600.0)
     host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=0, le=65535)

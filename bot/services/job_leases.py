@@ -2,21 +2,27 @@
 
     keeper = LeaseKeeper(book, lease_seconds, follow=tracker.follow, drop=tracker.unfollow,
                          followed=tracker.followed_since)
-    await keeper.start()      # the first claim (resume), then a tick every LEASE_SECONDS / 3
+    await keeper.start()      # the first claim (resume), then a tick every LEASE_SECONDS / 6
     keeper.until()            # the lease end a job released now gets (the dispatcher)
     await keeper.stop(release=True)
 
 Invariants:
 - A replica follows only jobs whose lease it holds (`jobs.lease_owner` = REPLICA_ID,
-  `lease_until` ISO UTC). Each tick renews what it holds and claims the open jobs whose lease
+  `lease_until` ISO UTC). A lease is written for `VALIDITY` = 5/6 of LEASE_SECONDS and the
+  loop ticks every LEASE_SECONDS/6, so a dead replica's jobs are claimed by another within
+  LEASE_SECONDS of its death (lease end ≤ death + 5/6, the next tick ≤ 1/6 later): the
+  issue's "taken over within the lease time", not "up to 4/3 of it".
+  Each tick renews what it holds and claims the open jobs whose lease
   is empty or expired (a replica died, or stopped), oldest first, each in one transaction
   (bot/services/job_queue.py); every job held is followed, and a followed job whose lease is
   no longer this replica's is dropped (its follow task cancelled). A job followed after the
   tick's read began (the dispatcher just released it) is never dropped by that tick.
 - A replica that could not renew stops acting by itself: at `deadline` — the start of its last
-  successful renewal + LEASE_SECONDS − LEASE_SECONDS/6 — it drops every job, before another
-  replica may take them over (leases are compared on each replica's wall clock: keep the
-  clocks in sync, well within LEASE_SECONDS/6). A tick never runs past the deadline.
+  successful renewal + VALIDITY − LEASE_SECONDS/6 (2/3 of LEASE_SECONDS) — it drops every
+  job, before another replica may take them over (leases are compared on each replica's wall
+  clock: keep the clocks in sync, well within LEASE_SECONDS/6). A tick never runs past the
+  deadline; a slow tick may use all the time left before it (renewing thousands of leases on
+  a busy replica), and the next one starts at once.
 - `takeover` (SQLite: one process per database file) makes the first claim take every open
   job whatever its lease: a restart after a crash resumes at once, as before leases.
 - The job book fences the writes that matter with the lease (`LeaseLost`), so a replica that
@@ -52,7 +58,8 @@ class LeaseKeeper:
     ) -> None:
         self.book = book
         self.lease_seconds = lease_seconds
-        self.period = lease_seconds / 3
+        self.validity = lease_seconds * 5 / 6  # what a lease is written for
+        self.period = lease_seconds / 6
         self.margin = lease_seconds / 6
         self._follow = follow
         self._drop = drop
@@ -67,7 +74,7 @@ class LeaseKeeper:
 
     def until(self) -> str:
         """The end of a lease taken or renewed now (ISO UTC)."""
-        end = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.lease_seconds)
+        end = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.validity)
         return end.isoformat(timespec="milliseconds")
 
     def note(self, job_id: str) -> None:
@@ -105,7 +112,7 @@ class LeaseKeeper:
         if claimed:
             log.info("took %d job lease(s)", len(claimed))
         held = mine | set(claimed)
-        self.deadline = started + self.lease_seconds - self.margin
+        self.deadline = started + self.validity - self.margin
         self._expired = False
         for job_id, since in list(self._followed().items()):
             if job_id not in held and since < started:
@@ -130,7 +137,7 @@ class LeaseKeeper:
             next_tick = now + self.period
             budget = self.deadline - now if self.deadline > now else self.period
             try:
-                async with asyncio.timeout(min(self.period, budget)):
+                async with asyncio.timeout(budget):
                     await self.tick()
             except Exception as exc:  # the database is away: retried at the next tick
                 log.warning("could not renew the job leases: %s", exc or type(exc).__name__)
@@ -142,7 +149,7 @@ class LeaseKeeper:
         if followed:
             log.error(
                 "could not renew the job leases for %.0f s: no longer following %d job(s)",
-                self.lease_seconds - self.margin,
+                self.validity - self.margin,
                 len(followed),
             )
         for job_id in followed:

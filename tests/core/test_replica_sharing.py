@@ -170,7 +170,7 @@ async def test_a_dead_replicas_jobs_are_taken_over_and_finished_once(
         await until(lambda: set(delivered(ports)) >= set(ids), 20)
         await asyncio.sleep(0.5)
 
-        assert took_over <= LEASE + LEASE / 3 + 1.0, took_over
+        assert took_over <= LEASE + 1.0, took_over  # within the lease time (job_leases.py)
         assert delivered(ports) == Counter({i: 1 for i in ids})
         assert [e for e in ports[0].events if e.kind == "delivered"] == []
         assert submits(sim) == Counter({i: 1 for i in ids}), "the survivor did not resubmit"
