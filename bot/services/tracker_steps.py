@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -32,7 +33,7 @@ DELIVERY_RETRY_MAX = 60.0
 DISK_RETRIES = 3  # failed saves before falling back to EvoLink's own link
 
 
-class TrackerSteps:
+class TrackerSteps(ABC):
     book: JobBook
     evolink: EvoLinkClient
     reader: TaskReader
@@ -47,8 +48,9 @@ class TrackerSteps:
     _wake: dict[str, asyncio.Event]
     _just_submitted: set[str]
 
+    @abstractmethod
     def dispatch_soon(self) -> None:
-        raise NotImplementedError
+        """Run the fair queue soon (the tracker's own: bot/services/tracker.py)."""
 
     async def _submit(self, job: Job) -> None:
         attempt = 0
