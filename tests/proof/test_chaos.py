@@ -67,15 +67,19 @@ class ChaosWorld:
     def commands(self) -> Path:
         return self.tmp / "commands.jsonl"
 
-    async def spawn(self, *extra: str) -> asyncio.subprocess.Process:
+    async def spawn(
+        self, *extra: str, store: tuple[str, str] | None = None
+    ) -> asyncio.subprocess.Process:
+        """The chaos bot on this world's files; `store` replaces `--db FILE` (the replicas'
+        `--database-url URL`)."""
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         for name in list(env):  # the developer's settings must not leak into the child
-            if name.startswith(("EVOLINK_", "SLACK_", "DISCORD_", "PUBLIC_BASE_URL")):
+            if name.startswith(("EVOLINK_", "SLACK_", "DISCORD_", "PUBLIC_BASE_URL", "REPLICA_")):
                 del env[name]
         return await asyncio.create_subprocess_exec(
             sys.executable,
             str(BOT_SCRIPT),
-            "--db", str(self.db),
+            *(store or ("--db", str(self.db))),
             "--media", str(self.tmp / "media"),
             "--evolink", self.sim.base_url,
             "--commands", str(self.commands),

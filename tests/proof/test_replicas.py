@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -30,8 +28,6 @@ import asyncpg
 
 from tests.pg import run_async
 from tests.proof.test_chaos import (
-    BOT_SCRIPT,
-    ROOT,
     SEED,
     TERMINAL,
     ChaosWorld,
@@ -60,27 +56,13 @@ class ReplicaWorld(ChaosWorld):
 
     async def spawn_replica(self, slot: int) -> asyncio.subprocess.Process:
         self.generation[slot] += 1
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        for name in list(env):
-            if name.startswith(("EVOLINK_", "SLACK_", "DISCORD_", "PUBLIC_BASE_URL", "REPLICA_")):
-                del env[name]
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(BOT_SCRIPT),
-            "--database-url", self.url,
+        proc = await self.spawn(
             "--replica-id", f"r{slot}-g{self.generation[slot]}",
             "--lease-seconds", str(LEASE_SECONDS),
             "--share", f"{slot}/{REPLICAS}",
             "--max-per-user", str(PER_USER),
             "--max-per-workspace", str(PER_WORKSPACE),
-            "--media", str(self.tmp / "media"),
-            "--evolink", self.sim.base_url,
-            "--commands", str(self.commands),
-            "--events", str(self.events),
-            cwd=self.tmp,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            store=("--database-url", self.url),
         )  # fmt: skip
         assert proc.stdout is not None
         ready = await asyncio.wait_for(proc.stdout.readline(), 30)
