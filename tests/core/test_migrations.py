@@ -29,6 +29,18 @@ def _database_at(path: Path, version: int) -> None:
             conn.execute("INSERT INTO schema_migrations VALUES (?, 'then')", (number,))
 
 
+def november_ledger(store: Store) -> Ledger:
+    """The ledger as it stood in mid-November 2026 (the period the old rows are in)."""
+    return Ledger(
+        store,
+        default_limit=Decimal(300),
+        default_team_budget=Decimal(0),
+        period_kind="month",
+        timezone=UTC,
+        now=lambda: dt.datetime(2026, 11, 15, tzinfo=UTC),
+    )
+
+
 async def test_milli_credit_amounts_become_uc_worth_the_same(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     _database_at(path, 7)
@@ -50,14 +62,7 @@ async def test_milli_credit_amounts_become_uc_worth_the_same(tmp_path: Path) -> 
         async with store.reading() as conn:
             cur = await conn.execute("SELECT reserved_uc, charged_uc, user_id FROM jobs")
             assert tuple(await cur.fetchone() or ()) == (230_400, 230_400, "U1")
-        ledger = Ledger(
-            store,
-            default_limit=Decimal(300),
-            default_team_budget=Decimal(0),
-            period_kind="month",
-            timezone=UTC,
-            now=lambda: dt.datetime(2026, 11, 15, tzinfo=UTC),
-        )
+        ledger = november_ledger(store)
         balance = await ledger.balance(Requester(platform="slack", workspace="T1", user="U1"))
         # 100 credits allowed + 5 granted − 23.04 used: the same credits as before the move.
         assert balance.used == Decimal("23.04") and balance.held == 0
@@ -110,14 +115,7 @@ async def test_a_version_8_ledger_gets_running_totals_worth_its_entries(tmp_path
             50_000, 216_108, 12_345, 3
         )
         assert stored[("2026-10-01", "slack", "T1", "U1")] == ledger_rows.Sums(70_000, 0, 0, 0)
-        ledger = Ledger(
-            store,
-            default_limit=Decimal(300),
-            default_team_budget=Decimal(0),
-            period_kind="month",
-            timezone=UTC,
-            now=lambda: dt.datetime(2026, 11, 15, tzinfo=UTC),
-        )
+        ledger = november_ledger(store)
         balance = await ledger.balance(Requester(platform="slack", workspace="T1", user="U2"))
         assert balance.held == Decimal("1.2345") and balance.used == 0
         assert balance.team_used == Decimal("21.6108") and balance.team_held == Decimal("1.2345")
