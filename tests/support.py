@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,3 +185,15 @@ def forget_capture(db: sqlite3.Connection, job_id: str) -> None:
         " WHERE period_start = ? AND platform = ? AND workspace = ? AND user_id IN (?, '')",
         (used, held, period, platform, workspace, user),
     )
+
+
+async def until(check: Callable[[], bool], within: float) -> None:
+    """Wait for `check` (polled every 50 ms: an in-process fact, no event to wait on); fail
+    after `within` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        if check():
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not true within {within} s")
+        await asyncio.sleep(0.05)

@@ -21,7 +21,7 @@ from bot.services.ledger import Ledger
 from tests.conftest import ALICE
 from tests.pg import PgServer
 from tests.prices import DEFAULT_MODEL, SHORTEST, price_of
-from tests.support import RecordingPort, running_core
+from tests.support import RecordingPort, running_core, until
 
 REQ = VideoRequest(model=DEFAULT_MODEL, prompt="p", duration=SHORTEST, aspect_ratio="16:9")
 WHO = Requester(platform="t", workspace="w", user="u")
@@ -33,17 +33,6 @@ def at(seconds: float) -> str:
     return (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)).isoformat(
         timespec="milliseconds"
     )
-
-
-async def until(check: Callable[[], bool], within: float) -> None:
-    """Wait for `check` (polled every 50 ms); fail after `within` seconds."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        if check():
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not true within {within} s")
-        await asyncio.sleep(0.05)
 
 
 def book_on(store: Store, replica: str | None) -> JobBook:

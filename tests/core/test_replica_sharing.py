@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -19,22 +19,12 @@ from bot.domain.models import Requester, Surface
 from bot.infra.simulator import Simulator
 from bot.services.tracker import Tracker
 from tests.prices import SHORTEST, price_of
-from tests.support import RecordingPort, RunningCore, running_core
+from tests.support import RecordingPort, RunningCore, running_core, until
 
 LEASE = 3.0
 USERS = [Requester(platform="test", workspace="W1", user=f"u{i}") for i in range(4)]
 PROMPT = f"a paper boat --duration {SHORTEST}"
 FollowLog = dict[str, set[str]]
-
-
-async def until(check: Callable[[], bool], within: float) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        if check():
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not true within {within} s")
-        await asyncio.sleep(0.05)
 
 
 def record_follows(tracker: Tracker, replica: str, log: FollowLog) -> None:
