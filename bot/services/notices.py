@@ -120,16 +120,15 @@ class Notices:
 
     async def _estimate_loop(self, job_id: str) -> None:
         try:
-            while True:
-                job = await self.book.job(job_id)
-                port = self.ports.get(job.requester.platform)
-                if job.status != JobStatus.SUBMITTED or port is None:
-                    return
+            job = await self.book.job(job_id)  # then one read per tick, after its sleep
+            while (
+                job.status == JobStatus.SUBMITTED
+                and (port := self.ports.get(job.requester.platform)) is not None
+            ):
                 await asyncio.sleep(max(port.progress_interval, ESTIMATE_TICK))
                 job = await self.book.job(job_id)
-                if job.status != JobStatus.SUBMITTED:
-                    return
-                await self.progress(job)
+                if job.status == JobStatus.SUBMITTED:
+                    await self.progress(job)
         except Exception:
             log.exception("job %s: progress estimate failed", job_id)
         finally:
