@@ -46,10 +46,6 @@ class JobQueue:
 
     # -- the queue ---------------------------------------------------------------------------
 
-    async def waiting(self) -> list[WaitingRow]:
-        async with self.store.reading() as tx:
-            return await sql.waiting(tx)
-
     async def in_flight_by_user(self) -> list[tuple[str, str, str, int]]:
         async with self.store.reading() as tx:
             return await sql.in_flight_by_user(tx)
