@@ -264,6 +264,51 @@ MIGRATIONS: tuple[str, ...] = (
         data TEXT
     );
     """,
+    # 12: per-workspace settings (bot/services/workspace_settings.py): one row per (platform,
+    # workspace, key) an admin set; a key with no row takes the environment's default. `value`
+    # is the setting's text form; who set it and when (every change is also an audit row).
+    # Portable SQL (SQLite and PostgreSQL).
+    """
+    CREATE TABLE workspace_settings (
+        platform TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        updated_by TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (platform, workspace, key)
+    );
+    """,
+    # 13: Slack installations by OAuth (adapters/slack/installations.py, slack_sdk's async
+    # installation and state stores over the product's store): `kind` is 'installation' (one
+    # per installing user, `user_id` set) or 'bot' (the workspace's bot token, `user_id` ''),
+    # keyed by enterprise and team ('' when absent); `data_json` is slack_sdk's record (its
+    # tokens sealed, never plain). OAuth states are single-use until `expires_at` (ISO UTC).
+    # Portable SQL (SQLite and PostgreSQL).
+    """
+    CREATE TABLE slack_installations (
+        kind TEXT NOT NULL,
+        enterprise_id TEXT NOT NULL,
+        team_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        data_json TEXT NOT NULL,
+        installed_at TEXT NOT NULL,
+        PRIMARY KEY (kind, enterprise_id, team_id, user_id)
+    );
+    CREATE TABLE slack_oauth_states (
+        state TEXT PRIMARY KEY,
+        expires_at TEXT NOT NULL
+    );
+    """,
+    # 14: the web gallery (bot/gallery/): a signed chat link is single-use — its id is written
+    # here when it is opened (`used_at`, ISO UTC; rows older than the link's life may be
+    # deleted). Portable SQL (SQLite and PostgreSQL).
+    """
+    CREATE TABLE gallery_links (
+        link_id TEXT PRIMARY KEY,
+        used_at TEXT NOT NULL
+    );
+    """,
 )
 
 #: The version a new PostgreSQL database starts at (the baseline stands for 1–8).
