@@ -3,33 +3,31 @@
 Invariants:
 - Every file served lives directly under `MEDIA_DIR`; a token names one file by its base name,
   so no token can reach outside the directory.
-- A token is `base64url(name|expiry)` + "." + `base64url(HMAC-SHA256(secret, payload))`; the
-  secret is created once and kept in the database, so links survive restarts. A token is valid
-  only with the right signature and before its expiry; anything else is "not found".
+- A token is itsdangerous' `URLSafeSerializer` (HMAC-SHA1 over a derived key, salt
+  `sora-bot media`) of `[name, expiry]`; the secret is created once and kept in the database
+  (`media_secret`), so links survive restarts and every replica checks them alike. A token is
+  valid only with the right signature and before its expiry (explicit, in the payload);
+  anything else is "not found". (Links made before this format stopped working at upgrade.)
 - Links expire with the retention period: `cleanup` deletes files older than
   `MEDIA_RETENTION_DAYS`, and their links stop working at the same time.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
-import hashlib
-import hmac
 import logging
 import time
 from pathlib import Path
 
+from itsdangerous import BadData, URLSafeSerializer
+
 log = logging.getLogger(__name__)
 
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+MEDIA_SALT = "sora-bot media"
 
 
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+def _plain_name(name: str) -> bool:
+    return bool(name) and "/" not in name and "\\" not in name and not name.startswith(".")
 
 
 class MediaHost:
@@ -41,7 +39,7 @@ class MediaHost:
         retention_days: int,
     ) -> None:
         self.media_dir = media_dir
-        self._key = secret.encode("utf-8")
+        self._tokens = URLSafeSerializer(secret, salt=MEDIA_SALT)
         self.public_base_url = public_base_url
         self.retention = dt.timedelta(days=retention_days)
         media_dir.mkdir(parents=True, exist_ok=True)
@@ -51,15 +49,11 @@ class MediaHost:
 
     # -- tokens ----------------------------------------------------------------------------
 
-    def _sign(self, payload: bytes) -> bytes:
-        return hmac.new(self._key, payload, hashlib.sha256).digest()
-
     def token_for(self, name: str, expires_at: dt.datetime | None = None) -> str:
-        if "/" in name or "\\" in name or name.startswith("."):
+        if not _plain_name(name):
             raise ValueError("media names are plain file names")
         expiry = expires_at or (dt.datetime.now(dt.UTC) + self.retention)
-        payload = f"{name}|{int(expiry.timestamp())}".encode()
-        return f"{_b64(payload)}.{_b64(self._sign(payload))}"
+        return self._tokens.dumps([name, int(expiry.timestamp())])
 
     def resolve(self, token: str, *, now: float | None = None) -> Path | None:
         """The file a token names, or None if the token is forged, expired or the file is gone."""
@@ -86,23 +80,17 @@ class MediaHost:
     def _name_of(self, token: str, now: float | None) -> str | None:
         """The file name a correctly signed, unexpired token carries; None otherwise."""
         try:
-            payload_text, signature_text = token.split(".", 1)
-            payload = _unb64(payload_text)
-            signature = _unb64(signature_text)
-        except (ValueError, binascii.Error):
+            payload = self._tokens.loads(token)
+        except BadData:
             return None
-        if not hmac.compare_digest(signature, self._sign(payload)):
+        if not (isinstance(payload, list) and len(payload) == 2):
             return None
-        try:
-            name, expiry_text = payload.decode("utf-8").rsplit("|", 1)
-            expiry = int(expiry_text)
-        except (UnicodeDecodeError, ValueError):
+        name, expiry = payload
+        if not isinstance(name, str) or not isinstance(expiry, int) or isinstance(expiry, bool):
             return None
         if (now if now is not None else time.time()) > expiry:
             return None
-        if "/" in name or "\\" in name or name.startswith("."):
-            return None
-        return name
+        return name if _plain_name(name) else None
 
     def url_for(self, path: Path, expires_at: dt.datetime | None = None) -> str | None:
         """The public link for a file under MEDIA_DIR; None when PUBLIC_BASE_URL is not set."""

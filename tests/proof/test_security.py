@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hmac
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -186,9 +187,10 @@ async def test_tampered_expired_and_foreign_media_tokens_are_404(
         (media.media_dir / "other.mp4").write_bytes(b"someone else's video")
         good = media.token_for("clip.mp4")
         payload, signature = good.split(".")
-        name, expiry = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).split(b"|")
+        name, expiry = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
-        def forged(text: bytes) -> str:  # a new payload under the old signature
+        def forged(value: object) -> str:  # a new payload under the old signature
+            text = json.dumps(value, separators=(",", ":")).encode()
             return base64.urlsafe_b64encode(text).rstrip(b"=").decode() + "." + signature
 
         past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
@@ -196,8 +198,8 @@ async def test_tampered_expired_and_foreign_media_tokens_are_404(
         async with running_core(tmp_path / "other", sim) as other:
             foreign = other.core.media.token_for("clip.mp4")  # another install's secret
         bad = {
-            "expiry extended": forged(name + b"|" + str(int(expiry) + 10**6).encode()),
-            "other file": forged(b"other.mp4|" + expiry),
+            "expiry extended": forged([name, int(expiry) + 10**6]),
+            "other file": forged(["other.mp4", expiry]),
             "signature tampered": f"{payload}.{signature[::-1]}",
             "signature dropped": payload,
             "expired": media.token_for("clip.mp4", expires_at=past),
