@@ -46,6 +46,7 @@ from bot.services.prices import PriceBook
 from bot.services.reconcile import Reconciler, Reconciliation, ahead_text
 from bot.services.service import SoraService
 from bot.services.tracker import Tracker
+from bot.services.workspace_settings import EnvDefaults, WorkspaceSettings
 from bot.web import build_web_app
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class Core:
 
     async def start(self) -> None:
         await self.prices.start()
+        await self.ledger.workspace_settings.start()  # snapshot + changes from any replica
         await self.tracker.resume()
         self._background.append(asyncio.create_task(self._clean_media(), name="media-cleanup"))
         self._background.append(asyncio.create_task(self._expire_approvals(), name="approvals"))
@@ -170,16 +172,20 @@ async def build_core(
     except BaseException:
         await store.close()
         raise
+    workspaces = WorkspaceSettings(store, EnvDefaults.from_settings(settings), catalog)
     ledger = Ledger(
         store,
         default_limit=settings.user_credits_per_period,
         default_team_budget=settings.team_credits_per_period,
         period_kind=settings.budget_period,
         timezone=settings.timezone,
+        workspace_settings=workspaces,
     )
     book = JobBook(store, ledger, replica=settings.replica_id)
     prices = PriceBook(store, evolink, refresh_minutes=settings.price_refresh_minutes)
     await prices.load_saved()
+    workspaces.prices = lambda: prices.current
+    await workspaces.reload()
     callback_url = None
     if settings.public_base_url:
         callback_url = f"{settings.public_base_url}/evolink/callback/{callback_secret}"

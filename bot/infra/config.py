@@ -12,7 +12,7 @@ import os
 import secrets
 import socket
 import zoneinfo
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,10 +21,16 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.domain.errors import ConfigError
+from bot.domain.workspace_settings import (
+    JOBS_PER_USER,
+    JOBS_PER_WORKSPACE,
+    credits_value,
+    period_value,
+    timezone_value,
+)
 from bot.infra.store.engine import describe_postgres, engine_of, sqlite_path
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-BUDGET_PERIODS = ("day", "week", "month")
 NO_PLATFORM = (
     "No chat platform is configured: set DISCORD_TOKEN (Discord) and/or SLACK_BOT_TOKEN with "
     "SLACK_SIGNING_SECRET or SLACK_APP_TOKEN (Slack). To see the bot work without any token, "
@@ -94,8 +100,11 @@ class Settings(BaseSettings):
     admin_user_ids: Any = Field(default_factory=list)
 
     # Issue 5: concurrency limits, approvals, admin channels.
-    max_jobs_per_user: int = Field(default=2, ge=1, le=100)
-    max_jobs_per_workspace: int = Field(default=8, ge=1, le=1000)
+    # (The bounds and the budget rules are the per-workspace settings' own too.)
+    max_jobs_per_user: int = Field(default=2, ge=JOBS_PER_USER[0], le=JOBS_PER_USER[1])
+    max_jobs_per_workspace: int = Field(
+        default=8, ge=JOBS_PER_WORKSPACE[0], le=JOBS_PER_WORKSPACE[1]
+    )
     approval_ttl_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
     # How often the EvoLink account's credits are sampled for `sora-bot admin reconcile`
     # (also at start and stop); 0: never.
@@ -186,36 +195,17 @@ class Settings(BaseSettings):
     @field_validator("user_credits_per_period", "team_credits_per_period", mode="before")
     @classmethod
     def _credits(cls, value: Any) -> Decimal:
-        try:
-            amount = Decimal(str(value).strip())
-        except InvalidOperation:
-            raise ValueError(
-                f"must be a number of credits like 300 or 12.5, got {value!r}"
-            ) from None
-        if not amount.is_finite() or amount < 0:
-            raise ValueError(f"must be zero or a positive number of credits, got {value!r}")
-        if amount != amount.quantize(Decimal("0.001")):
-            raise ValueError(f"has at most three decimals, got {value!r}")
-        return amount
+        return credits_value(value)
 
     @field_validator("budget_period")
     @classmethod
     def _period(cls, value: str) -> str:
-        value = value.strip().lower()
-        if value not in BUDGET_PERIODS:
-            raise ValueError(f"must be one of {', '.join(BUDGET_PERIODS)}, got {value!r}")
-        return value
+        return period_value(value)
 
     @field_validator("budget_timezone")
     @classmethod
     def _tz(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"must be an IANA time zone like UTC or Europe/Paris, got {value!r}"
-            ) from None
-        return value
+        return timezone_value(value)
 
     @field_validator("replica_id", mode="before")
     @classmethod

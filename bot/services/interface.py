@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from bot.domain.models import Balance, Job, Requester, Surface, VideoRequest
     from bot.domain.permissions import Actor
     from bot.domain.requests import RequestOptions
+    from bot.domain.workspace_settings import EffectiveSettings
     from bot.infra.config import Settings
     from bot.services.approvals import Approval
     from bot.services.leases import Lease
@@ -79,18 +80,24 @@ class BotService(Protocol):
 
     # -- requests ----------------------------------------------------------------------------
 
-    def parse(self, text: str, alongside: RequestOptions | None = None) -> VideoRequest:
+    def parse(
+        self,
+        text: str,
+        alongside: RequestOptions | None = None,
+        *,
+        requester: Requester | None = None,
+    ) -> VideoRequest:
         """Text in the chat grammar plus options sent alongside it; InputError names the
-        field that is wrong."""
+        field that is wrong. Without --model: the default model of the requester's workspace."""
 
     def parse_command(self, text: str) -> ChatCommand:
         """A chat line's command word (`credits`, `jobs`, `cancel ID`, …) and its arguments."""
 
-    def build(self, options: RequestOptions) -> VideoRequest:
+    def build(self, options: RequestOptions, *, requester: Requester | None = None) -> VideoRequest:
         """A request from structured values (a modal, a button's value), under the same
-        validation as typing it."""
+        validation as typing it (no model: the requester's workspace's default model)."""
 
-    def usage_text(self) -> str:
+    def usage_text(self, *, requester: Requester | None = None) -> str:
         """How to ask for a video, with the catalog's models: the help an adapter shows."""
 
     def orderable_models(self) -> list[str]:
@@ -214,6 +221,34 @@ class BotService(Protocol):
         reason: str = "",
     ) -> Decimal:
         """A limit for everyone with a role (the highest applies)."""
+
+    # -- per-workspace settings (Slack team id / Discord guild id) ------------------------------
+
+    async def workspace_settings(
+        self, actor: Actor, platform: str, workspace: str
+    ) -> EffectiveSettings:
+        """Every key's value in the workspace and whether it is its own (`overridden`) or the
+        environment's; for admins of that workspace (PermissionDenied otherwise)."""
+
+    async def change_workspace_setting(
+        self, actor: Actor, platform: str, workspace: str, key: str, value: str
+    ) -> EffectiveSettings:
+        """Set `key` from the text as typed ("500", "week", "Europe/Paris", "C0123";
+        "default": back to the environment's); InputError naming the key and the valid values
+        (nothing written); PermissionDenied unless `actor` administers that workspace. One
+        audit row per change, in the same transaction."""
+
+    async def workspace_removed(self, platform: str, workspace: str, reason: str) -> int:
+        """The app was uninstalled from / the bot removed from that workspace: its queued and
+        not-yet-submitted jobs are cancelled (credits released once); how many. Jobs EvoLink
+        has go on and are kept; the ledger is kept. Idempotent."""
+
+    def default_model_for(self, platform: str, workspace: str) -> str:
+        """The model a request without --model gets in that workspace."""
+
+    def admin_channel(self, platform: str, workspace: str) -> str | None:
+        """The workspace's admin channel (its setting, else the environment's
+        DISCORD_/SLACK_ADMIN_CHANNEL); None: approval requests go to the admins' DMs."""
 
     # -- media -------------------------------------------------------------------------------
 

@@ -171,7 +171,10 @@ class JobBook(JobQueue):
         The job starts queued: the dispatcher releases it when a slot is free.
         """
         job_id = sql.new_job_id()
-        period = self.ledger.current_period()
+        # The workspace's settings as committed (its period, its allowance and team budget
+        # defaults): one indexed read in the admission's transaction.
+        settings = await self.ledger.settings_in(tx, who.platform, who.workspace)
+        period = self.ledger.period_at(settings)
         await sql.insert(
             tx,
             job_id,
@@ -183,7 +186,9 @@ class JobBook(JobQueue):
             parent_job_id,
             pricing_version,
         )
-        await self.ledger.hold_in(tx, who, job_id, to_uc(quote), period, force=force)
+        await self.ledger.hold_in(
+            tx, who, job_id, to_uc(quote), period, force=force, settings=settings
+        )
         return job_id
 
     # -- the life of a job ---------------------------------------------------------------------

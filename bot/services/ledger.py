@@ -37,13 +37,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from bot.domain.catalog import Catalog
 from bot.domain.errors import BudgetError
 from bot.domain.models import Balance, Job, Requester, fmt_credits, from_uc, to_uc
 from bot.domain.periods import Period, period_containing, period_for
+from bot.domain.workspace_settings import EffectiveSettings
 from bot.infra.store import Store, Tx
 from bot.infra.store import job_rows as jobs_sql
 from bot.infra.store import ledger_rows as sql
 from bot.services.totals import Verification, compare
+from bot.services.workspace_settings import EnvDefaults, WorkspaceSettings
 
 TEAM = sql.TEAM
 #: A charge "differs" from its hold beyond max(100 uc = 0.01 credits, 0.5 % of the hold).
@@ -114,18 +117,45 @@ class Ledger:
         period_kind: str,
         timezone: ZoneInfo,
         now: Callable[[], dt.datetime] | None = None,
+        workspace_settings: WorkspaceSettings | None = None,
     ) -> None:
+        """The default_* figures and the period are the environment's; a workspace's own
+        settings (`workspace_settings`, built from them when not given) come first."""
         self.store = store
         self.default_limit_uc = to_uc(default_limit)
         self.default_team_uc = to_uc(default_team_budget)
         self.period_kind = period_kind
         self.timezone = timezone
         self._now = now or (lambda: dt.datetime.now(dt.UTC))
+        if workspace_settings is None:
+            env = EnvDefaults(
+                "", default_limit, default_team_budget, period_kind, str(timezone), 2, 8
+            )
+            workspace_settings = WorkspaceSettings(store, env, Catalog.load(None))
+        self.workspace_settings = workspace_settings
 
     # -- periods -----------------------------------------------------------------------------
 
     def current_period(self) -> Period:
+        """The environment's current period (workspaces with their own period: `period_in`)."""
         return period_for(self._now(), self.period_kind, self.timezone)
+
+    async def settings_in(self, tx: Tx, platform: str, workspace: str) -> EffectiveSettings:
+        return await self.workspace_settings.read_in(tx, platform, workspace)
+
+    def period_at(self, settings: EffectiveSettings, day: dt.date | None = None) -> Period:
+        """The workspace's period now, or the one containing `day` (its period and zone)."""
+        return settings.period_at(self._now()) if day is None else settings.period_containing(day)
+
+    async def period_in(self, tx: Tx, platform: str, workspace: str) -> Period:
+        """The workspace's current period (the one its new entries count in)."""
+        return self.period_at(await self.settings_in(tx, platform, workspace))
+
+    async def workspace_period(
+        self, platform: str, workspace: str, day: dt.date | None = None
+    ) -> Period:
+        async with self.store.reading() as tx:
+            return self.period_at(await self.settings_in(tx, platform, workspace), day)
 
     def period_of(self, day: dt.date | None) -> Period:
         return (
@@ -136,40 +166,61 @@ class Ledger:
 
     # -- figures -----------------------------------------------------------------------------
 
-    async def limit_mc_in(self, tx: Tx, who: Requester) -> int:
+    async def limit_mc_in(
+        self, tx: Tx, who: Requester, settings: EffectiveSettings | None = None
+    ) -> int:
         """The user's allowance per period: their own override, else the highest allowance of
-        their roles (Discord), else the default."""
+        their roles (Discord), else the workspace's allowance setting, else the environment's
+        (precedence: explicit limits rows > workspace setting > environment)."""
         own = await sql.own_limit_uc(tx, who.platform, who.workspace, who.user)
         if own is not None:
             return own
         best = await sql.best_role_limit_uc(tx, who.platform, who.workspace, who.roles)
-        return self.default_limit_uc if best is None else best
+        if best is not None:
+            return best
+        settings = settings or await self.settings_in(tx, who.platform, who.workspace)
+        return to_uc(settings.user_credits_per_period)
 
-    async def team_budget_mc_in(self, tx: Tx, platform: str, workspace: str) -> int:
-        """The workspace's budget per period; 0 means no team cap."""
+    async def team_budget_mc_in(
+        self, tx: Tx, platform: str, workspace: str, settings: EffectiveSettings | None = None
+    ) -> int:
+        """The workspace's budget per period (its `limits` row set by an admin, else its team
+        budget setting, else the environment's); 0 means no team cap."""
         own = await sql.own_limit_uc(tx, platform, workspace, TEAM)
-        return self.default_team_uc if own is None else own
+        if own is not None:
+            return own
+        settings = settings or await self.settings_in(tx, platform, workspace)
+        return to_uc(settings.team_credits_per_period)
 
-    async def figures_in(self, tx: Tx, who: Requester, period: Period) -> Figures:
+    async def figures_in(
+        self, tx: Tx, who: Requester, period: Period, settings: EffectiveSettings | None = None
+    ) -> Figures:
         sums = await sql.user_sums(tx, who, period.key)
-        limit = await self.limit_mc_in(tx, who)
+        limit = await self.limit_mc_in(tx, who, settings)
         return Figures(limit, sums.granted_uc, sums.used_uc, sums.held_uc, sums.jobs)
 
     async def team_figures_in(
-        self, tx: Tx, platform: str, workspace: str, period: Period
+        self,
+        tx: Tx,
+        platform: str,
+        workspace: str,
+        period: Period,
+        settings: EffectiveSettings | None = None,
     ) -> Figures | None:
         """The workspace's sums, or None when it has no team budget."""
-        budget = await self.team_budget_mc_in(tx, platform, workspace)
+        budget = await self.team_budget_mc_in(tx, platform, workspace, settings)
         if budget <= 0:
             return None
         sums = await sql.team_sums(tx, platform, workspace, period.key)
         return Figures(budget, 0, sums.used_uc, sums.held_uc, sums.jobs)
 
     async def balance(self, who: Requester, *, period: Period | None = None) -> Balance:
-        period = period or self.current_period()
+        """The user's figures in their workspace's current period (or `period`)."""
         async with self.store.reading() as tx:
-            mine = await self.figures_in(tx, who, period)
-            team = await self.team_figures_in(tx, who.platform, who.workspace, period)
+            settings = await self.settings_in(tx, who.platform, who.workspace)
+            period = period or self.period_at(settings)
+            mine = await self.figures_in(tx, who, period, settings)
+            team = await self.team_figures_in(tx, who.platform, who.workspace, period, settings)
             queued_uc = await jobs_sql.queued_reserved_uc(tx, who)
         return Balance(
             requester=who,
@@ -202,30 +253,70 @@ class Ledger:
         platform: str | None = None,
         workspace: str | None = None,
         period: Period | None = None,
+        day: dt.date | None = None,
     ) -> list[UsageRow]:
-        """One row per user with ledger entries in the period."""
-        period = period or self.current_period()
+        """One row per user with ledger entries in the period: `period` when given, else each
+        workspace's own period containing `day` (default: now) — rows carry their
+        `period_start`, so workspaces on different periods each show their own."""
         result: list[UsageRow] = []
         async with self.store.reading() as tx:
-            statuses = await jobs_sql.period_status_counts(tx, period.key, platform, workspace)
-            for who, sums in await sql.sums_by_user(tx, period.key, platform, workspace):
-                limit_uc = await self.limit_mc_in(tx, who)
-                failed = statuses.get(((who.platform, who.workspace, who.user), "failed"), 0)
-                result.append(
-                    UsageRow(
-                        platform=who.platform,
-                        workspace=who.workspace,
-                        user=who.user,
-                        period_start=period.start,
-                        limit=from_uc(limit_uc),
-                        granted=from_uc(sums.granted_uc),
-                        used=from_uc(sums.used_uc),
-                        reserved=from_uc(sums.held_uc),
-                        jobs=sums.jobs,
-                        failed=failed,
+            scopes: list[tuple[Period, str | None, str | None, set[tuple[str, str]]]] = []
+            if period is not None:
+                scopes.append((period, platform, workspace, set()))
+            elif platform is not None and workspace is not None:
+                own = await self.settings_in(tx, platform, workspace)
+                scopes.append((self.period_at(own, day), platform, workspace, set()))
+            else:
+                keys = ("budget_period", "budget_timezone")
+                apart = {
+                    ws
+                    for ws in await self.workspace_settings.overriding_in(tx, keys)
+                    if platform is None or ws[0] == platform
+                }
+                env = self.current_period() if day is None else self.period_of(day)
+                scopes.append((env, platform, workspace, apart))
+                for p, w in sorted(apart):
+                    scopes.append(
+                        (self.period_at(await self.settings_in(tx, p, w), day), p, w, set())
                     )
+            for when, p_, w_, skip in scopes:
+                result.extend(await self._usage_rows(tx, when, p_, w_, skip))
+        return sorted(result, key=lambda r: (r.platform, r.workspace, r.user))
+
+    async def _usage_rows(
+        self,
+        tx: Tx,
+        period: Period,
+        platform: str | None,
+        workspace: str | None,
+        skip: set[tuple[str, str]],
+    ) -> list[UsageRow]:
+        statuses = await jobs_sql.period_status_counts(tx, period.key, platform, workspace)
+        settings: dict[tuple[str, str], EffectiveSettings] = {}
+        found: list[UsageRow] = []
+        for who, sums in await sql.sums_by_user(tx, period.key, platform, workspace):
+            ws = (who.platform, who.workspace)
+            if ws in skip:
+                continue
+            if ws not in settings:
+                settings[ws] = await self.settings_in(tx, *ws)
+            limit_uc = await self.limit_mc_in(tx, who, settings[ws])
+            failed = statuses.get(((who.platform, who.workspace, who.user), "failed"), 0)
+            found.append(
+                UsageRow(
+                    platform=who.platform,
+                    workspace=who.workspace,
+                    user=who.user,
+                    period_start=period.start,
+                    limit=from_uc(limit_uc),
+                    granted=from_uc(sums.granted_uc),
+                    used=from_uc(sums.used_uc),
+                    reserved=from_uc(sums.held_uc),
+                    jobs=sums.jobs,
+                    failed=failed,
                 )
-        return result
+            )
+        return found
 
     async def captures_by_user(
         self, period: Period, platform: str | None, workspace: str | None
@@ -275,10 +366,19 @@ class Ledger:
         """The budget check alone, without holding (so a refusal costs no EvoLink call);
         `hold_in` repeats it atomically."""
         async with self.store.reading() as tx:
-            await self._check_room(tx, who, to_uc(quote), self.current_period())
+            settings = await self.settings_in(tx, who.platform, who.workspace)
+            await self._check_room(tx, who, to_uc(quote), self.period_at(settings), settings)
 
     async def hold_in(
-        self, tx: Tx, who: Requester, job_id: str, quote_uc: int, period: Period, *, force: bool
+        self,
+        tx: Tx,
+        who: Requester,
+        job_id: str,
+        quote_uc: int,
+        period: Period,
+        *,
+        force: bool,
+        settings: EffectiveSettings | None = None,
     ) -> None:
         """Write the job's hold if the quote fits the user's and the team's room; else
         BudgetError, and the caller's transaction rolls the hold back. The job row must already
@@ -290,7 +390,7 @@ class Ledger:
         upsert's row lock would still order two admissions of the same user or team)."""
         totals = await sql.write_hold(tx, who, job_id, quote_uc, period.key)
         if not force:
-            await self._check_room(tx, who, quote_uc, period, written=totals)
+            await self._check_room(tx, who, quote_uc, period, settings, written=totals)
 
     async def settle_in(
         self, tx: Tx, job_id: str, *, charge_uc: int | None, actor: str | None = None
@@ -305,18 +405,21 @@ class Ledger:
         who: Requester,
         quote_uc: int,
         period: Period,
+        settings: EffectiveSettings | None = None,
         *,
         written: tuple[sql.Sums, sql.Sums] | None = None,
     ) -> None:
         """BudgetError unless the quote fits the user's and the team's room; `written`: the
-        (user's, team's) totals that already hold it (else they are read)."""
+        (user's, team's) totals that already hold it (else they are read). The defaults are
+        the workspace's `settings` (read here when not given)."""
         where = (who.platform, who.workspace, who.user)
         sums = written or await sql.user_and_team_totals(tx, period.key, *where)
         own, budget = await sql.own_and_team_limit_uc(tx, *where)
+        settings = settings or await self.settings_in(tx, who.platform, who.workspace)
         if own is None:
             best = await sql.best_role_limit_uc(tx, who.platform, who.workspace, who.roles)
-            own = self.default_limit_uc if best is None else best
-        budget = self.default_team_uc if budget is None else budget
+            own = to_uc(settings.user_credits_per_period) if best is None else best
+        budget = to_uc(settings.team_credits_per_period) if budget is None else budget
         before = quote_uc if written else 0
         mine, team = sums
         room = Figures(own, mine.granted_uc, mine.used_uc, mine.held_uc).available_uc + before
@@ -367,8 +470,9 @@ class Ledger:
     async def grant_in(
         self, tx: Tx, actor: str, target: Requester, amount_uc: int, reason: str, *, action: str
     ) -> None:
-        """A grant for the current period and its audit row (`action`), in the caller's tx."""
-        period = self.current_period()
+        """A grant for the target workspace's current period and its audit row (`action`), in
+        the caller's tx."""
+        period = await self.period_in(tx, target.platform, target.workspace)
         await sql.write_grant(tx, target, amount_uc, period.key, actor, reason)
         await sql.write_audit(tx, actor, action, target.key, amount_uc, reason)
 

@@ -27,6 +27,7 @@ from bot.domain.offer import Choices, Price, orderable, quote_choices, quote_req
 from bot.domain.periods import Period
 from bot.domain.permissions import Actor, Permissions
 from bot.domain.requests import RequestOptions, remix_options, validate_request
+from bot.domain.workspace_settings import EffectiveSettings
 from bot.infra.config import Settings
 from bot.infra.media import MediaHost
 from bot.services.approvals import Approval
@@ -36,6 +37,7 @@ from bot.services.oversight import Oversight
 from bot.services.prices import PriceBook
 from bot.services.reports import UsageReport, build_report
 from bot.services.tracker import Tracker
+from bot.services.workspace_removal import cancel_workspace_jobs
 
 log = logging.getLogger(__name__)
 
@@ -76,17 +78,25 @@ class SoraService:
         self.media = media
         self.oversight = oversight
         self.permissions = Permissions(settings.admin_ids)
+        self.workspaces = book.ledger.workspace_settings
 
     # -- requests ----------------------------------------------------------------------------
 
-    def parse(self, text: str, alongside: RequestOptions | None = None) -> VideoRequest:
+    def parse(
+        self,
+        text: str,
+        alongside: RequestOptions | None = None,
+        *,
+        requester: Requester | None = None,
+    ) -> VideoRequest:
         """Text in the chat grammar, plus structured options a platform sent alongside it
         (Discord's); flags in the text and options must agree. Validated by
-        `validate_request`, like every request."""
+        `validate_request`, like every request. Without --model: the default model of the
+        requester's workspace (the environment's without a requester)."""
         return parse_request(
             text,
             self.catalog,
-            self.settings.default_model,
+            self._default_model(requester),
             alongside,
             own_media=self.media.signed,
         )
@@ -94,15 +104,20 @@ class SoraService:
     def parse_command(self, text: str) -> ChatCommand:
         return parse_chat_command(text)
 
-    def build(self, options: RequestOptions) -> VideoRequest:
+    def build(self, options: RequestOptions, *, requester: Requester | None = None) -> VideoRequest:
         """A request from structured values (a modal, a button's value, a remix), validated by
         `validate_request` — the same rules as typing it, the image host rule included."""
         return validate_request(
-            options, self.catalog, self.settings.default_model, own_media=self.media.signed
+            options, self.catalog, self._default_model(requester), own_media=self.media.signed
         )
 
-    def usage_text(self) -> str:
-        return usage_text(self.catalog, self.settings.default_model, self.prices.current)
+    def usage_text(self, *, requester: Requester | None = None) -> str:
+        return usage_text(self.catalog, self._default_model(requester), self.prices.current)
+
+    def _default_model(self, requester: Requester | None) -> str:
+        if requester is None:
+            return self.settings.default_model
+        return self.default_model_for(requester.platform, requester.workspace)
 
     def price(self, request: VideoRequest) -> Price:
         """The request's price from the freshest EvoLink price list the bot has (with its
@@ -238,7 +253,9 @@ class SoraService:
             )
         if job.status != JobStatus.DELIVERED or job.task_id is None:
             raise JobStateError("Only a delivered video can be remixed.")
-        request = self.build(remix_options(job.request, remix_model, job.task_id, prompt))
+        request = self.build(
+            remix_options(job.request, remix_model, job.task_id, prompt), requester=actor
+        )
         return await self.submit(actor, request, surface, parent_job_id=job.id)
 
     # -- figures -----------------------------------------------------------------------------
@@ -268,9 +285,7 @@ class SoraService:
         """Everyone's figures in (platform, workspace) — None: every one — for an admin of
         that scope (PermissionDenied otherwise)."""
         self.permissions.require_admin(actor, platform, workspace)
-        return await self.book.ledger.usage(
-            platform=platform, workspace=workspace, period=self.period_of(day)
-        )
+        return await self.book.ledger.usage(platform=platform, workspace=workspace, day=day)
 
     async def report(
         self,
@@ -347,6 +362,38 @@ class SoraService:
 
     async def audit_log(self) -> list[dict[str, object]]:
         return await self.book.ledger.audit_log()
+
+    # -- per-workspace settings (bot/services/workspace_settings.py) -----------------------------
+
+    async def workspace_settings(
+        self, actor: Actor, platform: str, workspace: str
+    ) -> EffectiveSettings:
+        """The workspace's settings (its own over the environment's), for its admins."""
+        self.permissions.require_admin(actor, platform, workspace)
+        return await self.workspaces.read(platform, workspace)
+
+    async def change_workspace_setting(
+        self, actor: Actor, platform: str, workspace: str, key: str, value: str
+    ) -> EffectiveSettings:
+        """Set one key from its typed text ("default": back to the environment's), with its
+        audit row; InputError naming the key and what it accepts (nothing written)."""
+        who = self.permissions.require_admin(actor, platform, workspace)
+        return await self.workspaces.change(
+            who, platform, workspace, key, value, audit=self.book.ledger.audit_in
+        )
+
+    async def workspace_removed(self, platform: str, workspace: str, reason: str) -> int:
+        """The bot left the workspace: its jobs EvoLink does not have yet are cancelled
+        (credits released once), the rest go on; the ledger is kept. How many; idempotent."""
+        return await cancel_workspace_jobs(self.book, self.tracker, platform, workspace, reason)
+
+    def default_model_for(self, platform: str, workspace: str) -> str:
+        """The model a request without --model gets in that workspace."""
+        return self.workspaces.cached(platform, workspace).default_model
+
+    def admin_channel(self, platform: str, workspace: str) -> str | None:
+        """Where the workspace's approval requests and alerts go (None: the admins' DMs)."""
+        return self.workspaces.cached(platform, workspace).admin_channel
 
     async def has_history(self, platform: str, workspace: str, user: str | None = None) -> bool:
         """Has this user (None: anyone) of the workspace ever used the bot?"""
