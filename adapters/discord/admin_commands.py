@@ -11,6 +11,10 @@ Invariants:
   attachment's alt text, so the figures are readable without the picture.
 - `period` is any day of the wanted period (`2026-10-15`) or a month (`2026-10`); the report
   is the period that contains it.
+- `settings` is this server's settings (bot/domain/workspace_settings.py): shown with no
+  options, one changed with `key` (a choice of SETTING_KEYS) and `value` (the text as typed;
+  `default` = back to the deployment's value). The core reads the value and checks the admin;
+  a refusal changes nothing and is said in its own words.
 """
 
 from __future__ import annotations
@@ -29,10 +33,34 @@ from adapters.discord.render import CONTENT_MAX, clip
 from adapters.discord.surface import PLATFORM, requester_of
 from bot.domain.errors import BotError, InputError
 from bot.domain.models import Requester, fmt_credits
+from bot.domain.workspace_settings import SETTING_KEYS, SPECS, EffectiveSettings
 from bot.services.chart import describe_chart, render_chart
 from bot.services.reports import UsageReport, period_title, report_csv, report_text
 
 ALT_TEXT_MAX = 1024  # Discord's limit on an attachment's description
+SETTING_CHOICES = [app_commands.Choice(name=spec.label, value=spec.key) for spec in SETTING_KEYS]
+
+
+def setting_line(settings: EffectiveSettings, key: str) -> str:
+    """`**Label**: `value`` with "(default)" when it is the deployment's value."""
+    value = settings.value(key)
+    if value is None:
+        shown = "none"
+    elif key == "admin_channel":
+        shown = f"<#{value}>"
+    else:
+        shown = f"`{settings.text(key)}`"
+    mark = "" if key in settings.overridden else " (default)"
+    return f"**{SPECS[key].label}**: {shown}{mark}"
+
+
+def settings_text(settings: EffectiveSettings) -> str:
+    lines = ["**This server's settings**"]
+    lines += [setting_line(settings, spec.key) for spec in SETTING_KEYS]
+    lines.append(
+        "Change one: `/sora-admin settings key:… value:…` (`default` = back to the default)."
+    )
+    return "\n".join(lines)
 
 
 def parse_period(text: str | None) -> dt.date | None:
@@ -166,6 +194,42 @@ class AdminCommands(app_commands.Group):
             f"Members with {role.mention} can now spend {amount} credits per period "
             "(a person's own limit still comes first).",
         )
+
+    @app_commands.command(name="settings", description="This server's settings: see or change")
+    @app_commands.describe(
+        key="The setting to change (leave out to see them all)",
+        value="Its new value, as text; default = back to the deployment's value",
+    )
+    @app_commands.choices(key=SETTING_CHOICES)
+    async def settings(
+        self,
+        interaction: discord.Interaction[Any],
+        key: app_commands.Choice[str] | None = None,
+        value: str | None = None,
+    ) -> None:
+        if not await self._guild_only(interaction, "Settings"):
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        service = flow.service_of(interaction)
+        actor, workspace = requester_of(interaction), self._workspace(interaction)
+        try:
+            if key is None and value is None:
+                current = await service.workspace_settings(actor, PLATFORM, workspace)
+                text = settings_text(current)
+            elif key is None or value is None:
+                raise InputError(
+                    "Give both `key` and `value` to change a setting, or neither to see them.",
+                    field="key" if key is None else "value",
+                )
+            else:
+                current = await service.change_workspace_setting(
+                    actor, PLATFORM, workspace, key.value, value
+                )
+                text = "Changed. " + setting_line(current, key.value)
+        except BotError as err:
+            await interaction.followup.send(flow.error_text(err), ephemeral=True)
+            return
+        await interaction.followup.send(clip(text, CONTENT_MAX), ephemeral=True)
 
     async def _report(
         self, interaction: discord.Interaction[Any], period: str | None

@@ -24,7 +24,7 @@ from discord import app_commands
 
 from adapters.discord import flow, render
 from adapters.discord.admin_commands import AdminCommands
-from adapters.discord.surface import requester_of
+from adapters.discord.surface import PLATFORM, requester_of, workspace_of
 from bot.domain.catalog import ModelSpec
 from bot.domain.chat_commands import ChatCommand
 from bot.domain.models import JobStatus, fmt_credits
@@ -37,8 +37,8 @@ def _spec_for(interaction: discord.Interaction[Any]) -> ModelSpec:
     service = flow.service_of(interaction)
     chosen = getattr(interaction.namespace, "model", None)
     spec = service.catalog.find(chosen) if isinstance(chosen, str) else None
-    if spec is None or not spec.selectable:
-        spec = service.catalog.get(service.settings.default_model)
+    if spec is None or not spec.selectable:  # the default model of this server
+        spec = service.catalog.get(service.default_model_for(PLATFORM, workspace_of(interaction)))
     return spec
 
 

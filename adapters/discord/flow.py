@@ -98,6 +98,7 @@ async def start_video(
 ) -> None:
     """`/sora`: the prompt may carry the chat flags; explicit options must agree with them."""
     service = service_of(interaction)
+    requester = requester_of(interaction)
     try:
         alongside = RequestOptions(
             model=model,
@@ -109,11 +110,10 @@ async def start_video(
             quality=quality,
             audio=audio,
         )
-        request = service.parse(prompt, alongside)
+        request = service.parse(prompt, alongside, requester=requester)  # its guild's model
     except InputError as err:
         await interaction.response.send_message(render.input_error_text(err), ephemeral=True)
         return
-    requester = requester_of(interaction)
 
     async def the_request() -> VideoRequest:
         return request

@@ -25,6 +25,8 @@ Invariants:
   on a message posted before a restart is handled by the new holder.
 - Commands are synced to `DISCORD_GUILD_IDS` (instant) when set, else globally, by the
   replica that wins shard 0 (once per process), not by every replica on every start.
+- The bot joining a server syncs the commands there when they are synced per guild; the bot
+  leaving one cancels that server's queued jobs (adapters/discord/guilds.py).
 - Only the non-privileged `guilds` intent is requested. The bot has no voice: discord.py's
   "PyNaCl / davey is not installed, voice will NOT be supported" warnings are switched off at
   their source (`VoiceClient.warn_nacl` / `warn_dave`) before a client is built.
@@ -56,7 +58,7 @@ from discord import app_commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
-from adapters.discord import flow
+from adapters.discord import flow, guilds
 from adapters.discord.acks import AckTimer
 from adapters.discord.commands import add_commands
 from adapters.discord.port import DiscordPort
@@ -174,6 +176,12 @@ class SoraClient(discord.Client):
         self.ready.set()
         if self.on_ready_hook is not None:
             self.on_ready_hook()
+
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        await guilds.joined(self.service, self.tree, guild)
+
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        await guilds.removed(self.service, guild)
 
     async def _track(self, interaction: discord.Interaction[Any]) -> bool:
         flow.track(interaction)

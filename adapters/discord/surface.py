@@ -25,6 +25,11 @@ TOKEN_MARGIN = dt.timedelta(seconds=60)
 DEFAULT_FILESIZE_LIMIT = 10 * 1024 * 1024
 
 
+def workspace_of(interaction: discord.Interaction[Any]) -> str:
+    """The guild id, or `dm` for direct messages and user-installed contexts."""
+    return str(interaction.guild_id) if interaction.guild_id is not None else "dm"
+
+
 def requester_of(interaction: discord.Interaction[Any]) -> Requester:
     """Discord user in a guild, or in `dm` for direct messages and user-installed contexts.
 
@@ -32,7 +37,7 @@ def requester_of(interaction: discord.Interaction[Any]) -> Requester:
     allowances; discord.py resolves them against its guild cache (the `guilds` intent).
     `workspace_admin` is the fact "has Manage Server in this guild", as Discord computed it
     for this interaction (never in a DM); what it allows is the core's decision."""
-    workspace = str(interaction.guild_id) if interaction.guild_id is not None else "dm"
+    workspace = workspace_of(interaction)
     user = interaction.user
     roles: tuple[str, ...] = ()
     if interaction.guild_id is not None and isinstance(user, discord.Member):

@@ -259,9 +259,12 @@ class FakeDiscord:
         self._seq += 1
         await ws.send_str(json.dumps({"op": 0, "t": event, "s": self._seq, "d": data}))
 
-    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        """Send the event on the session(s) of the shard that carries its guild."""
-        guild_id = data.get("guild_id")
+    async def dispatch(
+        self, event: str, data: dict[str, Any], *, guild_id: str | None = None
+    ) -> None:
+        """Send the event on the session(s) of the shard that carries its guild (`guild_id`,
+        else the data's: GUILD_CREATE / GUILD_DELETE name theirs `id`)."""
+        guild_id = guild_id or data.get("guild_id")
         targets = [
             ws
             for ws in list(self._sockets)

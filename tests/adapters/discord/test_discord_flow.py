@@ -44,7 +44,15 @@ async def test_commands_are_synced_to_the_configured_guild_with_their_options(
     assert options["aspect_ratio"]["autocomplete"] is True
     assert options["image"]["type"] == 11 and options["watermark"]["type"] == 5
     admin = {o["name"] for o in commands["sora-admin"]["options"]}
-    assert admin == {"set-limit", "grant", "team-budget", "role-limit", "usage", "export"}
+    assert admin == {
+        "set-limit",
+        "grant",
+        "team-budget",
+        "role-limit",
+        "usage",
+        "export",
+        "settings",
+    }
 
 
 async def test_happy_path_defers_then_delivers_the_simulators_clip_as_an_attachment(
