@@ -1,4 +1,5 @@
-"""The one HTTP server: health, EvoLink callbacks, hosted media (Slack mounts /slack/events).
+"""The one HTTP server: health, EvoLink callbacks, hosted media, the gallery (Slack mounts
+/slack/events).
 
 Invariants:
 - `POST /evolink/callback/{secret}`: a wrong secret is 404 (indistinguishable from no route);
@@ -9,6 +10,8 @@ Invariants:
   page saying so (`MEDIA_ELSEWHERE`: MEDIA_DIR must be a volume every replica shares).
 - `GET /healthz` answers 200 once the store is open, naming this replica, the job leases it
   holds and the database (engine, reachable); 503 while the database does not answer.
+- `/gallery/…` is the web gallery and admin dashboard (bot/gallery/, mounted by one call:
+  its own middleware — session, CSRF, security headers — applies to its routes only).
 - `GET /metrics` is the Prometheus text format (bot/services/metrics.py), read from the store
   at scrape time, behind `Authorization: Bearer <METRICS_TOKEN>` when that is set. A public
   server (PUBLIC_BASE_URL not on localhost) without METRICS_TOKEN answers it 404, and says at
@@ -25,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from bot.gallery.routes import mount_gallery
 from bot.infra.logs import job_context
 from bot.services.metrics import CONTENT_TYPE
 
@@ -117,6 +121,7 @@ def build_web_app(core: Core) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/evolink/callback/{secret}", evolink_callback)
     app.router.add_get("/media/{token}", media)
+    mount_gallery(app, core)
     return app
 
 

@@ -2,7 +2,8 @@
 service Discord and Slack use.
 
 Commands: `/sora <prompt and flags>` (or the prompt alone), `/credits`, `/jobs`,
-`/cancel <job id>`, `/help`, `/ask`, `/quit`. What a line means is decided by the one chat
+`/cancel <job id>`, `/gallery` (a link to the web gallery), `/help`, `/ask`,
+`/quit`. What a line means is decided by the one chat
 parser every surface uses (`BotService.parse_command`, bot/domain/chat_commands.py): `/sora
 help`, `/help` and `help` are the same command here, in Slack and in Discord's prompt. A
 progress line is printed whenever a job moves (queued place, rendering %, downloading; `~N%
@@ -208,7 +209,7 @@ class ConsoleChat:
 
     async def _run(self, command: ChatCommand) -> Job | None:
         if command.kind == "help":
-            self.say(HELP + "\n" + self.service.usage_text())
+            self.say(HELP + "\n" + self.service.usage_text(requester=self.who))
         elif command.kind == "credits":
             self.say(describe_balance(await self.service.balance(self.who)))
         elif command.kind == "jobs":
@@ -224,6 +225,10 @@ class ConsoleChat:
             )
         elif command.kind == "admin":
             self.say("Admin commands run in a terminal: sora-bot admin --help")
+        elif command.kind == "gallery":
+            link = await self.service.gallery_link(self.who)
+            minutes = self.service.settings.gallery_link_minutes
+            self.say(f"Your gallery (opens once, within {minutes} minutes): {link}")
         else:
             return await self._order(command.text)
         return None
@@ -248,7 +253,7 @@ class ConsoleChat:
         self.say(f"Asked the admins (request {approval.id}).")
 
     async def _order(self, text: str) -> Job:
-        request = self.service.parse(text)
+        request = self.service.parse(text, requester=self.who)
         try:
             job = await self.service.submit(self.who, request, Surface(channel="console"))
         except BudgetError:
@@ -269,6 +274,7 @@ HELP = """Commands (the leading / is optional; a line that is no command is a pr
   /credits   your allowance (limit + granted), used, held and left
   /jobs      your recent jobs
   /cancel ID cancel a job that has not finished
+  /gallery   a private link to the web gallery of your videos (needs PUBLIC_BASE_URL)
   /ask       ask an admin for the last request refused for budget
   /help      this text
   /quit      leave"""

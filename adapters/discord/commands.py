@@ -1,7 +1,8 @@
-"""The application commands: `/sora`, `/sora-credits`, `/sora-jobs`; `/sora-admin …` is in
-admin_commands.py. `/sora`'s prompt is read by the one chat parser first: `prompt:help`,
-`prompt:credits`, `prompt:jobs`, `prompt:cancel <id>` answer as on Slack and the console (the
-same answers as `/sora-credits`, `/sora-jobs`, the Cancel button), never order a video.
+"""The application commands: `/sora`, `/sora-credits`, `/sora-jobs`, `/sora-gallery`;
+`/sora-admin …` is in admin_commands.py. `/sora`'s prompt is read by the one chat parser first:
+`prompt:help`, `prompt:credits`, `prompt:jobs`, `prompt:cancel <id>`, `prompt:gallery` answer
+as on Slack and the console (the same answers as `/sora-credits`, `/sora-jobs`,
+`/sora-gallery`, the Cancel button), never order a video.
 
 Choices come from the catalog at run time (autocomplete), so an operator's catalog change
 needs no re-registration; `duration` and `aspect_ratio` suggestions narrow to the model
@@ -27,6 +28,7 @@ from adapters.discord.admin_commands import AdminCommands
 from adapters.discord.surface import PLATFORM, requester_of, workspace_of
 from bot.domain.catalog import ModelSpec
 from bot.domain.chat_commands import ChatCommand
+from bot.domain.errors import BotError
 from bot.domain.models import JobStatus, fmt_credits
 
 log = logging.getLogger(__name__)
@@ -155,10 +157,15 @@ async def chat_command(interaction: discord.Interaction[Any], command: ChatComma
         await interaction.response.send_message(
             "Admin commands are under `/sora-admin`.", ephemeral=True
         )
+    elif command.kind == "gallery":
+        await answer_gallery(interaction)
     else:
         fence = "```"
         usage = flow.service_of(interaction).usage_text().replace(fence, "'''")
-        head = "Also: `/sora-credits`, `/sora-jobs`, `/sora-admin`. Flags work in the prompt:\n"
+        head = (
+            "Also: `/sora-credits`, `/sora-jobs`, `/sora-gallery`, `/sora-admin`. Flags work in "
+            "the prompt:\n"
+        )
         body = render.clip(usage, render.CONTENT_MAX - len(head) - 2 * len(fence))
         await interaction.response.send_message(head + fence + body + fence, ephemeral=True)
 
@@ -207,8 +214,32 @@ def _video_link(
     return result_url
 
 
+@app_commands.command(name="sora-gallery", description="A private link to this server's videos")
+async def sora_gallery(interaction: discord.Interaction[Any]) -> None:
+    await answer_gallery(interaction)
+
+
+async def answer_gallery(interaction: discord.Interaction[Any]) -> None:
+    """A single-use gallery link, for the member only (ephemeral, no link preview: a preview
+    robot must not use the link up)."""
+    service = flow.service_of(interaction)
+    try:
+        link = await service.gallery_link(requester_of(interaction))
+    except BotError as err:
+        await interaction.response.send_message(f"\N{WARNING SIGN} {err}", ephemeral=True)
+        return
+    minutes = service.settings.gallery_link_minutes
+    await interaction.response.send_message(
+        f"[Open this server's video gallery](<{link}>) — a private link for you only: it "
+        f"opens once, within {minutes} minutes. Run `/sora-gallery` again for a new one.",
+        ephemeral=True,
+        suppress_embeds=True,
+    )
+
+
 def add_commands(tree: app_commands.CommandTree[Any]) -> None:
     tree.add_command(sora)
     tree.add_command(sora_credits)
     tree.add_command(sora_jobs)
+    tree.add_command(sora_gallery)
     tree.add_command(AdminCommands())

@@ -1,10 +1,12 @@
-"""`/sora credits | jobs | help | cancel | admin …`: chat words → service calls → reply text.
+"""`/sora credits | jobs | help | cancel | gallery | admin …`: chat words → service calls → replies.
 
     /sora admin set-limit <@U123> 500       the user's allowance per period
     /sora admin grant <@U123> 50 [reason]   extra credits this period
     /sora admin team-budget 5000            the workspace's budget per period (0 = none)
     /sora admin usage [YYYY-MM-DD]          who spent what in this (or that day's) period
     /sora admin chart|export [YYYY-MM-DD]   the chart / the CSV as a file (see reports.py)
+    /sora admin settings                    the workspace's settings, in a modal
+                                            (settings_modal.py: bolt routes it there first)
 
 Invariants: permissions are the core's (`bot.domain.permissions`, through `BotService`, which
 raises `PermissionDenied`; reports are built by `BotService.report` with the actor).
@@ -35,6 +37,8 @@ ADMIN_HELP = (
     "`/sora admin usage [YYYY-MM-DD]` — who spent what this period (or that day's period)\n"
     "`/sora admin chart [YYYY-MM-DD]` — the spend per person as a chart, posted here\n"
     "`/sora admin export [YYYY-MM-DD]` — the period's usage as a CSV file, sent to you\n"
+    "`/sora admin settings` — this workspace's settings (default model, allowance, team "
+    "budget, period, time zone, admin channel, videos at once), in a form\n"
     "Requests people send with *Ask an admin* wait in your App Home (and the admin channel)."
 )
 REPORT_VERBS = ("chart", "export")
@@ -81,9 +85,19 @@ async def run_text_command(service: BotService, requester: Requester, command: C
             return f"Job `{job.id}` is cancelled; its credits were returned."
         if command.kind == "admin":
             return await run_admin(service, requester, command.args)
+        if command.kind == "gallery":
+            return gallery_text(await service.gallery_link(requester), service)
     except BotError as err:
         return f":warning: {err}"
     return "```" + service.usage_text() + "```"
+
+
+def gallery_text(link: str, service: BotService) -> str:
+    minutes = service.settings.gallery_link_minutes
+    return (
+        f":frame_with_picture: <{link}|Open your workspace's video gallery> — a private link "
+        f"for you only: it opens once, within {minutes} minutes. Ask again for a new one."
+    )
 
 
 async def run_admin(service: BotService, actor: Requester, args: list[str]) -> str:

@@ -195,13 +195,14 @@ class SlackHandlers:
         channel: str | None,
     ) -> None:
         verb = command.args[0].casefold() if command.args else ""
-        if command.kind in ("admin", "cancel"):
+        if command.kind in ("admin", "cancel", "gallery"):
             requester = await self.port.actors.with_facts(requester)
         if command.kind == "admin" and verb in REPORT_VERBS:
             text = await self.reports.run(requester, verb, command.args[1:], channel)
         else:
             text = await run_text_command(self.service, requester, command)
-        await respond(text=text, response_type="ephemeral")
+        # unfurl_links off: a preview robot must not open (and so use up) a gallery link.
+        await respond(text=text, response_type="ephemeral", unfurl_links=False)
 
     # -- shortcuts --------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from bot.domain.models import fmt_credits
 from bot.domain.offer import Choices, is_offered, quote_choices
 from bot.domain.pricing import PriceList
 
-CommandKind = Literal["video", "credits", "jobs", "help", "admin", "cancel"]
+CommandKind = Literal["video", "credits", "jobs", "help", "admin", "cancel", "gallery"]
 _COMMAND_WORDS: dict[str, CommandKind] = {
     "help": "help",
     "--help": "help",
@@ -30,10 +30,13 @@ _COMMAND_WORDS: dict[str, CommandKind] = {
     "jobs": "jobs",
     "admin": "admin",
     "cancel": "cancel",
+    "gallery": "gallery",
 }
 # Words that read like prose after these ("credits roll over a city") make a video prompt:
 # these commands take at most one argument (`jobs 20`, `credits @user`).
 _FEW_ARGS: frozenset[CommandKind] = frozenset({"help", "credits", "jobs"})
+# And these take none: `gallery of old maps at dusk` is a prompt.
+_NO_ARGS: frozenset[CommandKind] = frozenset({"gallery"})
 
 
 class ChatCommand(BaseModel):
@@ -51,7 +54,8 @@ def parse_chat_command(text: str) -> ChatCommand:
     """`/sora credits` → credits; `/sora cancel J1` → cancel ['J1']; anything else → video.
 
     A leading `/sora` is optional. The first word picks the command (any case); `help`,
-    `credits` and `jobs` followed by more than one word are taken as a video prompt instead.
+    `credits` and `jobs` followed by more than one word, and `gallery` followed by any, are
+    taken as a video prompt instead.
     """
     if len(text) > MAX_TEXT_CHARS:
         return ChatCommand(kind="video", text=text)  # parse_request refuses it with the reason
@@ -63,7 +67,7 @@ def parse_chat_command(text: str) -> ChatCommand:
     if not words:
         return ChatCommand(kind="video", text="")
     kind = _COMMAND_WORDS.get(unicodedata.normalize("NFKC", words[0]).casefold())
-    if kind is None or (kind in _FEW_ARGS and len(words) > 2):
+    if kind is None or (kind in _FEW_ARGS and len(words) > 2) or (kind in _NO_ARGS and words[1:]):
         return ChatCommand(kind="video", text=body)
     rest_text = body[len(body.split(None, 1)[0]) :].strip()
     return ChatCommand(kind=kind, args=words[1:], text=rest_text)
@@ -85,7 +89,9 @@ def usage_text(
         aliases = [f"--{n}" for n in opt.names[1:]] + [f"-{s}" for s in opt.shorts]
         alias_text = f" ({', '.join(aliases)})" if aliases else ""
         lines.append(f"  {head}{alias_text}: {opt.help}")
-    lines.append("Other commands: /sora credits, /sora jobs, /sora cancel <job id>, /sora help")
+    lines.append(
+        "Also: /sora credits, /sora jobs, /sora cancel <job id>, /sora gallery, /sora help"
+    )
     default = default_model.casefold() if default_model else None
     lines.append("Models:")
     for spec in catalog.models:

@@ -118,6 +118,10 @@ class Settings(BaseSettings):
 
     media_dir: Path = Path("media")
     media_retention_days: int = Field(default=7, ge=1)
+    # The web gallery (bot/gallery/): how long a link from `/sora gallery` may be opened (once),
+    # and how long the session it starts lasts.
+    gallery_link_minutes: int = Field(default=10, ge=1, le=24 * 60)
+    gallery_session_hours: int = Field(default=12, ge=1, le=30 * 24)
     catalog_path: Path | None = None
 
     @field_validator(

@@ -255,6 +255,10 @@ class BotService(Protocol):
     def host_file(self, path: Path, filename: str | None = None) -> str | None:
         """A signed link to a file in `media_dir` (None when the bot has no public URL)."""
 
+    async def gallery_link(self, requester: Requester) -> str:
+        """A private, single-use link to the web gallery for `requester` (signed, valid
+        GALLERY_LINK_MINUTES); ConfigError saying so when PUBLIC_BASE_URL is not set."""
+
 
 @runtime_checkable
 class JobFinishedPort(Protocol):

@@ -28,6 +28,7 @@ from bot.domain.periods import Period
 from bot.domain.permissions import Actor, Permissions
 from bot.domain.requests import RequestOptions, remix_options, validate_request
 from bot.domain.workspace_settings import EffectiveSettings
+from bot.gallery.links import gallery_link_for
 from bot.infra.config import Settings
 from bot.infra.media import MediaHost
 from bot.services.approvals import Approval
@@ -409,3 +410,8 @@ class SoraService:
         """A signed /media link for a file in MEDIA_DIR (None without PUBLIC_BASE_URL)."""
         del filename  # the link names the stored file; kept for adapters' readability
         return self.media.url_for(path)
+
+    async def gallery_link(self, requester: Requester) -> str:
+        """A signed, single-use link to the web gallery (bot/gallery/) for `requester`, valid
+        GALLERY_LINK_MINUTES; ConfigError in words when PUBLIC_BASE_URL is not set."""
+        return await gallery_link_for(self.settings, self.book.store, requester)

@@ -228,6 +228,7 @@ async def test_without_guild_ids_the_commands_are_synced_globally(
             "sora",
             "sora-credits",
             "sora-jobs",
+            "sora-gallery",
             "sora-admin",
         }
         assert fake.guild_commands == {}

@@ -24,7 +24,7 @@ async def test_commands_are_synced_to_the_configured_guild_with_their_options(
     world: World,
 ) -> None:
     commands = {c["name"]: c for c in world.fake.guild_commands[world.guild_id]}
-    assert set(commands) == {"sora", "sora-credits", "sora-jobs", "sora-admin"}
+    assert set(commands) == {"sora", "sora-credits", "sora-jobs", "sora-gallery", "sora-admin"}
     assert world.fake.global_commands == []
     options = {o["name"]: o for o in commands["sora"]["options"]}
     assert list(options) == [
