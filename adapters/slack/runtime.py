@@ -56,6 +56,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.approval_handlers import ApprovalHandlers
 from adapters.slack.handlers import SlackHandlers
 from adapters.slack.port import SlackPort, slack_error
+from adapters.slack.settings_modal import SettingsModal
 from bot.domain.errors import ConfigError
 from bot.infra.config import Settings
 from bot.services.interface import PlatformHost
@@ -168,6 +169,7 @@ class SlackRuntime:
         )
         self.port = SlackPort(self.client, service, service.catalog)
         self.handlers = SlackHandlers(service, self.port, self.client, self.spawn)
+        SettingsModal(service, self.spawn).register(self.app)  # before the general /sora
         self.handlers.register(self.app)
         self.approvals = ApprovalHandlers(
             service, self.port, self.spawn, self.handlers.publish_home

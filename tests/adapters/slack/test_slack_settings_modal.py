@@ -1,0 +1,193 @@
+"""`/sora admin settings`: the modal Slack received, saving it, a bad value, a refusal.
+
+Through the real bolt app over signed HTTP: what the fake Slack received (views.open, the
+ephemeral confirmation, the response_url answer), and what the core then does (the settings,
+the audit rows, the ledger and admission of the next `/sora`).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from adapters.slack.settings_modal import SETTINGS_MODAL
+from bot.domain.models import Requester
+from bot.domain.workspace_settings import SETTING_KEYS
+from tests.adapters.slack.actions import response
+from tests.adapters.slack.conftest import (
+    ADMIN,
+    ALICE,
+    GENERAL,
+    SlackWorld,
+    response_json,
+    user_payload,
+)
+from tests.adapters.slack.fake_slack import TEAM_ID
+from tests.prices import DEFAULT_MODEL, UNIT
+
+OPS = "cli:ops"
+OWNER = "U0OWNER"  # a workspace owner by Slack's users.info, not in ADMIN_USER_IDS
+
+
+def typed(amount: Decimal) -> str:
+    return format(amount.normalize(), "f")
+
+
+def blocks_by_id(view: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {b["block_id"]: b for b in view["blocks"] if "block_id" in b}
+
+
+async def open_settings(world: SlackWorld, user: str = ADMIN) -> dict[str, Any]:
+    """`/sora admin settings` by `user`; the view Slack was asked to open."""
+    status, body = await world.command("admin settings", user=user, trigger_id="trig-settings")
+    assert status == 200 and not body
+    [call] = await world.fake.wait_for(lambda: world.fake.ok_calls_to("views.open"))
+    assert call.args["trigger_id"] == "trig-settings"
+    view: dict[str, Any] = call.args["view"]
+    return view
+
+
+def submission(view: dict[str, Any], typed_in: dict[str, str], user: str = ADMIN) -> dict[str, Any]:
+    """The view_submission Slack sends: every field's text (as shown unless `typed_in`)."""
+    state: dict[str, Any] = {}
+    for block_id, block in blocks_by_id(view).items():
+        text = typed_in.get(block_id, block["element"].get("initial_value"))
+        state[block_id] = {"value": {"type": "plain_text_input", "value": text}}
+    return {
+        "type": "view_submission",
+        "team": {"id": TEAM_ID, "domain": "test"},
+        "user": user_payload(user),
+        "api_app_id": "A0APP",
+        "token": "legacy",
+        "trigger_id": "trig-save",
+        "view": {**view, "id": "V1", "team_id": TEAM_ID, "state": {"values": state}},
+    }
+
+
+async def settings_now(world: SlackWorld) -> Any:
+    return await world.rc.core.service.workspace_settings(OPS, "slack", TEAM_ID)
+
+
+async def setting_audits(world: SlackWorld) -> list[dict[str, object]]:
+    return [a for a in await world.rc.core.service.audit_log() if a["action"] == "set-setting"]
+
+
+async def test_the_modal_shows_every_setting_with_its_value_and_where_it_comes_from(
+    world: SlackWorld,
+) -> None:
+    await world.rc.core.service.change_workspace_setting(
+        OPS, "slack", TEAM_ID, "budget_period", "week"
+    )
+    world.fake.workspace_owners.add(OWNER)  # Slack says so: no ADMIN_USER_IDS needed
+    view = await open_settings(world, user=OWNER)
+
+    assert view["callback_id"] == SETTINGS_MODAL
+    blocks = blocks_by_id(view)
+    assert list(blocks) == [spec.key for spec in SETTING_KEYS]
+    current = await settings_now(world)
+    for spec in SETTING_KEYS:
+        block = blocks[spec.key]
+        assert block["label"]["text"].startswith(spec.label)
+        from_env = spec.key != "budget_period"
+        assert block["label"]["text"].endswith("(default)") is from_env
+        assert block["optional"] is True and block["hint"]["text"] == spec.help
+    assert blocks["budget_period"]["element"]["initial_value"] == "week"
+    assert blocks["default_model"]["element"]["initial_value"] == DEFAULT_MODEL
+    assert blocks["user_credits_per_period"]["element"]["initial_value"] == typed(
+        current.user_credits_per_period
+    )
+    assert blocks["max_jobs_per_user"]["element"]["initial_value"] == str(current.max_jobs_per_user)
+    assert "initial_value" not in blocks["admin_channel"]["element"]  # none in the environment
+
+
+async def test_saving_changes_what_was_changed_and_the_next_request_obeys_it(
+    world: SlackWorld,
+) -> None:
+    service = world.rc.core.service
+    view = await open_settings(world)
+    status, body = await world.interact(
+        submission(view, {"user_credits_per_period": "0", "budget_timezone": "Europe/Paris"})
+    )
+    assert status == 200 and response_json(body) == {}
+
+    after = await settings_now(world)
+    assert after.overridden == {"user_credits_per_period", "budget_timezone"}
+    assert after.user_credits_per_period == 0 and after.budget_timezone == "Europe/Paris"
+    audits = await setting_audits(world)
+    assert len(audits) == 2 and {a["actor"] for a in audits} == {f"slack:{ADMIN}"}
+
+    # Confirmed to the admin only, naming what changed.
+    [told] = await world.fake.wait_for(lambda: world.fake.ok_calls_to("chat.postEphemeral"))
+    assert (told.args["channel"], told.args["user"]) == (GENERAL, ADMIN)
+    assert "Allowance per person" in told.args["text"] and "Europe/Paris" in told.args["text"]
+    assert "Team budget" not in told.args["text"]
+
+    # Admission follows: an allowance of 0 refuses Alice's next video, nothing sent to EvoLink.
+    balance = await service.balance(Requester(platform="slack", workspace=TEAM_ID, user=ALICE))
+    assert balance.limit == 0 and balance.available == 0
+    await world.command("a paper boat", user=ALICE)
+    refusal = await response(world, f"cmd-{ALICE}")
+    assert "credits" in refusal["text"] and str(typed(UNIT)) in refusal["text"]
+    assert not [r for r in world.rc.simulator.requests if r.kind == "submit"]
+
+    # Emptying a field (or typing `default`) goes back to the environment's value.
+    view = await open_settings_again(world)
+    assert blocks_by_id(view)["user_credits_per_period"]["element"]["initial_value"] == "0"
+    await world.interact(submission(view, {"user_credits_per_period": ""}))
+    assert (await settings_now(world)).overridden == {"budget_timezone"}
+
+
+async def test_a_bad_value_is_shown_on_its_field_and_nothing_changes(world: SlackWorld) -> None:
+    before = await settings_now(world)
+    view = await open_settings(world)
+    status, body = await world.interact(
+        submission(view, {"max_jobs_per_user": "5", "budget_period": "fortnight"})
+    )
+    assert status == 200
+    answer = response_json(body)
+    assert answer["response_action"] == "errors"
+    assert list(answer["errors"]) == ["budget_period"]
+    assert "week" in answer["errors"]["budget_period"]
+    assert await settings_now(world) == before  # max_jobs_per_user, valid, not written either
+    assert await setting_audits(world) == []
+    assert not world.fake.ok_calls_to("chat.postEphemeral")
+
+
+async def test_someone_who_is_not_an_admin_gets_the_reason_and_no_modal(
+    world: SlackWorld,
+) -> None:
+    status, _ = await world.command("admin settings", user=ALICE, trigger_id="trig-alice")
+    assert status == 200
+    refusal = await response(world, f"cmd-{ALICE}")
+    assert "Only budget admins" in refusal["text"]
+    assert refusal.get("response_type") == "ephemeral"
+    assert not world.fake.calls_to("views.open")
+
+    # A forged submission by her (no modal was opened for her) changes nothing either.
+    before = await settings_now(world)
+    fake_view = {
+        "type": "modal",
+        "callback_id": SETTINGS_MODAL,
+        "private_metadata": "{}",
+        "blocks": [
+            {"type": "input", "block_id": "max_jobs_per_user", "element": {"initial_value": "2"}}
+        ],
+    }
+    status, body = await world.interact(
+        submission(fake_view, {"max_jobs_per_user": "99"}, user=ALICE)
+    )
+    assert status == 200
+    assert "Only budget admins" in response_json(body)["errors"]["max_jobs_per_user"]
+    assert await settings_now(world) == before
+
+
+async def open_settings_again(world: SlackWorld) -> dict[str, Any]:
+    """A second `/sora admin settings`: the newest view Slack was asked to open."""
+    seen = len(world.fake.ok_calls_to("views.open"))
+    status, _ = await world.command("admin settings", user=ADMIN, trigger_id="trig-again")
+    assert status == 200
+    calls = await world.fake.wait_for(
+        lambda: (c := world.fake.ok_calls_to("views.open")) and len(c) > seen and c
+    )
+    view: dict[str, Any] = calls[-1].args["view"]
+    return view
