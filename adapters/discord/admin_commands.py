@@ -11,10 +11,11 @@ Invariants:
   attachment's alt text, so the figures are readable without the picture.
 - `period` is any day of the wanted period (`2026-10-15`) or a month (`2026-10`); the report
   is the period that contains it.
-- `settings` is this server's settings (bot/domain/workspace_settings.py): shown with no
-  options, one changed with `key` (a choice of SETTING_KEYS) and `value` (the text as typed;
-  `default` = back to the deployment's value). The core reads the value and checks the admin;
-  a refusal changes nothing and is said in its own words.
+- `settings` is this server's settings (bot/domain/workspace_settings.py): all of them with no
+  options, one and what it means with `key` only, one changed with `key` (a choice of
+  SETTING_KEYS) and `value` (the text as typed; `default` = back to the deployment's value).
+  The core reads the value and checks the admin; a refusal changes nothing and is said in its
+  own words.
 """
 
 from __future__ import annotations
@@ -52,6 +53,16 @@ def setting_line(settings: EffectiveSettings, key: str) -> str:
         shown = f"`{settings.text(key)}`"
     mark = "" if key in settings.overridden else " (default)"
     return f"**{SPECS[key].label}**: {shown}{mark}"
+
+
+def setting_help(settings: EffectiveSettings, key: str) -> str:
+    """One setting: its value, what it means, and where its default comes from."""
+    spec = SPECS[key]
+    return (
+        f"{setting_line(settings, key)}\n{spec.help}\n"
+        f"Default: the deployment's `{spec.env_for(PLATFORM)}`. Change it with "
+        f"`/sora-admin settings key:{spec.label} value:…`."
+    )
 
 
 def settings_text(settings: EffectiveSettings) -> str:
@@ -213,13 +224,13 @@ class AdminCommands(app_commands.Group):
         service = flow.service_of(interaction)
         actor, workspace = requester_of(interaction), self._workspace(interaction)
         try:
-            if key is None and value is None:
+            if value is None:
                 current = await service.workspace_settings(actor, PLATFORM, workspace)
-                text = settings_text(current)
-            elif key is None or value is None:
+                text = settings_text(current) if key is None else setting_help(current, key.value)
+            elif key is None:
                 raise InputError(
-                    "Give both `key` and `value` to change a setting, or neither to see them.",
-                    field="key" if key is None else "value",
+                    "Which setting? Give `key` with the `value` (or neither, to see them all).",
+                    field="key",
                 )
             else:
                 current = await service.change_workspace_setting(

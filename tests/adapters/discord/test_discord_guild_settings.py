@@ -20,7 +20,14 @@ from bot.infra.simulator import Simulator
 from tests.adapters.discord.conftest import World, bot_on, first_guild
 from tests.adapters.discord.fake_discord import FakeDiscord, InteractionRecord
 from tests.adapters.discord.guild_events import join, leave
-from tests.adapters.discord.helpers import ALICE, MANAGER, eventually, opt, sora_options
+from tests.adapters.discord.helpers import (
+    ALICE,
+    INTEGER,
+    MANAGER,
+    eventually,
+    opt,
+    sora_options,
+)
 from tests.adapters.discord.test_discord_buttons import running_job
 from tests.prices import DEFAULT_MODEL, UNIT, price_of
 
@@ -115,6 +122,25 @@ async def test_each_server_orders_with_its_own_allowance_and_default_model(
         home_shown = await settings_command(world, world.guild_id, world.channel_id)
         assert f"**Default model**: `{DEFAULT_MODEL}` (default)" in home_shown
 
+        # Without a model chosen, the duration suggestions are those of the server's default.
+        for guild_id, channel_id, name in (
+            (world.guild_id, world.channel_id, DEFAULT_MODEL),
+            (other, other_channel, model),
+        ):
+            record = await fake.slash(
+                "sora",
+                [opt("prompt", "a boat"), {**opt("duration", "", INTEGER), "focused": True}],
+                user=ALICE,
+                guild_id=guild_id,
+                channel_id=channel_id,
+                autocomplete=True,
+            )
+            callback = f"{record.token}/callback"
+            await fake.wait_for(lambda r, callback=callback: r.path.endswith(callback))
+            assert record.callback is not None
+            suggested = [c["value"] for c in record.callback["data"]["choices"]]
+            assert suggested == list(world.rc.core.catalog.get(name).durations)[:25]
+
         # A /sora in each server: that server's model at EvoLink, its allowance in the ledger.
         for guild_id, channel_id in ((world.guild_id, world.channel_id), (other, other_channel)):
             await fake.slash(
@@ -173,7 +199,11 @@ async def test_a_plain_member_is_refused_and_a_bad_value_changes_nothing(
         )
         assert "budget_period" in bad and "week" in bad and "month" in bad
         half = await settings_command(world, world.guild_id, world.channel_id, opt("value", "5"))
-        assert "key" in half
+        assert "Which setting?" in half
+        one = await settings_command(
+            world, world.guild_id, world.channel_id, opt("key", "max_jobs_per_user")
+        )
+        assert "**Videos at once per person**: `" in one and "MAX_JOBS_PER_USER" in one
 
         after = await service.workspace_settings(OPS, "discord", world.guild_id)
         assert after == before and after.overridden == frozenset()
