@@ -42,6 +42,7 @@ from bot.app import Core, WebServer, bind_listener, build_core, start_web
 from bot.infra.config import Settings
 from bot.infra.evolink import EvoLinkClient
 from bot.infra.logs import register_secrets
+from bot.services.installs import Installs
 from bot.services.interface import BotService, PlatformFactory, PlatformHost, PlatformRuntime
 from bot.services.leases import Leases
 from bot.services.port import ChatPort
@@ -121,7 +122,11 @@ async def running_process(
     register_secrets([core.callback_secret])
     web_app = core.build_web_app()
     host = PlatformHost(
-        service=core.service, web_app=web_app, acks=core.metrics, leases=Leases(core.store)
+        service=core.service,
+        web_app=web_app,
+        acks=core.metrics,
+        leases=Leases(core.store),
+        installs=Installs(core.store),
     )
     runtimes: list[PlatformRuntime] = []
     web: WebServer | None = None

@@ -23,6 +23,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.clients import ClientBook, NotInstalled
 from bot.domain.models import Requester
 
 log = logging.getLogger(__name__)
@@ -32,9 +33,13 @@ TTL = 60.0
 
 class SlackActors:
     def __init__(
-        self, client: AsyncWebClient, *, clock: Callable[[], float] = time.monotonic
+        self,
+        clients: ClientBook | AsyncWebClient,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.client = client
+        # A bare client (a listener's own, already the event's workspace) serves as a book.
+        self.clients = clients if isinstance(clients, ClientBook) else ClientBook.single(clients)
         self.clock = clock
         self._known: dict[tuple[str, str], tuple[float, bool]] = {}
 
@@ -55,7 +60,11 @@ class SlackActors:
 
     async def _ask_slack(self, requester: Requester) -> bool:
         try:
-            response = await self.client.users_info(user=requester.user)
+            client = await self.clients.for_team(requester.workspace)
+            response = await client.users_info(user=requester.user)
+        except NotInstalled as exc:
+            log.warning("users.info %s: %s; not a workspace admin", requester.user, exc)
+            return False
         except SlackApiError as exc:
             data = getattr(exc.response, "data", None)
             error = data.get("error") if isinstance(data, dict) else None

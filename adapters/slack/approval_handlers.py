@@ -53,7 +53,8 @@ class ApprovalHandlers:
         if body.get("response_url"):
             await respond(text=text, response_type="ephemeral", replace_original=False)
             return
-        await self.port.admins.tell(requester_of(body).user, text)
+        actor = requester_of(body)
+        await self.port.admins.tell(actor.workspace, actor.user, text)
 
     # -- Ask an admin ---------------------------------------------------------------------
 
@@ -75,7 +76,9 @@ class ApprovalHandlers:
         if body.get("response_url"):
             await respond(text=admin_render.asked_note(approval), replace_original=True)
         else:
-            await self.port.admins.tell(actor.user, admin_render.asked_note(approval))
+            await self.port.admins.tell(
+                actor.workspace, actor.user, admin_render.asked_note(approval)
+            )
 
     # -- Approve / Deny -------------------------------------------------------------------
 

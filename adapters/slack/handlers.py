@@ -9,7 +9,8 @@ any slow work, because a `trigger_id` expires after 3 seconds.
 
 Invariants: handlers turn Slack payloads into core calls and core answers into Slack output;
 credit, permission and job-state rules are the core's. Errors the user can act on are shown
-to that user only (ephemeral, or a DM when the bot cannot reach the channel).
+to that user only (ephemeral, or a DM when the bot cannot reach the channel). Web API calls
+use the token of the workspace the payload came from (`clients.for_team`).
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import admin_render, modal, render
+from adapters.slack.clients import ClientBook
 from adapters.slack.commands import REPORT_VERBS, run_text_command
 from adapters.slack.images import PlannedImage, first_image, plan_image, rehost_image
 from adapters.slack.port import SlackPort
@@ -74,14 +75,14 @@ def requester_of(body: dict[str, Any]) -> Requester:
 
 class SlackHandlers:
     def __init__(
-        self, service: BotService, port: SlackPort, client: AsyncWebClient, spawn: Spawn
+        self, service: BotService, port: SlackPort, clients: ClientBook, spawn: Spawn
     ) -> None:
         self.service = service
         self.port = port
-        self.client = client
+        self.clients = clients
         self.spawn = spawn
         self.default_model = service.settings.default_model
-        self.reports = SlackReports(client, service, port.open_dm)
+        self.reports = SlackReports(clients, service, port.open_dm)
 
     def register(self, app: AsyncApp) -> None:
         app.command("/sora")(self.on_command)
@@ -104,16 +105,17 @@ class SlackHandlers:
         blocks: list[render.Block] | None = None,
     ) -> None:
         """Only `requester` sees it: ephemeral in `channel`, else a DM."""
+        client = await self.clients.for_team(requester.workspace)
         if channel:
             try:
-                await self.client.chat_postEphemeral(
+                await client.chat_postEphemeral(
                     channel=channel, user=requester.user, text=text, blocks=blocks
                 )
                 return
             except SlackApiError:
                 pass  # not a member there: fall back to a DM
-        dm = await self.port.open_dm(requester.user)
-        await self.client.chat_postMessage(channel=dm, text=text, blocks=blocks)
+        dm = await self.port.open_dm(requester.workspace, requester.user)
+        await client.chat_postMessage(channel=dm, text=text, blocks=blocks)
 
     # -- starting jobs ----------------------------------------------------------------------
 
@@ -130,7 +132,7 @@ class SlackHandlers:
             job = await self.service.submit(requester, request, surface)
         except BudgetError as err:
             text = f":warning: {err}"
-            if not self.port.admins.reachable:
+            if not self.port.admins.reachable(requester.workspace):
                 await reply(text, None)
                 return
             await reply(text, admin_render.refusal_blocks(text, self._ask_value(request, surface)))
@@ -166,7 +168,8 @@ class SlackHandlers:
         if not command.text:
             await ack()
             view = modal.video_modal(self.service.catalog, self.default_model, channel=channel)
-            await self.client.views_open(trigger_id=body["trigger_id"], view=view)
+            client = await self.clients.for_team(requester.workspace)
+            await client.views_open(trigger_id=body["trigger_id"], view=view)
             return
         try:
             # Slack escapes the text (`&amp;`, `<https://…|label>`, `<@U…|name>`): the prompt
@@ -209,7 +212,8 @@ class SlackHandlers:
     async def on_global_shortcut(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         view = modal.video_modal(self.service.catalog, self.default_model)
-        await self.client.views_open(trigger_id=body["trigger_id"], view=view)
+        client = await self.clients.for_team(requester_of(body).workspace)
+        await client.views_open(trigger_id=body["trigger_id"], view=view)
 
     async def on_message_shortcut(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
@@ -222,7 +226,8 @@ class SlackHandlers:
             prompt=modal.plain_text(str(message.get("text") or "")),
             image_file=first_image(message.get("files")),
         )
-        await self.client.views_open(trigger_id=body["trigger_id"], view=view)
+        client = await self.clients.for_team(requester_of(body).workspace)
+        await client.views_open(trigger_id=body["trigger_id"], view=view)
 
     # -- the video modal --------------------------------------------------------------------
 
@@ -256,9 +261,10 @@ class SlackHandlers:
         async def reply(message: str, blocks: list[render.Block] | None = None) -> None:
             await self.tell(requester, form.channel, message, blocks)
 
+        client = await self.clients.for_team(requester.workspace)
         for image in images:
             try:
-                await rehost_image(self.client, image)
+                await rehost_image(client, image)
             except BotError as err:
                 await reply(f":warning: {err}")
                 return
@@ -311,7 +317,8 @@ class SlackHandlers:
         view = modal.remix_modal(
             job.id, render.short(job.request.prompt, 300), remix_model, channel
         )
-        await self.client.views_open(trigger_id=body["trigger_id"], view=view)
+        client = await self.clients.for_team(requester_of(body).workspace)
+        await client.views_open(trigger_id=body["trigger_id"], view=view)
 
     async def on_remix_modal(
         self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]
@@ -372,7 +379,8 @@ class SlackHandlers:
             usage = await self.service.usage(requester, "slack", team)
             waiting = await self.service.pending_approvals(requester, "slack", team)
             admin_blocks = admin_render.home_approvals(waiting, dt.datetime.now(dt.UTC))
-        await self.client.views_publish(
+        client = await self.clients.for_team(team)
+        await client.views_publish(
             user_id=user, view=render.home_view(balance, jobs, usage, links, admin_blocks)
         )
 

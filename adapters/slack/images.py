@@ -13,7 +13,8 @@ Invariants:
   (`InputError` on the image field) before anything is downloaded.
 - At most `IMAGE_MAX_BYTES` are read; only jpg, png and webp are kept; a login page served
   instead of the file (token without `files:read`) is refused, never stored as an image.
-- The bot token goes only to Slack's own file URL, in a header; it is never logged.
+- The workspace's bot token (the client `rehost_image` is given: `clients.for_team`) goes only
+  to Slack's own file URL, in a header; it is never logged.
 """
 
 from __future__ import annotations

@@ -25,6 +25,10 @@ Invariants:
   `conversations.replies` (`tell_attempts > 1`; the `*:history` scopes). When Slack refuses the
   look (e.g. `missing_scope` on an install made before those scopes), it posts: twice, not never.
   Updating the progress message is idempotent and always repeated.
+- Every call carries the token of the job's own workspace (`clients.for_team`, read by the job's
+  workspace: right after a restart or on another replica too). A workspace that has no
+  installation any more (uninstalled) gets nothing: the job's events are logged once and
+  return normally, so the tracker finishes the job instead of retrying it.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import render
 from adapters.slack.actors import SlackActors
 from adapters.slack.admins import SlackAdmins
+from adapters.slack.clients import ClientBook, NotInstalled
 from bot.domain.catalog import Catalog
 from bot.domain.models import Balance, DeliveredVideo, Job, JobStatus
 from bot.services.alerts import Alert
@@ -82,16 +87,18 @@ class SlackPort:
     platform = "slack"
     progress_interval = 3.0
 
-    def __init__(self, client: AsyncWebClient, service: BotService, catalog: Catalog) -> None:
-        self.client = client
+    def __init__(self, clients: ClientBook, service: BotService, catalog: Catalog) -> None:
+        self.clients = clients
         self.service = service
         self.catalog = catalog
         self.max_upload_bytes = MAX_UPLOAD_BYTES
         self._locks: dict[str, asyncio.Lock] = {}
         self._last_render: dict[str, str] = {}
-        self._me: tuple[str | None, str | None] | None = None  # (user_id, bot_id) of the bot
-        self.admins = SlackAdmins(client, service, self.open_dm)
-        self.actors = SlackActors(client)  # who acts, with the facts permissions need
+        # (user_id, bot_id) of the bot, per workspace
+        self._me: dict[str, tuple[str | None, str | None]] = {}
+        self._unreachable: set[str] = set()  # jobs of uninstalled workspaces, logged once
+        self.admins = SlackAdmins(clients, service, self.open_dm)
+        self.actors = SlackActors(clients)  # who acts, with the facts permissions need
 
     # -- the progress message -------------------------------------------------------------
 
@@ -106,9 +113,20 @@ class SlackPort:
         remixable = self.catalog.remix_model_for(job.request.model) is not None
         return render.progress_message(job, remixable=remixable)
 
-    async def open_dm(self, user: str) -> str:
-        response = await self.client.conversations_open(users=user)
+    async def client_of(self, job: Job) -> AsyncWebClient:
+        """The Web API client of the job's workspace (NotInstalled when it has none)."""
+        return await self.clients.for_team(job.requester.workspace)
+
+    async def open_dm(self, team: str, user: str) -> str:
+        client = await self.clients.for_team(team)
+        response = await client.conversations_open(users=user)
         return str(response["channel"]["id"])
+
+    def _not_installed(self, job: Job, exc: NotInstalled) -> None:
+        """Nothing can reach the job's workspace: say so once per job, then stay quiet."""
+        if job.id not in self._unreachable:
+            self._unreachable.add(job.id)
+            log.warning("job %s: %s; nothing is posted for it", job.id, exc)
 
     async def ensure_message(self, job: Job) -> Job:
         """The job with a progress message in its surface (posting it when there is none)."""
@@ -122,23 +140,24 @@ class SlackPort:
         text, blocks = self._render(fresh)
         channel = fresh.surface.channel
         data = dict(fresh.surface.data)
+        client = await self.client_of(fresh)
         try:
             if channel is None:
                 raise _NoChannel
-            response = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+            response = await client.chat_postMessage(channel=channel, text=text, blocks=blocks)
         except (SlackApiError, _NoChannel) as exc:
             if isinstance(exc, SlackApiError) and slack_error(exc) not in CANNOT_POST_HERE:
                 raise
             if channel is not None:
                 data["moved_from"] = channel
-            channel = await self.open_dm(fresh.requester.user)
+            channel = await self.open_dm(fresh.requester.workspace, fresh.requester.user)
             if "moved_from" in data:
-                await self.client.chat_postMessage(
+                await client.chat_postMessage(
                     channel=channel,
                     text=f"I can't post in <#{data['moved_from']}> (invite me with "
                     "`/invite @Sora`), so your video comes here.",
                 )
-            response = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+            response = await client.chat_postMessage(channel=channel, text=text, blocks=blocks)
         surface = fresh.surface.model_copy(
             update={"channel": channel, "thread": str(response["ts"]), "data": data}
         )
@@ -152,8 +171,9 @@ class SlackPort:
         if self._last_render.get(job.id) == key:
             return
         channel, ts = _where(job)
+        client = await self.client_of(job)
         try:
-            await self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+            await client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
         except SlackApiError as exc:
             # The message was deleted or the channel left: the thread replies still inform.
             log.warning("job %s: progress message not updated (%s)", job.id, slack_error(exc))
@@ -162,11 +182,18 @@ class SlackPort:
 
     async def _reply(self, job: Job, text: str) -> None:
         channel, ts = _where(job)
-        await self.client.chat_postMessage(channel=channel, thread_ts=ts, text=text)
+        client = await self.client_of(job)
+        await client.chat_postMessage(channel=channel, thread_ts=ts, text=text)
 
     # -- ChatPort ---------------------------------------------------------------------------
 
     async def on_job_progress(self, job: Job) -> None:
+        try:
+            await self._progress(job)
+        except NotInstalled as exc:
+            self._not_installed(job, exc)
+
+    async def _progress(self, job: Job) -> None:
         async with self._lock(job.id):
             current = await self._ensure_locked(job)
             # A cancel (from a button) may have finished the job while this event waited for
@@ -178,6 +205,13 @@ class SlackPort:
             await self._update(current)
 
     async def on_job_delivered(self, job: Job, video: DeliveredVideo, balance: Balance) -> None:
+        try:
+            await self._delivered(job, video, balance)
+        except NotInstalled as exc:
+            self._not_installed(job, exc)
+            self._forget(job.id)
+
+    async def _delivered(self, job: Job, video: DeliveredVideo, balance: Balance) -> None:
         async with self._lock(job.id):
             current = await self._ensure_locked(job)
             charged = current.charged_uc if current.charged_uc is not None else current.reserved_uc
@@ -193,9 +227,8 @@ class SlackPort:
     ) -> None:
         """files_upload_v2's three steps, with the file streamed from disk (memory does not grow
         with the video, unlike slack_sdk's helper, which reads the whole file first)."""
-        ticket = await self.client.files_getUploadURLExternal(
-            filename=video.filename, length=video.size
-        )
+        client = await self.client_of(job)
+        ticket = await client.files_getUploadURLExternal(filename=video.filename, length=video.size)
         handle = await asyncio.to_thread(Path(path).open, "rb")
         try:
             timeout = aiohttp.ClientTimeout(total=UPLOAD_TIMEOUT)
@@ -213,7 +246,7 @@ class SlackPort:
                     )
         finally:
             await asyncio.to_thread(handle.close)
-        await self.client.files_completeUploadExternal(
+        await client.files_completeUploadExternal(
             files=[{"id": ticket["file_id"], "title": render.short(job.request.prompt, 200)}],
             channel_id=job.surface.channel,
             thread_ts=job.surface.thread,
@@ -223,8 +256,9 @@ class SlackPort:
     async def _already_uploaded(self, job: Job, video: DeliveredVideo) -> bool:
         """After a crash between the upload and its record: is the file in the channel already?
         (`files.list` needs only `files:read`; the file name carries the job id's tail.)"""
+        client = await self.client_of(job)
         try:
-            answer = await self.client.files_list(
+            answer = await client.files_list(
                 channel=job.surface.channel,
                 ts_from=str(int(job.created_at.timestamp())),
                 count=100,
@@ -273,6 +307,13 @@ class SlackPort:
             )
 
     async def on_job_failed(self, job: Job, reason: str, balance: Balance) -> None:
+        try:
+            await self._failed(job, reason, balance)
+        except NotInstalled as exc:
+            self._not_installed(job, exc)
+            self._forget(job.id)
+
+    async def _failed(self, job: Job, reason: str, balance: Balance) -> None:
         async with self._lock(job.id):
             current = await self._ensure_locked(job)
             await self._update(
@@ -285,6 +326,13 @@ class SlackPort:
         self._forget(job.id)
 
     async def on_job_cancelled(self, job: Job, balance: Balance) -> None:
+        try:
+            await self._cancelled(job, balance)
+        except NotInstalled as exc:
+            self._not_installed(job, exc)
+            self._forget(job.id)
+
+    async def _cancelled(self, job: Job, balance: Balance) -> None:
         async with self._lock(job.id):
             current = await self._ensure_locked(job)
             await self._update(current.model_copy(update={"status": JobStatus.CANCELLED}))
@@ -298,11 +346,12 @@ class SlackPort:
         """After a crash between a thread note and its record: is the note (`words` and the job
         id, posted by this bot) among the replies in the job's thread already?"""
         channel, ts = _where(job)
+        client = await self.client_of(job)
         try:
-            user_id, bot_id = await self._identity()
+            user_id, bot_id = await self._identity(job.requester.workspace, client)
             cursor: str | None = None
             for _ in range(THREAD_PAGES):
-                answer = await self.client.conversations_replies(
+                answer = await client.conversations_replies(
                     channel=channel, ts=ts, limit=THREAD_PAGE, cursor=cursor
                 )
                 for message in answer.get("messages") or []:
@@ -324,16 +373,16 @@ class SlackPort:
             )
         return False
 
-    async def _identity(self) -> tuple[str | None, str | None]:
-        """The bot's own user id and bot id (auth.test, asked once)."""
-        if self._me is None:
-            auth = await self.client.auth_test()
+    async def _identity(self, team: str, client: AsyncWebClient) -> tuple[str | None, str | None]:
+        """The bot's own user id and bot id in `team` (auth.test, asked once per workspace)."""
+        if team not in self._me:
+            auth = await client.auth_test()
             user_id, bot_id = auth.get("user_id"), auth.get("bot_id")
-            self._me = (
+            self._me[team] = (
                 str(user_id) if user_id else None,
                 str(bot_id) if bot_id else None,
             )
-        return self._me
+        return self._me[team]
 
     # -- AdminPort (approvals and alerts: adapters/slack/admins.py) --------------------------
 

@@ -21,9 +21,9 @@ import asyncio
 import logging
 
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.admins import OpenDm
+from adapters.slack.clients import ClientBook
 from adapters.slack.commands import parse_day
 from adapters.slack.port import CANNOT_POST_HERE, slack_error
 from adapters.slack.render import short
@@ -40,8 +40,8 @@ ALT_TEXT_CHARS = 1000  # files.getUploadURLExternal's alt_txt limit
 
 
 class SlackReports:
-    def __init__(self, client: AsyncWebClient, service: BotService, open_dm: OpenDm) -> None:
-        self.client = client
+    def __init__(self, clients: ClientBook, service: BotService, open_dm: OpenDm) -> None:
+        self.clients = clients
         self.service = service
         self.open_dm = open_dm
 
@@ -89,10 +89,11 @@ class SlackReports:
         alt_text: str | None = None,
     ) -> str:
         """Upload into `channel`, or a DM with `actor` (no channel, or the bot may not post
-        there); returns the channel it went to."""
+        there); returns the channel it went to. With the token of the actor's workspace."""
+        client = await self.clients.for_team(actor.workspace)
         if channel:
             try:
-                await self.client.files_upload_v2(
+                await client.files_upload_v2(
                     channel=channel,
                     file=data,
                     filename=filename,
@@ -105,8 +106,8 @@ class SlackReports:
                 if slack_error(exc) not in CANNOT_POST_HERE:
                     raise
                 log.info("report: cannot upload in %s (%s); DM instead", channel, slack_error(exc))
-        dm = await self.open_dm(actor.user)
-        await self.client.files_upload_v2(
+        dm = await self.open_dm(actor.workspace, actor.user)
+        await client.files_upload_v2(
             channel=dm,
             file=data,
             filename=filename,

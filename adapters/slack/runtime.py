@@ -10,10 +10,15 @@ Invariants:
 - HTTP mode needs SLACK_SIGNING_SECRET; bolt's request verification answers a missing, wrong or
   stale (> 5 minutes) signature with 401 before any listener, authorisation or Web API call.
 - Socket Mode (SLACK_APP_TOKEN set) adds no HTTP route: Slack's own socket authenticates.
-- One `AsyncWebClient` for the bot token, pointed at SLACK_API_URL, retries 429s (honouring
-  `Retry-After`) and connection errors.
+- Token mode (SLACK_BOT_TOKEN): one `AsyncWebClient` for the bot token, pointed at
+  SLACK_API_URL, retries 429s (honouring `Retry-After`) and connection errors. Installation mode
+  (SLACK_CLIENT_ID + SLACK_CLIENT_SECRET, adapters/slack/oauth.py): bolt's OAuth flow at
+  GET /slack/install and GET /slack/oauth_redirect on the same web app, and a token per
+  workspace. Either way every Web API call takes its client from `clients.for_team(team)`
+  (adapters/slack/clients.py).
 - `start()` checks the bot token with `auth.test` (both modes) before anything is served: a
-  refused token or an unreachable Slack is a `ConfigError` in one line, never "running".
+  refused token or an unreachable Slack is a `ConfigError` in one line, never "running". In
+  installation mode there is no one token: it logs how many workspaces are installed.
 - bolt's "As you gave `client` as well, `token` will be unused" (logged because SLACK_BOT_TOKEN
   is in the environment while we hand bolt our own client, on purpose) is dropped by a filter
   on bolt's app logger that matches that one message; every other bolt line passes.
@@ -46,15 +51,13 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-)
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.approval_handlers import ApprovalHandlers
+from adapters.slack.clients import ClientBook, web_client
 from adapters.slack.handlers import SlackHandlers
+from adapters.slack.oauth import Installs
 from adapters.slack.port import SlackPort, slack_error
 from adapters.slack.settings_modal import SettingsModal
 from bot.domain.errors import ConfigError
@@ -67,7 +70,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
-RATE_LIMIT_RETRIES = 3
 DRAIN_TIMEOUT = 5.0
 # What bolt raises on bodies Slack would never send (a `payload` that is not JSON, a channel
 # that is a number, an empty `actions` list): reading them is bolt's job, answering is ours.
@@ -119,34 +121,21 @@ class ReplayGuard:
         return self._verifier.is_valid(body, timestamp, signature)
 
 
-def web_client(
-    token: str, base_url: str, session: aiohttp.ClientSession | None = None
-) -> AsyncWebClient:
-    """The bot's Web API client: SLACK_API_URL, 429s and connection errors retried; with a
-    shared `session`, connections (and TLS) are reused instead of opened per call."""
-    if not base_url.endswith("/"):
-        base_url += "/"
-    return AsyncWebClient(
-        token=token,
-        base_url=base_url,
-        session=session,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
-        ],
-    )
-
-
 class SlackRuntime:
-    """Slack as a `PlatformRuntime`; `client` replaces the Web API client (tests)."""
+    """Slack as a `PlatformRuntime`; `client` replaces the Web API client (tests; in
+    installation mode a client without a token, for the OAuth exchange)."""
 
     def __init__(self, host: PlatformHost, *, client: AsyncWebClient | None = None) -> None:
         service = host.service
         settings = service.settings
-        if settings.slack_bot_token is None:
-            raise ConfigError("SLACK_BOT_TOKEN is not set (xoxb-…, from OAuth & Permissions).")
         if settings.slack_problem is not None:
             raise ConfigError(settings.slack_problem)
+        token = settings.slack_bot_token
+        if token is None and not settings.slack_installs:
+            raise ConfigError(
+                "SLACK_BOT_TOKEN is not set (xoxb-…, from OAuth & Permissions), nor "
+                "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (installs by OAuth)."
+            )
         app_token = settings.slack_app_token
         self.socket_mode = settings.slack_mode == "socket"
         secret = settings.slack_signing_secret
@@ -154,21 +143,37 @@ class SlackRuntime:
         self._session: aiohttp.ClientSession | None = None
         if client is None:
             self._session = aiohttp.ClientSession()
-            client = web_client(
-                settings.slack_bot_token.get_secret_value(), settings.slack_api_url, self._session
-            )
+            plain = None if token is None else token.get_secret_value()
+            client = web_client(plain, settings.slack_api_url, self._session)
         self.client = client
         self._api_url = settings.slack_api_url
         # The same filter object each time: addFilter does not add it twice.
         logging.getLogger(BOLT_APP_LOGGER).addFilter(_QUIET_TOKEN_WARNING)
-        self.app = AsyncApp(
-            client=self.client,
-            signing_secret=secret.get_secret_value() if secret else None,
-            request_verification_enabled=not self.socket_mode,
-            process_before_response=False,
-        )
-        self.port = SlackPort(self.client, service, service.catalog)
-        self.handlers = SlackHandlers(service, self.port, self.client, self.spawn)
+        signing = secret.get_secret_value() if secret else None
+        self.installs: Installs | None = None
+        if settings.slack_installs:
+            self.installs = Installs(settings, host.installs, self.client)
+            self.clients = self.installs.clients
+            self.app = AsyncApp(
+                client=self.client,
+                signing_secret=signing,
+                request_verification_enabled=not self.socket_mode,
+                process_before_response=False,
+                oauth_flow=self.installs.flow,
+            )
+            self.installs.register(self.app, service)
+            host.web_app.router.add_get(self.installs.flow.install_path, self.handle_oauth)
+            host.web_app.router.add_get(self.installs.flow.redirect_uri_path, self.handle_oauth)
+        else:
+            self.clients = ClientBook.single(self.client)
+            self.app = AsyncApp(
+                client=self.client,
+                signing_secret=signing,
+                request_verification_enabled=not self.socket_mode,
+                process_before_response=False,
+            )
+        self.port = SlackPort(self.clients, service, service.catalog)
+        self.handlers = SlackHandlers(service, self.port, self.clients, self.spawn)
         SettingsModal(service, self.spawn).register(self.app)  # before the general /sora
         self.handlers.register(self.app)
         self.approvals = ApprovalHandlers(
@@ -238,10 +243,28 @@ class SlackRuntime:
             self.metrics.observe_ack("slack", time.perf_counter() - received)
         return response
 
+    async def handle_oauth(self, request: web.Request) -> web.Response:
+        """`GET /slack/install` and `GET /slack/oauth_redirect`: bolt's OAuth flow."""
+        assert self.installs is not None
+        bolt_request = await to_bolt_request(request)
+        if request.path == self.installs.flow.install_path:
+            bolt_response = await self.installs.handle_install(bolt_request)
+        else:
+            bolt_response = await self.installs.handle_redirect(bolt_request)
+        return await to_aiohttp_response(bolt_response)
+
     async def start(self) -> None:
-        """Check the bot token (auth.test); Socket Mode: then connect."""
-        auth = await verify_token(self.client, self._api_url)
-        log.info("Slack: bot %s in workspace %s", auth.get("user"), auth.get("team"))
+        """Check the bot token (auth.test), or count the installs; Socket Mode: then connect."""
+        if self.installs is not None:
+            teams = await self.installs.store.installed_teams()
+            log.info(
+                "Slack: installation mode, installed in %d workspace(s); installs at %s",
+                len(teams),
+                self.installs.flow.install_path,
+            )
+        else:
+            auth = await verify_token(self.client, self._api_url)
+            log.info("Slack: bot %s in workspace %s", auth.get("user"), auth.get("team"))
         if self._app_token is None:
             return
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -267,10 +290,16 @@ class SlackRuntime:
 
 async def check_slack(settings: Settings) -> tuple[bool, str]:
     """For `sora-bot check`: does the bot token work against SLACK_API_URL? (ok, plain words)"""
-    if settings.slack_bot_token is None:
-        return False, "SLACK_BOT_TOKEN is not set: Slack is off."
     if settings.slack_problem is not None:
         return False, settings.slack_problem
+    if settings.slack_installs:
+        mode = "Socket Mode" if settings.slack_mode == "socket" else f"HTTP mode at {EVENTS_PATH}"
+        return True, (
+            "Slack OK: installation mode (SLACK_CLIENT_ID), workspaces install at "
+            f"/slack/install ({mode})."
+        )
+    if settings.slack_bot_token is None:
+        return False, "SLACK_BOT_TOKEN is not set: Slack is off."
     client = web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
     try:
         auth = await verify_token(client, settings.slack_api_url)

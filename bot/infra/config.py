@@ -32,9 +32,23 @@ from bot.infra.store.engine import describe_postgres, engine_of, sqlite_path
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 NO_PLATFORM = (
-    "No chat platform is configured: set DISCORD_TOKEN (Discord) and/or SLACK_BOT_TOKEN with "
+    "No chat platform is configured: set DISCORD_TOKEN (Discord) and/or SLACK_BOT_TOKEN (one "
+    "workspace) or SLACK_CLIENT_ID with SLACK_CLIENT_SECRET (installs by OAuth), with "
     "SLACK_SIGNING_SECRET or SLACK_APP_TOKEN (Slack). To see the bot work without any token, "
     "run: sora-bot demo"
+)
+#: The bot scopes slack-manifest.yml lists: what an OAuth install asks for (SLACK_SCOPES).
+SLACK_DEFAULT_SCOPES = (
+    "commands",
+    "chat:write",
+    "files:write",
+    "files:read",
+    "im:write",
+    "users:read",
+    "channels:history",
+    "groups:history",
+    "im:history",
+    "mpim:history",
 )
 #: The demo's own store unless DATABASE_URL is set (its console spend stays out of the real
 #: ledger; `DATABASE_URL=sqlite:///sora-bot-demo.db sora-bot admin jobs` reads it).
@@ -92,6 +106,13 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
+    # Installation mode (adapters/slack/oauth.py): with both set, workspaces install the app
+    # at /slack/install and each gets its own bot token; SLACK_BOT_TOKEN is then not used.
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
+    slack_scopes: Any = Field(default_factory=lambda: list(SLACK_DEFAULT_SCOPES))
+    # Team ids (T…) that may install; empty: any workspace.
+    slack_install_allowed_teams: Any = Field(default_factory=list)
 
     user_credits_per_period: Decimal = Decimal(300)
     team_credits_per_period: Decimal = Decimal(0)
@@ -130,6 +151,8 @@ class Settings(BaseSettings):
         "slack_bot_token",
         "slack_signing_secret",
         "slack_app_token",
+        "slack_client_id",
+        "slack_client_secret",
         "catalog_path",
         "discord_admin_channel",
         "slack_admin_channel",
@@ -195,6 +218,32 @@ class Settings(BaseSettings):
             if not user or not platform.isidentifier() or platform != platform.lower():
                 raise ValueError(f"entries look like discord:1234 or slack:U0123, got {item!r}")
         return ids
+
+    @field_validator("slack_scopes", mode="before")
+    @classmethod
+    def _scopes(cls, value: Any) -> list[str]:
+        scopes = _csv(value)
+        if not scopes:
+            return list(SLACK_DEFAULT_SCOPES)  # SLACK_SCOPES= (blank): the manifest's
+        bad = [
+            s for s in scopes if not s.replace(":", "").replace(".", "").replace("_", "").isalnum()
+        ]
+        if bad:
+            raise ValueError(
+                f"must be a comma list of Slack scopes like chat:write, got {bad[0]!r}"
+            )
+        return scopes
+
+    @field_validator("slack_install_allowed_teams", mode="before")
+    @classmethod
+    def _teams(cls, value: Any) -> list[str]:
+        teams = _csv(value)
+        bad = [t for t in teams if not (t[:1] in ("T", "E") and t.isalnum() and t.isupper())]
+        if bad:
+            raise ValueError(
+                f"must be a comma list of Slack team ids like T0123ABCD, got {bad[0]!r}"
+            )
+        return teams
 
     @field_validator("user_credits_per_period", "team_credits_per_period", mode="before")
     @classmethod
@@ -281,10 +330,24 @@ class Settings(BaseSettings):
         return sorted(user for where, user in self.admin_ids if where == platform)
 
     @property
+    def slack_installs(self) -> bool:
+        """Installation mode: SLACK_CLIENT_ID and SLACK_CLIENT_SECRET are both set, so each
+        workspace installs the app by OAuth and has its own bot token (no SLACK_BOT_TOKEN)."""
+        return self.slack_client_id is not None and self.slack_client_secret is not None
+
+    def slack_team_allowed(self, team_id: str | None) -> bool:
+        """May workspace `team_id` install the app? (SLACK_INSTALL_ALLOWED_TEAMS; empty: any.)"""
+        allowed = list(self.slack_install_allowed_teams)
+        return not allowed or (team_id is not None and team_id in allowed)
+
+    @property
     def slack_mode(self) -> str | None:
         """How Slack connects: ``"socket"`` (SLACK_APP_TOKEN), ``"http"`` (SLACK_SIGNING_SECRET,
-        requests to /slack/events), or None when Slack is off or cannot start (`slack_problem`)."""
-        if self.slack_bot_token is None:
+        requests to /slack/events), or None when Slack is off or cannot start (`slack_problem`).
+        Either credential works: one bot token, or installs (`slack_installs`)."""
+        if self.slack_bot_token is None and not self.slack_installs:
+            return None
+        if self._slack_credentials_problem() is not None:
             return None
         if self.slack_app_token is not None:
             return "socket"
@@ -303,15 +366,38 @@ class Settings(BaseSettings):
     def slack_problem(self) -> str | None:
         """Why Slack cannot start as configured, in plain words; None when it can or is off.
 
-        Slack needs a way in besides the bot token: the signing secret (HTTP mode) or an
-        app-level token (Socket Mode)."""
-        if self.slack_bot_token is None or self.slack_mode is not None:
+        Slack needs one credential — a bot token, or the client id and secret of installs by
+        OAuth, not both — and a way in: the signing secret (HTTP mode) or an app-level token
+        (Socket Mode)."""
+        credentials = self._slack_credentials_problem()
+        if credentials is not None:
+            return credentials
+        if (self.slack_bot_token is None and not self.slack_installs) or self.slack_mode:
             return None
+        which = "SLACK_BOT_TOKEN is" if self.slack_bot_token else "SLACK_CLIENT_ID/SECRET are"
         return (
-            "SLACK_BOT_TOKEN is set but SLACK_SIGNING_SECRET is not: Slack's HTTP mode needs it "
+            f"{which} set but SLACK_SIGNING_SECRET is not: Slack's HTTP mode needs it "
             "to verify requests (Basic Information → Signing Secret), or set SLACK_APP_TOKEN "
             "for Socket Mode."
         )
+
+    def _slack_credentials_problem(self) -> str | None:
+        if (self.slack_client_id is None) != (self.slack_client_secret is None):
+            given, missing = (
+                ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET")
+                if self.slack_client_id is not None
+                else ("SLACK_CLIENT_SECRET", "SLACK_CLIENT_ID")
+            )
+            return (
+                f"{given} is set but {missing} is not: installs by OAuth need both (Basic "
+                "Information → App Credentials)."
+            )
+        if self.slack_installs and self.slack_bot_token is not None:
+            return (
+                "Both SLACK_BOT_TOKEN and SLACK_CLIENT_ID/SLACK_CLIENT_SECRET are set: choose one "
+                "workspace by its bot token, or installs by OAuth (then unset SLACK_BOT_TOKEN)."
+            )
+        return None
 
     @property
     def run_problems(self) -> list[str]:

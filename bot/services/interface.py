@@ -53,6 +53,7 @@ __all__ = [
     "AdminPort",
     "BotService",
     "ChatPort",
+    "InstallRecords",
     "JobFinishedPort",
     "LeaseKeeper",
     "PlatformFactory",
@@ -292,6 +293,30 @@ class LeaseKeeper(Protocol):
     async def holders(self, prefix: str = "") -> dict[str, Lease]: ...
 
 
+class InstallRecords(Protocol):
+    """A platform's OAuth installation rows and single-use OAuth states, in the product's store
+    (bot/services/installs.py). Records are opaque text the adapter seals; keys use '' for
+    "none" (no enterprise, no user)."""
+
+    async def save(
+        self, kind: str, enterprise_id: str, team_id: str, user_id: str, data_json: str
+    ) -> None: ...
+
+    async def find(
+        self, kind: str, enterprise_id: str | None, team_id: str, user_id: str | None
+    ) -> str | None: ...
+
+    async def delete(
+        self, kind: str | None, enterprise_id: str | None, team_id: str, user_id: str | None
+    ) -> int: ...
+
+    async def teams(self, kind: str) -> list[str]: ...
+
+    async def issue_state(self, state: str, expires_at: str) -> None: ...
+
+    async def consume_state(self, state: str) -> bool: ...
+
+
 @dataclass(frozen=True)
 class PlatformHost:
     """What a platform adapter is built with — the whole of what it gets from the core."""
@@ -302,6 +327,8 @@ class PlatformHost:
     acks: AckObserver
     #: Leases across the replicas (Discord holds each gateway shard by one).
     leases: LeaseKeeper
+    #: OAuth installations and states (Slack's installation mode).
+    installs: InstallRecords
 
 
 class PlatformRuntime(Protocol):

@@ -13,8 +13,11 @@ Invariants:
 - Every request to `/api/{method}` is recorded in `calls`, in arrival order, with its arguments
   merged from the query string, the form body and the JSON body (slack_sdk uses all three),
   including requests answered with 429 or an error.
-- Every API method requires `Authorization: Bearer <bot_token>`; anything else gets Slack's
-  `{"ok": false, "error": "invalid_auth"}`.
+- Every API method requires `Authorization: Bearer <bot_token>` (or one of `tokens`, the bot
+  tokens of other installed workspaces); anything else gets Slack's
+  `{"ok": false, "error": "invalid_auth"}`. Each call records the token it carried (`token`), and
+  `auth.test` / `users.info` / views answer for that token's workspace. `OPEN_METHODS` (OAuth,
+  tests/adapters/slack/fake_oauth.py) authenticate themselves.
 - Every message `chat.postMessage` accepted is kept in `messages` (channel → messages, oldest
   first, as Slack's message objects with `user` and `bot_id`); `chat.update` edits it there.
 - Uploaded bytes are stored exactly as received (`uploads[file_id]`); a file counts as shared
@@ -33,7 +36,7 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
@@ -53,6 +56,8 @@ class SlackCall:
     args: dict[str, Any]
     status: int = 200
     authorized: bool = True
+    #: The bearer token the request carried (None: none).
+    token: str | None = None
 
 
 @dataclass
@@ -113,6 +118,9 @@ class FakeSlack:
     workspace_admins: set[str] = field(default_factory=set)
     workspace_owners: set[str] = field(default_factory=set)
     user_teams: dict[str, str] = field(default_factory=dict)
+    #: Bot tokens of other workspaces the fake accepts: token → team id.
+    tokens: dict[str, str] = field(default_factory=dict)
+    _team: str = ""  # the workspace of the call being answered (its token's)
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _rate_limited: dict[str, int] = field(default_factory=dict)
     _retry_after: dict[str, int] = field(default_factory=dict)
@@ -220,12 +228,20 @@ class FakeSlack:
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         args = await self._args(request)
+        header = request.headers.get("Authorization", "")
+        bearer = header.removeprefix("Bearer ") if header.startswith("Bearer ") else None
         # apps.connections.open (Socket Mode) is the one method called with the app-level token.
         token = self.app_token if method == "apps.connections.open" else self.bot_token
-        authorized = request.headers.get("Authorization") == f"Bearer {token}"
+        if method in self.OPEN_METHODS:
+            authorized = self._open_auth(header, args)
+        else:
+            authorized = bearer == token or (bearer in self.tokens and token == self.bot_token)
+        self._team = self.tokens.get(bearer or "", self.team_id)
         if self._rate_limited.get(method, 0) > 0:
             self._rate_limited[method] -= 1
-            self.calls.append(SlackCall(method, args, status=429, authorized=authorized))
+            self.calls.append(
+                SlackCall(method, args, status=429, authorized=authorized, token=bearer)
+            )
             self._touch()
             retry_after = str(self._retry_after.get(method, 1))
             return web.json_response(
@@ -233,7 +249,7 @@ class FakeSlack:
                 status=429,
                 headers={"Retry-After": retry_after},
             )
-        self.calls.append(SlackCall(method, args, authorized=authorized))
+        self.calls.append(SlackCall(method, args, authorized=authorized, token=bearer))
         self._touch()
         if not authorized:
             return web.json_response({"ok": False, "error": "invalid_auth"})
@@ -242,6 +258,16 @@ class FakeSlack:
             return web.json_response({"ok": False, "error": "unknown_method"})
         result: dict[str, Any] = handler(args)
         return web.json_response(result)
+
+    #: Methods that do not take a bearer token (client credentials instead).
+    OPEN_METHODS: ClassVar[frozenset[str]] = frozenset()
+
+    def _open_auth(self, header: str, args: dict[str, Any]) -> bool:
+        return False
+
+    def tokens_used(self, method: str) -> list[str | None]:
+        """The token each accepted call of `method` carried, in order."""
+        return [c.token for c in self.ok_calls_to(method)]
 
     def _ts(self) -> str:
         n = next(self._ids)
@@ -253,7 +279,7 @@ class FakeSlack:
             "url": "https://test.slack.com/",
             "team": "Test Team",
             "user": "sora",
-            "team_id": self.team_id,
+            "team_id": self._team,
             "user_id": self.bot_user_id,
             "bot_id": self.bot_id,
             "is_enterprise_install": False,
@@ -300,7 +326,7 @@ class FakeSlack:
     def _view(self, args: dict[str, Any]) -> dict[str, Any]:
         view = dict(args.get("view") or {})
         view.setdefault("id", f"V{next(self._ids):08d}")
-        view["team_id"] = self.team_id
+        view["team_id"] = self._team
         return {"ok": True, "view": view}
 
     def _m_views_open(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -322,7 +348,7 @@ class FakeSlack:
             "ok": True,
             "user": {
                 "id": user,
-                "team_id": self.user_teams.get(user, self.team_id),
+                "team_id": self.user_teams.get(user, self._team),
                 "name": user.lower(),
                 "is_admin": user in self.workspace_admins or user in self.workspace_owners,
                 "is_owner": user in self.workspace_owners,
@@ -436,13 +462,16 @@ class FakeSlack:
 
     async def _download(self, request: web.Request) -> web.StreamResponse:
         hosted = self.files.get(request.match_info["file_id"])
-        authorized = request.headers.get("Authorization") == f"Bearer {self.bot_token}"
+        header = request.headers.get("Authorization", "")
+        bearer = header.removeprefix("Bearer ") if header.startswith("Bearer ") else None
+        authorized = bearer == self.bot_token or bearer in self.tokens
         self.calls.append(
             SlackCall(
                 "download",
                 {"file_id": request.match_info["file_id"]},
                 status=200 if authorized else 302,
                 authorized=authorized,
+                token=bearer,
             )
         )
         self._touch()

@@ -1,0 +1,167 @@
+"""Several workspaces installed by OAuth on one bot: each /sora talks to Slack with its own
+workspace's token (progress, upload), an uninstall of one cancels its queued job and leaves the
+other alone, a re-install finds the history, and a job resumed by a new process on the same
+database posts with its workspace's token."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from bot.domain.models import Job, JobStatus, Requester
+from bot.infra.simulator import Simulator
+from tests.adapters.slack.conftest import ALICE, BOB, WAIT, SlackWorld
+from tests.adapters.slack.fake_oauth import FakeSlackOAuth
+from tests.adapters.slack.oauth_world import (
+    command,
+    event,
+    install,
+    installation_rows,
+    oauth_bot_on,
+)
+from tests.support import running_simulator
+
+TEAM_A, TEAM_B = "T0AAA", "T0BBB"
+CHANNEL_A, CHANNEL_B = "C0AAA", "C0BBB"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeSlackOAuth]:
+    async with FakeSlackOAuth() as server:
+        yield server
+
+
+async def two_installed(world: SlackWorld, fake: FakeSlackOAuth) -> tuple[str, str]:
+    for team in (TEAM_A, TEAM_B):
+        status, text = await install(world, team)
+        assert status == 200, text
+    return fake.token_of(TEAM_A), fake.token_of(TEAM_B)
+
+
+def tokens_in(fake: FakeSlackOAuth, method: str, channel_key: str, channel: str) -> set[str]:
+    return {str(c.token) for c in fake.ok_calls_to(method) if c.args.get(channel_key) == channel}
+
+
+async def jobs_of(world: SlackWorld, team: str) -> list[Job]:
+    rows = await world.rc.core.store.fetchall(
+        "SELECT id FROM jobs WHERE workspace = ? ORDER BY created_at", (team,)
+    )
+    return [await world.rc.core.service.get_job(r["id"]) for r in rows]
+
+
+async def test_each_workspace_is_served_with_its_own_token(
+    fake: FakeSlackOAuth, tmp_path: Path, sim: Simulator
+) -> None:
+    async with oauth_bot_on(fake, tmp_path, sim) as world:
+        token_a, token_b = await two_installed(world, fake)
+        assert token_a != token_b
+        await command(world, "a paper boat", team=TEAM_A, user=ALICE, channel=CHANNEL_A)
+        await command(world, "a red kite", team=TEAM_B, user=BOB, channel=CHANNEL_B)
+        await fake.wait_for(lambda: len(fake.ok_calls_to("files.completeUploadExternal")) == 2)
+
+        for channel, token in ((CHANNEL_A, token_a), (CHANNEL_B, token_b)):
+            assert tokens_in(fake, "chat.postMessage", "channel", channel) == {token}
+            assert tokens_in(fake, "chat.update", "channel", channel) == {token}
+            assert tokens_in(fake, "files.completeUploadExternal", "channel_id", channel) == {token}
+        assert sorted(map(str, fake.tokens_used("files.getUploadURLExternal"))) == sorted(
+            [token_a, token_b]
+        )
+        assert {f.channel_id for f in fake.shared_files} == {CHANNEL_A, CHANNEL_B}
+        # Every Web API call carried one of the two installations' tokens.
+        assert {c.token for c in fake.calls if c.method.startswith(("chat.", "files."))} == {
+            token_a,
+            token_b,
+        }
+
+
+async def test_uninstall_cancels_that_workspaces_queued_job_and_leaves_the_other(
+    fake: FakeSlackOAuth, tmp_path: Path
+) -> None:
+    async with (
+        running_simulator(task_seconds=30) as slow,
+        oauth_bot_on(fake, tmp_path, slow, max_jobs_per_user=1) as world,
+    ):
+        token_a, token_b = await two_installed(world, fake)
+        await command(world, "first boat", team=TEAM_A, user=ALICE, channel=CHANNEL_A)
+        await world.wait_job(lambda j: j.status == JobStatus.SUBMITTED)
+        await command(world, "second boat", team=TEAM_A, user=ALICE, channel=CHANNEL_A)
+        await command(world, "a red kite", team=TEAM_B, user=BOB, channel=CHANNEL_B)
+
+        async def settled() -> tuple[list[Job], list[Job]]:
+            """A: one at EvoLink, one queued behind it; B: at EvoLink."""
+            while True:
+                a, b = await jobs_of(world, TEAM_A), await jobs_of(world, TEAM_B)
+                if len(a) == 2 and b and b[0].status == JobStatus.SUBMITTED:
+                    return a, b
+                await asyncio.sleep(0.02)
+
+        a_jobs, _ = await asyncio.wait_for(settled(), WAIT)
+        first, queued = a_jobs
+        assert first.status == JobStatus.SUBMITTED and queued.status == JobStatus.PENDING
+        alice = Requester(platform="slack", workspace=TEAM_A, user=ALICE)
+        before = await world.rc.core.service.balance(alice)
+        assert before.held == first.reserved + queued.reserved
+
+        # Slack revokes A's token and tells the app.
+        del fake.tokens[token_a]
+        mark = len(fake.calls)
+        status, _ = await event(world, {"type": "app_uninstalled"}, team=TEAM_A)
+        assert status == 200
+        cancelled = await world.wait_job(lambda j: j.status == JobStatus.CANCELLED, queued.id)
+        await world.runtime.idle()
+
+        after = await world.rc.core.service.balance(alice)
+        assert after.held == first.reserved  # the queued job's hold released, once
+        assert (await world.rc.core.service.get_job(first.id)).status == JobStatus.SUBMITTED
+        assert cancelled.charged_uc is None
+        assert {r["team_id"] for r in await installation_rows(world)} == {TEAM_B}
+        b_job = (await jobs_of(world, TEAM_B))[0]
+        assert not b_job.status.terminal
+        # Nothing was sent for A after the uninstall: no call with its token, none to its channel.
+        later = fake.calls[mark:]
+        assert all(c.token != token_a for c in later)
+        assert all(c.args.get("channel") != CHANNEL_A for c in later)
+        assert {c.token for c in later if c.args.get("channel") == CHANNEL_B} <= {token_b}
+
+        # B still works with its own token.
+        await command(world, "credits", team=TEAM_B, user=BOB, channel=CHANNEL_B)
+        await fake.wait_for(lambda: fake.responses.get(f"cmd-{TEAM_B}-{BOB}"))
+
+        # A re-install (same team id) finds its history.
+        status, _ = await install(world, TEAM_A)
+        assert status == 200
+        recent = await world.rc.core.service.recent_jobs(alice, limit=10)
+        assert {j.id for j in recent} == {first.id, queued.id}
+        again = await world.rc.core.service.balance(alice)
+        assert again.held == first.reserved and again.used == Decimal(0)
+
+
+async def test_a_job_resumed_after_a_restart_posts_with_its_workspaces_token(
+    fake: FakeSlackOAuth, tmp_path: Path, sim: Simulator
+) -> None:
+    # The first process takes the order and posts its progress message, but EvoLink does not
+    # answer its submits (503) before it stops: the job waits, pending, in the database.
+    sim.config.http_errors["submit"] = [503] * 50
+    async with oauth_bot_on(fake, tmp_path, sim) as world:
+        _, token_b = await two_installed(world, fake)
+        await command(world, "a red kite", team=TEAM_B, user=BOB, channel=CHANNEL_B)
+        await fake.wait_for(lambda: tokens_in(fake, "chat.postMessage", "channel", CHANNEL_B))
+        job = await world.wait_job(lambda j: j.status == JobStatus.PENDING)
+        await world.runtime.idle()
+    assert fake.ok_calls_to("files.completeUploadExternal") == []
+    sim.config.http_errors.clear()
+    mark = len(fake.calls)
+
+    # A new process on the same database, with no memory of the job or of any token.
+    async with oauth_bot_on(fake, tmp_path, sim) as world:
+        done = await world.wait_job(lambda j: j.status == JobStatus.DELIVERED, job.id)
+        await fake.wait_for(lambda: fake.ok_calls_to("files.completeUploadExternal"))
+    uploads = [c for c in fake.calls[mark:] if c.method == "files.completeUploadExternal"]
+    assert [c.token for c in uploads] == [token_b]
+    assert uploads[0].args["channel_id"] == CHANNEL_B
+    assert uploads[0].args["thread_ts"] == done.surface.thread
+    assert {c.token for c in fake.calls[mark:] if c.method.startswith("chat.")} == {token_b}
