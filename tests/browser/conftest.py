@@ -7,10 +7,11 @@
 - `browser`: one chromium for the whole session, on the session's event loop. Every browser
   test module therefore runs on that loop: `pytestmark = pytest.mark.asyncio(loop_scope=
   "session")`, and its async fixtures take `loop_scope="session"` too.
-- `context` / `page`: a fresh browser context per test (no cookies shared between tests). The
-  pages must work offline: every request to a host other than 127.0.0.1 is aborted and
-  recorded, and so is every page error and console error (a CSP violation is one); the test
-  fails at teardown if there were any (`guard.expected` lists the ones it provokes).
+- `context` / `page`: a fresh browser context per test (no cookies shared between tests);
+  `contexts.new()` makes more (another person, a phone-sized screen). The pages must work
+  offline: every request to a host other than 127.0.0.1 is aborted and recorded, and so is
+  every page error and console error (a CSP violation is one); the test fails at teardown if
+  there were any (`guard.expected` lists the ones it provokes).
 - `shots`: `await shots.take(page, "name")` saves a full-page PNG in one folder per session
   (under pytest's tmp folders; the path is printed at the end of the run) and, when
   `SORA_SCREENSHOTS_DIR` is set, a copy there for a human to look at.
@@ -23,6 +24,7 @@ import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -101,33 +103,58 @@ def guard() -> Guard:
     return Guard()
 
 
+class Contexts:
+    """Browser contexts (separate cookie jars: separate people) that share one `Guard`."""
+
+    def __init__(self, browser: Browser, guard: Guard) -> None:
+        self.browser = browser
+        self.guard = guard
+        self.made: list[BrowserContext] = []
+
+    async def new(self, **options: Any) -> BrowserContext:
+        options.setdefault("viewport", {"width": 1280, "height": 800})
+        made = await self.browser.new_context(**options)
+        made.set_default_timeout(STEP_MS)
+        guard = self.guard
+
+        async def offline(route: Route, request: Request) -> None:
+            if urlsplit(request.url).hostname in LOCAL_HOSTS or request.url.startswith("data:"):
+                await route.continue_()
+            else:
+                guard.blocked.append(request.url)
+                await route.abort()
+
+        await made.route("**/*", offline)
+
+        def on_page(page: Page) -> None:
+            page.on("pageerror", lambda exc: guard.errors.append(f"page error: {exc}"))
+
+            def console(message: ConsoleMessage) -> None:
+                if message.type == "error":
+                    guard.errors.append(f"console error: {message.text} ({page.url})")
+
+            page.on("console", console)
+
+        made.on("page", on_page)
+        self.made.append(made)
+        return made
+
+    async def close(self) -> None:
+        for made in self.made:
+            await made.close()
+
+
 @pytest_asyncio.fixture(loop_scope="session")
-async def context(browser: Browser, guard: Guard) -> AsyncIterator[BrowserContext]:
-    made = await browser.new_context(viewport={"width": 1280, "height": 800})
-    made.set_default_timeout(STEP_MS)
-
-    async def offline(route: Route, request: Request) -> None:
-        if urlsplit(request.url).hostname in LOCAL_HOSTS or request.url.startswith("data:"):
-            await route.continue_()
-        else:
-            guard.blocked.append(request.url)
-            await route.abort()
-
-    await made.route("**/*", offline)
-
-    def on_page(page: Page) -> None:
-        page.on("pageerror", lambda exc: guard.errors.append(f"page error: {exc}"))
-
-        def console(message: ConsoleMessage) -> None:
-            if message.type == "error":
-                guard.errors.append(f"console error: {message.text}")
-
-        page.on("console", console)
-
-    made.on("page", on_page)
+async def contexts(browser: Browser, guard: Guard) -> AsyncIterator[Contexts]:
+    made = Contexts(browser, guard)
     yield made
     await made.close()
     assert guard.problems() == [], "the pages must work offline and without errors"
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def context(contexts: Contexts) -> BrowserContext:
+    return await contexts.new()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

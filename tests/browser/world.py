@@ -7,8 +7,8 @@ the signed link out of what the fake Slack received (the command's answer or a r
 post), so a browser opens exactly what a person would click.
 
 Budgets are sized from the catalog and the price list (tests/prices.py), never written down:
-each person may spend `LIMIT`, which is exactly Alice's two videos, so her third request is
-refused and offers "Ask an admin".
+each person may spend `LIMIT`: Alice's two videos fit, her third (default) request does not
+and offers "Ask an admin"; Bob's two default videos fit.
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ def other_model() -> str:
 
 OTHER_MODEL = other_model()
 OTHER_PRICE = price_of(f"a cat --model {OTHER_MODEL}")
-#: What each person may spend: Alice's two videos, to the credit.
-LIMIT = UNIT + OTHER_PRICE
+#: What each person may spend: Alice's two videos (one of each model) fit and leave less than
+#: a third default one costs; Bob's two default ones fit.
+LIMIT = UNIT + max(UNIT, OTHER_PRICE)
 _URL = re.compile(r"https?://127\.0\.0\.1:\d+/[^\s>|\"'\\]+")
 
 
