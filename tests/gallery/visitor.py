@@ -3,6 +3,7 @@ accepts 127.0.0.1's cookies), following redirects, reading the CSRF token off a 
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -63,8 +64,24 @@ async def visiting(rc: RunningCore) -> AsyncIterator[Visitor]:
 
 
 async def delivered(rc: RunningCore, port: RecordingPort, who: Requester, prompt: str) -> Job:
-    """A video `who` asked for, delivered (its file in MEDIA_DIR)."""
-    service = rc.core.service
-    job = await service.submit(who, service.parse(prompt), Surface())
-    event = await port.wait_for(job.id, "delivered", timeout=20)
-    return event.job
+    """A video `who` asked for, delivered and charged (its file in MEDIA_DIR): waits for the
+    tracker's finish hook, which runs once the delivery and its capture are recorded."""
+    finished: set[str] = set()
+    changed = asyncio.Event()
+
+    async def hook(job: Job) -> None:
+        finished.add(job.id)
+        changed.set()
+
+    rc.core.tracker.on_finished.append(hook)
+    try:
+        service = rc.core.service
+        job = await service.submit(who, service.parse(prompt), Surface())
+        await port.wait_for(job.id, "delivered", timeout=20)
+        async with asyncio.timeout(20):
+            while job.id not in finished:
+                changed.clear()
+                await changed.wait()
+    finally:
+        rc.core.tracker.on_finished.remove(hook)
+    return await service.get_job(job.id)
