@@ -19,6 +19,8 @@ handler) and then prints one line, `STATS {json}`: what it measured about itself
   threshold:A,B,C  `gc.set_threshold(A, B, C)` before start-up, plus what run_bot does
   refreeze         after every full collection, `gc.freeze()` its survivors
   defer:MS         not GC: Slack work spawned after an ack starts MS ms later
+  policy:PATH      not GC: the tracker polls with the policy module at PATH (a copy of
+                   bot/domain/polling.py, e.g. the one before a change: A/B in one bench run)
 Parts join with "+" (`threshold:50000,20,100+refreeze`). SIGUSR1 writes a census of the
 tracked objects by type to stderr (the replica's log), to see what a job costs.
 Invariant: no measured figure depends on this process's clock except its own lag and GC pauses.
@@ -130,6 +132,8 @@ def apply_gc_mode(mode: str, loop: asyncio.AbstractEventLoop) -> None:
             gc.callbacks.append(functools.partial(_refreeze, loop))
         elif part.startswith("defer:"):
             defer_slack_work(float(part.removeprefix("defer:")) / 1000)
+        elif part.startswith("policy:"):
+            poll_with(part.removeprefix("policy:"))
         else:
             raise SystemExit(f"unknown --gc mode {part!r}")
 
@@ -156,6 +160,22 @@ def defer_slack_work(seconds: float) -> None:
         spawn(self, run())
 
     SlackRuntime.spawn = later  # type: ignore[method-assign]
+
+
+def poll_with(path: str) -> None:
+    """The tracker's polling policy replaced by the module at `path` (same names)."""
+    import importlib.util
+
+    from bot.services import tracker_steps
+
+    spec = importlib.util.spec_from_file_location("polling_candidate", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"no policy module at {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    for name in ("PollState", "next_delay"):
+        setattr(tracker_steps, name, getattr(module, name))
 
 
 def census(limit: int = 25) -> str:

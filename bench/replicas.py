@@ -325,7 +325,9 @@ async def part_memory(world: World, pg: PgServer, args: argparse.Namespace) -> N
 # ---- reads ----------------------------------------------------------------------------------
 
 
-async def part_reads(world: World, pg: PgServer, args: argparse.Namespace) -> None:
+async def part_reads(
+    world: World, pg: PgServer, args: argparse.Namespace, gc_mode: str = "shipped"
+) -> None:
     world.database_url = await asyncio.to_thread(pg.fresh_database)
     sim = world.sim
     sim.config.task_seconds = args.reads_task_seconds
@@ -333,7 +335,7 @@ async def part_reads(world: World, pg: PgServer, args: argparse.Namespace) -> No
     sim.config.estimate_error = args.estimate_error
     jobs = args.reads_jobs
     before = set(sim.tasks)
-    replicas = await world.start_replicas(args.replicas, tag="reads")
+    replicas = await world.start_replicas(args.replicas, tag="reads", gc_mode=gc_mode)
     try:
         took = await world.fill(jobs, teams=3, users_per_team=40, concurrency=50)
         await world.wait_for(lambda: len(sim.tasks) - len(before) >= jobs, 120)
@@ -371,7 +373,8 @@ async def part_reads(world: World, pg: PgServer, args: argparse.Namespace) -> No
     print(
         f"\n[reads] ({load()}) {jobs} jobs, {args.reads_task_seconds:g} s noisy tasks (estimate x"
         f"{args.estimate_error:g}), no callbacks ({callbacks} tasks had a callback URL), "
-        f"{len(replicas)} replicas; sent in {took:.1f} s; jobs at the end {statuses}"
+        f"{len(replicas)} replicas, --gc {gc_mode}; sent in {took:.1f} s; jobs at the end "
+        f"{statuses}"
     )
     print(f"  jobs followed per replica when the first task ended: {spread}")
     if window > 0:
@@ -422,7 +425,8 @@ async def main(args: argparse.Namespace) -> None:
                 if "memory" in parts:
                     await part_memory(world, pg, args)
                 if "reads" in parts:
-                    await part_reads(world, pg, args)
+                    for mode in args.reads_gc.split(";"):
+                        await part_reads(world, pg, args, mode)
                 fake.messages.clear()
     finally:
         await asyncio.to_thread(pg.stop)
@@ -458,5 +462,8 @@ if __name__ == "__main__":
     parser.add_argument("--reads-jobs", type=int, default=2000)
     parser.add_argument("--reads-task-seconds", type=float, default=90.0)
     parser.add_argument("--estimate-error", type=float, default=1.0)
+    parser.add_argument("--reads-gc", default="shipped",
+                        help="the replicas' --gc modes for the reads part, ';'-separated, one "
+                        "run each (policy:PATH replays another polling policy)")  # fmt: skip
     args = parser.parse_args()
     asyncio.run(main(args))
