@@ -3,7 +3,9 @@
 Invariants:
 - Every read is of the viewer's (platform, workspace): another workspace's job is "not found"
   (404), exactly as a job that does not exist. Of the viewer's workspace, everyone's delivered
-  videos are visible; other statuses only to the person who asked.
+  videos are visible; other statuses only to the person who asked. A Discord direct message
+  (workspace ``dm``) is nobody's workspace — every DM user shares that name — so there the
+  viewer sees only their own videos.
 - A file is served only from inside MEDIA_DIR: a job's `media_path` is resolved (symlinks
   followed) and must be a file under the resolved MEDIA_DIR (`Path.is_relative_to`), else the
   video counts as gone. A delivered video past MEDIA_RETENTION_DAYS, or whose file is gone,
@@ -15,7 +17,7 @@ Invariants:
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bot.domain.errors import NotFound
@@ -26,6 +28,8 @@ from bot.infra.store import gallery_rows as sql
 from bot.infra.store.gallery_rows import GalleryFilter
 
 PAGE_SIZE = 24
+#: Workspace names that are shared by people who are not a team (Discord DMs): private there.
+PERSONAL_WORKSPACES = frozenset({"dm"})
 OWN_JOBS_SHOWN = 20
 NOT_HERE = "There is no such video in your workspace's gallery."
 
@@ -45,6 +49,8 @@ class Archive:
 
     async def page(self, viewer: Viewer, narrow: GalleryFilter, page: int) -> GalleryPage:
         page = max(1, page)
+        if viewer.workspace in PERSONAL_WORKSPACES:
+            narrow = replace(narrow, user=viewer.user)
         async with self.store.reading() as tx:
             found = await sql.delivered(
                 tx,
@@ -67,6 +73,9 @@ class Archive:
         async with self.store.reading() as tx:
             people = await sql.people(tx, viewer.platform, viewer.workspace)
             models = await sql.models(tx, viewer.platform, viewer.workspace)
+        if viewer.workspace in PERSONAL_WORKSPACES:
+            people = [(user, name) for user, name in people if user == viewer.user]
+            models = []  # (whose models they are would say what others made)
         return people, models
 
     async def job(self, viewer: Viewer, job_id: str) -> Job:
@@ -78,7 +87,10 @@ class Archive:
         who = job.requester
         if (who.platform, who.workspace) != (viewer.platform, viewer.workspace):
             raise NotFound(NOT_HERE)
-        if job.status != JobStatus.DELIVERED and who.user != viewer.user:
+        mine = who.user == viewer.user
+        if not mine and (
+            job.status != JobStatus.DELIVERED or viewer.workspace in PERSONAL_WORKSPACES
+        ):
             raise NotFound(NOT_HERE)
         return job
 

@@ -195,3 +195,20 @@ async def test_without_public_base_url_the_link_says_what_is_missing(
     async with running_core(tmp_path, sim, public=False) as rc:
         with pytest.raises(ConfigError, match="The gallery needs PUBLIC_BASE_URL"):
             await rc.core.service.gallery_link(ALICE)
+
+
+async def test_direct_messages_are_nobodys_workspace(rc: RunningCore) -> None:
+    """Every Discord DM user is in the workspace `dm`: there each sees only their own videos."""
+    discord = RecordingPort("discord")
+    rc.core.register_port(discord)
+    erin = Requester(platform="discord", workspace="dm", user="111")
+    finn = Requester(platform="discord", workspace="dm", user="222")
+    hers = await delivered(rc, discord, erin, "erin's private clip")
+    async with visiting(rc) as visitor:
+        page = await visitor.sign_in(rc, finn)
+        assert hers.id not in page.text and "private clip" not in page.text
+        assert (await visitor.get(f"/gallery/?person={erin.user}")).text.count(hers.id) == 0
+        assert (await visitor.get(f"/gallery/v/{hers.id}")).status == 404
+    async with visiting(rc) as visitor:
+        page = await visitor.sign_in(rc, erin)
+        assert f'id="video-{hers.id}"' in page.text
