@@ -70,6 +70,16 @@ def value_text(settings: EffectiveSettings, key: str) -> str:
     return stored_text(key, value)
 
 
+def shown(settings: EffectiveSettings, key: str) -> str:
+    """A value in a message: the admin channel as a channel link, others as code."""
+    value = settings.value(key)
+    if value is None:
+        return "none"
+    if key == "admin_channel":
+        return f"<#{value}>"
+    return f"`{esc(stored_text(key, value))}`"
+
+
 def settings_view(settings: EffectiveSettings, channel: str | None) -> dict[str, Any]:
     """The modal: one optional text input per setting, in SETTING_KEYS' order."""
     shown = {spec.key: value_text(settings, spec.key) for spec in SETTING_KEYS}
@@ -229,9 +239,8 @@ class SettingsModal:
             return
         await ack()
         lines = [
-            f"• *{esc(spec.label)}*: "
-            + (f"`{esc(value_text(after, spec.key))}`" if value_text(after, spec.key) else "none")
-            + (" (default)" if spec.key not in after.overridden else "")
+            f"• *{esc(spec.label)}*: {shown(after, spec.key)}"
+            + ("" if spec.key in after.overridden else " (default)")
             for spec in SETTING_KEYS
             if spec.key in changes
         ]
@@ -258,7 +267,7 @@ class SettingsModal:
                 after = await self.service.change_workspace_setting(
                     actor, PLATFORM, actor.workspace, key, text
                 )
-            except InputError as err:
+            except BotError as err:
                 await self._put_back(actor, before, written)
                 raise _FieldError(key, err) from None
             written.append(key)
@@ -284,7 +293,7 @@ class SettingsModal:
 
 
 class _FieldError(Exception):
-    def __init__(self, key: str, error: InputError) -> None:
+    def __init__(self, key: str, error: BotError) -> None:
         super().__init__(str(error))
         self.key = key
         self.error = error

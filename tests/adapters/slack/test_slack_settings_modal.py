@@ -8,11 +8,15 @@ the audit rows, the ledger and admission of the next `/sora`).
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
-from adapters.slack.settings_modal import SETTINGS_MODAL
+import pytest
+
+from adapters.slack.settings_modal import SETTINGS_MODAL, SettingsModal
 from bot.domain.models import Requester
 from bot.domain.workspace_settings import SETTING_KEYS
+from bot.infra.simulator import Simulator
 from tests.adapters.slack.actions import response
 from tests.adapters.slack.conftest import (
     ADMIN,
@@ -20,10 +24,11 @@ from tests.adapters.slack.conftest import (
     GENERAL,
     SlackWorld,
     response_json,
+    slack_bot_on,
     user_payload,
 )
-from tests.adapters.slack.fake_slack import TEAM_ID
-from tests.prices import DEFAULT_MODEL, UNIT
+from tests.adapters.slack.fake_slack import TEAM_ID, FakeSlack
+from tests.prices import CATALOG, DEFAULT_MODEL, UNIT
 
 OPS = "cli:ops"
 OWNER = "U0OWNER"  # a workspace owner by Slack's users.info, not in ADMIN_USER_IDS
@@ -191,3 +196,34 @@ async def open_settings_again(world: SlackWorld) -> dict[str, Any]:
     )
     view: dict[str, Any] = calls[-1].args["view"]
     return view
+
+
+async def test_a_value_the_core_refuses_after_the_form_accepted_it_changes_nothing(
+    fake: FakeSlack, tmp_path: Path, sim: Simulator
+) -> None:
+    """A model the catalog has but EvoLink's price list does not offer: the core refuses it."""
+    gone = next(m for m in CATALOG.names(selectable_only=True) if m != DEFAULT_MODEL)
+    sim.config.retired[gone] = "absent"
+    async with slack_bot_on(fake, tmp_path, sim) as world:
+        before = await settings_now(world)
+        view = await open_settings(world)
+        status, body = await world.interact(
+            submission(view, {"default_model": gone, "user_credits_per_period": "50"})
+        )
+        assert status == 200
+        errors = response_json(body)["errors"]
+        assert list(errors) == ["default_model"] and gone in errors["default_model"]
+        assert await settings_now(world) == before
+        assert await setting_audits(world) == []
+
+        # Written in the other order, the change already made is put back.
+        settings_form = SettingsModal(world.rc.core.service, lambda coro: coro.close())
+        admin = Requester(platform="slack", workspace=TEAM_ID, user=ADMIN)
+        with pytest.raises(Exception, match=gone) as refused:
+            await settings_form._apply(
+                admin, {"user_credits_per_period": "50", "default_model": gone}
+            )
+        assert getattr(refused.value, "key", None) == "default_model"
+        assert await settings_now(world) == before
+        reasons = sorted(str(a["reason"]) for a in await setting_audits(world))
+        assert reasons == ["user_credits_per_period=50", "user_credits_per_period=default"]
