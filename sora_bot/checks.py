@@ -48,6 +48,29 @@ async def _check_offered(
         report(True, f"DEFAULT_MODEL {settings.default_model} is offered by {source}")
 
 
+async def _check_slack_installs(
+    http: httpx.AsyncClient, settings: Settings, report: Callable[[bool, str], None]
+) -> None:
+    """Installation mode has no token to test: Slack is asked to exchange a code that does not
+    exist. `invalid_code` means it accepted SLACK_CLIENT_ID and SLACK_CLIENT_SECRET."""
+    assert settings.slack_client_id is not None and settings.slack_client_secret is not None
+    try:
+        resp = await http.post(
+            settings.slack_api_url.rstrip("/") + "/oauth.v2.access",
+            data={"code": "sora-bot-check"},
+            auth=(settings.slack_client_id, settings.slack_client_secret.get_secret_value()),
+        )
+        error = resp.json().get("error")
+    except (httpx.HTTPError, ValueError) as exc:
+        report(False, f"Slack: cannot reach {settings.slack_api_url} ({type(exc).__name__})")
+        return
+    if error == "invalid_code":
+        where = (settings.public_base_url or "PUBLIC_BASE_URL") + "/slack/install"
+        report(True, f"Slack: installation mode, client credentials accepted; install at {where}")
+    else:
+        report(False, f"Slack: SLACK_CLIENT_ID / SLACK_CLIENT_SECRET refused ({error})")
+
+
 async def run_checks(settings: Settings, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     problems = 0
@@ -113,7 +136,9 @@ async def run_checks(settings: Settings, out: TextIO | None = None) -> int:
                     False,
                     f"Discord: cannot reach {settings.discord_api_base} ({type(exc).__name__})",
                 )
-        if settings.slack_bot_token is None:
+        if settings.slack_installs:
+            await _check_slack_installs(http, settings, report)
+        elif settings.slack_bot_token is None:
             out.write("- Slack: SLACK_BOT_TOKEN not set (Slack disabled)\n")
         else:
             try:

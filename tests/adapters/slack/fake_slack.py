@@ -252,7 +252,8 @@ class FakeSlack:
         self.calls.append(SlackCall(method, args, authorized=authorized, token=bearer))
         self._touch()
         if not authorized:
-            return web.json_response({"ok": False, "error": "invalid_auth"})
+            error = "bad_client_secret" if method in self.OPEN_METHODS else "invalid_auth"
+            return web.json_response({"ok": False, "error": error})
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})

@@ -9,9 +9,10 @@ import pytest
 from pydantic import SecretStr
 
 from adapters.slack import check_slack, handlers, modal, render
+from adapters.slack.oauth import REDIRECT_PATH
 from adapters.slack.runtime import EVENTS_PATH
 from bot.domain.models import JobStatus
-from bot.infra.config import Settings
+from bot.infra.config import SLACK_DEFAULT_SCOPES, Settings
 from bot.infra.simulator import Simulator, clip_for
 from tests.adapters.slack.conftest import ALICE, GENERAL, SlackWorld, slack_bot_on, user_payload
 from tests.adapters.slack.fake_slack import APP_TOKEN, BOT_TOKEN, TEAM_ID, FakeSlack
@@ -140,7 +141,15 @@ def test_manifest_matches_the_code() -> None:
         settings["interactivity"]["request_url"],
     ]
     assert all(url.endswith(EVENTS_PATH) for url in urls)
-    assert settings["event_subscriptions"]["bot_events"] == ["app_home_opened"]
+    # app_uninstalled / tokens_revoked: installation mode deletes the workspace's tokens.
+    assert settings["event_subscriptions"]["bot_events"] == [
+        "app_home_opened",
+        "app_uninstalled",
+        "tokens_revoked",
+    ]
+    assert manifest["oauth_config"]["redirect_urls"] == [
+        f"https://YOUR-HOST{REDIRECT_PATH}"
+    ]  # bolt's redirect route (installation mode)
     assert features["app_home"]["home_tab_enabled"] is True
     # Every button (job, "Ask an admin", Approve/Deny) comes back through interactivity.
     assert settings["interactivity"]["is_enabled"] is True
@@ -159,3 +168,4 @@ def test_manifest_matches_the_code() -> None:
         "im:history",
         "mpim:history",
     } == scopes
+    assert set(SLACK_DEFAULT_SCOPES) == scopes  # what an OAuth install asks for by default

@@ -165,3 +165,30 @@ async def test_a_job_resumed_after_a_restart_posts_with_its_workspaces_token(
     assert uploads[0].args["channel_id"] == CHANNEL_B
     assert uploads[0].args["thread_ts"] == done.surface.thread
     assert {c.token for c in fake.calls[mark:] if c.method.startswith("chat.")} == {token_b}
+
+
+async def test_the_home_tab_and_tokens_revoked_follow_the_workspace(
+    fake: FakeSlackOAuth, tmp_path: Path, sim: Simulator
+) -> None:
+    async with oauth_bot_on(fake, tmp_path, sim) as world:
+        token_a, token_b = await two_installed(world, fake)
+        status, _ = await event(world, {"type": "app_home_opened", "user": BOB}, team=TEAM_B)
+        assert status == 200
+        await fake.wait_for(lambda: fake.ok_calls_to("views.publish"))
+        assert fake.tokens_used("views.publish") == [token_b]
+        assert fake.tokens_used("users.info") == [token_b]  # the admin fact, asked in B
+
+        # Slack revokes B's bot token: its installation goes, A's stays.
+        del fake.tokens[token_b]
+        revoked = {"type": "tokens_revoked", "tokens": {"oauth": [], "bot": ["UBOT"]}}
+        status, _ = await event(world, revoked, team=TEAM_B)
+        assert status == 200
+
+        async def only_a() -> None:
+            while True:  # bolt runs the listener after its ack: a database fact, re-read
+                if {r["team_id"] for r in await installation_rows(world)} == {TEAM_A}:
+                    return
+                await asyncio.sleep(0.02)
+
+        await asyncio.wait_for(only_a(), WAIT)
+        assert all(c.token != token_a for c in fake.calls if c.method == "views.publish")

@@ -4,16 +4,19 @@ rotation, and no token in any log line."""
 
 from __future__ import annotations
 
+import io
 import logging
 import urllib.parse
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from adapters.slack.installations import SealedInstallationStore
 from bot.infra.config import Settings
 from bot.infra.simulator import Simulator
+from sora_bot.checks import run_checks
 from tests.adapters.slack.conftest import ALICE
 from tests.adapters.slack.fake_oauth import CLIENT_ID, CLIENT_SECRET, FakeSlackOAuth
 from tests.adapters.slack.oauth_world import (
@@ -184,3 +187,28 @@ def test_settings_say_what_installation_mode_is_missing() -> None:
     limited = ok.model_copy(update={"slack_install_allowed_teams": ["T0AAA"]})
     assert limited.slack_team_allowed("T0AAA") and not limited.slack_team_allowed("T0BBB")
     assert "x" not in repr(ok.slack_client_secret)
+
+
+async def test_check_asks_slack_whether_it_accepts_the_client_credentials(
+    fake: FakeSlackOAuth, tmp_path: Path, sim: Simulator
+) -> None:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+        evolink_api_key="sk-test-evolink-key",  # type: ignore[arg-type]
+        evolink_base_url=sim.base_url,
+        slack_client_id=CLIENT_ID,
+        slack_client_secret=CLIENT_SECRET,  # type: ignore[arg-type]
+        slack_signing_secret="s",  # type: ignore[arg-type]
+        slack_api_url=fake.api_url,
+    )
+    out = io.StringIO()
+    await run_checks(settings, out)
+    assert "✓ Slack: installation mode, client credentials accepted" in out.getvalue()
+    out = io.StringIO()
+    wrong = settings.model_copy(update={"slack_client_secret": SecretStr("not-the-secret")})
+    assert await run_checks(wrong, out) == 1
+    assert "✗ Slack: SLACK_CLIENT_ID / SLACK_CLIENT_SECRET refused (bad_client_secret)" in (
+        out.getvalue()
+    )
+    assert CLIENT_SECRET not in out.getvalue() and "not-the-secret" not in out.getvalue()
