@@ -171,6 +171,12 @@ class Shots:
         self.taken: list[Path] = []
 
     async def take(self, page: Page, name: str, *, full_page: bool = True) -> Path:
+        # What a person would see once the page has loaded: its (eager) images are in. (A
+        # wait_for_function predicate is a function, never an expression: Playwright evals an
+        # expression in the page, which the gallery's CSP rightly refuses.)
+        await page.wait_for_function(
+            "() => [...document.images].filter(i => i.loading !== 'lazy').every(i => i.complete)"
+        )
         path = self.folder / f"{len(self.taken) + 1:02d}-{name}.png"
         await page.screenshot(path=str(path), full_page=full_page)
         self.taken.append(path)
