@@ -23,6 +23,15 @@ Invariants:
   clock: keep the clocks in sync, well within LEASE_SECONDS/6). A tick never runs past the
   deadline; a slow tick may use all the time left before it (renewing thousands of leases on
   a busy replica), and the next one starts at once.
+- Fair share: each tick a replica renews its heartbeat, the named lease `replica:<id>`
+  (bot/services/leases.py), and counts the live ones. It claims free jobs only up to its
+  share — `fair_share(open jobs, live replicas)`: an even split rounded up, plus SHARE_MARGIN —
+  so a dead replica's jobs spread over the survivors; and if it holds more than its share (the
+  dispatcher leases what it releases to the releasing replica; a replica that started alone
+  took everything) it gives back the surplus of its jobs still waiting on their task, newest
+  first, after it stopped following them; others under their share claim them at their next
+  tick. No job is left unclaimed: a free job this replica passed over at one tick is claimed
+  at the next if it is still free, whatever the share.
 - `takeover` (SQLite: one process per database file) makes the first claim take every open
   job whatever its lease: a restart after a crash resumes at once, as before leases.
 - The job book fences the writes that matter with the lease (`LeaseLost`), so a replica that
@@ -34,14 +43,24 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 
 from bot.services.jobs import JobBook
+from bot.services.leases import Leases
 
 log = logging.getLogger(__name__)
 
-CLAIM_LIMIT = 500  # jobs claimed per tick at most (the rest at the next one)
+CLAIM_LIMIT = 500  # jobs claimed (or given back) per tick at most (the rest at the next one)
+HEARTBEAT = "replica:"  # the named lease of each live replica: replica:<REPLICA_ID>
+SHARE_MARGIN = 0.05  # a replica may hold this share more than an even split (at least 2 jobs)
+
+
+def fair_share(open_jobs: int, replicas: int) -> int:
+    """The most open jobs one of `replicas` live replicas should hold."""
+    even = -(-open_jobs // max(replicas, 1))
+    return even + max(2, math.ceil(even * SHARE_MARGIN))
 
 
 class LeaseKeeper:
@@ -71,6 +90,9 @@ class LeaseKeeper:
         self.deadline = float("-inf")  # monotonic: drop everything at this moment
         self._task: asyncio.Task[None] | None = None
         self._expired = False
+        self._leases = Leases(book.store)
+        self._passed: set[str] = set()  # free jobs passed over at the last tick (fair share)
+        self.share: int | None = None  # this replica's fair share at the last tick
 
     def until(self) -> str:
         """The end of a lease taken or renewed now (ISO UTC)."""
@@ -96,6 +118,7 @@ class LeaseKeeper:
             try:
                 async with asyncio.timeout(5.0):
                     given = await self.book.release_leases()
+                    await self._leases.release(HEARTBEAT + self.book.replica, self.book.replica)
                 if given:
                     log.info("released %d job lease(s)", given)
             except Exception as exc:
@@ -106,9 +129,15 @@ class LeaseKeeper:
         started = time.monotonic()
         until = self.until()
         mine = await self.book.renew_leases(until)
-        claimed = await self.book.claim_jobs(
-            until, self.claim_limit, any_owner=first and self.takeover
-        )
+        if first and self.takeover:
+            claimed = await self.book.claim_jobs(until, self.claim_limit, any_owner=True)
+        else:
+            share = fair_share(await self.book.open_jobs(), await self._heartbeat())
+            mine -= await self._give_back(mine, share)
+            room = min(max(share - len(mine), 0), self.claim_limit)
+            claimed, left = await self.book.claim_some(until, room, self._passed)
+            self._passed = set(left)
+            self.share = share
         if claimed:
             log.info("took %d job lease(s)", len(claimed))
         held = mine | set(claimed)
@@ -121,6 +150,26 @@ class LeaseKeeper:
         self.held = held
         for job_id in sorted(held):
             self._follow(job_id)
+
+    async def _heartbeat(self) -> int:
+        """Renew this replica's heartbeat lease; how many replicas are live (itself included)."""
+        owner = self.book.replica
+        assert owner is not None
+        await self._leases.claim(HEARTBEAT + owner, owner, self.validity)
+        return max(len(await self._leases.holders(HEARTBEAT)), 1)
+
+    async def _give_back(self, mine: set[str], share: int) -> set[str]:
+        """Over the share: stop following the newest jobs still waiting on their task, then
+        give their leases back; those jobs."""
+        over = min(len(mine) - share, self.claim_limit)
+        if over <= 0:
+            return set()
+        surplus = [job for job in await self.book.newest_polled(over) if job in mine]
+        for job_id in surplus:
+            self._drop(job_id)  # first: no follow of ours acts on a job another may take
+        given = await self.book.give_back(surplus)
+        log.info("gave back %d job lease(s) over the fair share of %d", given, share)
+        return set(surplus)  # one not given back (it moved on) is renewed and followed next tick
 
     async def _run(self) -> None:
         next_tick = time.monotonic() + self.period

@@ -6,19 +6,22 @@ inherits it; nothing else uses it. Same invariants as jobs.py, and:
   a time, across replicas): two replicas dispatching at once never exceed
   MAX_JOBS_PER_USER / MAX_JOBS_PER_WORKSPACE; each released job is leased to the releasing
   replica in that transaction, and `released_at` (the round-robin's memory) written.
-- `claim_jobs` leases free or expired open jobs (released, submitted, delivering; never a
-  queued one) in one transaction, oldest first; `renew_leases` extends only this replica's
-  own; `release_leases` gives them all back (a clean stop).
+- `claim_jobs` / `claim_some` lease free or expired open jobs (released, submitted,
+  delivering; never a queued one) in one transaction, oldest first; `renew_leases` extends
+  only this replica's own; `give_back` clears some of its own on jobs still waiting on their
+  task (the fair share, bot/services/job_leases.py); `release_leases` gives them all back (a
+  clean stop).
 - `_fence` is the check every write that matters makes inside its own transaction: no other
   replica holds the job's lease, else `LeaseLost` and nothing written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from bot.domain.lifecycle import P
 from bot.infra.store import Store, Tx, now_iso
+from bot.infra.store import job_lease_rows as lease_sql
 from bot.infra.store import job_rows as sql
 from bot.infra.store.job_rows import WaitingRow
 
@@ -97,6 +100,33 @@ class JobQueue:
         owner = self._owner()
         async with self.store.transaction() as tx:
             return await sql.claim(tx, owner, until, now_iso(), limit, any_owner=any_owner)
+
+    async def open_jobs(self) -> int:
+        """Open jobs some replica must follow (released, submitted, delivering)."""
+        async with self.store.reading() as tx:
+            return await lease_sql.followable_count(tx)
+
+    async def claim_some(
+        self, until: str, limit: int, also: Collection[str] = ()
+    ) -> tuple[list[str], list[str]]:
+        """Lease to this replica the oldest `limit` free or expired open jobs, and those of
+        `also` still free, in one transaction; (claimed, free ones left unclaimed)."""
+        owner = self._owner()
+        async with self.store.transaction() as tx:
+            return await lease_sql.claim_some(tx, owner, until, now_iso(), limit, also)
+
+    async def newest_polled(self, limit: int) -> list[str]:
+        """This replica's jobs waiting on their EvoLink task, newest first (at most `limit`)."""
+        owner = self._owner()
+        async with self.store.reading() as tx:
+            return await lease_sql.newest_polled(tx, owner, limit)
+
+    async def give_back(self, job_ids: list[str]) -> int:
+        """Clear this replica's leases of those jobs still waiting on their task (others may
+        claim them at once); how many."""
+        owner = self._owner()
+        async with self.store.transaction() as tx:
+            return await lease_sql.give_back(tx, owner, job_ids)
 
     async def renew_leases(self, until: str) -> set[str]:
         """Extend this replica's leases to `until`; the open jobs it still holds."""

@@ -1,6 +1,8 @@
 """Job leases at the job book (both engines): claims take free or expired open jobs once, a
-holder that lost its lease cannot write (fencing), release frees at once; and the lease
-keeper of a running bot stops acting by itself when it cannot renew."""
+holder that lost its lease cannot write (fencing), release frees at once; the lease
+keeper of a running bot stops acting by itself when it cannot renew; and three replicas'
+keepers on one PostgreSQL share the open jobs fairly (a dead one's jobs spread, a replica
+that holds too many gives some back, none is left unclaimed)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,9 @@ import pytest
 from bot.domain.models import JobStatus, Requester, Surface, VideoRequest
 from bot.infra.simulator import Simulator
 from bot.infra.store import Store, open_store
+from bot.services.job_leases import LeaseKeeper, fair_share
 from bot.services.jobs import JobBook, LeaseLost
+from bot.services.leases import Leases
 from bot.services.ledger import Ledger
 from tests.conftest import ALICE
 from tests.pg import PgServer
@@ -196,3 +200,97 @@ async def test_wakeups_reach_every_store_and_listen_again_after_a_restart(
     finally:
         await listener.close()
         await sender.close()
+
+
+class Replica:
+    """One replica's job book and lease keeper; `following` is what its tracker would follow."""
+
+    def __init__(self, store: Store, name: str) -> None:
+        self.name = name
+        self.book = book_on(store, name)
+        self.following: set[str] = set()
+        self.keeper = LeaseKeeper(
+            self.book,
+            30.0,
+            follow=self.following.add,
+            drop=self.following.discard,
+            followed=lambda: dict.fromkeys(self.following, 0.0),  # followed long ago
+        )
+
+    async def tick(self) -> None:
+        await self.keeper.tick()
+
+    async def held(self) -> set[str]:
+        return await self.book.renew_leases(at(30))
+
+
+@pytest.fixture
+async def replicas(pg_url: str) -> AsyncIterator[list[Replica]]:
+    """Three replicas' keepers, each on its own connection pool to one PostgreSQL."""
+    stores = [await open_store(pg_url) for _ in range(3)]
+    yield [Replica(store, name) for store, name in zip(stores, "abc", strict=True)]
+    for store in stores:
+        await store.close()
+
+
+async def polled_job(book: JobBook, n: int) -> str:
+    """A job submitted to EvoLink (waiting on its task), leased to nobody."""
+    job_id = await released_job(book)
+    assert await book.begin_submit(job_id)
+    assert await book.mark_submitted(job_id, f"task-{n}", 60)
+    return job_id
+
+
+async def shares(replicas: list[Replica], ids: set[str]) -> dict[str, int]:
+    """Jobs held per replica, after checking every job is held by exactly one of them and
+    each follows exactly what it holds."""
+    held = {r.name: await r.held() for r in replicas}
+    together = [job for jobs in held.values() for job in jobs]
+    assert len(together) == len(set(together)), "a job leased to two replicas"
+    assert set(together) == ids, "a job left unclaimed"
+    for r in replicas:
+        assert r.following == held[r.name]
+    return {name: len(jobs) for name, jobs in held.items()}
+
+
+async def test_three_replicas_share_the_open_jobs_and_a_dead_ones_spread(
+    replicas: list[Replica],
+) -> None:
+    a, b, c = replicas
+    ids = {await polled_job(a.book, n) for n in range(60)}
+    await a.tick()  # alone so far: it takes every job
+    assert await shares(replicas, ids) == {"a": 60, "b": 0, "c": 0}
+    for r in (b, c, a, b, c, a, b, c):  # b, c count; a gives back its surplus, they claim it
+        await r.tick()
+    share = fair_share(60, 3)
+    split = await shares(replicas, ids)
+    assert all(n <= share for n in split.values()), split
+    assert min(split.values()) >= 60 // 3 - (share - 60 // 3) * 2, split
+
+    # c dies: its leases run out unrenewed, and its heartbeat with them (gone or expired is
+    # all one to the count: only live heartbeats are counted).
+    lost = await c.book.renew_leases(at(-1))
+    assert await Leases(c.book.store).release("replica:c", "c")
+    before = {r.name: await r.held() for r in (a, b)}
+    await a.tick()
+    await b.tick()
+    after = {r.name: await r.held() for r in (a, b)}
+    gained = {name: after[name] - before[name] for name in after}
+    assert gained["a"] and gained["b"], "the dead replica's jobs went to one survivor"
+    assert gained["a"] | gained["b"] == lost
+    c.following.clear()  # its process is gone
+    split = await shares([a, b], ids)
+    assert all(n <= fair_share(60, 2) for n in split.values()), split
+
+
+async def test_jobs_beyond_the_share_are_claimed_at_the_next_tick_if_nobody_else_does(
+    replicas: list[Replica],
+) -> None:
+    a, idle, _ = replicas
+    await idle.tick()  # live, but it will not tick again (stuck): its share goes unclaimed
+    await a.tick()
+    ids = {await polled_job(a.book, n) for n in range(10)}
+    await a.tick()
+    assert len(await a.held()) == fair_share(10, 2) < 10
+    await a.tick()
+    assert await a.held() == ids == a.following

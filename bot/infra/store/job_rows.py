@@ -299,6 +299,7 @@ async def last_releases(tx: Tx) -> dict[str, str]:
 
 #: A job some replica must follow: released or submitted or being delivered (not queued).
 _FOLLOWABLE = "(status IN ('submitted', 'delivering') OR (status = 'pending' AND queued = 0))"
+FOLLOWABLE = _FOLLOWABLE  # the open jobs a replica may follow (also job_lease_rows.py's)
 
 
 async def claim(
