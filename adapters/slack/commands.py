@@ -72,7 +72,7 @@ async def run_text_command(service: BotService, requester: Requester, command: C
     """Reply text for every command kind except `video` (which the handlers run)."""
     try:
         if command.kind == "help":
-            return "```" + service.usage_text() + "```"
+            return "```" + service.usage_text(requester=requester) + "```"
         if command.kind == "credits":
             return render.balance_text(await service.balance(requester))
         if command.kind == "jobs":
@@ -89,7 +89,7 @@ async def run_text_command(service: BotService, requester: Requester, command: C
             return gallery_text(await service.gallery_link(requester), service)
     except BotError as err:
         return f":warning: {err}"
-    return "```" + service.usage_text() + "```"
+    return "```" + service.usage_text(requester=requester) + "```"
 
 
 def gallery_text(link: str, service: BotService) -> str:

@@ -81,7 +81,6 @@ class SlackHandlers:
         self.port = port
         self.clients = clients
         self.spawn = spawn
-        self.default_model = service.settings.default_model
         self.reports = SlackReports(clients, service, port.open_dm)
 
     def register(self, app: AsyncApp) -> None:
@@ -167,14 +166,16 @@ class SlackHandlers:
             return
         if not command.text:
             await ack()
-            view = modal.video_modal(self.service.catalog, self.default_model, channel=channel)
+            view = modal.video_modal(
+                self.service.catalog, self._default_model(requester), channel=channel
+            )
             client = await self.clients.for_team(requester.workspace)
             await client.views_open(trigger_id=body["trigger_id"], view=view)
             return
         try:
             # Slack escapes the text (`&amp;`, `<https://…|label>`, `<@U…|name>`): the prompt
             # gets what the user typed. Admin commands keep the escapes: they carry user ids.
-            request = self.service.parse(modal.plain_text(command.text))
+            request = self.service.parse(modal.plain_text(command.text), requester=requester)
         except InputError as err:
             await ack(text=f":warning: {err}")
             return
@@ -207,26 +208,33 @@ class SlackHandlers:
         # unfurl_links off: a preview robot must not open (and so use up) a gallery link.
         await respond(text=text, response_type="ephemeral", unfurl_links=False)
 
+    def _default_model(self, requester: Requester) -> str:
+        """The model the forms preselect: the workspace's default (its setting, else
+        DEFAULT_MODEL)."""
+        return self.service.default_model_for("slack", requester.workspace)
+
     # -- shortcuts --------------------------------------------------------------------------
 
     async def on_global_shortcut(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        view = modal.video_modal(self.service.catalog, self.default_model)
-        client = await self.clients.for_team(requester_of(body).workspace)
+        requester = requester_of(body)
+        view = modal.video_modal(self.service.catalog, self._default_model(requester))
+        client = await self.clients.for_team(requester.workspace)
         await client.views_open(trigger_id=body["trigger_id"], view=view)
 
     async def on_message_shortcut(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         message = body.get("message") or {}
         channel = (body.get("channel") or {}).get("id")
+        requester = requester_of(body)
         view = modal.video_modal(
             self.service.catalog,
-            self.default_model,
+            self._default_model(requester),
             channel=channel,
             prompt=modal.plain_text(str(message.get("text") or "")),
             image_file=first_image(message.get("files")),
         )
-        client = await self.clients.for_team(requester_of(body).workspace)
+        client = await self.clients.for_team(requester.workspace)
         await client.views_open(trigger_id=body["trigger_id"], view=view)
 
     # -- the video modal --------------------------------------------------------------------
@@ -244,7 +252,9 @@ class SlackHandlers:
                 if problem:
                     raise InputError(problem, field="image_url")
             images = [plan_image(self.service, file_id) for file_id in form.image_file_ids]
-            request = self.service.build(form.options([image.url for image in images]))
+            request = self.service.build(
+                form.options([image.url for image in images]), requester=requester
+            )
         except InputError as err:
             await ack(response_action="errors", errors=modal.field_errors(err))
             return

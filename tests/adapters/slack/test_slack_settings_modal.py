@@ -227,3 +227,33 @@ async def test_a_value_the_core_refuses_after_the_form_accepted_it_changes_nothi
         assert await settings_now(world) == before
         reasons = sorted(str(a["reason"]) for a in await setting_audits(world))
         assert reasons == ["user_credits_per_period=50", "user_credits_per_period=default"]
+
+
+async def test_the_workspaces_default_model_is_what_slack_orders_and_preselects(
+    world: SlackWorld,
+) -> None:
+    service = world.rc.core.service
+    model = next(
+        m
+        for m in service.orderable_models()
+        if m != DEFAULT_MODEL and not CATALOG.get(m).image_required
+    )
+    view = await open_settings(world)
+    await world.interact(submission(view, {"default_model": model}))
+    assert (await settings_now(world)).default_model == model
+
+    # A typed /sora without --model: EvoLink gets the workspace's model.
+    await world.command("a paper boat", user=ALICE)
+    job = await world.wait_job(lambda j: j.task_id is not None)
+    assert job.request.model == model
+    [submit] = [r for r in world.rc.simulator.requests if r.kind == "submit"]
+    assert submit.json["model"] == model
+
+    # `/sora` alone opens the video form with that model preselected.
+    seen = len(world.fake.ok_calls_to("views.open"))
+    await world.command("", user=ALICE, trigger_id="trig-form")
+    calls = await world.fake.wait_for(
+        lambda: (c := world.fake.ok_calls_to("views.open")) and len(c) > seen and c
+    )
+    form = blocks_by_id(calls[-1].args["view"])
+    assert form["model"]["element"]["initial_option"]["value"] == model
