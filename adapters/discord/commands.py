@@ -161,7 +161,9 @@ async def chat_command(interaction: discord.Interaction[Any], command: ChatComma
         await answer_gallery(interaction)
     else:
         fence = "```"
-        usage = flow.service_of(interaction).usage_text().replace(fence, "'''")
+        requester = requester_of(interaction)  # the help names its server's default model
+        usage = flow.service_of(interaction).usage_text(requester=requester)
+        usage = usage.replace(fence, "'''")
         head = (
             "Also: `/sora-credits`, `/sora-jobs`, `/sora-gallery`, `/sora-admin`. Flags work in "
             "the prompt:\n"

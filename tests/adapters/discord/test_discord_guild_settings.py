@@ -141,6 +141,14 @@ async def test_each_server_orders_with_its_own_allowance_and_default_model(
             suggested = [c["value"] for c in record.callback["data"]["choices"]]
             assert suggested == list(world.rc.core.catalog.get(name).durations)[:25]
 
+        # `/sora prompt:help` there names the server's default model as the default.
+        help_record = await fake.slash(
+            "sora", sora_options("help"), user=ALICE, guild_id=other, channel_id=other_channel
+        )
+        await fake.wait_for(lambda r: r.path.endswith(f"{help_record.token}/callback"))
+        assert help_record.callback is not None
+        assert f"{model} (default)" in help_record.callback["data"]["content"]
+
         # A /sora in each server: that server's model at EvoLink, its allowance in the ledger.
         for guild_id, channel_id in ((world.guild_id, world.channel_id), (other, other_channel)):
             await fake.slash(
