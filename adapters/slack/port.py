@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -122,11 +123,19 @@ class SlackPort:
         response = await client.conversations_open(users=user)
         return str(response["channel"]["id"])
 
-    def _not_installed(self, job: Job, exc: NotInstalled) -> None:
-        """Nothing can reach the job's workspace: say so once per job, then stay quiet."""
-        if job.id not in self._unreachable:
-            self._unreachable.add(job.id)
-            log.warning("job %s: %s; nothing is posted for it", job.id, exc)
+    async def _reaching(
+        self, job: Job, work: Coroutine[Any, Any, None], *, final: bool = True
+    ) -> None:
+        """Run `work`; when the job's workspace has no installation, say so once per job and
+        return normally (nothing can reach it: the tracker must not retry)."""
+        try:
+            await work
+        except NotInstalled as exc:
+            if job.id not in self._unreachable:
+                self._unreachable.add(job.id)
+                log.warning("job %s: %s; nothing is posted for it", job.id, exc)
+            if final:
+                self._forget(job.id)
 
     async def ensure_message(self, job: Job) -> Job:
         """The job with a progress message in its surface (posting it when there is none)."""
@@ -188,10 +197,7 @@ class SlackPort:
     # -- ChatPort ---------------------------------------------------------------------------
 
     async def on_job_progress(self, job: Job) -> None:
-        try:
-            await self._progress(job)
-        except NotInstalled as exc:
-            self._not_installed(job, exc)
+        await self._reaching(job, self._progress(job), final=False)
 
     async def _progress(self, job: Job) -> None:
         async with self._lock(job.id):
@@ -205,11 +211,7 @@ class SlackPort:
             await self._update(current)
 
     async def on_job_delivered(self, job: Job, video: DeliveredVideo, balance: Balance) -> None:
-        try:
-            await self._delivered(job, video, balance)
-        except NotInstalled as exc:
-            self._not_installed(job, exc)
-            self._forget(job.id)
+        await self._reaching(job, self._delivered(job, video, balance))
 
     async def _delivered(self, job: Job, video: DeliveredVideo, balance: Balance) -> None:
         async with self._lock(job.id):
@@ -307,11 +309,7 @@ class SlackPort:
             )
 
     async def on_job_failed(self, job: Job, reason: str, balance: Balance) -> None:
-        try:
-            await self._failed(job, reason, balance)
-        except NotInstalled as exc:
-            self._not_installed(job, exc)
-            self._forget(job.id)
+        await self._reaching(job, self._failed(job, reason, balance))
 
     async def _failed(self, job: Job, reason: str, balance: Balance) -> None:
         async with self._lock(job.id):
@@ -326,11 +324,7 @@ class SlackPort:
         self._forget(job.id)
 
     async def on_job_cancelled(self, job: Job, balance: Balance) -> None:
-        try:
-            await self._cancelled(job, balance)
-        except NotInstalled as exc:
-            self._not_installed(job, exc)
-            self._forget(job.id)
+        await self._reaching(job, self._cancelled(job, balance))
 
     async def _cancelled(self, job: Job, balance: Balance) -> None:
         async with self._lock(job.id):

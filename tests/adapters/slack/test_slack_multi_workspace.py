@@ -23,6 +23,14 @@ from tests.adapters.slack.oauth_world import (
     installation_rows,
     oauth_bot_on,
 )
+from tests.adapters.slack.test_slack_modal import (
+    PNG,
+    conversation,
+    selected,
+    submission,
+    text_value,
+)
+from tests.prices import DEFAULT_MODEL
 from tests.support import running_simulator
 
 TEAM_A, TEAM_B = "T0AAA", "T0BBB"
@@ -192,3 +200,55 @@ async def test_the_home_tab_and_tokens_revoked_follow_the_workspace(
 
         await asyncio.wait_for(only_a(), WAIT)
         assert all(c.token != token_a for c in fake.calls if c.method == "views.publish")
+
+
+async def test_an_image_is_read_with_the_token_of_the_workspace_it_was_posted_in(
+    fake: FakeSlackOAuth, tmp_path: Path, sim: Simulator
+) -> None:
+    async with oauth_bot_on(fake, tmp_path, sim) as world:
+        _, token_b = await two_installed(world, fake)
+        await command(world, "", team=TEAM_B, user=BOB, channel=CHANNEL_B)  # opens the modal
+        opened = await fake.wait_for(lambda: fake.ok_calls_to("views.open"))
+        assert [c.token for c in opened] == [token_b]
+        image = fake.add_file("boat.png", PNG, "image/png")
+        payload = submission(
+            opened[0].args["view"],
+            {
+                "prompt": text_value("a paper boat"),
+                "model": selected(DEFAULT_MODEL),
+                "image": {"type": "file_input", "files": [image]},
+                "channel": conversation(CHANNEL_B),
+            },
+            user=BOB,
+        )
+        payload["team"]["id"] = payload["view"]["team_id"] = payload["user"]["team_id"] = TEAM_B
+        status, _ = await world.interact(payload)
+        assert status == 200
+        job = await world.wait_job(lambda j: j.status == JobStatus.DELIVERED)
+        assert job.requester.workspace == TEAM_B and job.request.image_url
+        assert fake.tokens_used("files.info") == [token_b]
+        assert fake.tokens_used("download") == [token_b]
+        assert fake.files[image["id"]].downloads == 1
+
+
+async def test_a_job_of_an_uninstalled_workspace_finishes_without_posting(
+    fake: FakeSlackOAuth, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with (
+        running_simulator(task_seconds=2) as sim,
+        oauth_bot_on(fake, tmp_path, sim) as world,
+    ):
+        token_a, _ = await two_installed(world, fake)
+        await command(world, "a paper boat", team=TEAM_A, user=ALICE, channel=CHANNEL_A)
+        job = await world.wait_job(lambda j: j.status == JobStatus.SUBMITTED)
+        del fake.tokens[token_a]
+        await event(world, {"type": "app_uninstalled"}, team=TEAM_A)
+        mark = len(fake.calls)
+        # EvoLink has it: it is rendered, kept and settled; Slack hears nothing of it.
+        done = await world.wait_job(lambda j: j.status == JobStatus.DELIVERED, job.id)
+        await world.runtime.idle()
+        assert done.media_path is not None
+        assert await asyncio.to_thread(Path(done.media_path).is_file)  # kept for the gallery
+        assert fake.calls[mark:] == []
+    told = [r for r in caplog.records if "nothing is posted for it" in r.getMessage()]
+    assert len(told) == 1 and job.id in told[0].getMessage()
