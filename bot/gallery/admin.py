@@ -29,7 +29,7 @@ from bot.domain.models import Requester
 from bot.domain.permissions import ADMINS_ONLY
 from bot.gallery.pages import core_of, render, require_csrf, require_viewer
 from bot.gallery.session import Viewer, flash
-from bot.services.chart import describe_chart, render_chart
+from bot.services.chart import chart_series, describe_chart, render_chart
 from bot.services.reports import UsageReport, period_title
 
 NOT_ADMIN = (
@@ -68,6 +68,7 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
         team_pace=report.pace(team.budget) if team is not None else None,
         approvals=approvals,
         chart_text=describe_chart(report),
+        pace_shown=chart_series(report).pace_shown,
     )
 
 

@@ -33,6 +33,7 @@ import jinja2
 from aiohttp import web
 from aiohttp_session import session_middleware
 
+from bot.domain.models import fmt_credits
 from bot.gallery import admin, keys, present
 from bot.gallery.archive import Archive
 from bot.gallery.guard import guard, message_page
@@ -207,6 +208,7 @@ def mount_gallery(app: web.Application, core: Core) -> None:
         loader=jinja2.FileSystemLoader(str(HERE / "templates")),
         autoescape=jinja2.select_autoescape(default=True),
         undefined=jinja2.StrictUndefined,
+        filters={"credits": fmt_credits},
     )
 
     async def load_secret(_app: web.Application) -> None:
