@@ -120,6 +120,9 @@ def add_admin_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
     add_reconcile_parser(asub, period_day)
     add_verify_parser(asub)
+    from sora_bot.settings_command import add_settings_parser
+
+    add_settings_parser(asub)
 
 
 def _chart_file(text: str) -> str:
@@ -258,6 +261,10 @@ async def run_admin(settings: Settings, args: argparse.Namespace) -> int:
             from bot.services.oversight import PICKUP_EVERY
 
             print(decision_summary(decided, PICKUP_EVERY))
+        elif command == "settings":
+            from sora_bot.settings_command import run_settings
+
+            return await run_settings(service, cli_actor(), args)
         elif command == "audit":
             entries = [
                 {

@@ -49,8 +49,12 @@ class AdminMessages:
 
     # -- where admins are --------------------------------------------------------------------
 
-    def admin_channel_id(self) -> int | None:
-        channel = self.service.settings.discord_admin_channel
+    def admin_channel_id(self, guild: str | None = None) -> int | None:
+        """The guild's admin channel (its setting, else DISCORD_ADMIN_CHANNEL)."""
+        if guild is None:
+            channel = self.service.settings.discord_admin_channel
+        else:
+            channel = self.service.admin_channel(PLATFORM, guild)
         if channel is None:
             return None
         if not channel.isdigit():
@@ -62,8 +66,8 @@ class AdminMessages:
         """The Discord users in ADMIN_USER_IDS (ids that are snowflakes)."""
         return [int(u) for u in self.service.settings.admin_users(PLATFORM) if u.isdigit()]
 
-    async def _targets(self) -> list[discord.abc.Messageable]:
-        channel_id = self.admin_channel_id()
+    async def _targets(self, guild: str | None) -> list[discord.abc.Messageable]:
+        channel_id = self.admin_channel_id(guild)
         if channel_id is not None:
             return [self.client.get_partial_messageable(channel_id)]
         targets: list[discord.abc.Messageable] = []
@@ -74,10 +78,13 @@ class AdminMessages:
                 log.warning("cannot open a DM with admin %s (HTTP %s)", user_id, exc.status)
         return targets
 
-    async def _broadcast(self, make: Callable[[], dict[str, Any]]) -> dict[str, str]:
-        """Send to every admin target; returns channel id → message id of what arrived."""
+    async def _broadcast(
+        self, make: Callable[[], dict[str, Any]], guild: str | None = None
+    ) -> dict[str, str]:
+        """Send to every admin target of `guild`; returns channel id → message id of what
+        arrived."""
         sent: dict[str, str] = {}
-        for target in await self._targets():
+        for target in await self._targets(guild):
             try:
                 message = await target.send(allowed_mentions=QUIET, **make())
             except discord.HTTPException as exc:
@@ -99,7 +106,10 @@ class AdminMessages:
         embed = admin_render.approval_embed(
             approval, balance, where=self.where(approval.requester.workspace)
         )
-        refs = await self._broadcast(lambda: {"embed": embed, "view": approval_view(approval.id)})
+        refs = await self._broadcast(
+            lambda: {"embed": embed, "view": approval_view(approval.id)},
+            approval.requester.workspace,
+        )
         if not refs:
             raise RuntimeError(f"approval {approval.id}: no admin could be reached on Discord")
         await self.service.save_approval_refs(approval.id, refs)
@@ -110,7 +120,7 @@ class AdminMessages:
 
     async def on_admin_alert(self, alert: Alert) -> None:
         text = admin_render.alert_text(alert, where=self.where(alert.workspace))
-        if not await self._broadcast(lambda: {"content": text}):
+        if not await self._broadcast(lambda: {"content": text}, alert.workspace):
             log.warning("a budget alert reached no admin on Discord: %s", alert.text)
 
     # -- after a decision --------------------------------------------------------------------

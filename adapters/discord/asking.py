@@ -30,7 +30,6 @@ from bot.domain.errors import BotError, BudgetError
 from bot.domain.models import Requester, VideoRequest
 
 if TYPE_CHECKING:
-    from bot.infra.config import Settings
     from bot.services.interface import BotService
 
 log = logging.getLogger(__name__)
@@ -39,9 +38,10 @@ ASK_TIMEOUT = 600.0  # seconds the refused request is kept in memory for the but
 RequestFor = Callable[[], Awaitable[VideoRequest]]
 
 
-def admins_reachable(settings: Settings) -> bool:
-    """Someone on Discord can be asked: the admin channel, or Discord users in ADMIN_USER_IDS."""
-    return bool(settings.discord_admin_channel or settings.admin_users(PLATFORM))
+def admins_reachable(service: BotService, guild: str) -> bool:
+    """Someone on Discord can be asked: the guild's admin channel (its setting, else
+    DISCORD_ADMIN_CHANNEL), or Discord users in ADMIN_USER_IDS."""
+    return bool(service.admin_channel(PLATFORM, guild) or service.settings.admin_users(PLATFORM))
 
 
 def ask_surface(interaction: discord.Interaction[Any]) -> DiscordSurface:
@@ -130,7 +130,7 @@ async def offer_ask(
 ) -> bool:
     """Send the refusal with the "Ask an admin" button; False when nobody can be asked."""
     service: BotService = interaction.client.service
-    if not admins_reachable(service.settings):
+    if not admins_reachable(service, requester.workspace):
         return False
     view = AskAdminView(service, requester, request_for, ask_surface(interaction))
     text = admin_render.ask_offer_text(refusal, int(ASK_TIMEOUT // 60))

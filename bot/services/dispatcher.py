@@ -2,7 +2,8 @@
 
 Invariants:
 - The decision is the pure policy of bot/domain/queue.py (per-user and per-workspace
-  concurrency limits, round-robin between users) over what the store says now: the jobs
+  concurrency limits — each workspace's own, from its settings, else the environment's —
+  round-robin between users) over what the store says now: the jobs
   waiting, the jobs holding a slot (released or submitted) and when each user last had a job
   released (`released_at`, the round-robin's memory). Nothing is counted in memory.
 - Reading, deciding and releasing are ONE transaction (`JobBook.release_fitting`; one writer
@@ -58,28 +59,39 @@ class Dispatcher:
         rows: Sequence[WaitingRow],
         in_flight: Sequence[tuple[str, str, str, int]],
         last_release: Mapping[str, str],
+        caps: Mapping[str, tuple[int, int]] | None = None,
     ) -> tuple[list[str], dict[str, int]]:
-        """(jobs to start, new places in line of the jobs whose place changed)."""
+        """(jobs to start, new places in line of the jobs whose place changed). `caps`:
+        "platform:workspace" → (max per user, max per workspace); the policy runs once per
+        workspace with its own (a user is in one workspace, so the plans are independent)."""
         users: dict[str, int] = {}
         workspaces: dict[str, int] = {}
         for platform, workspace, user, count in in_flight:
             users[f"{platform}:{workspace}:{user}"] = count
             key = f"{platform}:{workspace}"
             workspaces[key] = workspaces.get(key, 0) + count
-        waiting = [Waiting(r.job_id, r.platform, r.workspace, r.user, r.created_at) for r in rows]
+        per_workspace: dict[str, list[Waiting]] = {}
+        for r in rows:
+            waiting = Waiting(r.job_id, r.platform, r.workspace, r.user, r.created_at)
+            per_workspace.setdefault(waiting.workspace_key, []).append(waiting)
         before = {r.job_id: r.queue_position for r in rows}
         last = {u: dt.datetime.fromisoformat(at).timestamp() for u, at in last_release.items()}
-        decided = plan(
-            waiting,
-            users,
-            workspaces,
-            last,
-            max_per_user=self.max_per_user,
-            max_per_workspace=self.max_per_workspace,
-        )
-        moved = {
-            job_id: position
-            for job_id, position in decided.positions.items()
-            if before.get(job_id) != position
-        }
-        return [job.job_id for job in decided.start], moved
+        start: list[str] = []
+        moved: dict[str, int] = {}
+        for key, waiting_here in per_workspace.items():
+            per_user, per_ws = (caps or {}).get(key, (self.max_per_user, self.max_per_workspace))
+            decided = plan(
+                waiting_here,
+                users,
+                workspaces,
+                last,
+                max_per_user=per_user,
+                max_per_workspace=per_ws,
+            )
+            start.extend(job.job_id for job in decided.start)
+            moved.update(
+                (job_id, position)
+                for job_id, position in decided.positions.items()
+                if before.get(job_id) != position
+            )
+        return start, moved

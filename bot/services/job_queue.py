@@ -2,10 +2,11 @@
 the fair queue's releases and the job leases of replicas sharing one database. `JobBook`
 inherits it; nothing else uses it. Same invariants as jobs.py, and:
 
-- `release_fitting` reads the queue, decides and releases in ONE transaction (one writer at
-  a time, across replicas): two replicas dispatching at once never exceed
-  MAX_JOBS_PER_USER / MAX_JOBS_PER_WORKSPACE; each released job is leased to the releasing
-  replica in that transaction, and `released_at` (the round-robin's memory) written.
+- `release_fitting` reads the queue and each waiting workspace's concurrency caps (its
+  settings, else MAX_JOBS_PER_USER / MAX_JOBS_PER_WORKSPACE), decides and releases in ONE
+  transaction (one writer at a time, across replicas): two replicas dispatching at once never
+  exceed a workspace's caps; each released job is leased to the releasing replica in that
+  transaction, and `released_at` (the round-robin's memory) written.
 - `claim_jobs` / `claim_some` lease free or expired open jobs (released, submitted,
   delivering; never a queued one) in one transaction, oldest first; `renew_leases` extends
   only this replica's own; `give_back` clears some of its own on jobs still waiting on their
@@ -18,6 +19,7 @@ inherits it; nothing else uses it. Same invariants as jobs.py, and:
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from bot.domain.lifecycle import P
 from bot.infra.store import Store, Tx, now_iso
@@ -25,10 +27,19 @@ from bot.infra.store import job_lease_rows as lease_sql
 from bot.infra.store import job_rows as sql
 from bot.infra.store.job_rows import WaitingRow
 
-#: The dispatcher's pure decision: (waiting, in flight per user, last release per user) →
-#: (jobs to start, new places in line).
+if TYPE_CHECKING:
+    from bot.services.ledger import Ledger
+
+#: The dispatcher's pure decision: (waiting, in flight per user, last release per user,
+#: "platform:workspace" → (max jobs per user, per workspace) of each waiting job's workspace)
+#: → (jobs to start, new places in line).
 Decide = Callable[
-    [Sequence[WaitingRow], Sequence[tuple[str, str, str, int]], Mapping[str, str]],
+    [
+        Sequence[WaitingRow],
+        Sequence[tuple[str, str, str, int]],
+        Mapping[str, str],
+        Mapping[str, tuple[int, int]],
+    ],
     tuple[list[str], dict[str, int]],
 ]
 
@@ -44,6 +55,7 @@ class LeaseLost(Exception):
 
 class JobQueue:
     store: Store
+    ledger: Ledger
     #: The replica whose tracker writes through this book (None: no fencing, the CLI).
     replica: str | None
 
@@ -81,7 +93,11 @@ class JobQueue:
                 return [], []
             in_flight = await sql.in_flight_by_user(tx)
             last = await sql.last_releases(tx)
-            start, positions = decide(waiting, in_flight, last)
+            # Each workspace's concurrency caps as committed (its settings, else the
+            # environment's): one read of the caps rows, in this transaction.
+            where = {f"{row.platform}:{row.workspace}" for row in waiting}
+            caps = await self.ledger.workspace_settings.caps_in(tx, where)
+            start, positions = decide(waiting, in_flight, last, caps)
             started = [job for job in start if await self._release_in(tx, job, lease_until)]
             for job_id, position in positions.items():
                 await sql.update(tx, job_id, (P,), {"queue_position": position})

@@ -70,10 +70,12 @@ class Oversight:
     async def after_spend(self, who: Requester) -> None:
         """Spend changed for `who` (a hold or a capture): send newly crossed thresholds."""
         ledger = self.book.ledger
-        period = ledger.current_period()
         async with self.book.store.transaction() as tx:
-            mine = await ledger.figures_in(tx, who, period)
-            team = await ledger.team_figures_in(tx, who.platform, who.workspace, period)
+            # The workspace's own period and budgets (bot/services/workspace_settings.py).
+            settings = await ledger.settings_in(tx, who.platform, who.workspace)
+            period = ledger.period_at(settings)
+            mine = await ledger.figures_in(tx, who, period, settings)
+            team = await ledger.team_figures_in(tx, who.platform, who.workspace, period, settings)
             due = await crossed_thresholds(tx, who, period.key, mine, team)
         for alert in due:
             await self.send_alert(alert)

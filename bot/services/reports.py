@@ -189,8 +189,13 @@ async def build_report(
     string actor and sees everything.
     """
     book = service.book
-    period = service.period_of(day)
-    usage = await service.usage(actor, platform, workspace, day=day)
+    # One workspace: its own period, zone and allowance (bot/services/workspace_settings.py);
+    # every workspace at once: the environment's period, each row summed over that period.
+    own = None
+    if platform is not None and workspace is not None:
+        own = await service.workspace_settings(actor, platform, workspace)
+    period = service.period_of(day) if own is None else book.ledger.period_at(own, day)
+    usage = await service.usage(actor, platform, workspace, period=period)
 
     statuses = await book.period_status_counts(period.key, platform, workspace)
     names = await book.display_names(period.key, platform, workspace)
@@ -225,7 +230,7 @@ async def build_report(
         for ws, budget_uc in budgets.items()
         if budget_uc > 0
     )
-    tz = book.ledger.timezone
+    tz = book.ledger.timezone if own is None else own.timezone
     start = dt.datetime.combine(period.start, dt.time(0, 0), tzinfo=tz)
     generated = now or dt.datetime.now(dt.UTC)
     return UsageReport(
@@ -236,7 +241,9 @@ async def build_report(
         elapsed=elapsed_share(start, period.resets_at, generated),
         rows=rows,
         teams=teams,
-        default_allowance=service.settings.user_credits_per_period,
+        default_allowance=(
+            service.settings.user_credits_per_period if own is None else own.user_credits_per_period
+        ),
     )
 
 

@@ -282,11 +282,15 @@ class SoraService:
         workspace: str | None = None,
         *,
         day: dt.date | None = None,
+        period: Period | None = None,
     ) -> list[UsageRow]:
         """Everyone's figures in (platform, workspace) — None: every one — for an admin of
-        that scope (PermissionDenied otherwise)."""
+        that scope (PermissionDenied otherwise): in `period`, else each workspace's own period
+        containing `day` (default: now)."""
         self.permissions.require_admin(actor, platform, workspace)
-        return await self.book.ledger.usage(platform=platform, workspace=workspace, day=day)
+        return await self.book.ledger.usage(
+            platform=platform, workspace=workspace, day=day, period=period
+        )
 
     async def report(
         self,

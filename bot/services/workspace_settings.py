@@ -11,10 +11,11 @@ Invariants:
 - Decisions about money and slots read the settings inside their own transaction (`read_in`,
   `caps_in`: one indexed read), so every replica decides on the committed values.
 - `cached` (synchronous: the default model while parsing, the admin channel) answers from a
-  per-process snapshot: loaded at start, refreshed for a workspace by every `read_in`, and
-  dropped on the `sora_settings` word (`store.notify`) every change sends, so a change made on
-  one replica reaches the others' snapshots at once; a lost word is covered by reloading a
-  snapshot older than `STALE_SECONDS` in the background.
+  per-process snapshot: loaded at start, refreshed for a workspace by every `read_in` and by
+  the change itself, and read again on the `sora_settings` word (`store.notify`) every change
+  sends after its commit, so a change made on one replica reaches the others' snapshots within
+  a read; a lost word is covered by reloading a snapshot older than `STALE_SECONDS` in the
+  background.
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ class WorkspaceSettings:
         self._loaded_at = float("-inf")
         self._listening = False
         self._reloading: asyncio.Task[None] | None = None
+        self._refreshing: set[asyncio.Task[None]] = set()
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -182,9 +184,22 @@ class WorkspaceSettings:
         self._loaded_at = time.monotonic()
 
     def _changed(self, payload: str) -> None:
+        """A process changed (platform, workspace): read its rows again (after that commit)."""
         platform, _, workspace = payload.partition(":")
-        self._snapshot.pop((platform, workspace), None)
-        self._reload_soon()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        task = loop.create_task(self._refresh(platform, workspace), name="settings-refresh")
+        self._refreshing.add(task)
+        task.add_done_callback(self._refreshing.discard)
+
+    async def _refresh(self, platform: str, workspace: str) -> None:
+        try:
+            await self.read(platform, workspace)
+        except Exception as exc:  # the snapshot goes stale and is reloaded whole
+            self._loaded_at = float("-inf")
+            log.warning("could not read %s:%s's settings again: %s", platform, workspace, exc)
 
     def _reload_soon(self) -> None:
         if self._reloading is not None and not self._reloading.done():

@@ -5,23 +5,27 @@ a workspace cancels what costs nothing and leaves a submitted job running."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from bot.domain.catalog import Catalog
 from bot.domain.errors import BudgetError, InputError, PermissionDenied
-from bot.domain.models import Requester, Surface, VideoRequest, from_uc
+from bot.domain.models import Job, JobStatus, Requester, Surface, VideoRequest
 from bot.domain.offer import orderable, quote_request
 from bot.domain.pricing import PriceList
 from bot.domain.workspace_settings import KEYS, SETTING_KEYS, parse_setting
+from bot.infra.simulator import Simulator
 from bot.infra.store import Store, open_store
 from bot.services.jobs import JobBook
 from bot.services.ledger import Ledger
 from bot.services.workspace_settings import EnvDefaults, WorkspaceSettings
+from tests.support import RecordingPort, running_core, running_simulator, until
 
 CATALOG = Catalog.load()
 PRICES = PriceList.load()
@@ -129,8 +133,8 @@ def test_a_bad_value_names_the_key_and_what_it_accepts(key: str, text: str, word
 
 
 def test_the_environment_and_a_setting_share_one_rule() -> None:
-    from bot.infra.config import load_settings
     from bot.domain.errors import ConfigError
+    from bot.infra.config import load_settings
 
     with pytest.raises(ConfigError, match="BUDGET_PERIOD must be one of day, week, month"):
         load_settings(_env_file=None, budget_period="fortnight")
@@ -182,3 +186,217 @@ async def test_a_default_model_must_be_offered_by_the_price_list(store: Store) -
     with pytest.raises(InputError, match="not offered"):
         await change(book, ("slack", "T1"), "default_model", MODELS[0])
     assert await audit_rows(store) == []
+
+
+# -- the consumers: admission, balances, periods -----------------------------------------------
+
+
+async def test_two_workspaces_each_admit_by_their_own_allowance_and_team_budget(
+    store: Store,
+) -> None:
+    book = book_for(store)
+    request, quote = a_request()
+    tight, roomy = ("t", "tight"), ("t", "roomy")
+    await change(book, tight, "user_credits_per_period", str(quote - Decimal("0.001")))
+    await change(book, roomy, "user_credits_per_period", str(quote * 2))
+    alice = Requester(platform="t", workspace="tight", user="alice")
+    bob = Requester(platform="t", workspace="roomy", user="bob")
+
+    with pytest.raises(BudgetError) as refused:
+        await book.accept(alice, request, Surface(), quote)
+    assert refused.value.scope == "user"
+    await book.accept(bob, request, Surface(), quote)
+    await book.accept(bob, request, Surface(), quote)
+    with pytest.raises(BudgetError):
+        await book.accept(bob, request, Surface(), quote)
+    assert (await book.ledger.balance(alice)).limit == quote - Decimal("0.001")
+    assert (await book.ledger.balance(bob)).held == quote * 2
+
+    # A team budget setting caps the workspace; a budget an admin set (limits) beats it.
+    await change(book, roomy, "team_credits_per_period", str(quote * 2))
+    carol = Requester(platform="t", workspace="roomy", user="carol")
+    with pytest.raises(BudgetError) as team_refused:
+        await book.accept(carol, request, Surface(), quote)
+    assert team_refused.value.scope == "team"
+    await book.ledger.set_team_budget(CLI, "t", "roomy", quote * 3)
+    await book.accept(carol, request, Surface(), quote)
+    assert (await book.ledger.balance(carol)).team_budget == quote * 3
+    # …and a person's own limit beats the workspace's allowance setting.
+    await book.ledger.set_limit(CLI, alice, quote)
+    await book.accept(alice, request, Surface(), quote)
+    refusals = await store.fetchall("SELECT COUNT(*) FROM jobs")
+    assert refusals[0][0] == 4, "every refused request left no job row"
+
+
+async def test_each_workspace_counts_its_entries_in_its_own_period(store: Store) -> None:
+    book = book_for(store)
+    request, quote = a_request()
+    await change(book, ("t", "weekly"), "budget_period", "week")
+    await change(book, ("t", "paris"), "budget_timezone", "Europe/Paris")
+    await change(book, ("t", "paris"), "budget_period", "day")
+    weekly = Requester(platform="t", workspace="weekly", user="u")
+    monthly = Requester(platform="t", workspace="monthly", user="u")
+    paris = Requester(platform="t", workspace="paris", user="u")
+    for who in (weekly, monthly, paris):
+        await book.accept(who, request, Surface(), quote)
+    found = await store.fetchall(
+        "SELECT workspace, period_start FROM ledger WHERE kind = 'hold' ORDER BY workspace"
+    )
+    assert [(r[0], r[1]) for r in found] == [
+        ("monthly", "2026-11-01"),
+        ("paris", "2026-11-30"),
+        ("weekly", "2026-11-30"),
+    ]
+    resets = {who.workspace: (await book.ledger.balance(who)).resets_at for who in (weekly, paris)}
+    assert resets["weekly"] == dt.datetime(2026, 12, 7, tzinfo=dt.UTC)
+    assert resets["paris"] == dt.datetime(2026, 11, 30, 23, 0, tzinfo=dt.UTC)  # local midnight
+    assert (await book.ledger.balance(monthly)).resets_at == dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    # Usage across workspaces: each row in its own workspace's period, with its hold.
+    rows = await book.ledger.usage()
+    assert {(r.workspace, r.period_start.isoformat(), r.reserved) for r in rows} == {
+        ("monthly", "2026-11-01", quote),
+        ("paris", "2026-11-30", quote),
+        ("weekly", "2026-11-30", quote),
+    }
+
+
+# -- the dispatcher's caps ------------------------------------------------------------------------
+
+
+async def test_the_queue_releases_by_each_workspaces_own_caps(store: Store) -> None:
+    from bot.services.dispatcher import Dispatcher
+
+    book = book_for(store, env(max_jobs_per_user=2, max_jobs_per_workspace=8))
+    await change(book, ("t", "strict"), "max_jobs_per_user", "1")
+    await change(book, ("t", "small"), "max_jobs_per_workspace", "3")
+    request, quote = a_request()
+    jobs: dict[str, list[str]] = {}
+    for workspace, users in (("strict", 2), ("small", 3), ("plain", 1)):
+        for n in range(users):
+            who = Requester(platform="t", workspace=workspace, user=f"u{n}")
+            for _ in range(3):
+                job = await book.accept(who, request, Surface(), quote)
+                jobs.setdefault(workspace, []).append(job.id)
+    dispatcher = Dispatcher(
+        book,
+        None,  # type: ignore[arg-type]  # no notices: nothing is shown
+        lambda _job: None,
+        max_per_user=2,
+        max_per_workspace=8,
+    )
+    started, _moved = await book.release_fitting(dispatcher._decide, None)
+    per_workspace = {w: len([j for j in started if j in ids]) for w, ids in jobs.items()}
+    # strict: 2 users × 1; small: 3 in all (its cap), though 3 users × 2 would fit the
+    # per-user cap; plain: the environment's 2 per user.
+    assert per_workspace == {"strict": 2, "small": 3, "plain": 2}
+    again, _ = await book.release_fitting(dispatcher._decide, None)
+    assert again == [], "nothing more fits until a slot frees"
+
+
+# -- through the service: who may, the default model, a removed workspace ------------------------
+
+TEXT_MODELS = [m for m in MODELS if not CATALOG.get(m).image_required]
+
+
+@pytest.fixture
+async def slow_sim() -> AsyncIterator[Simulator]:
+    async with running_simulator(task_seconds=4.0) as simulator:
+        yield simulator
+
+
+async def test_only_the_workspaces_admins_read_and_change_its_settings(
+    tmp_path: Path, sim: Simulator, database_url: str
+) -> None:
+    async with running_core(
+        tmp_path, sim, database_url=database_url, admin_user_ids="test:op"
+    ) as rc:
+        service = rc.core.service
+        member = Requester(platform="test", workspace="W1", user="m")
+        admin = Requester(platform="test", workspace="W1", user="a", workspace_admin=True)
+        elsewhere = Requester(platform="test", workspace="W2", user="b", workspace_admin=True)
+        operator = Requester(platform="test", workspace="W9", user="op")
+        for who in (member, elsewhere):
+            with pytest.raises(PermissionDenied):
+                await service.workspace_settings(who, "test", "W1")
+            with pytest.raises(PermissionDenied):
+                await service.change_workspace_setting(who, "test", "W1", "budget_period", "week")
+        await service.change_workspace_setting(admin, "test", "W1", "budget_period", "week")
+        found = await service.change_workspace_setting(
+            operator, "test", "W1", "max_jobs_per_user", "1"
+        )
+        assert found.overridden == {"budget_period", "max_jobs_per_user"}
+        assert (await service.workspace_settings(admin, "test", "W1")) == found
+        assert [(a, r) for a, _act, _t, r in await audit_rows(rc.core.store)] == [
+            ("test:a", "budget_period=week"),
+            ("test:op", "max_jobs_per_user=1"),
+        ]
+
+
+async def test_a_request_without_a_model_gets_its_workspaces_default_model(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    if len(TEXT_MODELS) < 2:
+        pytest.skip("the price list offers one text model only")
+    async with running_core(tmp_path, sim, default_model=TEXT_MODELS[0]) as rc:
+        service = rc.core.service
+        await service.change_workspace_setting(CLI, "test", "W1", "default_model", TEXT_MODELS[1])
+        in_w1 = Requester(platform="test", workspace="W1", user="u")
+        in_w2 = Requester(platform="test", workspace="W2", user="u")
+        assert service.parse("a lighthouse", requester=in_w1).model == TEXT_MODELS[1]
+        assert service.parse("a lighthouse", requester=in_w2).model == TEXT_MODELS[0]
+        assert service.parse("a lighthouse").model == TEXT_MODELS[0]
+        named = service.parse(f"a lighthouse --model {TEXT_MODELS[0]}", requester=in_w1)
+        assert named.model == TEXT_MODELS[0], "a named model is kept"
+        assert service.admin_channel("test", "W1") is None
+        await service.change_workspace_setting(CLI, "test", "W1", "admin_channel", "ops-room")
+        assert service.admin_channel("test", "W1") == "ops-room"
+
+
+async def test_a_removed_workspace_loses_its_waiting_jobs_once_and_keeps_the_rest(
+    tmp_path: Path, slow_sim: Simulator, database_url: str
+) -> None:
+    port = RecordingPort("test")
+    async with running_core(
+        tmp_path, slow_sim, ports=[port], database_url=database_url, max_jobs_per_user=1
+    ) as rc:
+        service = rc.core.service
+        leaving = Requester(platform="test", workspace="GONE", user="u")
+        staying = Requester(platform="test", workspace="KEPT", user="u")
+        request = service.parse("a lighthouse", requester=leaving)
+        quote = service.quote(request)
+        finished = asyncio.Event()
+
+        async def on_finished(job: Job) -> None:
+            if job.id == running.id:
+                finished.set()  # delivered and captured
+
+        rc.core.tracker.on_finished.append(on_finished)
+        running = await service.submit(leaving, request, Surface())
+        waiting = [await service.submit(leaving, request, Surface()) for _ in range(2)]
+        kept = [await service.submit(staying, request, Surface()) for _ in range(2)]
+        await until(lambda: bool(slow_sim.tasks), within=10)  # the first is at EvoLink
+        assert (await service.get_job(running.id)).task_id is not None
+
+        seen = len(port.events)
+        assert await service.workspace_removed("test", "GONE", "uninstalled") == 2
+        assert await service.workspace_removed("test", "GONE", "uninstalled") == 0
+        for job in waiting:
+            assert (await service.get_job(job.id)).status == JobStatus.CANCELLED
+        releases = await rc.core.store.fetchall(
+            "SELECT job_id, COUNT(*) FROM ledger WHERE kind = 'release' GROUP BY job_id"
+        )
+        assert {r[0]: r[1] for r in releases} == {job.id: 1 for job in waiting}
+        balance = await service.balance(leaving)
+        assert balance.held == quote, "only the job at EvoLink still holds"
+        for job in kept:
+            assert (await service.get_job(job.id)).status != JobStatus.CANCELLED
+
+        async with asyncio.timeout(30):
+            await finished.wait()
+        submitted = [r for r in slow_sim.requests if r.kind == "submit"]
+        sent = {r.headers.get("Idempotency-Key") for r in submitted}
+        assert sent.isdisjoint(j.id for j in waiting), "no EvoLink call for a cancelled job"
+        told = [e for e in port.events[seen:] if e.job.id in {j.id for j in waiting}]
+        assert told == [], "nothing is posted to a workspace the bot left"
+        assert (await service.get_job(running.id)).status == JobStatus.DELIVERED
+        assert (await service.balance(leaving)).held == 0
