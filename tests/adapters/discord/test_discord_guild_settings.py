@@ -3,7 +3,8 @@ leaving servers.
 
 Two servers, HOME (the fixture's first guild) and OTHER, each with its own settings; MANAGER
 has Manage Server wherever the fake says `admin=True`, Alice never. Every check is on effects:
-what the EvoLink simulator received, what the ledger says, what Discord received.
+what the EvoLink simulator received, what the ledger says, what Discord received. The orders
+under each server's settings and the leaving run on both engines (`database_url`).
 """
 
 from __future__ import annotations
@@ -90,9 +91,10 @@ def alice(guild_id: str) -> Requester:
 
 
 async def test_each_server_orders_with_its_own_allowance_and_default_model(
-    fake: FakeDiscord, tmp_path: Path, sim: Simulator
+    fake: FakeDiscord, tmp_path: Path, sim: Simulator, database_url: str
 ) -> None:
-    async with two_servers(fake, tmp_path, sim) as (world, other, other_channel):
+    servers = two_servers(fake, tmp_path, sim, database_url=database_url)
+    async with servers as (world, other, other_channel):
         service = world.rc.core.service
         model = another_model(world)
         home_allowance, other_allowance = UNIT * 3, price_of("a cat", model) * 2
@@ -291,9 +293,9 @@ async def test_with_global_commands_joining_a_server_syncs_nothing(
 
 
 async def test_leaving_a_server_cancels_its_queued_job_and_keeps_the_others(
-    fake: FakeDiscord, tmp_path: Path, sim: Simulator
+    fake: FakeDiscord, tmp_path: Path, sim: Simulator, database_url: str
 ) -> None:
-    async with bot_on(fake, tmp_path, sim) as world:
+    async with bot_on(fake, tmp_path, sim, database_url=database_url) as world:
         service = world.rc.core.service
         _, queued = await running_job(world)  # Alice's slots full; this one waits in line
         at_evolink = [

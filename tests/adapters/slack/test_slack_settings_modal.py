@@ -2,11 +2,12 @@
 
 Through the real bolt app over signed HTTP: what the fake Slack received (views.open, the
 ephemeral confirmation, the response_url answer), and what the core then does (the settings,
-the audit rows, the ledger and admission of the next `/sora`).
+the audit rows, the ledger and admission of the next `/sora`); saving runs on both engines.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,10 @@ from tests.adapters.slack.conftest import (
     slack_bot_on,
     user_payload,
 )
+from tests.adapters.slack.fake_oauth import FakeSlackOAuth
 from tests.adapters.slack.fake_slack import TEAM_ID, FakeSlack
+from tests.adapters.slack.oauth_world import command as oauth_command
+from tests.adapters.slack.oauth_world import install, oauth_bot_on
 from tests.prices import CATALOG, DEFAULT_MODEL, UNIT
 
 OPS = "cli:ops"
@@ -52,7 +56,9 @@ async def open_settings(world: SlackWorld, user: str = ADMIN) -> dict[str, Any]:
     return view
 
 
-def submission(view: dict[str, Any], typed_in: dict[str, str], user: str = ADMIN) -> dict[str, Any]:
+def submission(
+    view: dict[str, Any], typed_in: dict[str, str], user: str = ADMIN, team: str = TEAM_ID
+) -> dict[str, Any]:
     """The view_submission Slack sends: every field's text (as shown unless `typed_in`)."""
     state: dict[str, Any] = {}
     for block_id, block in blocks_by_id(view).items():
@@ -60,12 +66,12 @@ def submission(view: dict[str, Any], typed_in: dict[str, str], user: str = ADMIN
         state[block_id] = {"value": {"type": "plain_text_input", "value": text}}
     return {
         "type": "view_submission",
-        "team": {"id": TEAM_ID, "domain": "test"},
-        "user": user_payload(user),
+        "team": {"id": team, "domain": "test"},
+        "user": {**user_payload(user), "team_id": team},
         "api_app_id": "A0APP",
         "token": "legacy",
         "trigger_id": "trig-save",
-        "view": {**view, "id": "V1", "team_id": TEAM_ID, "state": {"values": state}},
+        "view": {**view, "id": "V1", "team_id": team, "state": {"values": state}},
     }
 
 
@@ -106,8 +112,13 @@ async def test_the_modal_shows_every_setting_with_its_value_and_where_it_comes_f
 
 
 async def test_saving_changes_what_was_changed_and_the_next_request_obeys_it(
-    world: SlackWorld,
+    fake: FakeSlack, tmp_path: Path, sim: Simulator, database_url: str
 ) -> None:
+    async with slack_bot_on(fake, tmp_path, sim, database_url=database_url) as world:
+        await saving_changes_what_was_changed(world)
+
+
+async def saving_changes_what_was_changed(world: SlackWorld) -> None:
     service = world.rc.core.service
     view = await open_settings(world)
     status, body = await world.interact(
@@ -257,3 +268,46 @@ async def test_the_workspaces_default_model_is_what_slack_orders_and_preselects(
     )
     form = blocks_by_id(calls[-1].args["view"])
     assert form["model"]["element"]["initial_option"]["value"] == model
+
+
+@pytest.fixture
+async def oauth_fake() -> AsyncIterator[FakeSlackOAuth]:
+    server = FakeSlackOAuth()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+async def test_installed_workspaces_each_see_and_change_their_own_with_their_own_token(
+    oauth_fake: FakeSlackOAuth, tmp_path: Path, sim: Simulator
+) -> None:
+    team_a, team_b, fake = "T0AAA", "T0BBB", oauth_fake
+    async with oauth_bot_on(fake, tmp_path, sim) as world:
+        for team in (team_a, team_b):
+            status, page = await install(world, team)
+            assert status == 200, page
+        token_b = fake.token_of(team_b)
+        service = world.rc.core.service
+
+        status, _ = await oauth_command(
+            world, "admin settings", team=team_b, user=ADMIN, channel=GENERAL
+        )
+        assert status == 200
+        [opened] = await fake.wait_for(lambda: fake.ok_calls_to("views.open"))
+        assert opened.token == token_b
+        status, body = await world.interact(
+            submission(opened.args["view"], {"max_jobs_per_user": "7"}, team=team_b)
+        )
+        assert status == 200 and response_json(body) == {}
+
+        b = await service.workspace_settings(OPS, "slack", team_b)
+        a = await service.workspace_settings(OPS, "slack", team_a)
+        assert b.max_jobs_per_user == 7 and b.overridden == {"max_jobs_per_user"}
+        assert a.overridden == frozenset() and a.max_jobs_per_user != 7
+        [told] = await fake.wait_for(lambda: fake.ok_calls_to("chat.postEphemeral"))
+        assert told.token == token_b
+        assert {c.token for c in fake.calls if c.method in ("views.open", "users.info")} == {
+            token_b
+        }
