@@ -6,7 +6,8 @@
 Invariants:
 - A token is itsdangerous' `URLSafeTimedSerializer` (salt `sora-bot gallery link`) over the
   `gallery_secret` kept in the store's meta table, so every replica mints and reads the same
-  links. It is valid for GALLERY_LINK_MINUTES after it was signed (`max_age`), never longer.
+  links. It is valid for GALLERY_LINK_MINUTES after it was signed (`max_age`), never longer;
+  it is signed as of CLOCK_SKEW seconds ago, so replicas' clocks may differ by that much.
 - It carries who the link is for — platform, workspace, user id, display name — and the one
   platform fact the chat event vouched for (`workspace_admin`). Whether that person may see
   the admin pages is not in the token: the service decides it (bot/domain/permissions.py) on
@@ -42,11 +43,21 @@ NO_BASE_URL = (
 
 #: The clock links are signed and checked by (tests move it).
 clock = time.time
+#: Seconds of clock difference between replicas a link tolerates (taken off its life).
+CLOCK_SKEW = 5
 
 
 class _Signer(TimestampSigner):
     def get_timestamp(self) -> int:
         return int(clock())
+
+
+class _MintingSigner(TimestampSigner):
+    """Signs as of CLOCK_SKEW seconds ago, so a replica whose clock is a little behind the one
+    that made the link does not find it "from the future" (itsdangerous refuses those)."""
+
+    def get_timestamp(self) -> int:
+        return int(clock()) - CLOCK_SKEW
 
 
 class LinkRefused(Exception):
@@ -76,6 +87,7 @@ class LinkClaims:
 class GalleryLinks:
     def __init__(self, secret: str, base_url: str, minutes: int) -> None:
         self._tokens = URLSafeTimedSerializer(secret, salt=LINK_SALT, signer=_Signer)
+        self._minting = URLSafeTimedSerializer(secret, salt=LINK_SALT, signer=_MintingSigner)
         self.base_url = base_url.rstrip("/")
         self.max_age = minutes * 60
 
@@ -88,7 +100,7 @@ class GalleryLinks:
             "n": (requester.display_name or "")[:80],
             "a": bool(requester.workspace_admin),
         }
-        return f"{self.base_url}{OPEN_PATH}?t={self._tokens.dumps(claims)}"
+        return f"{self.base_url}{OPEN_PATH}?t={self._minting.dumps(claims)}"
 
     def read(self, token: str) -> LinkClaims:
         try:

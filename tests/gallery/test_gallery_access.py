@@ -78,6 +78,16 @@ async def test_tampered_expired_and_malformed_links_get_clear_pages(
         assert (await visitor.get(good)).status == 200  # the good one was not used up
 
 
+async def test_a_link_made_by_a_replica_a_little_ahead_opens(
+    rc: RunningCore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(links, "clock", lambda: time.time() + links.CLOCK_SKEW - 1)
+    link = await rc.core.service.gallery_link(ALICE)  # its clock is 4 s ahead of ours
+    monkeypatch.setattr(links, "clock", time.time)
+    async with visiting(rc) as alice:
+        assert (await alice.get(link)).status == 200
+
+
 async def test_a_link_preview_robot_does_not_use_the_link_up(rc: RunningCore) -> None:
     link = await rc.core.service.gallery_link(ALICE)
     async with visiting(rc) as robot:
