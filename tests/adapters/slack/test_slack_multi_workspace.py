@@ -14,7 +14,7 @@ import pytest
 
 from bot.domain.models import Job, JobStatus, Requester
 from bot.infra.simulator import Simulator
-from tests.adapters.slack.conftest import ALICE, BOB, WAIT, SlackWorld
+from tests.adapters.slack.conftest import ADMIN, ALICE, BOB, WAIT, SlackWorld
 from tests.adapters.slack.fake_oauth import FakeSlackOAuth
 from tests.adapters.slack.oauth_world import (
     command,
@@ -111,6 +111,9 @@ async def test_uninstall_cancels_that_workspaces_queued_job_and_leaves_the_other
         first, queued = a_jobs
         assert first.status == JobStatus.SUBMITTED and queued.status == JobStatus.PENDING
         alice = Requester(platform="slack", workspace=TEAM_A, user=ALICE)
+        admin = Requester(platform="slack", workspace=TEAM_A, user=ADMIN)
+        service = world.rc.core.service
+        await service.change_workspace_setting(admin, "slack", TEAM_A, "admin_channel", "C0ADMINS")
         before = await world.rc.core.service.balance(alice)
         assert before.held == first.reserved + queued.reserved
 
@@ -139,9 +142,11 @@ async def test_uninstall_cancels_that_workspaces_queued_job_and_leaves_the_other
         await command(world, "credits", team=TEAM_B, user=BOB, channel=CHANNEL_B)
         await fake.wait_for(lambda: fake.responses.get(f"cmd-{TEAM_B}-{BOB}"))
 
-        # A re-install (same team id) finds its history.
+        # A re-install (same team id) finds its history and its settings.
         status, _ = await install(world, TEAM_A)
         assert status == 200
+        kept = await service.workspace_settings(admin, "slack", TEAM_A)
+        assert kept.admin_channel == "C0ADMINS" and "admin_channel" in kept.overridden
         recent = await world.rc.core.service.recent_jobs(alice, limit=10)
         assert {j.id for j in recent} == {first.id, queued.id}
         again = await world.rc.core.service.balance(alice)
