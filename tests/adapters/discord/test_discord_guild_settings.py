@@ -15,6 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot.domain.models import JobStatus, Requester
 from bot.domain.workspace_settings import SETTING_KEYS
 from bot.infra.simulator import Simulator
@@ -320,3 +322,22 @@ async def test_leaving_a_server_cancels_its_queued_job_and_keeps_the_others(
         assert len([r for r in sim.requests if r.kind == "submit"]) == submits
         # Idempotent: the core finds nothing more to cancel.
         assert await service.workspace_removed("discord", world.guild_id, "again") == 0
+
+
+async def test_a_refused_sync_on_join_is_a_warning_and_the_bot_goes_on(
+    fake: FakeDiscord, tmp_path: Path, sim: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with bot_on(fake, tmp_path, sim) as world:
+        fake.fail("PUT", r"/applications/\d+/guilds/\d+/commands", 403, code=50001)
+        guild_id, _ = await join(fake, "no-commands-scope")
+        await fake.wait_for(lambda r: r.method == "PUT" and guild_id in r.path)
+
+        async def warned() -> bool:
+            return any("command sync failed (403" in r.getMessage() for r in caplog.records)
+
+        await eventually(warned)
+        # The gateway session carries on: a /sora in the first server is still answered.
+        record = await fake.slash(
+            "sora-jobs", [], user=ALICE, guild_id=world.guild_id, channel_id=world.channel_id
+        )
+        await reply(world, record)
