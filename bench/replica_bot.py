@@ -19,6 +19,8 @@ handler) and then prints one line, `STATS {json}`: what it measured about itself
   threshold:A,B,C  `gc.set_threshold(A, B, C)` before start-up, plus what run_bot does
   refreeze         after every full collection, `gc.freeze()` its survivors
   defer:MS         not GC: Slack work spawned after an ack starts MS ms later
+  eager            not GC: Slack work spawned after an ack starts at once (the spawn before
+                   it waited for the other requests being answered: the A/B of that change)
   policy:PATH      not GC: the tracker polls with the policy module at PATH (a copy of
                    bot/domain/polling.py, e.g. the one before a change: A/B in one bench run)
 Parts join with "+" (`threshold:50000,20,100+refreeze`). SIGUSR1 writes a census of the
@@ -132,6 +134,8 @@ def apply_gc_mode(mode: str, loop: asyncio.AbstractEventLoop) -> None:
             gc.callbacks.append(functools.partial(_refreeze, loop))
         elif part.startswith("defer:"):
             defer_slack_work(float(part.removeprefix("defer:")) / 1000)
+        elif part == "eager":
+            eager_slack_work()
         elif part.startswith("policy:"):
             poll_with(part.removeprefix("policy:"))
         else:
@@ -160,6 +164,18 @@ def defer_slack_work(seconds: float) -> None:
         spawn(self, run())
 
     SlackRuntime.spawn = later  # type: ignore[method-assign]
+
+
+def eager_slack_work() -> None:
+    """`SlackRuntime.spawn` as it was before it waited for the requests being answered."""
+    from adapters.slack.runtime import SlackRuntime
+
+    def spawn(self: SlackRuntime, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    SlackRuntime.spawn = spawn  # type: ignore[method-assign]
 
 
 def poll_with(path: str) -> None:

@@ -448,7 +448,7 @@ if __name__ == "__main__":
     parser.add_argument("--pause", type=float, default=1.0)
     parser.add_argument("--gc", default="shipped",
                         help="replica GC modes, ';'-separated, one ack run each: shipped, "
-                        "nofreeze, threshold:A,B,C, refreeze, defer:MS, parts joined "
+                        "nofreeze, threshold:A,B,C, refreeze, defer:MS, eager, parts joined "
                         "by + (bench/replica_bot.py)")  # fmt: skip
     parser.add_argument("--leases", default="30,5", help="LEASE_SECONDS values, one run each")
     parser.add_argument("--takeover-jobs", type=int, default=300)
