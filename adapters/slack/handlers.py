@@ -166,9 +166,8 @@ class SlackHandlers:
             return
         if not command.text:
             await ack()
-            view = modal.video_modal(
-                self.service.catalog, self._default_model(requester), channel=channel
-            )
+            model = self._default_model(requester)
+            view = modal.video_modal(self.service.catalog, model, channel=channel)
             client = await self.clients.for_team(requester.workspace)
             await client.views_open(trigger_id=body["trigger_id"], view=view)
             return
@@ -208,9 +207,7 @@ class SlackHandlers:
         # unfurl_links off: a preview robot must not open (and so use up) a gallery link.
         await respond(text=text, response_type="ephemeral", unfurl_links=False)
 
-    def _default_model(self, requester: Requester) -> str:
-        """The model the forms preselect: the workspace's default (its setting, else
-        DEFAULT_MODEL)."""
+    def _default_model(self, requester: Requester) -> str:  # the workspace's (else the env's)
         return self.service.default_model_for("slack", requester.workspace)
 
     # -- shortcuts --------------------------------------------------------------------------
@@ -252,9 +249,8 @@ class SlackHandlers:
                 if problem:
                     raise InputError(problem, field="image_url")
             images = [plan_image(self.service, file_id) for file_id in form.image_file_ids]
-            request = self.service.build(
-                form.options([image.url for image in images]), requester=requester
-            )
+            options = form.options([image.url for image in images])
+            request = self.service.build(options, requester=requester)
         except InputError as err:
             await ack(response_action="errors", errors=modal.field_errors(err))
             return
