@@ -177,7 +177,6 @@ async def run_admin(settings: Settings, args: argparse.Namespace) -> int:
         return await run_verify(settings, args)
     core = await build_core(settings, require_key=False)
     service = core.service
-    period = settings.budget_period
     later: list[str] = []  # warnings to print once the command succeeded
     try:
         if command == "usage":
@@ -214,20 +213,24 @@ async def run_admin(settings: Settings, args: argparse.Namespace) -> int:
         elif command == "set-limit":
             who = await _person(service, args.target, later)
             value = await service.set_limit(cli_actor(), who, args.amount, args.reason)
+            period = await _period_word(service, who.platform, who.workspace)
             print(f"{who.key}: limit set to {fmt_credits(value)} credits per {period}")
         elif command == "grant":
             who = await _person(service, args.target, later)
             value = await service.grant(cli_actor(), who, args.amount, args.reason)
+            period = await _period_word(service, who.platform, who.workspace)
             print(f"{who.key}: granted {fmt_credits(value)} credits for this {period}")
         elif command == "set-team-budget":
             ws = await _checked(service, args.target, "workspace", later)
             value = await service.set_team_budget(
                 cli_actor(), ws.platform, ws.workspace, args.amount, args.reason
             )
+            period = await _period_word(service, ws.platform, ws.workspace)
             print(f"{ws.key}: team budget set to {fmt_credits(value)} credits per {period}")
         elif command == "set-role-limit":
             role = await _checked(service, args.target, "role", later)
             assert role.name is not None
+            period = await _period_word(service, role.platform, role.workspace)
             value = await service.set_role_limit(
                 cli_actor(), role.platform, role.workspace, role.name, args.amount, args.reason
             )
@@ -320,6 +323,11 @@ async def _checked(service: SoraService, text: str, kind: TargetKind, later: lis
             "yet); check the id for a typo (README: Finding ids)."
         )
     return target
+
+
+async def _period_word(service: SoraService, platform: str, workspace: str) -> str:
+    """The workspace's budget period (its setting, else BUDGET_PERIOD): "month", "week"…"""
+    return (await service.workspace_settings(cli_actor(), platform, workspace)).budget_period
 
 
 async def _person(service: SoraService, text: str, later: list[str]) -> Requester:

@@ -400,3 +400,51 @@ async def test_a_removed_workspace_loses_its_waiting_jobs_once_and_keeps_the_res
         assert told == [], "nothing is posted to a workspace the bot left"
         assert (await service.get_job(running.id)).status == JobStatus.DELIVERED
         assert (await service.balance(leaving)).held == 0
+
+
+# -- the snapshot across processes ----------------------------------------------------------------
+
+
+async def test_a_change_on_one_replica_reaches_the_others_snapshot(pg_url: str) -> None:
+    """Two stores on one PostgreSQL database (two replicas): the `sora_settings` word makes the
+    other replica read the workspace again — no restart, no stale minute."""
+    first, second = await open_store(pg_url), await open_store(pg_url)
+    try:
+        here, there = book_for(first), book_for(second)
+        await there.ledger.workspace_settings.start()
+        assert there.ledger.workspace_settings.cached("t", "W").admin_channel is None
+        await change(here, ("t", "W"), "admin_channel", "ops-room")
+        await until(
+            lambda: there.ledger.workspace_settings.cached("t", "W").admin_channel == "ops-room",
+            within=5,
+        )
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_stale_snapshot_is_reloaded_when_a_word_was_lost(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replica that never heard the word (it does not listen here): its snapshot is reloaded
+    in the background once older than STALE_SECONDS."""
+    from bot.services import workspace_settings as owner_module
+
+    first, second = await open_store(database_url), await open_store(database_url)
+    try:
+        writer, reader = book_for(first), book_for(second)
+        await reader.ledger.workspace_settings.reload()
+        await change(writer, ("t", "W"), "max_jobs_per_user", "5")
+        assert reader.ledger.workspace_settings.cached("t", "W").max_jobs_per_user == 2
+        monkeypatch.setattr(owner_module, "STALE_SECONDS", 0.0)
+        await until(
+            lambda: reader.ledger.workspace_settings.cached("t", "W").max_jobs_per_user == 5,
+            within=5,
+        )
+        # Decisions never wait for the snapshot: they read the committed rows.
+        async with second.reading() as tx:
+            caps = await reader.ledger.workspace_settings.caps_in(tx, ["t:W", "t:other"])
+        assert caps == {"t:W": (5, 8), "t:other": (2, 8)}
+    finally:
+        await first.close()
+        await second.close()

@@ -127,6 +127,8 @@ def test_show_change_refuse_and_reset_a_workspaces_settings(
     )
     assert len(audit(tmp_path, url)) == 2, "a refused change writes nothing"
 
+    limit = sora(tmp_path, url, "admin", "set-limit", "slack:T1:U1", "5")
+    assert limit.stdout == "slack:T1:U1: limit set to 5 credits per week\n", "its own period"
     reset = sora(tmp_path, url, "admin", "settings", "slack:T1", "budget_period", "default")
     assert reset.stdout == (
         "slack:T1: budget_period back to the environment's BUDGET_PERIOD: month (was week)\n"
@@ -135,3 +137,4 @@ def test_show_change_refuse_and_reset_a_workspaces_settings(
     assert final["budget_period"]["source"] == "environment"
     assert final["budget_period"]["value"] == "month"
     assert audit(tmp_path, url)[-1]["reason"] == "budget_period=default"
+    assert len(audit(tmp_path, url)) == 4  # two settings, a refused batch (none), a limit, a reset
