@@ -227,9 +227,9 @@ def mount_gallery(app: web.Application, core: Core) -> None:
     add.add_post("/logout", logout)
     admin.add_routes(gallery)
     add.add_static("/static", HERE / "static", name="static", follow_symlinks=False)
-    app.add_subapp("/gallery", gallery)
 
     async def to_gallery(_request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound("/gallery/")
 
-    app.router.add_get("/gallery", to_gallery)
+    app.router.add_get("/gallery", to_gallery)  # before the sub-app, which would answer 404
+    app.add_subapp("/gallery", gallery)
