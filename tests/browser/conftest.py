@@ -78,7 +78,12 @@ async def browser(playwright: Playwright, chromium_executable: str) -> AsyncIter
         headless=True,
         # Let a test start a player with play() (no click gesture): the test is about what
         # the page serves and plays, not about the browser's autoplay policy.
-        args=["--autoplay-policy=no-user-gesture-required", "--disable-gpu"],
+        # /dev/shm is small in containers (Docker: 64 MB); chromium then uses /tmp instead.
+        args=[
+            "--autoplay-policy=no-user-gesture-required",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+        ],
     )
     yield launched
     await launched.close()

@@ -9,8 +9,10 @@ expect), never a fixed sleep. Screenshots go to the folder printed at the end of
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -329,3 +331,21 @@ async def test_an_admin_approves_on_the_dashboard(
     assert decided.job_id is not None
     made = await world.slack.wait_job(lambda j: j.status.terminal, decided.job_id)
     assert made.status == JobStatus.DELIVERED and made.requester.user == ALICE
+
+
+async def test_an_expired_video_shows_as_expired_not_as_a_broken_player(
+    world: GalleryWorld, videos: dict[str, Job], page: Page, shots: Shots
+) -> None:
+    old = await world.order("a sunset kept past its retention", ADMIN)
+    assert old.media_path is not None
+    # Gone, as the retention sweep leaves it after MEDIA_RETENTION_DAYS.
+    await asyncio.to_thread(Path(old.media_path).unlink)
+    await open_gallery(world, page, ADMIN)
+    card = page.locator(f"#video-{old.id}")
+    await expect(card.locator(".expired")).to_have_text("Expired")
+    await expect(page.locator(f"#video-{videos['kite'].id} .expired")).to_have_count(0)
+    await card.locator("a.video-link").click()
+    await expect(page.locator("#expired")).to_contain_text("expired")
+    await expect(page.locator("video")).to_have_count(0)
+    await expect(page.locator("#prompt")).to_have_text(old.request.prompt)
+    await shots.take(page, "expired-video-page")
