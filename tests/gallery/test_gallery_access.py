@@ -224,3 +224,19 @@ async def test_direct_messages_are_nobodys_workspace(rc: RunningCore) -> None:
     async with visiting(rc) as visitor:
         page = await visitor.sign_in(rc, erin)
         assert f'id="video-{hers.id}"' in page.text
+
+
+async def test_under_https_the_session_cookie_is_secure(tmp_path: Path, sim: Simulator) -> None:
+    public = "https://bot.example.com"
+    async with running_core(tmp_path, sim, public_base_url=public) as rc:
+        link = await rc.core.service.gallery_link(ALICE)
+        assert link.startswith(f"{public}/gallery/open?t=")
+        async with visiting(rc) as alice:  # the same server, reached without its proxy
+            opened = await alice.get(link.replace(public, rc.base_url), allow_redirects=False)
+    assert opened.status == 303 and opened.headers["Location"] == "/gallery/"
+    cookie = opened.headers["Set-Cookie"]
+    assert cookie.startswith(f"{session.COOKIE_NAME}=")
+    for flag in ("Secure", "HttpOnly", "SameSite=Lax", "Path=/gallery"):
+        assert flag in cookie, flag
+    hours = rc.settings.gallery_session_hours
+    assert f"Max-Age={hours * 3600}" in cookie
