@@ -137,7 +137,7 @@ async def _on_failure(args: AsyncFailureArgs) -> BoltResponse:
     return await args.default.failure(args)
 
 
-class Installs:
+class SlackInstalls:
     """Everything installation mode adds to the bolt app and the web server."""
 
     def __init__(self, settings: Settings, records: InstallRecords, client: AsyncWebClient) -> None:

@@ -60,7 +60,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.approval_handlers import ApprovalHandlers
 from adapters.slack.clients import ClientBook, web_client
 from adapters.slack.handlers import SlackHandlers
-from adapters.slack.oauth import Installs
+from adapters.slack.oauth import SlackInstalls
 from adapters.slack.port import SlackPort, slack_error
 from adapters.slack.settings_modal import SettingsModal
 from bot.domain.errors import ConfigError
@@ -154,9 +154,9 @@ class SlackRuntime:
         # The same filter object each time: addFilter does not add it twice.
         logging.getLogger(BOLT_APP_LOGGER).addFilter(_QUIET_TOKEN_WARNING)
         signing = secret.get_secret_value() if secret else None
-        self.installs: Installs | None = None
+        self.installs: SlackInstalls | None = None
         if settings.slack_installs:
-            self.installs = Installs(settings, host.installs, self.client)
+            self.installs = SlackInstalls(settings, host.installs, self.client)
             self.clients = self.installs.clients
             self.app = AsyncApp(
                 client=self.client,
