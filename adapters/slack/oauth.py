@@ -167,6 +167,10 @@ class SlackInstalls:
         # bolt's rotator would call slack.com with a client of its own: use SLACK_API_URL.
         rotator = AsyncTokenRotator(client_id=client_id, client_secret=secret, client=client)
         oauth.authorize.token_rotator = rotator  # type: ignore[attr-defined]
+        # The workspace's token is still read from the store for every request (an uninstall
+        # stops it at once); what is kept is auth.test's answer for that token, which would
+        # otherwise be one more Slack round trip before every ack.
+        oauth.authorize.cache_enabled = True  # type: ignore[attr-defined]
         self.flow = GuardedOAuthFlow(client=client, settings=oauth, bot=settings)
         self.clients = ClientBook(
             api_url=settings.slack_api_url,
