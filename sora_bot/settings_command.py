@@ -9,12 +9,14 @@ saying what changed (or, with `--json`, the whole settings after it).
 `--json`: one object — `platform`, `workspace`, `settings`: a list of {`key`, `value`,
 `source`, `env`} in key order; credit values are exact JSON numbers (sora_bot/output.py), the
 caps integers, an unset admin channel null. A bad target, key or value: one line on stderr,
-exit 2, nothing written (the service validates before it writes).
+exit 2, nothing written (the service validates before it writes). A change for a workspace
+nobody ever used the bot in (most often a mistyped id) is made, with a warning on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING, Any
 
 from bot.domain.errors import InputError
@@ -73,6 +75,12 @@ async def run_settings(service: SoraService, actor: str, args: argparse.Namespac
     else:
         before = await service.workspace_settings(actor, *where)
         found = await service.change_workspace_setting(actor, *where, args.key, args.value)
+        if not await service.has_history(*where):
+            print(
+                f"warning: {target.key}: nobody in this workspace ever used the bot (no job, "
+                "request or credits yet); check the id for a typo (README: Finding ids).",
+                file=sys.stderr,
+            )
         if not args.json:
             print(_change_line(target.key, spec_of(args.key).key, before, found))
             return 0

@@ -42,6 +42,7 @@ from bot.domain.errors import BudgetError
 from bot.domain.models import Balance, Job, Requester, fmt_credits, from_uc, to_uc
 from bot.domain.periods import Period, period_containing, period_for
 from bot.domain.workspace_settings import EffectiveSettings
+from bot.infra.config import Settings
 from bot.infra.store import Store, Tx
 from bot.infra.store import job_rows as jobs_sql
 from bot.infra.store import ledger_rows as sql
@@ -104,8 +105,9 @@ class Ledger(LedgerReads):
         self.timezone = timezone
         self._now = now or (lambda: dt.datetime.now(dt.UTC))
         if workspace_settings is None:
-            env = EnvDefaults(
-                "", default_limit, default_team_budget, period_kind, str(timezone), 2, 8
+            # (A ledger built alone — tests, benchmarks: the other keys at their defaults.)
+            env = EnvDefaults.from_settings(Settings.model_construct()).with_budgets(
+                default_limit, default_team_budget, period_kind, str(timezone)
             )
             workspace_settings = WorkspaceSettings(store, env, Catalog.load(None))
         self.workspace_settings = workspace_settings

@@ -24,7 +24,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -84,6 +84,15 @@ class EnvDefaults:
                 "discord": settings.discord_admin_channel,
                 "slack": settings.slack_admin_channel,
             },
+        )
+
+    def with_budgets(self, user: Decimal, team: Decimal, period: str, timezone: str) -> EnvDefaults:
+        return replace(
+            self,
+            user_credits_per_period=user,
+            team_credits_per_period=team,
+            budget_period=period,
+            budget_timezone=timezone,
         )
 
     def for_platform(self, platform: str) -> dict[str, object]:

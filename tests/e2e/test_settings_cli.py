@@ -94,6 +94,7 @@ def test_show_change_refuse_and_reset_a_workspaces_settings(
     )
     assert changed.returncode == 0, changed.stderr
     assert changed.stdout == "slack:T1: user_credits_per_period set to 12.345 (was 250.5)\n"
+    assert "slack:T1: nobody in this workspace ever used the bot" in changed.stderr  # a typo?
     week = sora(tmp_path, url, "admin", "settings", "slack:T1", "budget_period", "WEEK", "--json")
     after = by_key(exact(week.stdout))
     assert after["budget_period"] == {
