@@ -125,6 +125,7 @@ class WorkspaceSettings:
         self._listening = False
         self._reloading: asyncio.Task[None] | None = None
         self._refreshing: set[asyncio.Task[None]] = set()
+        self._warned: set[tuple[str, str, str, str]] = set()
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -133,6 +134,9 @@ class WorkspaceSettings:
             platform, workspace, self.defaults.for_platform(platform), stored, self.catalog
         )
         for key in unreadable:
+            if (platform, workspace, key, stored[key]) in self._warned:
+                continue  # once per process, not once per admission
+            self._warned.add((platform, workspace, key, stored[key]))
             log.warning(
                 "%s:%s: the stored %s %r no longer reads; the environment's value applies",
                 platform,

@@ -448,3 +448,22 @@ async def test_a_stale_snapshot_is_reloaded_when_a_word_was_lost(
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_stored_value_that_no_longer_reads_falls_back_to_the_environment(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A model the catalog has since dropped: the workspace gets the environment's default
+    model (logged once, not at every admission) instead of refusing every request."""
+    book = book_for(store)
+    async with store.transaction() as tx:
+        await tx.execute(
+            "INSERT INTO workspace_settings VALUES (?, ?, ?, ?, ?, ?)",
+            ("t", "W", "default_model", "a-model-gone-since", CLI, "2026-11-30T12:00:00Z"),
+        )
+    owner = book.ledger.workspace_settings
+    for _ in range(3):
+        found = await owner.read("t", "W")
+    assert found.default_model == MODELS[0] and found.overridden == frozenset()
+    warned = [r for r in caplog.records if "no longer reads" in r.getMessage()]
+    assert len(warned) == 1
