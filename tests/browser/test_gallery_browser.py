@@ -349,3 +349,22 @@ async def test_an_expired_video_shows_as_expired_not_as_a_broken_player(
     await expect(page.locator("video")).to_have_count(0)
     await expect(page.locator("#prompt")).to_have_text(old.request.prompt)
     await shots.take(page, "expired-video-page")
+
+
+async def test_signing_out_ends_the_session(
+    world: GalleryWorld, videos: dict[str, Job], page: Page, guard: Guard, shots: Shots
+) -> None:
+    await open_gallery(world, page, BOB)
+    fox = videos["fox"]
+    await page.click("#logout-button")
+    await expect(page.locator("#message")).to_contain_text("signed out")
+    await expect(page.locator("#logout-button")).to_have_count(0)
+    guard.expected.append("status of 401")
+    answer = await page.goto(f"{world.base_url}/gallery/v/{fox.id}")
+    assert answer is not None and answer.status == 401
+    await expect(page.locator("#message")).to_contain_text("not signed in")
+    await expect(page.locator("#player")).to_have_count(0)
+    await shots.take(page, "after-sign-out")
+    assert (
+        await page.context.request.get(f"{world.base_url}/gallery/v/{fox.id}/file")
+    ).status == 401
