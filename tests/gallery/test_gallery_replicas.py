@@ -15,7 +15,7 @@ from bot.infra import posters
 from bot.infra.simulator import Simulator
 from tests.conftest import ALICE
 from tests.gallery.visitor import delivered, visiting
-from tests.support import RecordingPort, running_core
+from tests.support import RecordingPort, RunningCore, running_core
 
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 
@@ -27,21 +27,24 @@ async def test_links_and_sessions_work_on_every_replica(
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     shared: dict[str, Any] = {"database_url": pg_url, "media_dir": tmp_path / "media"}
-    async with (
-        running_core(tmp_path / "a", sim, ports=[port], replica_id="a", **shared) as a,
-        running_core(tmp_path / "b", sim, replica_id="b", **shared) as b,
-    ):
+    async with running_core(tmp_path / "a", sim, ports=[port], replica_id="a", **shared) as a:
+        # Delivered before b starts: b has no `test` port and must not lease the job.
         job = await delivered(a, port, ALICE, "made on replica a")
-        link = await a.core.service.gallery_link(ALICE)
-        on_b = link.replace(a.base_url, b.base_url)
-        async with visiting(b) as browser:  # cookies are per host, not per port: shared
-            page = await browser.get(on_b)
-            assert page.status == 200 and job.id in page.text
-            browser.base_url = a.base_url
-            assert (await browser.get(f"/gallery/v/{job.id}")).status == 200  # b's cookie on a
-            assert (await browser.get(f"/gallery/v/{job.id}/file")).status == 200
-        async with visiting(a) as replay:
-            assert (await replay.get(link)).status == 410  # used on b: used everywhere
+        async with running_core(tmp_path / "b", sim, replica_id="b", **shared) as b:
+            await _both(a, b, job.id)
+
+
+async def _both(a: RunningCore, b: RunningCore, job_id: str) -> None:
+    """A link made by a, opened on b; the session b set, used on a; the link replayed on a."""
+    link = await a.core.service.gallery_link(ALICE)
+    async with visiting(b) as browser:  # cookies are per host, not per port: shared
+        page = await browser.get(link.replace(a.base_url, b.base_url))
+        assert page.status == 200 and job_id in page.text
+        browser.base_url = a.base_url
+        assert (await browser.get(f"/gallery/v/{job_id}")).status == 200  # b's cookie on a
+        assert (await browser.get(f"/gallery/v/{job_id}/file")).status == 200
+    async with visiting(a) as replay:
+        assert (await replay.get(link)).status == 410  # used on b: used everywhere
 
 
 async def test_two_views_at_once_extract_the_poster_once(
