@@ -21,6 +21,8 @@ handler) and then prints one line, `STATS {json}`: what it measured about itself
   defer:MS         not GC: Slack work spawned after an ack starts MS ms later
   eager            not GC: Slack work spawned after an ack starts at once (the spawn before
                    it waited for the other requests being answered: the A/B of that change)
+  unfair           not GC: job leases without the fair share (claim every free job, give
+                   none back: the leases before that change)
   policy:PATH      not GC: the tracker polls with the policy module at PATH (a copy of
                    bot/domain/polling.py, e.g. the one before a change: A/B in one bench run)
 Parts join with "+" (`threshold:50000,20,100+refreeze`). SIGUSR1 writes a census of the
@@ -134,6 +136,10 @@ def apply_gc_mode(mode: str, loop: asyncio.AbstractEventLoop) -> None:
             gc.callbacks.append(functools.partial(_refreeze, loop))
         elif part.startswith("defer:"):
             defer_slack_work(float(part.removeprefix("defer:")) / 1000)
+        elif part == "unfair":
+            from bot.services import job_leases
+
+            job_leases.fair_share = lambda open_jobs, replicas: 1_000_000_000
         elif part == "eager":
             eager_slack_work()
         elif part.startswith("policy:"):

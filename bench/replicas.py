@@ -229,13 +229,15 @@ async def kill_biggest(world: World, owners_sql: str, lease: float) -> tuple[flo
 # ---- memory ---------------------------------------------------------------------------------
 
 
-async def part_memory(world: World, pg: PgServer, args: argparse.Namespace) -> None:
+async def part_memory(
+    world: World, pg: PgServer, args: argparse.Namespace, gc_mode: str = "shipped"
+) -> None:
     world.database_url = await asyncio.to_thread(pg.fresh_database)
     world.sim.config.task_seconds = LONG
     jobs = args.memory_jobs
     earlier = set(world.sim.tasks)
     teams = max(1, -(-jobs // 900))  # MAX_JOBS_PER_WORKSPACE is at most 1000
-    replicas = await world.start_replicas(args.replicas, tag="mem", gc_mode=args.memory_gc)
+    replicas = await world.start_replicas(args.replicas, tag="mem", gc_mode=gc_mode)
     start_rss = {r.replica_id: vm_rss_mb(r.proc.pid) for r in replicas}
     peak = dict(start_rss)
 
@@ -283,7 +285,7 @@ async def part_memory(world: World, pg: PgServer, args: argparse.Namespace) -> N
         counter.cancel()
         await world.stop_replicas()
     print(
-        f"\n[memory] ({load()}) --memory-gc {args.memory_gc}: {jobs} jobs (1 h tasks) from "
+        f"\n[memory] ({load()}) --memory-gc {gc_mode}: {jobs} jobs (1 h tasks) from "
         f"{teams} workspaces x 40 users, sent in {took:.1f} s; EvoLink tasks in flight "
         f"{world.sim.running(earlier)} ({'all' if got else 'NOT all'}); held {held:.0f} s; "
         f"jobs {statuses}"
@@ -423,7 +425,8 @@ async def main(args: argparse.Namespace) -> None:
                     for lease in (float(x) for x in args.leases.split(",")):
                         await part_takeover(world, pg, args, lease)
                 if "memory" in parts:
-                    await part_memory(world, pg, args)
+                    for mode in args.memory_gc.split(";"):
+                        await part_memory(world, pg, args, mode)
                 if "reads" in parts:
                     for mode in args.reads_gc.split(";"):
                         await part_reads(world, pg, args, mode)
@@ -448,15 +451,16 @@ if __name__ == "__main__":
     parser.add_argument("--pause", type=float, default=1.0)
     parser.add_argument("--gc", default="shipped",
                         help="replica GC modes, ';'-separated, one ack run each: shipped, "
-                        "nofreeze, threshold:A,B,C, refreeze, defer:MS, eager, parts joined "
-                        "by + (bench/replica_bot.py)")  # fmt: skip
+                        "nofreeze, threshold:A,B,C, refreeze, defer:MS, eager, unfair, "
+                        "parts joined by + (bench/replica_bot.py)")  # fmt: skip
     parser.add_argument("--leases", default="30,5", help="LEASE_SECONDS values, one run each")
     parser.add_argument("--takeover-jobs", type=int, default=300)
     parser.add_argument("--takeover-trials", type=int, default=3)
     parser.add_argument("--memory-jobs", type=int, default=10_000)
     parser.add_argument("--memory-hold", type=float, default=15.0,
                         help="seconds all stay in flight before the last RSS reading")  # fmt: skip
-    parser.add_argument("--memory-gc", default="shipped", help="the replicas' --gc mode")
+    parser.add_argument("--memory-gc", default="shipped",
+                        help="the replicas' --gc modes, ';'-separated, one run each")  # fmt: skip
     parser.add_argument("--memory-acks", type=int, default=0,
                         help="ack rounds once all are in flight (as --part ack's)")  # fmt: skip
     parser.add_argument("--reads-jobs", type=int, default=2000)
