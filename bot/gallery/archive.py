@@ -16,6 +16,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -93,6 +94,10 @@ class Archive:
         ):
             raise NotFound(NOT_HERE)
         return job
+
+    async def files_of(self, jobs: list[Job]) -> list[tuple[Job, Path | None]]:
+        """Each job with its video file (`video_file`), looked up off the event loop."""
+        return await asyncio.to_thread(lambda: [(job, self.video_file(job)) for job in jobs])
 
     def video_file(self, job: Job, now: dt.datetime | None = None) -> Path | None:
         """The job's video on this disk, inside MEDIA_DIR and within retention; else None."""

@@ -15,7 +15,8 @@ Invariants:
   saying how to get a link. The session's person sees only their workspace (bot/gallery/
   archive.py); admin pages ask the service (`may_administer`) on every request.
 - A link opens once: the first opening records its id (gallery_links) before the session is
-  started; a replayed, tampered or expired link is a 4xx page in words, never a 500. Link
+  started; a replayed, tampered or expired link is a 4xx page in words, never a 500. (Opened
+  again in the browser whose session it started, for the same person, it goes to the gallery.) Link
   preview robots (Slackbot, Discordbot…) get a page that uses nothing, so a preview cannot
   spend the person's link.
 - Every POST checks the session's CSRF token first (403, nothing changed).
@@ -23,6 +24,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from pathlib import Path
@@ -39,7 +41,7 @@ from bot.gallery.archive import Archive
 from bot.gallery.guard import guard, message_page
 from bot.gallery.links import SECRET_NAME, LinkRefused, links_for
 from bot.gallery.pages import archive_of, render, require_csrf, require_viewer
-from bot.gallery.session import LateStorage, end, start
+from bot.gallery.session import LateStorage, end, start, viewer
 from bot.infra.posters import Posters
 from bot.infra.store.gallery_rows import GalleryFilter
 
@@ -71,6 +73,9 @@ async def open_link(request: web.Request) -> web.StreamResponse:
         return message_page(request, 400, str(refused), "This link cannot be opened")
     life = dt.timedelta(seconds=links.max_age)
     if not await archive_of(request).use_link(claims.link_id, life):
+        already = await viewer(request)
+        if already is not None and already.requester.key == claims.requester.key:
+            raise web.HTTPSeeOther("/gallery/")  # opened twice in the browser it signed in
         return message_page(request, 410, USED)
     await start(request, claims)
     log.info("gallery session started for %s:%s", claims.platform, claims.workspace)
@@ -98,8 +103,8 @@ async def index(request: web.Request) -> web.StreamResponse:
     archive = archive_of(request)
     query = request.query
     narrow = GalleryFilter(
-        user=query.get("person") or None,
-        model=query.get("model") or None,
+        user=(query.get("person") or "")[:64] or None,
+        model=(query.get("model") or "")[:64] or None,
         text=(query.get("q") or "").strip()[:200] or None,
     )
     page = await archive.page(seen, narrow, _page_number(query.get("page")))
@@ -118,7 +123,7 @@ async def index(request: web.Request) -> web.StreamResponse:
         models=models,
         own=own,
         keep=keep,
-        expired={j.id for j in page.jobs if archive.video_file(j) is None},
+        expired={j.id for j, path in await archive.files_of(page.jobs) if path is None},
     )
 
 
@@ -131,7 +136,7 @@ async def video_page(request: web.Request) -> web.StreamResponse:
         "video.html",
         seen,
         job=job,
-        playable=archive.video_file(job) is not None,
+        playable=(await archive.files_of([job]))[0][1] is not None,
         place=present.chat_place(job),
         options=present.options_of(job),
     )
@@ -141,7 +146,7 @@ async def _file_of(request: web.Request) -> Path:
     seen = await require_viewer(request)
     archive = archive_of(request)
     job = await archive.job(seen, request.match_info["job"])
-    path = archive.video_file(job)
+    path = (await archive.files_of([job]))[0][1]
     if path is None:
         raise web.HTTPNotFound(
             text="This video has expired: it is older than the bot keeps videos "
@@ -174,11 +179,11 @@ async def poster(request: web.Request) -> web.StreamResponse:
     seen = await require_viewer(request)
     archive = archive_of(request)
     job = await archive.job(seen, request.match_info["job"])
-    video = archive.video_file(job)
+    video = (await archive.files_of([job]))[0][1]
     made = None
     if video is not None:
         made = await request.config_dict[keys.POSTERS].poster(video)
-        made = archive.inside(made) if made is not None else None
+        made = await asyncio.to_thread(archive.inside, made) if made is not None else None
     if made is None:
         return web.FileResponse(
             HERE / "static" / "placeholder.svg",

@@ -44,6 +44,8 @@ async def test_a_link_opens_once_and_starts_a_session_for_its_person(
         assert cookie["httponly"] and cookie["samesite"] == "Lax" and cookie["path"] == "/gallery"
         assert not cookie["secure"]  # PUBLIC_BASE_URL is http://127.0.0.1 here
         assert "lighthouse" not in cookie.value  # encrypted, not merely signed
+        twice = await alice.get(link)  # clicked again in chat: this browser is signed in
+        assert twice.status == 200 and f'id="video-{job.id}"' in twice.text
         bare = await alice.get("/gallery", allow_redirects=False)
         assert bare.status == 302 and bare.headers["Location"] == "/gallery/"
     async with visiting(rc) as someone_else:
