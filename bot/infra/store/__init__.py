@@ -13,6 +13,8 @@
     account_rows.py   `account_samples`             — EvoLink credit readings (bot.app's
     sampler; bot.services.reconcile)
     price_rows.py     `price_list`                  — bot.services.prices
+    gallery_rows.py   `gallery_links`; reads of `jobs` — the web gallery (bot/gallery/archive.py),
+    scoped to one workspace, never writing a job
 
 The owners decide and call these functions with the `Tx` they opened, so that a job's change
 and its ledger entry commit together. The row modules hold one SQL text per statement, with
