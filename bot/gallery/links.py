@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 SECRET_NAME = "gallery_secret"
 LINK_SALT = "sora-bot gallery link"
 OPEN_PATH = "/gallery/open"
+ASK_AGAIN = "(/sora gallery in Slack, /sora-gallery in Discord)"
 NO_BASE_URL = (
     "The gallery needs PUBLIC_BASE_URL: the bot's public https address, where the gallery's "
     "pages are served. Ask the bot's operator to set it (see the README, 'The gallery')."
@@ -108,12 +109,12 @@ class GalleryLinks:
         except SignatureExpired:
             raise LinkRefused(
                 f"This gallery link has expired: links last {self.max_age // 60} minutes. "
-                "Ask for a new one in chat with /sora gallery."
+                f"Ask for a new one in chat {ASK_AGAIN}."
             ) from None
         except BadData:
             raise LinkRefused(
                 "This gallery link is not valid (it was changed or cut short). Ask for a new "
-                "one in chat with /sora gallery."
+                f"one in chat {ASK_AGAIN}."
             ) from None
         try:
             return LinkClaims(
@@ -125,7 +126,9 @@ class GalleryLinks:
                 workspace_admin=data.get("a") is True,
             )
         except (KeyError, TypeError, ValueError):
-            raise LinkRefused("This gallery link is not valid. Ask for a new one.") from None
+            raise LinkRefused(
+                f"This gallery link is not valid. Ask for a new one in chat {ASK_AGAIN}."
+            ) from None
 
 
 def _text(value: object) -> str:

@@ -67,7 +67,14 @@ def chat_place(job: Job) -> ChatPlace | None:
 
 
 def credits_text(job: Job) -> str:
-    return f"{fmt_credits(job.charge)} credits"
+    """What the job cost: its charge once delivered; what EvoLink kept, if anything, of a
+    failed or cancelled one (the rest was returned); the credits held while it runs."""
+    if job.status == JobStatus.DELIVERED:
+        return f"{fmt_credits(job.charge)} credits"
+    if job.status.terminal:
+        kept = job.charged_uc or 0
+        return f"{fmt_credits(kept)} credits (the rest returned)" if kept else "nothing (returned)"
+    return f"{fmt_credits(job.reserved)} credits held"
 
 
 def when_text(moment: dt.datetime | None) -> str:

@@ -12,7 +12,7 @@ import pytest
 
 from bot.domain.models import Job, JobStatus, Requester, Surface, VideoRequest
 from bot.gallery import archive
-from bot.gallery.present import chat_place
+from bot.gallery.present import chat_place, credits_text
 from tests.conftest import ALICE, BOB
 from tests.gallery.visitor import delivered, visiting
 from tests.support import RecordingPort, RunningCore
@@ -93,3 +93,16 @@ def test_the_chat_place_is_what_the_surface_knows() -> None:
     assert chat_place(_job("discord", "111", Surface(data={"channel_id": "222"}))) is None
     assert chat_place(_job("slack", "T0TEAM", Surface(channel="<script>"))) is None
     assert chat_place(_job("test", "W1", Surface(channel="x"))) is None
+
+
+def test_what_a_job_cost_reads_by_its_status() -> None:
+    job = _job("test", "W1", Surface()).model_copy(update={"reserved_uc": 230_400})
+    assert credits_text(job) == "23.04 credits"  # delivered, charged its quote
+    billed = job.model_copy(update={"charged_uc": 200_000})
+    assert credits_text(billed) == "20 credits"
+    failed = job.model_copy(update={"status": JobStatus.FAILED})
+    assert credits_text(failed) == "nothing (returned)"
+    kept = failed.model_copy(update={"charged_uc": 50_000})
+    assert credits_text(kept) == "5 credits (the rest returned)"
+    running = job.model_copy(update={"status": JobStatus.SUBMITTED})
+    assert credits_text(running) == "23.04 credits held"
