@@ -38,6 +38,7 @@ USAGE_COLUMNS = (
     *("platform", "workspace", "user"),
     *("limit", "granted", "allowance", "used", "held", "left"),
 )
+WORKSPACE_HELP = "one workspace only, in its own budget period and time zone (default: all)"
 JOB_COLUMNS = ("id", "status", "user", "model", "duration", "held", "charged", "prompt")
 
 
@@ -106,6 +107,7 @@ def add_admin_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     export = asub.add_parser("export", help="a period's usage per person (CSV or a table)")
     export.add_argument("--csv", action="store_true", help="CSV with a header row")
     export.add_argument("--period", type=period_day, help="a date inside the period (YYYY-MM-DD)")
+    export.add_argument("--workspace", metavar="PLATFORM:WORKSPACE", help=WORKSPACE_HELP)
     chart = asub.add_parser("chart", help="a period's spend per person as a chart (PNG, …)")
     chart.add_argument(
         "--out",
@@ -115,6 +117,7 @@ def add_admin_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="where to write it; the name says the format: .png, .jpg, .svg or .pdf",
     )
     chart.add_argument("--period", type=period_day, help="a date inside the period (YYYY-MM-DD)")
+    chart.add_argument("--workspace", metavar="PLATFORM:WORKSPACE", help=WORKSPACE_HELP)
     from sora_bot.reconcile_command import add_reconcile_parser
     from sora_bot.verify_command import add_verify_parser
 
@@ -287,13 +290,21 @@ async def run_admin(settings: Settings, args: argparse.Namespace) -> int:
         elif command == "export":
             from bot.services.reports import build_report, report_csv, report_text
 
-            report = await build_report(service, actor=cli_actor(), day=args.period)
+            platform, workspace = _scope(args.workspace)
+            report = await build_report(
+                service, actor=cli_actor(), platform=platform, workspace=workspace, day=args.period
+            )
+            later.extend(await _own_periods(service, args.workspace))
             sys.stdout.write(report_csv(report) if args.csv else report_text(report))
         elif command == "chart":
             from bot.services.chart import chart_format, describe_chart, render_chart
             from bot.services.reports import build_report
 
-            report = await build_report(service, actor=cli_actor(), day=args.period)
+            platform, workspace = _scope(args.workspace)
+            report = await build_report(
+                service, actor=cli_actor(), platform=platform, workspace=workspace, day=args.period
+            )
+            later.extend(await _own_periods(service, args.workspace))
             png = await asyncio.to_thread(
                 functools.partial(render_chart, report, file_format=chart_format(args.out))
             )
@@ -323,6 +334,27 @@ async def _checked(service: SoraService, text: str, kind: TargetKind, later: lis
             "yet); check the id for a typo (README: Finding ids)."
         )
     return target
+
+
+def _scope(text: str | None) -> tuple[str | None, str | None]:
+    """`--workspace PLATFORM:WORKSPACE` as (platform, workspace); (None, None): every one."""
+    if text is None:
+        return None, None
+    target = parse_target(text, "workspace")
+    return target.platform, target.workspace
+
+
+async def _own_periods(service: SoraService, scope: str | None) -> list[str]:
+    """Warnings for a report of every workspace: those on their own period or time zone are
+    summed in BUDGET_PERIOD's here (their entries count in their own periods)."""
+    if scope is not None:
+        return []
+    return [
+        f"warning: {found.platform}:{found.workspace} counts its budget per {found.budget_period} "
+        f"in {found.budget_timezone}; for its own period: --workspace "
+        f"{found.platform}:{found.workspace}"
+        for found in await service.workspaces.own_periods()
+    ]
 
 
 async def _period_word(service: SoraService, platform: str, workspace: str) -> str:

@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "sora_settings"
 STALE_SECONDS = 60.0
 CAP_KEYS = ("max_jobs_per_user", "max_jobs_per_workspace")
+PERIOD_KEYS = ("budget_period", "budget_timezone")
 
 #: The ledger's audit writer: (tx, actor, action, target, amount_uc, reason).
 AuditWriter = Callable[[Tx, str, str, str, int | None, str], Awaitable[None]]
@@ -177,6 +178,12 @@ class WorkspaceSettings:
     async def overriding_in(self, tx: Tx, keys: Iterable[str]) -> set[tuple[str, str]]:
         """The workspaces that set any of `keys`."""
         return {(p, w) for p, w, _k, _v in await sql.with_keys(tx, keys)}
+
+    async def own_periods(self) -> list[EffectiveSettings]:
+        """The workspaces with their own budget period or time zone, in order."""
+        async with self.store.reading() as tx:
+            found = await self.overriding_in(tx, PERIOD_KEYS)
+            return [await self.read_in(tx, *where) for where in sorted(found)]
 
     # -- the snapshot ----------------------------------------------------------------------------
 

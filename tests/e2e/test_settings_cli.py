@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
 import getpass
+import io
 import json
 import os
 import subprocess
@@ -139,3 +142,30 @@ def test_show_change_refuse_and_reset_a_workspaces_settings(
     assert final["budget_period"]["value"] == "month"
     assert audit(tmp_path, url)[-1]["reason"] == "budget_period=default"
     assert len(audit(tmp_path, url)) == 4  # two settings, a refused batch (none), a limit, a reset
+
+
+def test_a_workspace_on_its_own_period_is_exported_in_it(tmp_path: Path) -> None:
+    """slack:T1 counts per week: its approved job's entries carry the week's Monday, its own
+    export shows that week, and the export of every workspace says where T1 is."""
+    from tests.e2e.test_admin_cli import ask_for_approval
+
+    db = tmp_path / "bot.db"
+    url = f"sqlite:///{db}"
+    assert sora(tmp_path, url, "admin", "init").returncode == 0
+    assert (
+        sora(tmp_path, url, "admin", "settings", "slack:T1", "budget_period", "week").returncode
+        == 0
+    )
+    approval_id, price = ask_for_approval(db, tmp_path / "media")
+    assert sora(tmp_path, url, "admin", "approve", approval_id).returncode == 0
+
+    [row] = exact(sora(tmp_path, url, "admin", "usage", "--json").stdout)
+    monday = row["period_start"]
+    assert dt.date.fromisoformat(monday).weekday() == 0 and row["reserved"] == price
+    own = sora(tmp_path, url, "admin", "export", "--csv", "--workspace", "slack:T1")
+    assert own.returncode == 0, own.stderr
+    [line] = list(csv.DictReader(io.StringIO(own.stdout)))
+    assert (line["workspace"], line["period_start"], Decimal(line["held"])) == ("T1", monday, price)
+    every = sora(tmp_path, url, "admin", "export", "--csv")
+    assert every.returncode == 0
+    assert "warning: slack:T1 counts its budget per week in UTC" in every.stderr
