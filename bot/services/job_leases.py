@@ -129,6 +129,10 @@ class LeaseKeeper:
         started = time.monotonic()
         until = self.until()
         mine = await self.book.renew_leases(until)
+        # Renewed: the deadline moves now, whatever the rest of the tick takes (its claims
+        # queue for the write lock behind the intake on a busy replica).
+        self.deadline = started + self.validity - self.margin
+        self._expired = False
         if first and self.takeover:
             claimed = await self.book.claim_jobs(until, self.claim_limit, any_owner=True)
         else:
@@ -141,8 +145,6 @@ class LeaseKeeper:
         if claimed:
             log.info("took %d job lease(s)", len(claimed))
         held = mine | set(claimed)
-        self.deadline = started + self.validity - self.margin
-        self._expired = False
         for job_id, since in list(self._followed().items()):
             if job_id not in held and since < started:
                 log.warning("job %s: its lease is another replica's; not following it", job_id)
