@@ -12,7 +12,8 @@ Invariants:
 - The figures are the usage report's (`service.report`, the same call as the CSV export and
   the chat's report): nothing here sums credits.
 - A decision is `service.decide_approval`, the chat buttons' call: one decision counts, and a
-  second answers in the words of the first ("already approved by …"). A limit is
+  second answers in the words of the first ("already approved by you", or by the decider's
+  name as the usage table shows it; their platform:id only when no name is known). A limit is
   `service.set_limit`, audited by the ledger with the admin as actor.
 - Every POST checks the CSRF token before anything else (bot/gallery/routes.py
   `require_csrf`), then redirects back (303) with a one-line note.
@@ -24,17 +25,17 @@ import asyncio
 
 from aiohttp import web
 
-from bot.domain.errors import BotError, InputError, PermissionDenied
-from bot.domain.models import Requester
-from bot.domain.permissions import ADMINS_ONLY
+from bot.domain.errors import BotError, InputError, JobStateError, PermissionDenied
+from bot.domain.models import Requester, fmt_credits
+from bot.domain.permissions import actor_id
 from bot.gallery.pages import core_of, render, require_csrf, require_viewer
 from bot.gallery.session import Viewer, flash
-from bot.services.chart import chart_series, describe_chart, render_chart
+from bot.services.chart import chart_pixels, chart_series, describe_chart, render_chart
 from bot.services.reports import UsageReport, period_title
 
 NOT_ADMIN = (
-    "The admin pages are for budget admins of this workspace. " + ADMINS_ONLY + " Your own "
-    "videos are in the gallery."
+    "Only this workspace's budget admins can see the admin pages; your own videos are in the "
+    "gallery."
 )
 BACK = "/gallery/admin"
 
@@ -68,6 +69,7 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
         team_pace=report.pace(team.budget) if team is not None else None,
         approvals=approvals,
         chart_text=describe_chart(report),
+        chart_size=chart_pixels(report),
         pace_shown=chart_series(report).pace_shown,
     )
 
@@ -94,13 +96,33 @@ async def decide(request: web.Request) -> web.StreamResponse:
         decided = await service.decide_approval(
             approval_id, seen.requester, choice == "approve", reason
         )
+    except JobStateError as err:
+        await flash(request, await _already(request, seen, approval_id) or str(err))
     except BotError as err:
         await flash(request, str(err))
     else:
         verb = "Approved" if decided.status == "approved" else "Denied"
         who = decided.requester.display_name or decided.requester.user
-        await flash(request, f"{verb}: {who}'s request ({decided.price} credits).")
+        await flash(request, f"{verb}: {who}'s request ({fmt_credits(decided.price)} credits).")
     raise web.HTTPSeeOther(BACK)
+
+
+async def _already(request: web.Request, seen: Viewer, approval_id: str) -> str | None:
+    """The words for a request decided before ("already approved by …"): the decider by the
+    name the page shows them by ("you", or the usage table's name), not their platform:id;
+    None when it was not decided (it expired), so the service's own words stand."""
+    service = core_of(request).service
+    decided = await service.get_approval(approval_id)
+    if decided.status == "pending" or not decided.decided_by:
+        return None
+    by = decided.decided_by
+    if by == actor_id(seen.requester):
+        name = "you"
+    else:
+        report = await _report(request, seen)
+        names = {f"{row.platform}:{row.user}": row.name for row in report.rows}
+        name = names.get(by, by)
+    return f"This request was already {decided.status} by {name}."
 
 
 async def set_limit(request: web.Request) -> web.StreamResponse:
@@ -119,7 +141,8 @@ async def set_limit(request: web.Request) -> web.StreamResponse:
     except BotError as err:
         await flash(request, str(err))
     else:
-        await flash(request, f"Limit of {user} set to {value} credits per period.")
+        name = next((r.name for r in (await _report(request, seen)).rows if r.user == user), user)
+        await flash(request, f"Limit of {name} set to {fmt_credits(value)} credits per period.")
     raise web.HTTPSeeOther(BACK)
 
 

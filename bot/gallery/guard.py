@@ -5,6 +5,8 @@ Invariants:
   (`default-src 'self'`: no inline script or style, no other origin), X-Content-Type-Options:
   nosniff, Referrer-Policy: no-referrer (a link's token never leaks in a Referer), and
   X-Frame-Options: DENY; pages are not cached (Cache-Control: no-store).
+- A message page keeps the page frame: the signed-in name and Sign out when there is a
+  session; without one, no "Gallery" link (it would answer 401), the way to a new link instead.
 - An error is a page in words with its own status, never a traceback: a BotError by its type
   (PermissionDenied 403, NotFound 404, InputError 400, JobStateError 409, ConfigError 503),
   an HTTP error as itself, anything else 500 "something went wrong" (logged with traceback).
@@ -26,6 +28,8 @@ from bot.domain.errors import (
     NotFound,
     PermissionDenied,
 )
+from bot.gallery import keys
+from bot.gallery.session import viewer
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,7 @@ HEADERS = {
 }
 TITLES = {
     400: "That did not work",
+    401: "Not signed in",
     403: "Not allowed",
     404: "Not found",
     405: "Not allowed",
@@ -61,19 +66,29 @@ STATUS_OF: tuple[tuple[type[BotError], int], ...] = (
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def message_page(request: web.Request, status: int, text: str, title: str = "") -> web.Response:
-    """A page with one message (an error, a refused link)."""
-    return aiohttp_jinja2.render_template(
-        "message.html",
-        request,
-        {
-            "title": title or TITLES.get(status, "Gallery"),
-            "text": text,
-            "viewer": None,
-            "flash": None,
-        },
-        status=status,
-    )
+async def message_page(
+    request: web.Request, status: int, text: str, title: str = ""
+) -> web.Response:
+    """A page with one message (an error, a refused link), in the same frame as every page:
+    the signed-in person and Sign out when the browser has a session, else no gallery link
+    (which would only answer 401) but how to get one in chat."""
+    context: dict[str, object] = {
+        "title": title or TITLES.get(status, "Gallery"),
+        "text": text,
+        "viewer": None,
+        "flash": None,
+    }
+    try:
+        seen = await viewer(request)
+    except Exception:  # a broken session must not turn an error page into a 500
+        log.warning("gallery page %s: the session could not be read", request.path)
+        seen = None
+    if seen is not None:
+        core = request.config_dict[keys.CORE]
+        context.update(
+            viewer=seen, csrf=seen.csrf, is_admin=core.service.may_administer(seen.requester)
+        )
+    return aiohttp_jinja2.render_template("message.html", request, context, status=status)
 
 
 def _add_headers(response: web.StreamResponse) -> None:
@@ -92,13 +107,13 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             _add_headers(exc)
             raise
         text = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else ""
-        response = message_page(request, exc.status, text or exc.reason)
+        response = await message_page(request, exc.status, text or exc.reason)
     except BotError as err:
         status = next((code for kind, code in STATUS_OF if isinstance(err, kind)), 400)
-        response = message_page(request, status, str(err))
+        response = await message_page(request, status, str(err))
     except Exception:
         log.exception("gallery page %s failed", request.path)
-        response = message_page(
+        response = await message_page(
             request, 500, "The gallery could not show this page. Try again in a moment."
         )
     _add_headers(response)

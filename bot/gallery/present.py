@@ -4,14 +4,17 @@ Invariants:
 - Pure: a job in, text out; nothing is read or decided here.
 - The chat place is what the job's surface already knows, never a platform call: Discord
   messages have a stable address (https://discord.com/channels/<guild or @me>/<channel>/
-  <message>); Slack gives a message's permalink only through chat.getPermalink, so a Slack job
-  links to its channel (slack.com/app_redirect), not to the message.
+  <message>); Slack gives a message's permalink only through chat.getPermalink, which the Slack
+  port asks once at delivery and saves in the surface (`permalink`, an https address on
+  slack.com): a Slack job links to that message, else (an older job, Slack refused) to its
+  channel (slack.com/app_redirect).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from bot.domain.models import Job, JobStatus, fmt_credits
 
@@ -41,6 +44,11 @@ def _slack_id(value: object) -> str | None:
     return text if text.isalnum() and text.isupper() else None
 
 
+def _slack_host(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host == "slack.com" or host.endswith(".slack.com")
+
+
 def chat_place(job: Job) -> ChatPlace | None:
     """Where the video was posted, as far as the surface tells; None when it does not."""
     data = job.surface.data
@@ -55,6 +63,9 @@ def chat_place(job: Job) -> ChatPlace | None:
             )
         return None
     if job.requester.platform == "slack":
+        permalink = str(data.get("permalink") or "")
+        if permalink.startswith("https://") and _slack_host(permalink):
+            return ChatPlace("Open the Slack message", permalink)
         channel = _slack_id(job.surface.channel)
         team = _slack_id(job.requester.workspace)
         if channel and team:
@@ -97,13 +108,25 @@ def status_text(job: Job) -> str:
     return words
 
 
+def frame_fact(job: Job) -> tuple[str, str]:
+    """The picture's shape under a label that fits how the model spells it: "Size" for
+    pixels (1280x720), "Ratio" for a ratio (16:9), "Frame" for anything else (a word)."""
+    value = job.request.aspect_ratio
+    width, cross, height = value.lower().partition("x")
+    if cross and width.isdigit() and height.isdigit():
+        return "Size", f"{width}×{height}"
+    if ":" in value:
+        return "Ratio", value
+    return "Frame", value
+
+
 def options_of(job: Job) -> list[tuple[str, str]]:
     """The request's options as (name, value) rows for the video page."""
     r = job.request
     found: list[tuple[str, str]] = [
         ("Model", r.model),
         ("Duration", f"{r.duration} s"),
-        ("Aspect ratio", r.aspect_ratio),
+        frame_fact(job),
     ]
     if r.quality:
         found.append(("Quality", r.quality))

@@ -39,7 +39,7 @@ from bot.domain.models import fmt_credits
 from bot.gallery import admin, keys, present
 from bot.gallery.archive import Archive
 from bot.gallery.guard import guard, message_page
-from bot.gallery.links import SECRET_NAME, LinkRefused, links_for
+from bot.gallery.links import ASK_AGAIN, SECRET_NAME, LinkRefused, links_for
 from bot.gallery.pages import archive_of, render, require_csrf, require_viewer
 from bot.gallery.session import LateStorage, end, start, viewer
 from bot.infra.posters import Posters
@@ -52,7 +52,10 @@ log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 PREVIEW_AGENTS = ("slackbot", "discordbot", "facebookexternalhit", "twitterbot", "telegrambot")
-USED = "This gallery link was already used: each link opens once. Ask for a new one in chat."
+USED = (
+    "This gallery link was already used: each link opens once. Ask for a new one in chat "
+    f"{ASK_AGAIN}."
+)
 PREVIEW = "This is a private, single-use gallery link. Open it in your browser."
 NO_LINKS = "The gallery is not set up here: PUBLIC_BASE_URL is not set."
 
@@ -63,20 +66,20 @@ NO_LINKS = "The gallery is not set up here: PUBLIC_BASE_URL is not set."
 async def open_link(request: web.Request) -> web.StreamResponse:
     agent = request.headers.get("User-Agent", "").lower()
     if any(robot in agent for robot in PREVIEW_AGENTS):
-        return message_page(request, 200, PREVIEW, "Sora gallery")
+        return await message_page(request, 200, PREVIEW, "Sora gallery")
     links = request.config_dict[keys.LINKS]
     if links is None:
-        return message_page(request, 503, NO_LINKS)
+        return await message_page(request, 503, NO_LINKS)
     try:
         claims = links.read(request.query.get("t", ""))
     except LinkRefused as refused:
-        return message_page(request, 400, str(refused), "This link cannot be opened")
+        return await message_page(request, 400, str(refused), "This link cannot be opened")
     life = dt.timedelta(seconds=links.max_age)
     if not await archive_of(request).use_link(claims.link_id, life):
         already = await viewer(request)
         if already is not None and already.requester.key == claims.requester.key:
             raise web.HTTPSeeOther("/gallery/")  # opened twice in the browser it signed in
-        return message_page(request, 410, USED)
+        return await message_page(request, 410, USED)
     await start(request, claims)
     log.info("gallery session started for %s:%s", claims.platform, claims.workspace)
     raise web.HTTPSeeOther("/gallery/")
@@ -85,7 +88,7 @@ async def open_link(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.StreamResponse:
     await require_csrf(request)
     await end(request)
-    return message_page(request, 200, "You are signed out of the gallery.", "Signed out")
+    return await message_page(request, 200, "You are signed out of the gallery.", "Signed out")
 
 
 # -- the gallery -----------------------------------------------------------------------------

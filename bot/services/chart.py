@@ -221,6 +221,21 @@ def _versus_pace(series: ChartSeries, used: Decimal, pace: Decimal | None) -> st
     return "ahead of pace" if used > pace else "within pace"
 
 
+def chart_inches(series: ChartSeries) -> tuple[float, float]:
+    """The figure's (width, height) in inches: 10 wide, as tall as its rows need."""
+    person_rows = max(len(series.people), 1)
+    team_rows = len(series.teams)
+    return 10.0, 1.6 + 0.42 * person_rows + (1.1 + 0.42 * team_rows if team_rows else 0)
+
+
+def chart_pixels(data: UsageReport | ChartSeries, *, dpi: int = 100) -> tuple[int, int]:
+    """The (width, height) in pixels of `render_chart`'s PNG, without drawing it (a page's
+    <img width height>, so nothing moves when it loads)."""
+    series = data if isinstance(data, ChartSeries) else chart_series(data)
+    width, height = chart_inches(series)
+    return int(width * dpi), int(height * dpi)
+
+
 def render_chart(
     data: UsageReport | ChartSeries, *, dpi: int = 100, file_format: str = "png"
 ) -> bytes:

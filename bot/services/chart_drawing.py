@@ -29,6 +29,7 @@ from bot.services.chart import (
     USED,
     USED_OVER,
     ChartSeries,
+    chart_inches,
     describe_chart,
     percent,
 )
@@ -53,8 +54,7 @@ def figure(series: ChartSeries, *, dpi: int) -> Figure:
     """The drawn, laid-out figure, on an Agg canvas."""
     person_rows = max(len(series.people), 1)
     team_rows = len(series.teams)
-    height = 1.6 + 0.42 * person_rows + (1.1 + 0.42 * team_rows if team_rows else 0)
-    fig = Figure(figsize=(10, height), dpi=dpi, layout="constrained")
+    fig = Figure(figsize=chart_inches(series), dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
     if team_rows:
         ax_people, ax_team = fig.subplots(2, 1, height_ratios=[person_rows + 0.6, team_rows + 0.6])

@@ -20,13 +20,17 @@ from playwright.async_api import BrowserContext, Page, Response, expect
 
 from bot.domain.models import Job, JobStatus, Requester
 from tests.adapters.slack.fake_slack import TEAM_ID
+from tests.browser.checks import (
+    PLAYED,
+    every_tab_stop_shows_focus,
+    no_sideways_scroll,
+    play,
+    seek_near_the_end,
+)
 from tests.browser.conftest import Contexts, Guard, Shots
 from tests.browser.world import ADMIN, ALICE, BOB, OTHER_MODEL, GalleryWorld, gallery_world
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-#: The media element has played this far: playback really advances.
-PLAYED = 0.5
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -45,39 +49,6 @@ async def videos(world: GalleryWorld) -> dict[str, Job]:
         "boat": await world.order(f"a paper boat on a rainy street --model {OTHER_MODEL}", ALICE),
         "fox": await world.order("a fox asleep in the snow", BOB),
     }
-
-
-async def play(page: Page, selector: str = "video") -> float:
-    """Start the player and wait until its currentTime passes PLAYED; the time reached."""
-    await page.wait_for_function(
-        "s => { const v = document.querySelector(s); return v && v.readyState >= 1 }",
-        arg=selector,
-    )
-    await page.evaluate("s => document.querySelector(s).play()", selector)
-    await page.wait_for_function(
-        "([s, t]) => document.querySelector(s).currentTime > t", arg=[selector, PLAYED]
-    )
-    played: float = await page.evaluate("s => document.querySelector(s).currentTime", selector)
-    return played
-
-
-async def seek_near_the_end(page: Page, selector: str) -> float:
-    """Seek to a second before the end and wait for `seeked`: the player must land there,
-    which it can only when the server answers byte ranges (else the whole resource is not
-    seekable). The duration."""
-    duration: float = await page.evaluate("s => document.querySelector(s).duration", selector)
-    landed, seekable = await page.evaluate(
-        """([s, t]) => new Promise(done => {
-            const v = document.querySelector(s);
-            v.addEventListener('seeked', () => done(
-                [v.currentTime, v.seekable.length ? v.seekable.end(0) : 0]), {once: true});
-            v.currentTime = t;
-        })""",
-        [selector, duration - 1],
-    )
-    assert seekable == pytest.approx(duration, abs=0.1)
-    assert duration - 1.1 <= landed <= duration, (landed, duration)
-    return duration
 
 
 async def test_a_hosted_media_link_plays_and_seeks(
@@ -172,6 +143,10 @@ async def test_the_gallery_from_chat_lists_the_videos_and_plays_one(
     await card.locator("a.video-link").click()
     await expect(page).to_have_url(f"{world.base_url}/gallery/v/{kite.id}")
     await expect(page.locator("#prompt")).to_have_text(kite.request.prompt)
+    # "Open the Slack message": the permalink the Slack port asked for at delivery.
+    await expect(page.locator("#chat-link")).to_have_attribute(
+        "href", kite.surface.data["permalink"]
+    )
     assert await play(page, "#player") > PLAYED
     await shots.take(page, "video-page-playing")
     assert await seek_near_the_end(page, "#player") == pytest.approx(kite.request.duration, abs=0.5)
@@ -198,6 +173,11 @@ async def test_filters_narrow_the_list(
     await expect(page).to_have_url(re.compile(r"person="))
     bobs = {j.id for j in everything if j.requester.user == BOB}
     assert set(await listed(page)) == bobs and videos["fox"].id in bobs
+    apply, clear = page.locator("#filter-apply"), page.locator("#filter-clear")
+    boxes = [await apply.bounding_box(), await clear.bounding_box()]
+    assert boxes[0] and boxes[1]
+    assert abs(boxes[0]["y"] - boxes[1]["y"]) <= 1, boxes  # side by side, one height
+    assert abs(boxes[0]["height"] - boxes[1]["height"]) <= 1, boxes
     await shots.take(page, "filtered-by-person")
 
     await page.click("#filter-clear")
@@ -235,19 +215,24 @@ async def test_keyboard_reaches_the_first_video_and_opens_it(
         raise AssertionError("Tab never reached a video link")
     focused = await page.evaluate("document.activeElement.getAttribute('href')")
     assert focused == f"/gallery/v/{first}"
+    # The card clips its link's own outline: the ring is the card's, drawn whole around it.
+    ring = await page.evaluate(
+        """() => { const s = getComputedStyle(document.activeElement.closest('li.video'));
+                   return [s.outlineStyle, parseFloat(s.outlineWidth)] }"""
+    )
+    assert ring[0] == "solid" and ring[1] >= 2, ring
     await shots.take(page, "keyboard-focus-on-first-video", full_page=False)
     await page.keyboard.press("Enter")
     await expect(page).to_have_url(f"{world.base_url}/gallery/v/{first}")
     await expect(page.locator("#player")).to_be_visible()
-
-
-async def no_sideways_scroll(page: Page) -> None:
-    width = await page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
-    assert width[0] <= width[1], f"the page is {width[0]} px wide on a {width[1]} px screen"
+    stops = await every_tab_stop_shows_focus(page)
+    assert "A#download" in stops and "A#back" in stops
+    await page.goto(f"{world.base_url}/gallery/")
+    assert "BUTTON#logout-button" in await every_tab_stop_shows_focus(page)
 
 
 async def test_a_phone_sized_screen(
-    world: GalleryWorld, videos: dict[str, Job], contexts: Contexts, shots: Shots
+    world: GalleryWorld, videos: dict[str, Job], contexts: Contexts, guard: Guard, shots: Shots
 ) -> None:
     phone = await contexts.new(
         viewport={"width": 390, "height": 844},
@@ -266,7 +251,36 @@ async def test_a_phone_sized_screen(
     await page.click("#nav-admin")
     await expect(page.locator("#usage")).to_be_visible()
     await no_sideways_scroll(page)
+    # The table is wider than the phone: it scrolls sideways in its own region, which says so
+    # and which the keyboard can scroll.
+    region = page.locator("#usage-scroll")
+    await expect(page.locator("#usage-hint")).to_be_visible()
+    await expect(region).to_have_attribute("role", "region")
+    assert await region.evaluate("r => r.scrollWidth > r.clientWidth")
+    await region.focus()
+    await page.keyboard.press("ArrowRight")
+    await page.wait_for_function("r => r.scrollLeft > 0", arg=await region.element_handle())
+    # The chart: its own size reserved before it loads, and a link to it full size.
+    chart = page.locator("#chart")
+    await chart.scroll_into_view_if_needed()
+    await page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=await chart.element_handle()
+    )
+    sizes = await chart.evaluate(
+        "i => [i.naturalWidth, i.naturalHeight, +i.getAttribute('width'),"
+        " +i.getAttribute('height')]"
+    )
+    assert sizes[:2] == sizes[2:], sizes
+    await expect(page.locator("#chart-link")).to_have_attribute("href", "/gallery/admin/chart.png")
     await shots.take(page, "phone-admin")
+    # The narrowest phones (320 px): every page still fits.
+    await page.set_viewport_size({"width": 320, "height": 640})
+    for path in ("/gallery/", f"/gallery/v/{videos['kite'].id}", "/gallery/admin", "/gallery/v/x"):
+        if path == "/gallery/v/x":
+            guard.expected.append("status of 404")
+        await page.goto(world.base_url + path)
+        await no_sideways_scroll(page)
+    await shots.take(page, "narrow-320-not-found")
 
 
 # -- the admin dashboard ---------------------------------------------------------------------
@@ -281,8 +295,12 @@ async def test_non_admins_see_no_admin_pages(
     guard.expected.append("status of 403")
     answer = await page.goto(f"{world.base_url}/gallery/admin")
     assert answer is not None and answer.status == 403
-    await expect(page.locator("#message")).to_contain_text("for budget admins")
+    await expect(page.locator("#message")).to_contain_text("budget admins can see the admin pages")
     await expect(page.locator("#usage, #approvals, #limits")).to_have_count(0)
+    # Still signed in: the refusal keeps the name and Sign out in its header.
+    await expect(page.locator("#who")).to_be_visible()
+    await expect(page.locator("#logout-button")).to_be_visible()
+    assert "BUTTON#logout-button" in await every_tab_stop_shows_focus(page)
     await shots.take(page, "admin-refused-for-a-non-admin")
 
 
@@ -306,6 +324,8 @@ async def test_an_admin_approves_on_the_dashboard(
     await page.wait_for_function(
         "img => img.complete && img.naturalWidth > 0", arg=await chart.element_handle()
     )
+    stops = await every_tab_stop_shows_focus(page)
+    assert {"DIV#usage-scroll", "A#chart-link", f"BUTTON#approve-{approval.id}"} <= set(stops)
     await shots.take(page, "admin-dashboard")
     # A second tab (same admin) still shows the buttons when the first has decided.
     stale = await context.new_page()
@@ -359,6 +379,9 @@ async def test_signing_out_ends_the_session(
     await page.click("#logout-button")
     await expect(page.locator("#message")).to_contain_text("signed out")
     await expect(page.locator("#logout-button")).to_have_count(0)
+    # No "Gallery" link that would only answer 401: how to get a new link instead.
+    await expect(page.locator("#nav-gallery")).to_have_count(0)
+    await expect(page.locator("#get-link")).to_contain_text("/sora gallery")
     guard.expected.append("status of 401")
     answer = await page.goto(f"{world.base_url}/gallery/v/{fox.id}")
     assert answer is not None and answer.status == 401

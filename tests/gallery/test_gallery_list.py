@@ -90,6 +90,14 @@ def test_the_chat_place_is_what_the_surface_knows() -> None:
     found = chat_place(slack)
     assert found is not None
     assert found.url == "https://slack.com/app_redirect?team=T0TEAM&channel=C0CHAN"
+    permalink = "https://team.slack.com/archives/C0CHAN/p1700000000000100"
+    linked = Surface(channel="C0CHAN", thread="1700000000.000100", data={"permalink": permalink})
+    message = chat_place(_job("slack", "T0TEAM", linked))
+    assert message is not None and message.url == permalink
+    for odd in ("javascript:alert(1)", "https://evil.example/archives/x", "http://a.slack.com/"):
+        surface = Surface(channel="C0CHAN", data={"permalink": odd})
+        fallback = chat_place(_job("slack", "T0TEAM", surface))
+        assert fallback is not None and fallback.url.startswith("https://slack.com/app_redirect")
     assert chat_place(_job("discord", "111", Surface(data={"channel_id": "222"}))) is None
     assert chat_place(_job("slack", "T0TEAM", Surface(channel="<script>"))) is None
     assert chat_place(_job("test", "W1", Surface(channel="x"))) is None
