@@ -25,6 +25,8 @@ Invariants:
   `conversations.replies` (`tell_attempts > 1`; the `*:history` scopes). When Slack refuses the
   look (e.g. `missing_scope` on an install made before those scopes), it posts: twice, not never.
   Updating the progress message is idempotent and always repeated.
+- Once the video is posted, the progress message's permalink is saved in the job's surface
+  (adapters/slack/permalinks.py: the gallery's "Open the Slack message").
 - Every call carries the token of the job's own workspace (`clients.for_team`, read by the job's
   workspace: right after a restart or on another replica too). A workspace that has no
   installation any more (uninstalled) gets nothing: the job's events are logged once and
@@ -48,6 +50,7 @@ from adapters.slack import render
 from adapters.slack.actors import SlackActors
 from adapters.slack.admins import SlackAdmins
 from adapters.slack.clients import ClientBook, NotInstalled
+from adapters.slack.permalinks import save_permalink
 from bot.domain.catalog import Catalog
 from bot.domain.models import Balance, DeliveredVideo, Job, JobStatus
 from bot.services.alerts import Alert
@@ -222,6 +225,7 @@ class SlackPort:
             )
             await self._update(shown)
             await self._deliver(shown, video, balance)
+            await save_permalink(await self.client_of(current), self.service, current)
         self._forget(job.id)
 
     async def _upload_streamed(

@@ -2,7 +2,8 @@
 
 Point `AsyncWebClient(base_url=fake.api_url)` (or `SLACK_API_URL`) at it. It implements the
 methods the bot uses, with Slack's response shapes: `auth.test`, `chat.postMessage`,
-`chat.update`, `chat.postEphemeral`, `views.open|update|publish`, `conversations.open`,
+`chat.update`, `chat.getPermalink` (of the messages posted here), `chat.postEphemeral`,
+`views.open|update|publish`, `conversations.open`,
 `conversations.history` / `conversations.replies` (of the messages posted here),
 `files.getUploadURLExternal` + the upload POST + `files.completeUploadExternal`, `files.info`,
 `users.info` (admins and owners from `workspace_admins` / `workspace_owners`),
@@ -318,6 +319,13 @@ class FakeSlack:
             "ts": args.get("ts"),
             "text": args.get("text", ""),
         }
+
+    def _m_chat_getPermalink(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = str(args.get("channel", "")), str(args.get("message_ts", ""))
+        if not any(m["ts"] == ts for m in self.messages.get(channel, [])):
+            return {"ok": False, "error": "message_not_found"}
+        link = f"https://test.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+        return {"ok": True, "channel": channel, "permalink": link}
 
     def _m_chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         if str(args.get("channel", "")) in self.not_in_channels:

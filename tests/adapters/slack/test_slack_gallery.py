@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.domain.models import Job, JobStatus
 from bot.infra.simulator import Simulator
 from tests.adapters.slack.actions import response
 from tests.adapters.slack.conftest import ALICE, BOB, SlackWorld, slack_bot_on
@@ -65,3 +66,42 @@ async def test_without_public_base_url_the_answer_says_so(
         answer = await gallery_answer(world, ALICE)
         assert "The gallery needs PUBLIC_BASE_URL" in str(answer["text"])
         assert answer["response_type"] == "ephemeral"
+
+
+async def delivered_in_slack(world: SlackWorld, prompt: str) -> Job:
+    status, _ = await world.command(prompt, user=ALICE)
+    assert status == 200
+    job = await world.wait_job(lambda j: j.status.terminal)
+    assert job.status == JobStatus.DELIVERED, job
+    return job
+
+
+async def video_page(world: SlackWorld, job: Job) -> str:
+    found = LINK.search(str((await gallery_answer(world, ALICE))["text"]))
+    assert found is not None
+    async with visiting(world.rc) as browser:
+        assert (await browser.get(found.group(1))).status == 200
+        return (await browser.get(f"/gallery/v/{job.id}")).text
+
+
+async def test_the_gallery_links_a_video_to_its_slack_message(world: SlackWorld) -> None:
+    job = await delivered_in_slack(world, "a heron in the reeds")
+    asked = world.fake.ok_calls_to("chat.getPermalink")
+    where = (job.surface.channel, job.surface.thread)
+    assert [(c.args["channel"], c.args["message_ts"]) for c in asked] == [where]
+    link = job.surface.data["permalink"]
+    assert link == f"https://test.slack.com/archives/{where[0]}/p{str(where[1]).replace('.', '')}"
+    page = await video_page(world, job)
+    assert f'href="{link}"' in page and "Open the Slack message" in page
+
+
+async def test_without_a_permalink_it_links_to_the_channel(
+    world: SlackWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refused = {"ok": False, "error": "message_not_found"}
+    monkeypatch.setattr(world.fake, "_m_chat_getPermalink", lambda args: refused)
+    job = await delivered_in_slack(world, "a heron at dusk")
+    assert world.fake.calls_to("chat.getPermalink") and "permalink" not in job.surface.data
+    assert world.fake.ok_calls_to("files.completeUploadExternal")  # delivered all the same
+    page = await video_page(world, job)
+    assert "slack.com/app_redirect?team=" in page and "Open the Slack message" not in page
