@@ -42,7 +42,10 @@ async def test_sora_gallery_answers_privately_with_a_working_link(world: World) 
         page = await browser.get(found.group(1))
         assert page.status == 200 and "Your workspace's videos" in page.text
         assert (await browser.get("/gallery/admin")).status == 403  # no Manage Server
-        assert (await browser.get(found.group(1))).status == 410  # used once
+        again = await browser.get(found.group(1))  # the browser it signed in: the gallery
+        assert again.status == 200 and "Your workspace's videos" in again.text
+    async with visiting(world.rc) as stranger:
+        assert (await stranger.get(found.group(1))).status == 410  # used once
 
 
 async def test_manage_server_opens_the_admin_pages_and_the_prompt_word_works(
