@@ -3,7 +3,9 @@
 The built-in EvoLink simulator runs on 127.0.0.1 (random port), the store is DATABASE_URL like
 every command (so `sora-bot admin jobs` sees demo jobs), and the console (adapters/console) is
 the chat. The process is wired by `bot.bootstrap.running_process`, like `sora-bot run`, with
-the console's port and no HTTP server (the demo has no public URL).
+the console's port and its web server on 127.0.0.1 (a random free port; PUBLIC_BASE_URL is that
+address, so `/gallery` opens the web gallery in a browser on this machine, and the simulator's
+callbacks reach the bot there). Nothing listens beyond loopback.
 
 Leaving: end of input (a pipe, Ctrl-D), `/quit` and Ctrl-C all stop reading and then wait for
 the jobs this session started to end; a second Ctrl-C leaves them open (their credits stay
@@ -24,6 +26,7 @@ from typing import TextIO
 
 from adapters.console import ConsoleChat, ConsolePort, console_requester
 from adapters.console.terminal import LineSource
+from bot.app import bind_listener
 from bot.bootstrap import running_process
 from bot.domain.models import Job, JobStatus
 from bot.infra.config import Settings
@@ -55,7 +58,9 @@ async def run_demo(
         log_file = None  # someone else's handlers (tests): leave logging alone
     try:
         async with Simulator.serve(config, host="127.0.0.1", port=0) as sim:
-            demo_settings = settings.model_copy(update={"public_base_url": None})
+            sock = bind_listener("127.0.0.1", 0)
+            web_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+            demo_settings = settings.model_copy(update={"public_base_url": web_url})
             if "default_model" not in settings.model_fields_set:
                 # The demo's own default takes the contract's example (`--duration 10`), which
                 # the Sora model EvoLink offers (4, 8 or 12 s) does not; DEFAULT_MODEL wins.
@@ -64,18 +69,19 @@ async def run_demo(
             port = ConsolePort(out)
             try:
                 async with running_process(
-                    demo_settings, ports=[port], evolink=evolink, serve_http=False
+                    demo_settings, ports=[port], evolink=evolink, sock=sock
                 ) as process:
                     chat = ConsoleChat(process.service, port, console_requester())
                     if lines is None:
                         assert command is not None
                         return await _one_command(chat, port, command, timeout)
-                    where = f"database: {settings.database_where}" + (
+                    where = f"database: {settings.database_where}; gallery: /gallery" + (
                         f"; logs: {log_file} (-v shows them here)" if log_file else ""
                     )
                     return await _interactive(chat, port, lines, sim.base_url, where, timeout)
             finally:
                 await evolink.aclose()
+                sock.close()  # the web server has stopped; a close after it is harmless
     finally:
         if lines is not None:
             lines.close()

@@ -4,11 +4,15 @@ Every way out lets the open jobs end (or says they are left), and the exit code 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
+from http.cookiejar import CookieJar
 from pathlib import Path
 
 import pytest
@@ -120,3 +124,30 @@ def test_a_second_ctrl_c_leaves_the_job_open_and_says_so(tmp_path: Path) -> None
     assert status in ("pending", "submitted")
     assert held(tmp_path) > 0  # said: its credits stay held until the next start
     assert "Traceback" not in err
+
+
+def test_the_demo_serves_its_gallery_on_loopback(tmp_path: Path) -> None:
+    """`/gallery` in the demo is a link to the demo's own web server on 127.0.0.1: it opens
+    once, shows the video just made, and the server goes away with the demo."""
+    proc = demo(tmp_path, "--task-seconds", "1")
+    assert proc.stdin is not None
+    seen: list[str] = []
+    proc.stdin.write("/sora a paper boat for the gallery\n")
+    proc.stdin.flush()
+    _read_until(proc, "delivered", seen)
+    proc.stdin.write("/gallery\n")
+    proc.stdin.flush()
+    _read_until(proc, "/gallery/open?t=", seen)
+    found = re.search(r"(http://127\.0\.0\.1:\d+/gallery/open\?t=\S+)", "".join(seen))
+    assert found is not None, "".join(seen)
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+    with browser.open(found.group(1), timeout=30) as page:
+        assert page.status == 200
+        assert "a paper boat for the gallery" in page.read().decode()
+    with pytest.raises(urllib.error.HTTPError) as refused:  # another browser: used once
+        urllib.request.urlopen(found.group(1), timeout=30)
+    assert refused.value.code == 410
+    out, err = proc.communicate("/quit\n", timeout=60)
+    assert proc.returncode == 0, "".join(seen) + out + err
+    with pytest.raises(urllib.error.URLError):  # the demo's server stopped with it
+        urllib.request.urlopen(found.group(1), timeout=5)
