@@ -207,6 +207,21 @@ class Oversight:
                 await self._tell_requester(await self.get(approval_id))
         return count
 
+    async def withdraw_workspace(self, platform: str, workspace: str) -> int:
+        """The bot left the workspace: its pending approvals expire untold (nobody there can be
+        reached, and approving one would start a job nobody could receive). How many."""
+        withdrawn = 0
+        for approval in await self.pending(platform):
+            if approval.requester.workspace != workspace:
+                continue
+            async with self.book.store.transaction() as tx:
+                if await approval_rows.expire(tx, approval.id):
+                    await approval_rows.mark_told(tx, approval.id)
+                    withdrawn += 1
+        if withdrawn:
+            log.info("%s:%s: %d pending approval(s) withdrawn", platform, workspace, withdrawn)
+        return withdrawn
+
     async def tell_untold(self) -> int:
         """Tell the requesters of decisions (and expiries) of the last UNTOLD_LOOKBACK that
         nobody told yet — a decision made by `sora-bot admin approve`, whose process has no

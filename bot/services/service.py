@@ -389,7 +389,9 @@ class SoraService:
 
     async def workspace_removed(self, platform: str, workspace: str, reason: str) -> int:
         """The bot left the workspace: its jobs EvoLink does not have yet are cancelled
-        (credits released once), the rest go on; the ledger is kept. How many; idempotent."""
+        (credits released once), the rest go on; its pending approvals are withdrawn (expired,
+        untold); the ledger is kept. How many jobs were cancelled; idempotent."""
+        await self.oversight.withdraw_workspace(platform, workspace)
         return await cancel_workspace_jobs(self.book, self.tracker, platform, workspace, reason)
 
     def default_model_for(self, platform: str, workspace: str) -> str:

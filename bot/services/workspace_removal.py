@@ -10,6 +10,8 @@ Invariants:
 - Nothing is posted to the workspace (the bot can no longer reach it): each cancelled job is
   marked told at once, so no restart's sweep tries to tell it either.
 - Idempotent: a second call finds nothing cancellable and returns 0.
+- The service also withdraws the workspace's pending "Ask an admin" requests (expired, untold:
+  `Oversight.withdraw_workspace`), so no admin can approve a job nobody could receive.
 """
 
 from __future__ import annotations

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.domain.errors import PermissionDenied
+from bot.domain.errors import JobStateError, PermissionDenied
 from bot.domain.models import Job, JobStatus, Requester, Surface
 from bot.infra.simulator import Simulator
 from bot.infra.store import open_store
+from tests.core.test_approval_pickup import AdminRecordingPort
 from tests.core.test_workspace_settings import CATALOG, CLI, MODELS, audit_rows, book_for, change
 from tests.support import RecordingPort, running_core, running_simulator, until
 
@@ -173,3 +174,34 @@ async def test_a_stale_snapshot_is_reloaded_when_a_word_was_lost(
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_removed_workspace_withdraws_its_pending_approvals_untold(
+    tmp_path: Path, sim: Simulator, database_url: str
+) -> None:
+    """An uninstall (or a guild left) expires that workspace's "Ask an admin" requests without
+    telling anyone (nobody there can be reached): no admin can then approve a job nobody could
+    receive. Another workspace's requests stay pending."""
+    port = AdminRecordingPort()
+    async with running_core(
+        tmp_path, sim, database_url=database_url, ports=[port], user_credits_per_period="0"
+    ) as rc:
+        service = rc.core.service
+        leaving = Requester(platform="test", workspace="GONE", user="u")
+        staying = Requester(platform="test", workspace="KEPT", user="u")
+        gone = await service.ask_admin(leaving, service.parse("a big one"), Surface())
+        kept = await service.ask_admin(staying, service.parse("a big one"), Surface())
+
+        assert await service.workspace_removed("test", "GONE", "uninstalled") == 0
+        withdrawn = await service.get_approval(gone.id)
+        assert withdrawn.status == "expired"
+        (told_at,) = (
+            await rc.core.store.fetchall("SELECT told_at FROM approvals WHERE id = ?", (gone.id,))
+        )[0]
+        assert told_at is not None, "marked told: no sweep tells a workspace the bot left"
+        with pytest.raises(JobStateError):
+            await service.decide_approval(gone.id, "test:op", True)
+        assert (await service.get_approval(kept.id)).status == "pending"
+        grants = await rc.core.store.fetchall("SELECT 1 FROM ledger WHERE kind = 'grant'")
+        assert grants == [], "nothing granted for the withdrawn request"
+        assert port.decided == []
