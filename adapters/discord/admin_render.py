@@ -68,7 +68,7 @@ def approval_embed(approval: Approval, balance: Balance, *, where: str) -> disco
     )
     embed.add_field(name="Model", value=request.model)
     embed.add_field(name="Duration", value=f"{request.duration} s")
-    embed.add_field(name="Aspect ratio", value=request.aspect_ratio)
+    embed.add_field(name=request.frame[0], value=request.frame[1])
     embed.add_field(name="Price", value=f"{fmt_credits(approval.price)} credits")
     embed.add_field(name="Their spend this period", value=spend_text(balance), inline=False)
     embed.add_field(name="Expires", value=resets_text(approval.expires_at), inline=False)

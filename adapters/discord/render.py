@@ -81,7 +81,7 @@ def job_embed(
         colour=COLOUR.get(job.status, discord.Colour.default()),
     )
     embed.add_field(name="Duration", value=f"{request.duration} s")
-    embed.add_field(name="Aspect ratio", value=request.aspect_ratio)
+    embed.add_field(name=request.frame[0], value=request.frame[1])
     if job.status == JobStatus.DELIVERED:
         embed.add_field(name="Charged", value=f"{fmt_credits(job.charge)} credits")
     elif job.status in (JobStatus.FAILED, JobStatus.CANCELLED):

@@ -113,6 +113,19 @@ class VideoRequest(BaseModel):
         """Every image sent, first one first (EvoLink's `image_urls`)."""
         return ([self.image_url] if self.image_url else []) + list(self.more_image_urls)
 
+    @property
+    def frame(self) -> tuple[str, str]:
+        """The picture's shape under a label that fits how the model spells it (every surface
+        shows it so): "Size" for pixels (1280x720 → 1280×720), "Ratio" for a ratio (16:9),
+        "Frame" for anything else (a word)."""
+        value = self.aspect_ratio
+        width, cross, height = value.lower().partition("x")
+        if cross and width.isdigit() and height.isdigit():
+            return "Size", f"{width}×{height}"
+        if ":" in value:
+            return "Ratio", value
+        return "Frame", value
+
 
 class Surface(BaseModel):
     """Where a job talks back: the adapter's own references (channel, thread, message ids...).

@@ -109,15 +109,8 @@ def status_text(job: Job) -> str:
 
 
 def frame_fact(job: Job) -> tuple[str, str]:
-    """The picture's shape under a label that fits how the model spells it: "Size" for
-    pixels (1280x720), "Ratio" for a ratio (16:9), "Frame" for anything else (a word)."""
-    value = job.request.aspect_ratio
-    width, cross, height = value.lower().partition("x")
-    if cross and width.isdigit() and height.isdigit():
-        return "Size", f"{width}×{height}"
-    if ":" in value:
-        return "Ratio", value
-    return "Frame", value
+    """The picture's shape and its label (`VideoRequest.frame`)."""
+    return job.request.frame
 
 
 def options_of(job: Job) -> list[tuple[str, str]]:

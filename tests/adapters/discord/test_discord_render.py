@@ -61,11 +61,18 @@ def test_job_embed_shows_options_credits_and_stays_within_discords_limits() -> N
     fields = {f.name: f.value for f in embed.fields}
     assert fields == {
         "Duration": "10 s",
-        "Aspect ratio": "16:9",
+        "Ratio": "16:9",
         "Credits held": "2.5",
         "Left this period": "239.9 credits",
     }
     assert "40%" in embed.description
+
+
+def test_a_size_in_pixels_is_labelled_size_as_in_the_gallery() -> None:
+    sized = job()
+    sized.request = sized.request.model_copy(update={"aspect_ratio": "1280x720"})
+    fields = {f.name: f.value for f in render.job_embed(sized, balance()).fields}
+    assert fields["Size"] == "1280×720" and "Ratio" not in fields
 
 
 def test_a_finished_job_says_what_happened_to_its_credits() -> None:
