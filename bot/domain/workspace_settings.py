@@ -47,6 +47,10 @@ RESET = "default"
 NO_CHANNEL = "none"
 
 
+#: The platforms with their own `{PLATFORM}_…` variables (DISCORD_ADMIN_CHANNEL, SLACK_…).
+PER_PLATFORM_ENV = ("discord", "slack")
+
+
 @dataclass(frozen=True)
 class SettingSpec:
     key: str
@@ -55,6 +59,10 @@ class SettingSpec:
     env: str  # the environment variable it defaults from ("{PLATFORM}": per platform)
 
     def env_for(self, platform: str) -> str:
+        """The variable's name on `platform`; "-" where that platform has none (the console
+        has no admin channel variable)."""
+        if "{PLATFORM}" in self.env and platform not in PER_PLATFORM_ENV:
+            return "-"
         return self.env.replace("{PLATFORM}", platform.upper())
 
 

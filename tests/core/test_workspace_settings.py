@@ -105,6 +105,7 @@ def test_the_keys_are_the_contracts_in_order() -> None:
     )
     assert all(spec.label and spec.help and spec.env for spec in SETTING_KEYS)
     assert SETTING_KEYS[5].env_for("slack") == "SLACK_ADMIN_CHANNEL"
+    assert SETTING_KEYS[5].env_for("console") == "-", "the console has no admin channel variable"
 
 
 @pytest.mark.parametrize(
