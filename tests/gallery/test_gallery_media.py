@@ -14,7 +14,7 @@ import pytest
 from bot.domain.models import Job
 from bot.infra import posters
 from tests.conftest import ALICE
-from tests.gallery.visitor import delivered, visiting
+from tests.gallery.visitor import count_extractions, delivered, visiting
 from tests.support import RecordingPort, RunningCore
 
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
@@ -121,14 +121,7 @@ async def test_videos_past_retention_or_gone_show_as_expired(
 async def test_posters_are_extracted_once(
     rc: RunningCore, port: RecordingPort, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    made: list[Path] = []
-    real = posters.extract
-
-    def counting(video: Path, target: Path) -> bool:
-        made.append(video)
-        return real(video, target)
-
-    monkeypatch.setattr(posters, "extract", counting)
+    made = count_extractions(monkeypatch)
     job = await delivered(rc, port, ALICE, "a paper boat")
     assert job.media_path is not None
     async with visiting(rc) as alice:

@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 
-from bot.infra import posters
 from bot.infra.simulator import Simulator
 from tests.conftest import ALICE
-from tests.gallery.visitor import delivered, visiting
+from tests.gallery.visitor import count_extractions, delivered, visiting
 from tests.support import RecordingPort, RunningCore, running_core
 
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
@@ -50,14 +49,7 @@ async def _both(a: RunningCore, b: RunningCore, job_id: str) -> None:
 async def test_two_views_at_once_extract_the_poster_once(
     tmp_path: Path, sim: Simulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    made: list[Path] = []
-    real = posters.extract
-
-    def counting(video: Path, target: Path) -> bool:
-        made.append(video)
-        return real(video, target)
-
-    monkeypatch.setattr(posters, "extract", counting)
+    made = count_extractions(monkeypatch)
     port = RecordingPort("test")
     async with running_core(tmp_path, sim, ports=[port]) as rc:
         job = await delivered(rc, port, ALICE, "a busy first view")

@@ -8,12 +8,15 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from multidict import CIMultiDictProxy
 
 from bot.domain.models import Job, Requester, Surface
+from bot.infra import posters
 from tests.support import RecordingPort, RunningCore
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -85,3 +88,16 @@ async def delivered(rc: RunningCore, port: RecordingPort, who: Requester, prompt
     finally:
         rc.core.tracker.on_finished.remove(hook)
     return await service.get_job(job.id)
+
+
+def count_extractions(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Every poster extraction from now on, as the video it read (the real one still runs)."""
+    made: list[Path] = []
+    real = posters.extract
+
+    def counting(video: Path, target: Path) -> bool:
+        made.append(video)
+        return real(video, target)
+
+    monkeypatch.setattr(posters, "extract", counting)
+    return made
