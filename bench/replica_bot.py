@@ -23,6 +23,8 @@ handler) and then prints one line, `STATS {json}`: what it measured about itself
                    it waited for the other requests being answered: the A/B of that change)
   unfair           not GC: job leases without the fair share (claim every free job, give
                    none back: the leases before that change)
+  progress-later   not GC, an experiment: the tracker does not wait for its progress writes
+                   (each a write transaction behind the one-writer lock) before its next read
   policy:PATH      not GC: the tracker polls with the policy module at PATH (a copy of
                    bot/domain/polling.py, e.g. the one before a change: A/B in one bench run)
 Parts join with "+" (`threshold:50000,20,100+refreeze`). SIGUSR1 writes a census of the
@@ -140,6 +142,8 @@ def apply_gc_mode(mode: str, loop: asyncio.AbstractEventLoop) -> None:
             from bot.services import job_leases
 
             job_leases.fair_share = lambda open_jobs, replicas: 1_000_000_000
+        elif part == "progress-later":
+            progress_later()
         elif part == "eager":
             eager_slack_work()
         elif part.startswith("policy:"):
@@ -170,6 +174,21 @@ def defer_slack_work(seconds: float) -> None:
         spawn(self, run())
 
     SlackRuntime.spawn = later  # type: ignore[method-assign]
+
+
+def progress_later() -> None:
+    """`JobBook.record_progress` returns at once; the write runs in a task of its own."""
+    from bot.services.jobs import JobBook
+
+    record = JobBook.record_progress
+    pending: set[asyncio.Task[None]] = set()
+
+    async def later(self: JobBook, job_id: str, progress: int) -> None:
+        task = asyncio.create_task(record(self, job_id, progress))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    JobBook.record_progress = later  # type: ignore[method-assign]
 
 
 def eager_slack_work() -> None:
