@@ -8,21 +8,23 @@ The finish is predicted by witnesses, each good at a different moment:
   - the latest end steady progress allows (t * 100 / p).
 The progress witnesses count once a fifth is done; every end is capped at twice the estimate.
 Their ends span a window in which the task is likely to finish, and the reads follow it:
-  - before the first end: stride towards it (a share of the time left; when the witnesses
-    agree, straight to just after it), never jumping over it — a read lands FINISH_MARGIN after
-    the soonest end, so a task that ends where any witness said is seen at once;
-  - inside the window (one end passed, another ahead: the final stall at 99%, progress and
-    estimate disagreeing): a read every `step`, the window left spread evenly over the reads
-    the MEAN_INTERVAL average still allows by its far end, within [WINDOW_STEP_MIN,
-    WINDOW_STEP_MAX] — the detection lag there is at most one step. The reads saved while far
-    from the end are spent here;
+  - until a progress end has passed: stride towards the soonest end still ahead (a share of
+    the time left; when the witnesses agree, straight to just after the latest end progress
+    allows), never jumping over it — a read lands FINISH_MARGIN after the soonest end, so a
+    task that ends where any witness said is seen at once. An outlived estimate only drops out
+    (the task is slower than it said: progress then guides, and may be sure by itself);
+  - inside the window (a progress end passed while another end is ahead: a stall, e.g. at
+    99%, the end may come at any read): a read every `step`, the window left spread evenly
+    over the reads the MEAN_INTERVAL average still allows by its far end, within
+    [WINDOW_STEP_MIN, WINDOW_STEP_MAX] — the detection lag there is at most one step. The
+    reads saved while far from the end are spent here;
   - past every end: read every DUE_STEP seconds, spaced out slowly the longer it is late, so
     a long overrun costs a bounded number of reads.
 Errors back off exponentially, and a `Retry-After` is always honoured.
 bench/polling_model.py replays this policy against the simulator's progress curves offline;
 at its noisy shape (90 s tasks, exact estimate: bench/replicas.py --part reads) it reads a task
-every ~8 s on average (EvoLink's own clients' pacing; no minimum is documented) and sees the
-end within 2.3 s at p95.
+every 8.7 s on average (EvoLink's own clients read one every 8 s; no minimum is documented)
+and sees the end within 2.2 s at p95.
 
 Invariants: the delay is always within [MIN_DELAY, MAX_DELAY] (or the Retry-After, if
 longer); with callbacks enabled polling is only a safety net: stretched by CALLBACK_STRETCH,
@@ -87,7 +89,7 @@ class Forecast:
     sure: bool  # the witnesses agree
     soonest: float = 0.0  # seconds left by the earliest witness end still ahead (0: none)
     farthest: float = 0.0  # seconds left by the latest witness end (0: all passed)
-    passed: bool = False  # some witness's end has passed (inside the window)
+    passed: bool = False  # a progress witness's end has passed (inside the window: a stall)
 
 
 def forecast(state: PollState, now: float) -> Forecast:
@@ -127,7 +129,7 @@ def forecast(state: PollState, now: float) -> Forecast:
         sure,
         soonest=min(ahead, default=0.0),
         farthest=max(ahead, default=0.0),
-        passed=len(ahead) < len(ends),
+        passed=any(end <= 0 for end in ends[:-1]),  # a progress end: the estimate's is a guess
     )
 
 
@@ -177,7 +179,7 @@ def next_delay(
 def _stride(state: PollState, now: float, ahead: Forecast) -> float:
     """The wait the best guess alone asks for (before the window's rules)."""
     remaining = ahead.remaining
-    if ahead.sure:
+    if ahead.sure and ahead.latest > 0:
         # Progress pins the finish down: stride to it, then look just after the latest
         # moment it can come.
         return ahead.latest + FINISH_MARGIN if ahead.latest <= SURE_AIM else remaining * SURE_SHARE
