@@ -100,6 +100,38 @@ async def test_two_replicas_claiming_together_split_the_jobs(
     assert await a.renew_leases(at(30)) == mine_a and await b.renew_leases(at(30)) == mine_b
 
 
+async def test_progress_writes_do_not_wait_for_the_one_writer_lock(
+    stores: tuple[Store, Store], database_url: str
+) -> None:
+    """On PostgreSQL a progress write is one self-fenced UPDATE outside the one-writer rule: it
+    lands while another replica holds the write lock (a slow settlement, a claim), and it is
+    still refused to a replica that lost the lease."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer per file: every write waits for the lock")
+    mine, other = book_on(stores[0], "mine"), book_on(stores[1], "other")
+    job_id = await released_job(mine)
+    assert await mine.claim_jobs(at(30), 1) == [job_id]
+    assert await mine.begin_submit(job_id) and await mine.mark_submitted(job_id, "task-1", 60)
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_write_lock() -> None:
+        async with stores[1].transaction():
+            holding.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold_the_write_lock())
+    try:
+        await holding.wait()
+        await asyncio.wait_for(mine.record_progress(job_id, 40), timeout=10)
+        assert (await other.job(job_id)).progress == 40
+        with pytest.raises(LeaseLost):
+            await asyncio.wait_for(other.record_progress(job_id, 90), timeout=10)
+    finally:
+        release.set()
+        await holder
+    assert (await mine.job(job_id)).progress == 40
+
+
 async def test_a_holder_that_lost_its_lease_cannot_write(stores: tuple[Store, Store]) -> None:
     """Fencing: the slow holder's writes that matter raise LeaseLost and change nothing."""
     slow, other = book_on(stores[0], "slow"), book_on(stores[1], "other")

@@ -125,6 +125,16 @@ class Store(ABC):
         plain `transaction()`."""
         return self.transaction()
 
+    def row_write(self) -> AbstractAsyncContextManager[Tx]:
+        """A write transaction of single-row UPDATEs that read nothing first and whose WHERE
+        carries every condition they depend on (a job's progress: its status and its lease),
+        so no other transaction can slip between a check and the write. Row locks order them
+        against every other writer of that row, so an engine with row locks runs them outside
+        the one-writer rule (PostgreSQL does: a replica's progress writes no longer queue
+        behind every other replica's admissions, settlements and claims); here it is a plain
+        `transaction()`."""
+        return self.transaction()
+
     @abstractmethod
     def reading(self) -> AbstractAsyncContextManager[Tx]:
         """A connection for a few reads in a row of committed data."""

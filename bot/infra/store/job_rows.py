@@ -147,9 +147,16 @@ async def insert(
 
 
 async def update(
-    tx: Tx, job_id: str, while_in: Iterable[JobStatus] | None, fields: dict[str, Any]
+    tx: Tx,
+    job_id: str,
+    while_in: Iterable[JobStatus] | None,
+    fields: dict[str, Any],
+    *,
+    holder: str | None = None,
 ) -> bool:
-    """Set `fields` if the job's status is one of `while_in` (any when None); True if it did."""
+    """Set `fields` if the job's status is one of `while_in` (any when None) and, with
+    `holder`, while nobody else holds its lease (the fence inside the statement); True if it
+    did."""
     unknown = set(fields) - WRITABLE
     if unknown:
         raise ValueError(f"not a writable job column: {', '.join(sorted(unknown))}")
@@ -162,6 +169,9 @@ async def update(
         states = [str(s) for s in while_in]
         sql += f" AND status IN ({', '.join('?' for _ in states)})"
         params.extend(states)
+    if holder is not None:
+        sql += " AND (lease_owner IS NULL OR lease_owner = ?)"
+        params.append(holder)
     cur = await tx.execute(sql, params)
     return cur.rowcount == 1
 

@@ -14,6 +14,11 @@ Invariants:
   COMMITTED's upsert). They never take the write lock, so admissions from several processes
   run side by side instead of queueing behind every state change; a writer holding the lock
   waits at most for an admission's row lock, never the reverse (no cycle, no deadlock).
+- ROW WRITES (`row_write()`) are the other: single-row UPDATEs that read nothing first and carry
+  every condition they depend on in their WHERE (a job's progress: `status = 'submitted' AND
+  (lease_owner IS NULL OR lease_owner = me)`). A writer under the lock that changes that row
+  either commits first (the UPDATE re-checks the row and does nothing) or waits for the row
+  lock; they hold one row lock and never wait for the write lock (no deadlock).
 - Write transactions are READ COMMITTED on purpose: each statement after the lock sees every
   transaction committed before it (a lock is released only once its commit is visible); a
   snapshot taken before the lock wait (REPEATABLE READ) would miss the previous writer's work.
@@ -291,6 +296,11 @@ class PostgresStore(Store):
 
     def admission(self) -> AbstractAsyncContextManager[Tx]:
         """BEGIN; … COMMIT without the write lock: ordered by the totals' row locks."""
+        return self._transaction(write=True, lock=False)
+
+    def row_write(self) -> AbstractAsyncContextManager[Tx]:
+        """BEGIN; … COMMIT without the write lock: self-contained single-row UPDATEs, ordered
+        by their row locks (`Store.row_write`)."""
         return self._transaction(write=True, lock=False)
 
     def reading(self) -> AbstractAsyncContextManager[Tx]:
