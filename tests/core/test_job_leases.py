@@ -100,14 +100,11 @@ async def test_two_replicas_claiming_together_split_the_jobs(
     assert await a.renew_leases(at(30)) == mine_a and await b.renew_leases(at(30)) == mine_b
 
 
-async def test_progress_writes_do_not_wait_for_the_one_writer_lock(
-    stores: tuple[Store, Store], database_url: str
-) -> None:
+async def test_progress_writes_do_not_wait_for_the_one_writer_lock(pg_url: str) -> None:
     """On PostgreSQL a progress write is one self-fenced UPDATE outside the one-writer rule: it
     lands while another replica holds the write lock (a slow settlement, a claim), and it is
-    still refused to a replica that lost the lease."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite has one writer per file: every write waits for the lock")
+    still refused to a replica that lost the lease. (SQLite has one writer per file.)"""
+    stores = await open_store(pg_url), await open_store(pg_url)
     mine, other = book_on(stores[0], "mine"), book_on(stores[1], "other")
     job_id = await released_job(mine)
     assert await mine.claim_jobs(at(30), 1) == [job_id]
@@ -126,10 +123,12 @@ async def test_progress_writes_do_not_wait_for_the_one_writer_lock(
         assert (await other.job(job_id)).progress == 40
         with pytest.raises(LeaseLost):
             await asyncio.wait_for(other.record_progress(job_id, 90), timeout=10)
+        assert (await mine.job(job_id)).progress == 40
     finally:
         release.set()
         await holder
-    assert (await mine.job(job_id)).progress == 40
+        for store in stores:
+            await store.close()
 
 
 async def test_a_holder_that_lost_its_lease_cannot_write(stores: tuple[Store, Store]) -> None:
