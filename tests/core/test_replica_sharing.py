@@ -7,8 +7,10 @@ Plus /healthz, /metrics and a /media link whose file is on another replica's dis
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from collections import Counter
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -24,18 +26,45 @@ from tests.support import RecordingPort, RunningCore, running_core, until
 LEASE = 3.0
 USERS = [Requester(platform="test", workspace="W1", user=f"u{i}") for i in range(4)]
 PROMPT = f"a paper boat --duration {SHORTEST}"
-FollowLog = dict[str, set[str]]
+
+
+class FollowLog(dict[str, set[str]]):
+    """Per job, the replicas that followed it; `spans`: per job, each follow as [replica,
+    started, ended (None while it runs)], in monotonic seconds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spans: dict[str, list[list[Any]]] = {}
 
 
 def record_follows(tracker: Tracker, replica: str, log: FollowLog) -> None:
-    """Note which replica starts following which job (the tracker's one follow coroutine)."""
+    """Note which replica follows which job (the tracker's one follow coroutine), and when
+    each follow starts and ends (`log.spans`)."""
     follow = tracker._follow
+    spans = log.spans
 
-    def recording(job_id: str) -> Coroutine[Any, Any, None]:
+    async def recording(job_id: str) -> None:
         log.setdefault(job_id, set()).add(replica)
-        return follow(job_id)
+        span: list[Any] = [replica, time.monotonic(), None]
+        spans.setdefault(job_id, []).append(span)
+        try:
+            await follow(job_id)
+        finally:
+            span[2] = time.monotonic()
 
     tracker._follow = recording  # type: ignore[method-assign]
+
+
+def overlapping(log: FollowLog) -> dict[str, list[list[Any]]]:
+    """The jobs two replicas followed at the same time (a handover over the fair share, where
+    one stops and then another starts, is not an overlap)."""
+    found = {}
+    for job_id, spans in log.spans.items():
+        ordered = sorted(spans, key=lambda span: span[1])
+        for before, after in itertools.pairwise(ordered):
+            if before[2] is None or after[1] < before[2]:
+                found[job_id] = ordered
+    return found
 
 
 @asynccontextmanager
@@ -44,7 +73,7 @@ async def replicas(
 ) -> AsyncIterator[tuple[list[RunningCore], list[RecordingPort], FollowLog]]:
     """One bot per name on `pg_url` (MEDIA_DIR shared, as it must be), each with its own
     recording port of the `test` platform."""
-    follows: FollowLog = {}
+    follows = FollowLog()
     ports = [RecordingPort("test") for _ in names]
     async with AsyncExitStack() as stack:
         cores = []
@@ -110,8 +139,10 @@ async def test_two_replicas_share_twenty_jobs_exactly_once(
         assert delivered(ports) == Counter({i: 1 for i in ids}), "each job delivered once"
         assert submits(sim) == Counter({i: 1 for i in ids}), "each job submitted once"
         assert len(sim.tasks) == 20
-        assert {i: len(follows[i]) for i in ids} == {i: 1 for i in ids}, "one follower per job"
-        per_replica = Counter(next(iter(follows[i])) for i in ids)
+        # One follower at a time: a job over a replica's fair share may be handed over (the
+        # first stops following, gives the lease back, the other claims it), never shared.
+        assert all(follows[i] for i in ids) and overlapping(follows) == {}, "one follower a job"
+        per_replica = Counter(r for i in ids for r in follows[i])
         assert set(per_replica) == {"ra", "rb"}, f"both replicas worked: {per_replica}"
         assert worst_user <= caps["max_jobs_per_user"]
         assert worst_workspace <= caps["max_jobs_per_workspace"]
