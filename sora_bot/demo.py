@@ -3,9 +3,10 @@
 The built-in EvoLink simulator runs on 127.0.0.1 (random port), the store is DATABASE_URL like
 every command (so `sora-bot admin jobs` sees demo jobs), and the console (adapters/console) is
 the chat. The process is wired by `bot.bootstrap.running_process`, like `sora-bot run`, with
-the console's port and its web server on 127.0.0.1 (a random free port; PUBLIC_BASE_URL is that
-address, so `/gallery` opens the web gallery in a browser on this machine, and the simulator's
-callbacks reach the bot there). Nothing listens beyond loopback.
+the console's port; the interactive demo also serves its web server on 127.0.0.1 (a random free
+port; PUBLIC_BASE_URL is that address, so `/gallery` opens the web gallery in a browser on this
+machine, and the simulator's callbacks reach the bot there). Nothing listens beyond loopback;
+one command (`-c`) serves nothing (its links would die with it).
 
 Leaving: end of input (a pipe, Ctrl-D), `/quit` and Ctrl-C all stop reading and then wait for
 the jobs this session started to end; a second Ctrl-C leaves them open (their credits stay
@@ -58,8 +59,10 @@ async def run_demo(
         log_file = None  # someone else's handlers (tests): leave logging alone
     try:
         async with Simulator.serve(config, host="127.0.0.1", port=0) as sim:
-            sock = bind_listener("127.0.0.1", 0)
-            web_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+            # The interactive demo serves its pages (the gallery) on loopback; one command
+            # (-c) ends at once, so a link it printed would be dead: it serves nothing.
+            sock = bind_listener("127.0.0.1", 0) if command is None else None
+            web_url = None if sock is None else f"http://127.0.0.1:{sock.getsockname()[1]}"
             demo_settings = settings.model_copy(update={"public_base_url": web_url})
             if "default_model" not in settings.model_fields_set:
                 # The demo's own default takes the contract's example (`--duration 10`), which
@@ -69,7 +72,7 @@ async def run_demo(
             port = ConsolePort(out)
             try:
                 async with running_process(
-                    demo_settings, ports=[port], evolink=evolink, sock=sock
+                    demo_settings, ports=[port], evolink=evolink, sock=sock, serve_http=bool(sock)
                 ) as process:
                     chat = ConsoleChat(process.service, port, console_requester())
                     if lines is None:
@@ -81,7 +84,8 @@ async def run_demo(
                     return await _interactive(chat, port, lines, sim.base_url, where, timeout)
             finally:
                 await evolink.aclose()
-                sock.close()  # the web server has stopped; a close after it is harmless
+                if sock is not None:
+                    sock.close()  # the web server has stopped; a close after it is harmless
     finally:
         if lines is not None:
             lines.close()
