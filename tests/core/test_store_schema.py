@@ -16,8 +16,9 @@ import pytest
 from bot.domain.errors import ConfigError
 from bot.domain.models import JobStatus, Surface
 from bot.infra.store import Store, open_store
-from bot.infra.store.migrations import MIGRATIONS, POSTGRES_BASELINE_VERSION
+from bot.infra.store.migrations import MIGRATIONS
 from bot.infra.store.postgres import translate
+from bot.infra.store.postgres_baseline import POSTGRES_BASELINE_VERSION
 from tests.conftest import ALICE
 from tests.pg import PgServer
 from tests.support import RecordingPort, running_core, running_simulator
