@@ -26,12 +26,14 @@ Invariants:
   `replica` id FENCES the tracker's writes that matter — `begin_submit`, `mark_submitted`,
   progress, `mark_delivering`, the delivery attempt record, the media record,
   `finish_delivered`, `finish_failed` — with the job's lease: each checks, inside its own
-  transaction (one writer at a time), that no other replica holds the lease, and raises
-  `LeaseLost` otherwise, writing nothing. A replica that lost a job (it was presumed dead
-  and another took it over) can therefore no longer change it. The dispatcher's decision and
-  its releases from the queue are one transaction (`release_fitting`), each released job
-  leased to this replica in it. A terminal move clears the lease. Without a `replica` (the
-  CLI) nothing is fenced.
+  transaction, that no other replica holds the lease, and raises `LeaseLost` otherwise,
+  writing nothing. The single-row ones (progress, `mark_delivering`, the delivery attempt and
+  media records) carry the check in the UPDATE's WHERE and run as row writes outside the
+  one-writer rule (`Store.row_write`); the others read first and hold the write lock. A
+  replica that lost a job (it was presumed dead and another took it over) can therefore no
+  longer change it. The dispatcher's decision and its releases from the queue are one
+  transaction (`release_fitting`), each released job leased to this replica in it. A
+  terminal move clears the lease. Without a `replica` (the CLI) nothing is fenced.
 - Nothing outside this module writes a job row (SQL in bot/infra/store/job_rows.py).
 """
 
@@ -223,20 +225,18 @@ class JobBook(JobQueue):
         replica's (LeaseLost). One self-fenced UPDATE outside the one-writer rule
         (`Store.row_write`): the most frequent write of a busy deployment queues behind
         nothing but writes of its own row."""
-        async with self.store.row_write() as tx:
-            fields = {"progress": progress}
-            if await sql.update(tx, job_id, (S,), fields, holder=self.replica):
-                return
-            await self._fence(tx, job_id)  # not written: ended (nothing to do), or not ours
+        await self._update(job_id, (S,), fenced=True, progress=progress)
 
     async def mark_delivering(self, job_id: str, result_url: str, charge: Decimal | None) -> bool:
-        """EvoLink finished the task; `charge` is what it billed (None: not reported)."""
-        async with self.store.transaction() as tx:
-            await self._fence(tx, job_id)
+        """EvoLink finished the task; `charge` is what it billed (None: not reported). A
+        self-fenced row write (`_move` with `fenced`), like the delivery attempt and media
+        records after it: a burst of finishing jobs queues behind no other writer."""
+        async with self.store.row_write() as tx:
             return await self._move(
                 tx,
                 job_id,
                 D,
+                fenced=True,
                 progress=100,
                 result_url=result_url,
                 charged_uc=None if charge is None else to_uc(charge),
@@ -244,10 +244,11 @@ class JobBook(JobQueue):
             )
 
     async def note_delivery_attempt(self, job_id: str) -> None:
-        """Recorded before the platform is asked to post the video (see Job.delivery_attempts)."""
-        async with self.store.transaction() as tx:
-            await self._fence(tx, job_id)
-            await sql.count_delivery_attempt(tx, job_id)
+        """Recorded before the platform is asked to post the video (see Job.delivery_attempts);
+        a self-fenced row write."""
+        async with self.store.row_write() as tx:
+            if not await sql.count_delivery_attempt(tx, job_id, holder=self.replica):
+                await self._fence(tx, job_id)
 
     async def record_media(self, job_id: str, path: str, size: int) -> None:
         await self._update(job_id, None, fenced=True, media_path=path, media_size=size)
@@ -348,12 +349,21 @@ class JobBook(JobQueue):
 
     # -- the two writers -----------------------------------------------------------------------
 
-    async def _move(self, tx: Tx, job_id: str, target: JobStatus, **fields: Any) -> bool:
+    async def _move(
+        self, tx: Tx, job_id: str, target: JobStatus, *, fenced: bool = False, **fields: Any
+    ) -> bool:
         """Change the status to `target` if the table allows it from the current one (a
-        terminal status clears the lease: nobody follows an ended job)."""
+        terminal status clears the lease: nobody follows an ended job). `fenced`: the lease
+        condition is in the UPDATE itself (a row write needs no lock: `Store.row_write`);
+        LeaseLost when another replica holds the job."""
         if target.terminal:
             fields = {**fields, "lease_owner": None, "lease_until": None}
-        return await sql.update(tx, job_id, sources_of(target), {"status": target, **fields})
+        holder = self.replica if fenced else None
+        values = {"status": target, **fields}
+        moved = await sql.update(tx, job_id, sources_of(target), values, holder=holder)
+        if not moved and fenced:
+            await self._fence(tx, job_id)  # not moved: not allowed now, or not ours
+        return moved
 
     async def _update(
         self,
@@ -364,13 +374,16 @@ class JobBook(JobQueue):
         **fields: Any,
     ) -> bool:
         """Change fields other than the status, while the job is in `while_in` (None: any);
-        `fenced`: only while this replica holds the job's lease (else LeaseLost)."""
+        `fenced`: only while no other replica holds the job's lease (else LeaseLost). One
+        self-contained UPDATE, so a row write (`Store.row_write`)."""
         if "status" in fields:
             raise ValueError("a status changes only through _move")
-        async with self.store.transaction() as tx:
-            if fenced:
+        holder = self.replica if fenced else None
+        async with self.store.row_write() as tx:
+            done = await sql.update(tx, job_id, while_in, fields, holder=holder)
+            if not done and fenced:
                 await self._fence(tx, job_id)
-            return await sql.update(tx, job_id, while_in, fields)
+            return done
 
 
 def _cannot_cancel(job: Job) -> str:

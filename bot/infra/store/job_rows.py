@@ -176,11 +176,15 @@ async def update(
     return cur.rowcount == 1
 
 
-async def count_delivery_attempt(tx: Tx, job_id: str) -> None:
-    await tx.execute(
-        "UPDATE jobs SET delivery_attempts = delivery_attempts + 1, updated_at = ? WHERE id = ?",
-        (now_iso(), job_id),
-    )
+async def count_delivery_attempt(tx: Tx, job_id: str, *, holder: str | None = None) -> bool:
+    """One more delivery attempt; with `holder`, while nobody else holds the lease (`update`)."""
+    sql = "UPDATE jobs SET delivery_attempts = delivery_attempts + 1, updated_at = ? WHERE id = ?"
+    params: list[Any] = [now_iso(), job_id]
+    if holder is not None:
+        sql += " AND (lease_owner IS NULL OR lease_owner = ?)"
+        params.append(holder)
+    cur = await tx.execute(sql, params)
+    return cur.rowcount == 1
 
 
 async def count_tell_attempt(tx: Tx, job_id: str, ended: Iterable[JobStatus]) -> bool:

@@ -7,6 +7,13 @@ Invariants:
   SQLite's `BEGIN IMMEDIATE` serialises them (engine.py's one-writer rule): admission,
   settlement and state transitions read then write with no other writer in between, and one
   lock cannot deadlock.
+- WRITE GATE: a process sends at most ONE transaction at a time to wait for that lock (an
+  `asyncio.Lock` taken before a pooled connection is): the lock admits one writer of the
+  whole deployment anyway, and a pool whose connections all sit waiting for it starves this
+  process's reads, admissions and row writes (2,000 jobs finishing across three replicas
+  queued a thousand writes; their status reads and progress writes then waited for a
+  connection). Waiting in the process also keeps `statement_timeout` for statements: the
+  lock's queue in the server is at most one transaction per process.
 - ADMISSIONS are the one exception (`admission()`, engine.py): they insert a new job and its
   hold and check the room against the totals rows their own upsert returns, so the upsert's
   row locks (user's row, then team's, in every statement that moves totals) order two
@@ -160,6 +167,8 @@ class PostgresStore(Store):
         self._channels: set[str] = set()
         self._keeper: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        #: The process's turn at the write lock (the module docstring's WRITE GATE).
+        self._write_gate = asyncio.Lock()
 
     @staticmethod
     async def open(url: str, *, pool_size: int = 10) -> PostgresStore:
@@ -276,6 +285,16 @@ class PostgresStore(Store):
 
     @asynccontextmanager
     async def _transaction(self, *, write: bool, lock: bool = True) -> AsyncIterator[_Tx]:
+        if write and lock:
+            # the gate first: one connection of this process at a time waits for the lock
+            async with self._write_gate, self._pooled(write=True, lock=True) as tx:
+                yield tx
+            return
+        async with self._pooled(write=write, lock=lock) as tx:
+            yield tx
+
+    @asynccontextmanager
+    async def _pooled(self, *, write: bool, lock: bool) -> AsyncIterator[_Tx]:
         conn, tr = await self._begin(write=write, lock=lock)
         try:
             try:
