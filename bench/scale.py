@@ -52,6 +52,7 @@ class CountingPort:
 
     platform = "bench"
     progress_interval = 5.0  # as a chat adapter would throttle edits
+    edits_per_minute: float | None = None
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()

@@ -79,6 +79,7 @@ class Sampler(threading.Thread):
 class CountingPort:
     platform = "bench"
     progress_interval = 0.0
+    edits_per_minute: float | None = None
 
     def __init__(self) -> None:
         self.delivered: asyncio.Future[DeliveredVideo] = asyncio.Future()

@@ -133,6 +133,7 @@ class RecordingPort:
     def __init__(self, platform: str = "test", progress_interval: float = 0.0) -> None:
         self.platform = platform
         self.progress_interval = progress_interval
+        self.edits_per_minute: float | None = None
         self.events: list[PortEvent] = []
         self.fail_deliveries = 0
         self._changed = asyncio.Condition()

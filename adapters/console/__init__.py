@@ -70,6 +70,7 @@ class ConsolePort:
 
     platform = "console"
     progress_interval = 1.0  # a line per update: at most one a second per job
+    edits_per_minute: float | None = None
 
     def __init__(self, out: TextIO | None = None) -> None:
         self.out = out or sys.stdout

@@ -65,6 +65,9 @@ class DiscordPort:
         self.client = client
         self.service = service
         self.progress_interval = progress_interval
+        # An edit goes to the interaction's own webhook or the job's channel: Discord's
+        # buckets are per route, not per guild, and discord.py waits out a 429 itself.
+        self.edits_per_minute: float | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._finished: dict[str, None] = {}  # insertion-ordered set of terminal renders
         self._shown: dict[str, str] = {}  # job id → what its status message shows now

@@ -90,6 +90,9 @@ class SlackPort:
 
     platform = "slack"
     progress_interval = 3.0
+    #: `chat.update` is a tier 3 method: about 50 calls a minute per workspace, which every
+    #: progress message of the workspace shares (docs/PLATFORM-FACTS.md).
+    edits_per_minute: float | None = 50.0
 
     def __init__(self, clients: ClientBook, service: BotService, catalog: Catalog) -> None:
         self.clients = clients

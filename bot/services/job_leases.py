@@ -93,6 +93,7 @@ class LeaseKeeper:
         self._leases = Leases(book.store)
         self._passed: set[str] = set()  # free jobs passed over at the last tick (fair share)
         self.share: int | None = None  # this replica's fair share at the last tick
+        self.live = 1  # live replicas (itself included) at the last tick
 
     def until(self) -> str:
         """The end of a lease taken or renewed now (ISO UTC)."""
@@ -136,7 +137,8 @@ class LeaseKeeper:
         if first and self.takeover:
             claimed = await self.book.claim_jobs(until, self.claim_limit, any_owner=True)
         else:
-            share = fair_share(await self.book.open_jobs(), await self._heartbeat())
+            self.live = await self._heartbeat()
+            share = fair_share(await self.book.open_jobs(), self.live)
             mine -= await self._give_back(mine, share)
             room = min(max(share - len(mine), 0), self.claim_limit)
             claimed, left = await self.book.claim_some(until, room, self._passed)

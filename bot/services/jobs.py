@@ -75,14 +75,14 @@ class JobBook(JobQueue):
     # -- reading -----------------------------------------------------------------------------
 
     async def job(self, job_id: str) -> Job:
-        async with self.store.reading() as tx:
+        async with self.store.glance() as tx:  # the most frequent read: one statement
             job = await sql.get(tx, job_id)
         if job is None:
             raise JobNotFound(f"There is no job {job_id!r}.")
         return job
 
     async def job_for_task(self, task_id: str) -> Job | None:
-        async with self.store.reading() as tx:
+        async with self.store.glance() as tx:
             return await sql.for_task(tx, task_id)
 
     async def recent_jobs(

@@ -9,8 +9,13 @@ Invariants:
   once wherever the platform lets the port look (bot/services/port.py).
 - Only the replica that follows a job (holds its lease) pushes its progress: `forget`
   stops a job's estimate and pending update when it is no longer followed here.
-- Progress reaches a port only when it changed, and not more often than the port's
-  `progress_interval`; the newest value is shown once the interval has passed.
+- Progress reaches a port only when it changed, and not more often than the job's interval:
+  the port's `progress_interval`, or longer when the port has a per-workspace budget of
+  edits (`ChatPort.edits_per_minute`: Slack's `chat.update` tier) — then the jobs this
+  process follows in that workspace share this replica's part of it (the budget divided by
+  the live replicas), so a busy workspace's messages move more slowly instead of drawing
+  429s that would hold up the tracker. The newest value is shown once the interval has
+  passed; state changes (`force`) are never held back.
 - Between EvoLink's reads a followed task's progress moves as an estimate
   (bot/domain/progress.py, from `estimated_time` and the time since the submit on the
   tracker's clock): `estimating` pushes it at the port's interval (at least ESTIMATE_TICK),
@@ -24,7 +29,8 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping
 
 from bot.domain.models import Job, JobStatus
 from bot.domain.progress import estimate_progress
@@ -39,11 +45,19 @@ ESTIMATE_TICK = 0.5  # real seconds: the fastest an estimate is recomputed
 
 class Notices:
     def __init__(
-        self, book: JobBook, ports: Mapping[str, ChatPort], *, time_scale: float = 1.0
+        self,
+        book: JobBook,
+        ports: Mapping[str, ChatPort],
+        *,
+        time_scale: float = 1.0,
+        replicas: Callable[[], int] = lambda: 1,
     ) -> None:
         self.book = book
         self.ports = ports
         self.time_scale = time_scale  # task seconds per real second (the tracker's clock)
+        self._replicas = replicas  # live replicas sharing a workspace's budget of edits
+        #: (platform, workspace) → jobs whose estimate this process moves (it follows them)
+        self._followed: Counter[tuple[str, str]] = Counter()
         self._telling: set[str] = set()  # jobs whose ending is being told right now
         self._last_progress: dict[str, tuple[float, int | None, int, str]] = {}
         self.flushes: dict[str, asyncio.Task[None]] = {}
@@ -118,14 +132,25 @@ class Notices:
             self._estimate_loop(job_id), name=f"estimate-{job_id}"
         )
 
+    def interval(self, job: Job, port: ChatPort) -> float:
+        """Seconds between two progress updates of `job` (the module docstring)."""
+        budget = port.edits_per_minute
+        if budget is None:
+            return port.progress_interval
+        here = max(self._followed[(job.requester.platform, job.requester.workspace)], 1)
+        return max(port.progress_interval, here * 60.0 * max(self._replicas(), 1) / budget)
+
     async def _estimate_loop(self, job_id: str) -> None:
+        where: tuple[str, str] | None = None
         try:
             job = await self.book.job(job_id)  # then one read per tick, after its sleep
+            where = (job.requester.platform, job.requester.workspace)
+            self._followed[where] += 1
             while (
                 job.status == JobStatus.SUBMITTED
                 and (port := self.ports.get(job.requester.platform)) is not None
             ):
-                await asyncio.sleep(max(port.progress_interval, ESTIMATE_TICK))
+                await asyncio.sleep(max(self.interval(job, port), ESTIMATE_TICK))
                 job = await self.book.job(job_id)
                 if job.status == JobStatus.SUBMITTED:
                     await self.progress(job)
@@ -133,6 +158,10 @@ class Notices:
             log.exception("job %s: progress estimate failed", job_id)
         finally:
             self.estimates.pop(job_id, None)
+            if where is not None:
+                self._followed[where] -= 1
+                if self._followed[where] <= 0:
+                    del self._followed[where]
 
     async def progress(self, job: Job, *, force: bool = False) -> None:
         port = self.ports.get(job.requester.platform)
@@ -149,9 +178,10 @@ class Notices:
                 job.status,
             ):
                 return
-            if now - last_at < port.progress_interval:
+            interval = self.interval(job, port)
+            if now - last_at < interval:
                 # Too soon: show the newest value once the interval has passed.
-                self._flush_later(job.id, port.progress_interval - (now - last_at))
+                self._flush_later(job.id, interval - (now - last_at))
                 return
         self._last_progress[job.id] = (now, job.progress_estimate, job.progress, job.status)
         try:

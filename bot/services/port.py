@@ -9,7 +9,8 @@ Invariants:
   saved with `SoraService.save_surface`; an adapter keeps no state of its own that a restart
   would lose.
 - `on_job_progress` is called only when progress changed, and never more often than the
-  port's `progress_interval` seconds for one job.
+  port's `progress_interval` seconds for one job — nor, with `edits_per_minute`, more often
+  than the jobs followed in the job's workspace leave room for.
 - `on_job_delivered` is called until it returns without raising; the core records the
   delivery right after it returns, so a successful call is not repeated — except after a crash
   in between, when the retry carries `job.delivery_attempts > 1`: the adapter then checks the
@@ -45,6 +46,10 @@ class ChatPort(Protocol):
     platform: str
     #: Minimum seconds between two progress updates of one job.
     progress_interval: float
+    #: The platform's sustained budget of message edits per minute in ONE workspace, which
+    #: every job of that workspace shares (None: no such budget). The core spaces a job's
+    #: progress updates out so the jobs it follows there stay within it (notices.py).
+    edits_per_minute: float | None
 
     async def on_job_progress(self, job: Job) -> None:
         """The job's status or progress changed (submitted, percentage, delivering)."""

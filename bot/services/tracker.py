@@ -97,7 +97,9 @@ class Tracker(TrackerSteps):
         self._resumed = False
         self._just_submitted: set[str] = set()
         self.stats: Counter[str] = Counter()
-        self.notices = Notices(book, self.ports, time_scale=time_scale)
+        self.notices = Notices(
+            book, self.ports, time_scale=time_scale, replicas=lambda: self.leases.live
+        )
         self.fetcher = VideoFetcher(book, evolink, media, self.stats)
         self.reader = TaskReader(evolink)
         self.wakeups = wakeups

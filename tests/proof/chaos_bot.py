@@ -54,6 +54,7 @@ class FileEventPort:
 
     platform = PLATFORM
     progress_interval = 0.0
+    edits_per_minute: float | None = None
 
     def __init__(self, path: Path, kill_after_deliveries: int | None) -> None:
         self.path = path

@@ -126,18 +126,28 @@ class Store(ABC):
         return self.transaction()
 
     def row_write(self) -> AbstractAsyncContextManager[Tx]:
-        """A write transaction of single-row UPDATEs that read nothing first and whose WHERE
-        carries every condition they depend on (a job's progress: its status and its lease),
-        so no other transaction can slip between a check and the write. Row locks order them
-        against every other writer of that row, so an engine with row locks runs them outside
-        the one-writer rule (PostgreSQL does: a replica's progress writes no longer queue
-        behind every other replica's admissions, settlements and claims); here it is a plain
-        `transaction()`."""
+        """ONE single-row UPDATE that reads nothing first and whose WHERE carries every
+        condition it depends on (a job's progress: its status and its lease), so no other
+        transaction can slip between a check and the write; reads may follow it (why it
+        wrote nothing). Row locks order it against every other writer of that row, so an
+        engine with row locks runs it outside the one-writer rule and without a transaction
+        around it (PostgreSQL does: each statement commits on its own, and a replica's
+        progress writes no longer queue behind every other replica's admissions, settlements
+        and claims). So a body never makes a second write, and an exception after its UPDATE
+        does not undo it. Here it is a plain `transaction()`."""
         return self.transaction()
 
     @abstractmethod
     def reading(self) -> AbstractAsyncContextManager[Tx]:
         """A connection for a few reads in a row of committed data."""
+
+    def glance(self) -> AbstractAsyncContextManager[Tx]:
+        """A connection for ONE read statement of committed data: a statement is its own
+        snapshot, so an engine may run it without a transaction around it (PostgreSQL does:
+        one round trip instead of BEGIN, the read, COMMIT — the tracker's and the estimate
+        loop's job reads are the most frequent statement of a busy replica). Two statements
+        in one glance may see two moments; use `reading()` for them. Here it is `reading()`."""
+        return self.reading()
 
     @abstractmethod
     async def close(self) -> None: ...

@@ -21,17 +21,24 @@ Invariants:
   COMMITTED's upsert). They never take the write lock, so admissions from several processes
   run side by side instead of queueing behind every state change; a writer holding the lock
   waits at most for an admission's row lock, never the reverse (no cycle, no deadlock).
-- ROW WRITES (`row_write()`) are the other: single-row UPDATEs that read nothing first and carry
-  every condition they depend on in their WHERE (a job's progress: `status = 'submitted' AND
-  (lease_owner IS NULL OR lease_owner = me)`). A writer under the lock that changes that row
-  either commits first (the UPDATE re-checks the row and does nothing) or waits for the row
-  lock; they hold one row lock and never wait for the write lock (no deadlock).
+- ROW WRITES (`row_write()`) are the other: one single-row UPDATE that reads nothing first and
+  carries every condition it depends on in its WHERE (a job's progress: `status = 'submitted'
+  AND (lease_owner IS NULL OR lease_owner = me)`), sent without a transaction around it (the
+  statement commits on its own; the fence read that may follow needs no atomicity with it). A
+  writer under the lock that changes that row either commits first (the UPDATE re-checks the
+  row and does nothing) or waits for the row lock; it holds one row lock and never waits for
+  the write lock (no deadlock).
 - Write transactions are READ COMMITTED on purpose: each statement after the lock sees every
   transaction committed before it (a lock is released only once its commit is visible); a
   snapshot taken before the lock wait (REPEATABLE READ) would miss the previous writer's work.
   Advisory locks are per database: bots on other databases of one server never wait for it.
 - Reads (`reading()`) take a pooled connection without the lock, in a READ ONLY, REPEATABLE
-  READ transaction: a few reads in a row see one committed snapshot.
+  READ transaction: a few reads in a row see one committed snapshot. A glance (`glance()`,
+  one read statement) runs without a transaction: the statement is its own snapshot.
+- A connection goes back to the pool with its transaction ended and no session state to
+  undo: nothing here SETs, LISTENs (the listening connection is outside the pool), holds a
+  session advisory lock or a cursor, so the pool's reset is asyncpg's own rollback of an
+  open transaction only (`_keep_session`), not its RESET ALL round trip on every release.
 - Every connection has `statement_timeout` (30 s: a wait for the lock counts) and
   `application_name` `sora-bot`.
 - A connection the server closed (a restart) is replaced by the pool on the next acquire. A
@@ -178,6 +185,7 @@ class PostgresStore(Store):
                 url,
                 min_size=1,
                 max_size=pool_size,
+                reset=_keep_session,
                 server_settings={
                     "application_name": APPLICATION_NAME,
                     "statement_timeout": str(STATEMENT_TIMEOUT_MS),
@@ -309,6 +317,19 @@ class PostgresStore(Store):
         finally:
             await self._pool.release(conn)
 
+    @asynccontextmanager
+    async def _autocommit(self) -> AsyncIterator[_Tx]:
+        """A pooled connection with no transaction: each statement commits on its own (one
+        found closed already, a restarted server's, is replaced once before it is used)."""
+        conn = await self._pool.acquire()
+        if conn.is_closed():
+            await self._pool.release(conn)
+            conn = await self._pool.acquire()
+        try:
+            yield _Tx(conn)
+        finally:
+            await self._pool.release(conn)
+
     def transaction(self) -> AbstractAsyncContextManager[Tx]:
         """BEGIN; the write lock; … COMMIT (ROLLBACK on any exception)."""
         return self._transaction(write=True)
@@ -318,13 +339,22 @@ class PostgresStore(Store):
         return self._transaction(write=True, lock=False)
 
     def row_write(self) -> AbstractAsyncContextManager[Tx]:
-        """BEGIN; … COMMIT without the write lock: self-contained single-row UPDATEs, ordered
-        by their row locks (`Store.row_write`)."""
-        return self._transaction(write=True, lock=False)
+        """One self-contained single-row UPDATE, no lock, no transaction: ordered by its row
+        lock (`Store.row_write`)."""
+        return self._autocommit()
 
     def reading(self) -> AbstractAsyncContextManager[Tx]:
         """A pooled connection in a read-only snapshot; no lock."""
         return self._transaction(write=False)
+
+    def glance(self) -> AbstractAsyncContextManager[Tx]:
+        """A pooled connection for one read statement, no transaction (`Store.glance`)."""
+        return self._autocommit()
+
+
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """The pool's reset after asyncpg's own (which rolls back a transaction left open): there
+    is no session state to undo (the module docstring)."""
 
 
 async def _until_dropped(conn: asyncpg.Connection) -> None:
