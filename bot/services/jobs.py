@@ -27,12 +27,12 @@ Invariants:
   progress, `mark_delivering`, the delivery attempt record, the media record,
   `finish_delivered`, `finish_failed` — with the job's lease: each checks, inside its own
   transaction, that no other replica holds the lease, and raises `LeaseLost` otherwise,
-  writing nothing. The single-row ones (progress, `mark_delivering`, the delivery attempt and
-  media records) carry the check in the UPDATE's WHERE and run as row writes outside the
-  one-writer rule (`Store.row_write`); the others read first and hold the write lock. A
-  replica that lost a job (it was presumed dead and another took it over) can therefore no
-  longer change it. The dispatcher's decision and its releases from the queue are one
-  transaction (`release_fitting`), each released job leased to this replica in it. A
+  writing nothing. The single-row ones (`mark_submitted`, progress, `mark_delivering`, the
+  delivery attempt and media records) carry the check in the UPDATE's WHERE and run as row
+  writes outside the one-writer rule (`Store.row_write`); the others read first and hold the
+  write lock. A replica that lost a job (it was presumed dead and another took it over) can
+  therefore no longer change it. The dispatcher's decision and its releases from the queue
+  are one transaction (`release_fitting`), each released job leased to this replica in it. A
   terminal move clears the lease. Without a `replica` (the CLI) nothing is fenced.
 - Nothing outside this module writes a job row (SQL in bot/infra/store/job_rows.py).
 """
@@ -207,12 +207,14 @@ class JobBook(JobQueue):
         await self._update(job_id, (P,), fenced=True, submit_started_at=None)
 
     async def mark_submitted(self, job_id: str, task_id: str, estimated: int | None) -> bool:
-        async with self.store.transaction() as tx:
-            await self._fence(tx, job_id)
+        """EvoLink took the task (after `begin_submit`, so no cancel can come in between): a
+        self-fenced row write."""
+        async with self.store.row_write() as tx:
             return await self._move(
                 tx,
                 job_id,
                 S,
+                fenced=True,
                 queued=0,
                 queue_position=None,
                 task_id=task_id,

@@ -126,8 +126,9 @@ class Store(ABC):
         return self.transaction()
 
     def row_write(self) -> AbstractAsyncContextManager[Tx]:
-        """ONE single-row UPDATE that reads nothing first and whose WHERE carries every
-        condition it depends on (a job's progress: its status and its lease), so no other
+        """ONE UPDATE that reads nothing first and whose WHERE carries every condition it
+        depends on (a job's progress: its status and its lease; a replica's renewal of the
+        leases it holds, which claims check again in their own UPDATE), so no other
         transaction can slip between a check and the write; reads may follow it (why it
         wrote nothing). Row locks order it against every other writer of that row, so an
         engine with row locks runs it outside the one-writer rule and without a transaction

@@ -4,7 +4,8 @@ book's lease half) calls it; the plain claim, renewal and release are in job_row
 
 Invariants: every function runs inside the caller's `transaction()` (one writer per database:
 a read and the write made from it commit together, so no job is ever leased to two replicas);
-`give_back` only clears a lease its owner holds on a job still waiting on its EvoLink task.
+a claim's UPDATE checks again that the lease is free (`FREE`: renewals run outside the write
+lock); `give_back` only clears a lease its owner holds on a job still waiting on its task.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from bot.infra.store.engine import Tx, one, rows
-from bot.infra.store.job_rows import FOLLOWABLE
+from bot.infra.store.job_rows import FOLLOWABLE, FREE
 
 CLAIM_SCAN = 2000  # free jobs one fair-share claim looks at (the rest at later ticks)
 
@@ -31,22 +32,23 @@ async def claim_some(
     `CLAIM_SCAN` free jobs are looked at. Inside `transaction()`."""
     found = await rows(
         tx,
-        f"SELECT id FROM jobs WHERE {FOLLOWABLE}"
-        " AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until < ?)"
-        " ORDER BY created_at, id LIMIT ?",
+        f"SELECT id FROM jobs WHERE {FOLLOWABLE} AND {FREE} ORDER BY created_at, id LIMIT ?",
         (now, CLAIM_SCAN),
     )
     free = [str(r[0]) for r in found]
     wanted = set(also)
     take = [job for i, job in enumerate(free) if i < limit or job in wanted]
+    taken: set[str] = set()
     if take:
-        await tx.execute(
+        got = await rows(
+            tx,
             f"UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id IN"
-            f" ({', '.join('?' for _ in take)})",
-            (owner, until, *take),
+            f" ({', '.join('?' for _ in take)}) AND {FREE} RETURNING id",
+            (owner, until, *take, now),
         )
-    taken = set(take)
-    return take, [job for job in free if job not in taken]
+        taken = {str(r[0]) for r in got}
+    left = [job for job in free if job not in taken and job not in take]
+    return [job for job in take if job in taken], left
 
 
 async def newest_polled(tx: Tx, owner: str, limit: int) -> list[str]:

@@ -314,6 +314,9 @@ async def last_releases(tx: Tx) -> dict[str, str]:
 #: A job some replica must follow: released or submitted or being delivered (not queued).
 _FOLLOWABLE = "(status IN ('submitted', 'delivering') OR (status = 'pending' AND queued = 0))"
 FOLLOWABLE = _FOLLOWABLE  # the open jobs a replica may follow (also job_lease_rows.py's)
+#: A lease nobody holds at `?` (now). A claim's UPDATE checks it again: renewals do not take
+#: the write lock, so a lease renewed between a claim's read and its write stays its holder's.
+FREE = "(lease_owner IS NULL OR lease_until IS NULL OR lease_until < ?)"
 
 
 async def claim(
@@ -322,9 +325,7 @@ async def claim(
     """Lease to `owner` until `until` the oldest open jobs whose lease is empty or expired at
     `now` (any lease when `any_owner`), at most `limit`; their ids. Inside `transaction()`:
     the one-writer rule makes the read and the update one step."""
-    free = (
-        "" if any_owner else " AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until < ?)"
-    )
+    free = "" if any_owner else f" AND {FREE}"
     params: tuple[Any, ...] = () if any_owner else (now,)
     found = await rows(
         tx,
@@ -332,22 +333,26 @@ async def claim(
         (*params, limit),
     )
     ids = [str(r[0]) for r in found]
-    if ids:
-        await tx.execute(
-            f"UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id IN"
-            f" ({', '.join('?' for _ in ids)})",
-            (owner, until, *ids),
-        )
-    return ids
+    if not ids:
+        return []
+    taken = await rows(
+        tx,
+        f"UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id IN"
+        f" ({', '.join('?' for _ in ids)}){free} RETURNING id",
+        (owner, until, *ids, *params),
+    )
+    got = {str(r[0]) for r in taken}
+    return [job for job in ids if job in got]
 
 
 async def renew(tx: Tx, owner: str, until: str) -> set[str]:
-    """Extend `owner`'s leases of open jobs to `until`; the ids it still holds."""
-    await tx.execute(
-        f"UPDATE jobs SET lease_until = ? WHERE lease_owner = ? AND {_FOLLOWABLE}",
+    """Extend `owner`'s leases of open jobs to `until`; the ids it still holds. One statement
+    whose WHERE is its whole condition (a row write: `Store.row_write`)."""
+    found = await rows(
+        tx,
+        f"UPDATE jobs SET lease_until = ? WHERE lease_owner = ? AND {_FOLLOWABLE} RETURNING id",
         (until, owner),
     )
-    found = await rows(tx, f"SELECT id FROM jobs WHERE lease_owner = ? AND {_FOLLOWABLE}", (owner,))
     return {str(r[0]) for r in found}
 
 

@@ -21,13 +21,17 @@ Invariants:
   COMMITTED's upsert). They never take the write lock, so admissions from several processes
   run side by side instead of queueing behind every state change; a writer holding the lock
   waits at most for an admission's row lock, never the reverse (no cycle, no deadlock).
-- ROW WRITES (`row_write()`) are the other: one single-row UPDATE that reads nothing first and
-  carries every condition it depends on in its WHERE (a job's progress: `status = 'submitted'
-  AND (lease_owner IS NULL OR lease_owner = me)`), sent without a transaction around it (the
-  statement commits on its own; the fence read that may follow needs no atomicity with it). A
-  writer under the lock that changes that row either commits first (the UPDATE re-checks the
-  row and does nothing) or waits for the row lock; it holds one row lock and never waits for
-  the write lock (no deadlock).
+- ROW WRITES (`row_write()`) are the other: one UPDATE that reads nothing first and carries
+  every condition it depends on in its WHERE (a job's progress: `status = 'submitted' AND
+  (lease_owner IS NULL OR lease_owner = me)`; a renewal: `lease_owner = me`), sent without a
+  transaction around it (the statement commits on its own; the fence read that may follow
+  needs no atomicity with it). A writer under the lock that changes such a row either commits
+  first (the UPDATE re-checks the row and does nothing) or waits for the row lock; a row
+  write never waits for the write lock. A single-row one holds one lock, so it is in no
+  cycle; a renewal locks only its replica's own open jobs, which a writer under the lock
+  locks one at a time (a job's transition, then ledger rows a renewal never touches) or
+  claims after re-checking them (`FREE`, job_rows.py). Should a cycle still form, the
+  server's deadlock check fails one statement and its loop retries it.
 - Write transactions are READ COMMITTED on purpose: each statement after the lock sees every
   transaction committed before it (a lock is released only once its commit is visible); a
   snapshot taken before the lock wait (REPEATABLE READ) would miss the previous writer's work.
