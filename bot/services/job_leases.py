@@ -189,11 +189,16 @@ class LeaseKeeper:
                 continue
             next_tick = now + self.period
             budget = self.deadline - now if self.deadline > now else self.period
+            renewed = self.deadline
             try:
                 async with asyncio.timeout(budget):
                     await self.tick()
             except Exception as exc:  # the database is away: retried at the next tick
-                log.warning("could not renew the job leases: %s", exc or type(exc).__name__)
+                why = str(exc) or type(exc).__name__  # a timeout's text is empty
+                if self.deadline != renewed:  # the renewal committed; claims did not finish
+                    log.warning("the lease tick stopped after its renewal: %s", why)
+                else:
+                    log.warning("could not renew the job leases: %s", why)
 
     def _expire(self) -> None:
         """The leases ran out unrenewed: stop acting on any job (another may take them)."""
