@@ -25,8 +25,10 @@ Invariants:
 - Work started after `ack()` runs in tasks this runtime keeps references to (`spawn`), so none
   is garbage-collected mid-flight; `close()` lets it finish (at most `DRAIN_TIMEOUT`), then
   cancels what is left — a request acknowledged just before shutdown still gets its job. In
-  HTTP mode that work starts only once no request is being answered (at most `HOLD_MAX`
-  later), so the acks of a burst are not queued behind the burst's work.
+  HTTP mode that work starts only once no request is being answered and none arrived for
+  `QUIET` (at most `HOLD_MAX` later), so the acks of a burst — whose requests arrive a few
+  milliseconds apart, each often answered before the next comes — are not queued behind the
+  burst's work.
 - HTTP mode serves a correctly signed request once: bolt checks only the signature and the
   5-minute window, so the very same signed bytes posted again (a replay by whoever saw them)
   would be a second job and a second hold. Slack does not retry slash commands and gives every
@@ -75,6 +77,7 @@ log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 DRAIN_TIMEOUT = 5.0
 HOLD_MAX = 0.2  # seconds: work spawned after an ack waits at most this for the other acks
+QUIET = 0.01  # seconds without a new request that end a burst (bolt looks at an ack every 10 ms)
 # What bolt raises on bodies Slack would never send (a `payload` that is not JSON, a channel
 # that is a number, an empty `actions` list): reading them is bolt's job, answering is ours.
 _UNREADABLE = (LookupError, TypeError, ValueError, AttributeError)
@@ -186,6 +189,7 @@ class SlackRuntime:
         self.approvals.register(self.app)
         self._tasks: set[asyncio.Task[None]] = set()
         self._answering = 0  # HTTP requests being answered now (`spawn` waits for none)
+        self._arrived = float("-inf")  # monotonic: when the latest HTTP request came in
         self._answered = asyncio.Event()
         self._socket: AsyncSocketModeHandler | None = None
         self._replays = None if secret is None else ReplayGuard(secret.get_secret_value())
@@ -203,27 +207,37 @@ class SlackRuntime:
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run work after an ack, keeping a reference until it ends. In HTTP mode it starts
-        once no request is being answered (its own included): a burst's other acks go out
-        before any of the burst's work (admission, Web API calls) takes the loop — bolt only
-        returns an ack at its next 10 ms look, so work started at once delays them all; if
-        requests never stop coming, it starts after HOLD_MAX at most."""
+        once no request is being answered (its own included) and none came in for QUIET: a
+        burst's other acks go out before any of the burst's work (admission, Web API calls)
+        takes the loop — bolt only returns an ack at its next 10 ms look, so work started at
+        once delays them all; if requests never stop coming, it starts after HOLD_MAX at
+        most."""
         task = asyncio.create_task(self._after_acks(coro))
         self._tasks.add(task)
         task.add_done_callback(self._done)
 
     async def _after_acks(self, coro: Coroutine[Any, Any, None]) -> None:
-        if self._answering:
-            try:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(HOLD_MAX):
-                        await self._answered.wait()
-            except asyncio.CancelledError:
-                coro.close()  # cancelled before it started (a shutdown)
-                raise
+        loop = asyncio.get_running_loop()
+        until = loop.time() + HOLD_MAX
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(until):
+                    while True:
+                        if self._answering:
+                            await self._answered.wait()
+                            continue
+                        quiet = time.monotonic() - self._arrived
+                        if quiet >= QUIET or self.socket_mode:
+                            break
+                        await asyncio.sleep(QUIET - quiet)
+        except asyncio.CancelledError:
+            coro.close()  # cancelled before it started (a shutdown)
+            raise
         await coro
 
     async def handle(self, request: web.Request) -> web.Response:
         """`POST /slack/events`, counted while it is being answered (see `spawn`)."""
+        self._arrived = time.monotonic()
         self._answering += 1
         self._answered.clear()
         try:

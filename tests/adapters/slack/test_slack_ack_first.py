@@ -1,5 +1,6 @@
-"""Work spawned after an ack waits for the other requests being answered (HTTP mode): a burst's
-acks are not queued behind the burst's own work; and it never waits longer than HOLD_MAX.
+"""Work spawned after an ack waits for the other requests being answered, and for a quiet
+moment after the latest one (HTTP mode): a burst's acks are not queued behind the burst's own
+work; and it never waits longer than HOLD_MAX.
 
 A request is held "being answered" by sending its headers and only half of its body over a raw
 connection (the handler is then reading the body).
@@ -8,9 +9,12 @@ connection (the handler is then reading the body).
 from __future__ import annotations
 
 import asyncio
+import time
 from urllib.parse import urlsplit
 
-from adapters.slack.runtime import EVENTS_PATH, HOLD_MAX
+import aiohttp
+
+from adapters.slack.runtime import EVENTS_PATH, HOLD_MAX, QUIET
 from tests.adapters.slack.conftest import ALICE, GENERAL, SlackWorld
 from tests.support import until
 
@@ -63,3 +67,20 @@ async def test_a_command_acked_during_a_held_request_still_gets_its_job(
     assert world.runtime._answering > 0, "the held request ended: this test proves nothing"
     assert loop.time() - sent >= HOLD_MAX * 0.9, "the work did not wait for the held request"
     writer.close()
+
+
+async def test_work_waits_for_a_quiet_moment_after_the_latest_request(world: SlackWorld) -> None:
+    """A burst's requests arrive a few milliseconds apart and each is often answered before the
+    next comes: "nothing being answered" alone would let the work start between two of them."""
+    url = world.rc.base_url + EVENTS_PATH
+    async with aiohttp.ClientSession() as http, http.post(url, data=b"text=x") as resp:
+        assert resp.status == 401  # refused (unsigned), but it arrived
+    assert world.runtime._answering == 0
+    quiet_at_start: list[float] = []
+
+    async def work() -> None:
+        quiet_at_start.append(time.monotonic() - world.runtime._arrived)
+
+    world.runtime.spawn(work())
+    await until(lambda: bool(quiet_at_start), 5)
+    assert quiet_at_start[0] >= QUIET, quiet_at_start
