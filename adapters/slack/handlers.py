@@ -168,8 +168,7 @@ class SlackHandlers:
             await ack()
             model = self._default_model(requester)
             view = modal.video_modal(self.service.catalog, model, channel=channel)
-            client = await self.clients.for_team(requester.workspace)
-            await client.views_open(trigger_id=body["trigger_id"], view=view)
+            self.spawn(self._open_modal(requester, body["trigger_id"], view))
             return
         try:
             # Slack escapes the text (`&amp;`, `<https://…|label>`, `<@U…|name>`): the prompt
@@ -216,8 +215,7 @@ class SlackHandlers:
         await ack()
         requester = requester_of(body)
         view = modal.video_modal(self.service.catalog, self._default_model(requester))
-        client = await self.clients.for_team(requester.workspace)
-        await client.views_open(trigger_id=body["trigger_id"], view=view)
+        self.spawn(self._open_modal(requester, body["trigger_id"], view))
 
     async def on_message_shortcut(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
@@ -231,8 +229,13 @@ class SlackHandlers:
             prompt=modal.plain_text(str(message.get("text") or "")),
             image_file=first_image(message.get("files")),
         )
+        self.spawn(self._open_modal(requester, body["trigger_id"], view))
+
+    async def _open_modal(self, requester: Requester, trigger_id: str, view: Any) -> None:
+        """`views.open` after the ack (the trigger lives 3 s; spawned work starts within
+        HOLD_MAX)."""
         client = await self.clients.for_team(requester.workspace)
-        await client.views_open(trigger_id=body["trigger_id"], view=view)
+        await client.views_open(trigger_id=trigger_id, view=view)
 
     # -- the video modal --------------------------------------------------------------------
 
@@ -310,6 +313,9 @@ class SlackHandlers:
 
     async def on_remix(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
+        self.spawn(self._remix_modal(body, respond))
+
+    async def _remix_modal(self, body: dict[str, Any], respond: AsyncRespond) -> None:
         job_id = str(body["actions"][0]["value"])
         channel = (body.get("channel") or {}).get("id")
         try:
@@ -323,8 +329,7 @@ class SlackHandlers:
         view = modal.remix_modal(
             job.id, render.short(job.request.prompt, 300), remix_model, channel
         )
-        client = await self.clients.for_team(requester_of(body).workspace)
-        await client.views_open(trigger_id=body["trigger_id"], view=view)
+        await self._open_modal(requester_of(body), body["trigger_id"], view)
 
     async def on_remix_modal(
         self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]

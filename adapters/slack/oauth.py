@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -180,13 +181,21 @@ class SlackInstalls:
             rotation_minutes=ROTATION_MINUTES,
         )
 
-    def register(self, app: AsyncApp, service: BotService) -> None:
-        """The uninstall listeners (bolt skips authorization for these two events)."""
+    def register(
+        self, app: AsyncApp, service: BotService, spawn: Callable[[Coroutine[Any, Any, None]], None]
+    ) -> None:
+        """The uninstall listeners (bolt skips authorization for these two events); their work
+        is spawned, so the event is acknowledged first (the runtime's `spawn`)."""
 
         async def on_app_uninstalled(body: dict[str, Any], context: AsyncBoltContext) -> None:
-            await self.removed(service, context, body, "app_uninstalled")
+            spawn(self.removed(service, context, body, "app_uninstalled"))
 
         async def on_tokens_revoked(
+            event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext
+        ) -> None:
+            spawn(revoked(event, body, context))
+
+        async def revoked(
             event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext
         ) -> None:
             tokens = event.get("tokens") or {}

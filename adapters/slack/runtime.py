@@ -22,6 +22,10 @@ Invariants:
 - bolt's "As you gave `client` as well, `token` will be unused" (logged because SLACK_BOT_TOKEN
   is in the environment while we hand bolt our own client, on purpose) is dropped by a filter
   on bolt's app logger that matches that one message; every other bolt line passes.
+- bolt runs with `process_before_response=True`: a request is answered as soon as its listener
+  returns, not at bolt's next 10 ms look for an ack, so every listener acknowledges and
+  returns at once — anything after its `ack()` (a `views.open`, the uninstall clean-up, a
+  job's admission) is spawned — and an exception before the ack is a 500 (answered 400 here).
 - Work started after `ack()` runs in tasks this runtime keeps references to (`spawn`), so none
   is garbage-collected mid-flight; `close()` lets it finish (at most `DRAIN_TIMEOUT`), then
   cancels what is left — a request acknowledged just before shutdown still gets its job. In
@@ -165,10 +169,10 @@ class SlackRuntime:
                 client=self.client,
                 signing_secret=signing,
                 request_verification_enabled=not self.socket_mode,
-                process_before_response=False,
+                process_before_response=True,  # see the module docstring
                 oauth_flow=self.installs.flow,
             )
-            self.installs.register(self.app, service)
+            self.installs.register(self.app, service, self.spawn)
             host.web_app.router.add_get(self.installs.flow.install_path, self.handle_oauth)
             host.web_app.router.add_get(self.installs.flow.redirect_uri_path, self.handle_oauth)
         else:
@@ -177,7 +181,7 @@ class SlackRuntime:
                 client=self.client,
                 signing_secret=signing,
                 request_verification_enabled=not self.socket_mode,
-                process_before_response=False,
+                process_before_response=True,  # see the module docstring
             )
         self.port = SlackPort(self.clients, service, service.catalog)
         self.handlers = SlackHandlers(service, self.port, self.clients, self.spawn)

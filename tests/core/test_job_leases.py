@@ -9,15 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot.domain.models import JobStatus, Requester, Surface, VideoRequest
 from bot.infra.simulator import Simulator
-from bot.infra.store import Store, open_store
+from bot.infra.store import Store, Tx, open_store
+from bot.infra.store import job_rows as job_sql
+from bot.infra.store.engine import Cursor
 from bot.services.job_leases import LeaseKeeper, fair_share
 from bot.services.jobs import JobBook, LeaseLost
 from bot.services.leases import Leases
@@ -124,9 +127,52 @@ async def test_progress_writes_do_not_wait_for_the_one_writer_lock(pg_url: str) 
         with pytest.raises(LeaseLost):
             await asyncio.wait_for(other.record_progress(job_id, 90), timeout=10)
         assert (await mine.job(job_id)).progress == 40
+        # The renewal and the finish of the task do not wait for it either.
+        assert await asyncio.wait_for(mine.renew_leases(at(30)), timeout=10) == {job_id}
+        with pytest.raises(LeaseLost):
+            await asyncio.wait_for(other.mark_delivering(job_id, "https://x/v.mp4", None), 10)
+        assert await asyncio.wait_for(mine.mark_delivering(job_id, "https://x/v.mp4", None), 10)
+        assert (await other.job(job_id)).status == JobStatus.DELIVERING
     finally:
         release.set()
         await holder
+        for store in stores:
+            await store.close()
+
+
+class _RenewAfterTheRead:
+    """A claim's transaction in which the holder renews right after the claim's read."""
+
+    def __init__(self, tx: Tx, renew: Callable[[], Awaitable[object]]) -> None:
+        self._tx, self._renew, self.renewed = tx, renew, False
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        cursor = await self._tx.execute(sql, params)
+        if sql.startswith("SELECT") and not self.renewed:
+            self.renewed = True
+            await asyncio.wait_for(self._renew(), timeout=10)  # outside the claim's lock
+        return cursor
+
+
+async def test_a_lease_renewed_between_a_claims_read_and_its_write_stays_its_holders(
+    pg_url: str,
+) -> None:
+    """Renewals run outside the one-writer lock (PostgreSQL), so a claim may read a lease as
+    expired that its holder renews before the claim writes: the claim's UPDATE checks again
+    and takes nothing."""
+    stores = await open_store(pg_url), await open_store(pg_url)
+    try:
+        holder, claimer = book_on(stores[0], "holder"), book_on(stores[1], "claimer")
+        job_id = await released_job(holder)
+        assert await holder.claim_jobs(at(-1), 1) == [job_id]  # held, but already expired
+        async with stores[1].transaction() as tx:
+            racing = _RenewAfterTheRead(tx, lambda: holder.renew_leases(at(30)))
+            taken = await job_sql.claim(racing, "claimer", at(30), at(0), 10)
+        assert racing.renewed
+        assert taken == []
+        assert await holder.renew_leases(at(30)) == {job_id}
+        assert await claimer.renew_leases(at(30)) == set()
+    finally:
         for store in stores:
             await store.close()
 
