@@ -8,12 +8,15 @@ The load generator (`python bench/replica_acks.py SLACK_ROOT BARE_URLS BOT_URL�
 `burst N WHO` lines: N commands at once, round-robin over the replicas (WHO = bot), over the bare
 apps (bare) or N to each at the same moment (both); it answers `LAT {"bot": […], "bare": […]}`
 in ms, POST sent → HTTP response (the ack). Each command to a replica is a real job.
+The generator's own collector never runs while a burst is timed (it collects between bursts):
+a pause of its own would be counted against whichever side it fell on (§ 6g of RESULTS.md).
 Invariant: every child started here is stopped on leaving the block (bench/children.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sys
 import time
@@ -58,6 +61,8 @@ async def load_generator(slack_root: str, bare_urls: str, *bot_urls: str) -> Non
         while (line := await read_stdin_line()).startswith("burst"):
             _, count, who = line.split()
             n = int(count)
+            gc.collect()  # between bursts, untimed
+            gc.disable()
             bot, bare = await asyncio.gather(
                 asyncio.gather(
                     *(one(http, bot_urls[i % len(bot_urls)]) for i in range(n * (who != "bare")))
@@ -66,6 +71,7 @@ async def load_generator(slack_root: str, bare_urls: str, *bot_urls: str) -> Non
                     *(one(http, bares[i % len(bares)]) for i in range(n * (who != "bot")))
                 ),
             )
+            gc.enable()
             print("LAT " + json.dumps({"bot": bot, "bare": bare}), flush=True)
 
 

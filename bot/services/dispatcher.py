@@ -9,7 +9,10 @@ Invariants:
 - Reading, deciding and releasing are ONE transaction (`JobBook.release_fitting`; one writer
   at a time, across replicas): two replicas dispatching at once never exceed
   MAX_JOBS_PER_USER / MAX_JOBS_PER_WORKSPACE, and a job leaves the queue once. A released job
-  is leased to this replica in that transaction and followed here.
+  is leased to this replica in that transaction and followed here — up to its fair share of
+  the open jobs after the release (`share_of`, bot/services/job_leases.py); the others are
+  released with no lease, and the next lease tick of a replica with room claims them (within
+  LEASE_SECONDS / 6), so one replica's dispatch never piles a whole intake onto itself.
 - One dispatch at a time in a process (a lock).
 - A job whose place in line changed is shown its new place at once.
 """
@@ -36,6 +39,7 @@ class Dispatcher:
         max_per_user: int,
         max_per_workspace: int,
         lease_until: Callable[[], str] | None = None,
+        share_of: Callable[[int], int | None] | None = None,
     ) -> None:
         self.book = book
         self.notices = notices
@@ -43,12 +47,13 @@ class Dispatcher:
         self.max_per_user = max_per_user
         self.max_per_workspace = max_per_workspace
         self.lease_until = lease_until
+        self.share_of = share_of  # this replica's fair share of N open jobs (None: no limit)
         self._lock = asyncio.Lock()
 
     async def dispatch(self) -> None:
         async with self._lock:
             until = self.lease_until() if self.lease_until is not None else None
-            started, moved = await self.book.release_fitting(self._decide, until)
+            started, moved = await self.book.release_fitting(self._decide, until, self.share_of)
             for job_id in started:
                 self.follow(job_id)
             for job_id in moved:

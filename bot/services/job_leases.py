@@ -100,6 +100,14 @@ class LeaseKeeper:
         end = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.validity)
         return end.isoformat(timespec="milliseconds")
 
+    def share_of(self, open_jobs: int) -> int | None:
+        """This replica's fair share of `open_jobs` among the replicas live at the last tick
+        (None before the first tick: no limit yet). The dispatcher leases what it releases
+        only within it."""
+        if self.share is None:
+            return None
+        return fair_share(open_jobs, self.live)
+
     def note(self, job_id: str) -> None:
         """A job this replica leased outside a tick (released from the queue)."""
         self.held.add(job_id)

@@ -81,12 +81,17 @@ class JobQueue:
         )
 
     async def release_fitting(
-        self, decide: Decide, lease_until: str | None
+        self,
+        decide: Decide,
+        lease_until: str | None,
+        share_of: Callable[[int], int | None] | None = None,
     ) -> tuple[list[str], list[str]]:
         """Read the queue, decide (`decide`, the fair queue's policy) and release, in ONE
         transaction: two replicas dispatching at once never exceed the concurrency limits.
-        (jobs released — leased to this replica until `lease_until` —, jobs whose place in
-        line changed)."""
+        (jobs released and leased to this replica until `lease_until` — only as many as
+        keep it within `share_of(open jobs after the release)` (None: all); the others are
+        released with no lease, for the next claim of a replica with room —, jobs whose
+        place in line changed)."""
         async with self.store.transaction() as tx:
             waiting = await sql.waiting(tx)
             if not waiting:
@@ -98,7 +103,15 @@ class JobQueue:
             where = {f"{row.platform}:{row.workspace}" for row in waiting}
             caps = await self.ledger.workspace_settings.caps_in(tx, where)
             start, positions = decide(waiting, in_flight, last, caps)
-            started = [job for job in start if await self._release_in(tx, job, lease_until)]
+            mine = start
+            if share_of is not None and lease_until is not None and start:
+                share = share_of(await lease_sql.followable_count(tx) + len(start))
+                if share is not None:
+                    room = share - await lease_sql.held_count(tx, self._owner())
+                    mine = start[: max(room, 0)]
+            started = [job for job in mine if await self._release_in(tx, job, lease_until)]
+            for job in start[len(mine) :]:
+                await self._release_in(tx, job, None)  # free: claimed at a lease tick
             for job_id, position in positions.items():
                 await sql.update(tx, job_id, (P,), {"queue_position": position})
         return started, list(positions)

@@ -32,7 +32,8 @@ Invariants:
   writes outside the one-writer rule (`Store.row_write`); the others read first and hold the
   write lock. A replica that lost a job (it was presumed dead and another took it over) can
   therefore no longer change it. The dispatcher's decision and its releases from the queue
-  are one transaction (`release_fitting`), each released job leased to this replica in it. A
+  are one transaction (`release_fitting`), each released job leased to this replica in it (up
+  to its fair share; the rest released unleased, for a claim). A
   terminal move clears the lease. Without a `replica` (the CLI) nothing is fenced.
 - Nothing outside this module writes a job row (SQL in bot/infra/store/job_rows.py).
 """

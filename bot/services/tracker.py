@@ -118,6 +118,7 @@ class Tracker(TrackerSteps):
             max_per_user=max_per_user,
             max_per_workspace=max_per_workspace,
             lease_until=self.leases.until if book.replica is not None else None,
+            share_of=self.leases.share_of if book.replica is not None else None,
         )
         #: Called after a job's end is recorded (delivered and captured, or failed).
         self.on_finished: list[Callable[[Job], Awaitable[None]]] = []

@@ -24,6 +24,14 @@ async def followable_count(tx: Tx) -> int:
     return int(row[0]) if row else 0
 
 
+async def held_count(tx: Tx, owner: str) -> int:
+    """Open jobs `owner` holds the lease of."""
+    row = await one(
+        tx, f"SELECT COUNT(*) FROM jobs WHERE {FOLLOWABLE} AND lease_owner = ?", (owner,)
+    )
+    return int(row[0]) if row else 0
+
+
 async def claim_some(
     tx: Tx, owner: str, until: str, now: str, limit: int, also: Iterable[str]
 ) -> tuple[list[str], list[str]]:
