@@ -21,6 +21,7 @@ from bot.infra.simulator import Simulator
 from bot.infra.store import Store, Tx, open_store
 from bot.infra.store import job_rows as job_sql
 from bot.infra.store.engine import Cursor
+from bot.infra.store.job_rows import WaitingRow
 from bot.services.job_leases import LeaseKeeper, fair_share
 from bot.services.jobs import JobBook, LeaseLost
 from bot.services.leases import Leases
@@ -101,6 +102,33 @@ async def test_two_replicas_claiming_together_split_the_jobs(
     assert not mine_a & mine_b, "a job leased to two replicas"
     assert mine_a | mine_b == ids
     assert await a.renew_leases(at(30)) == mine_a and await b.renew_leases(at(30)) == mine_b
+
+
+def _start_all(rows: Sequence[WaitingRow], *_ignored: object) -> tuple[list[str], dict[str, int]]:
+    """A queue policy that starts every waiting job (the caps are another test's)."""
+    return [row.job_id for row in rows], {}
+
+
+async def test_a_dispatch_leases_only_its_share_and_leaves_the_rest_for_a_claim(
+    stores: tuple[Store, Store],
+) -> None:
+    """One replica's dispatch may release a whole intake; it leases only its fair share of the
+    open jobs after the release, and another replica's claim takes the rest."""
+    a, b = book_on(stores[0], "a"), book_on(stores[1], "b")
+    queued = [(await a.accept(WHO, REQ, Surface(), PRICE)).id for _ in range(20)]
+    started, _moved = await a.release_fitting(
+        _start_all, at(30), lambda open_jobs: fair_share(open_jobs, 2)
+    )
+    assert len(started) == fair_share(20, 2) == 12
+    assert await a.renew_leases(at(30)) == set(started)
+    rest = set(queued) - set(started)
+    claimed, _left = await b.claim_some(at(30), 100)
+    assert set(claimed) == rest  # released, leased to nobody: b has room for them
+    assert [(await a.job(job)).status for job in queued] == [JobStatus.PENDING] * len(queued)
+    # Without a share (one replica, or before the first tick) everything released is leased.
+    more = [(await a.accept(WHO, REQ, Surface(), PRICE)).id for _ in range(3)]
+    again, _ = await a.release_fitting(_start_all, at(30), lambda _open: None)
+    assert sorted(again) == sorted(more)
 
 
 async def test_progress_writes_do_not_wait_for_the_one_writer_lock(pg_url: str) -> None:
