@@ -81,7 +81,7 @@ log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 DRAIN_TIMEOUT = 5.0
 HOLD_MAX = 0.2  # seconds: work spawned after an ack waits at most this for the other acks
-QUIET = 0.01  # seconds without a new request that end a burst (bolt looks at an ack every 10 ms)
+QUIET = 0.01  # seconds without a new request that end a burst (its requests come ms apart)
 # What bolt raises on bodies Slack would never send (a `payload` that is not JSON, a channel
 # that is a number, an empty `actions` list): reading them is bolt's job, answering is ours.
 _UNREADABLE = (LookupError, TypeError, ValueError, AttributeError)
@@ -213,9 +213,8 @@ class SlackRuntime:
         """Run work after an ack, keeping a reference until it ends. In HTTP mode it starts
         once no request is being answered (its own included) and none came in for QUIET: a
         burst's other acks go out before any of the burst's work (admission, Web API calls)
-        takes the loop — bolt only returns an ack at its next 10 ms look, so work started at
-        once delays them all; if requests never stop coming, it starts after HOLD_MAX at
-        most."""
+        takes the loop, which would delay them all; if requests never stop coming, it starts
+        after HOLD_MAX at most."""
         task = asyncio.create_task(self._after_acks(coro))
         self._tasks.add(task)
         task.add_done_callback(self._done)
