@@ -20,7 +20,6 @@ import asyncio
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import aiohttp
@@ -29,29 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adapters.slack import SlackRuntime
 from bench.ack_latency import serve_bare_bolt
-from tests.adapters.slack.fake_slack import (
-    BOT_TOKEN,
-    SIGNING_SECRET,
-    FakeSlack,
-    form_headers,
-    slash_command_body,
-)
+from bench.slack_ack import one_command
+from tests.adapters.slack.fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
 from tests.support import running_core, running_simulator
 
 
 async def timed(http: aiohttp.ClientSession, url: str, fake: FakeSlack, n: int) -> float:
-    body = slash_command_body(
-        f"bench clip number {n} --duration 8",
-        user=f"UB{n % 50}",
-        trigger_id=f"t-{n}",
-        response_url=fake.response_url(f"b{n}"),
-    )
-    start = time.perf_counter()
-    async with http.post(url, data=body.encode(), headers=form_headers(body)) as resp:
-        await resp.read()
-        if resp.status != 200:
-            raise SystemExit(f"{url} answered HTTP {resp.status}")
-    return (time.perf_counter() - start) * 1000
+    """One signed `/sora` (bench/slack_ack.py's), in ms."""
+    return await one_command(http, url, fake, n) * 1000
 
 
 async def main(sequential: int, bursts: int, burst: int) -> None:

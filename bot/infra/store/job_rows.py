@@ -146,6 +146,10 @@ async def insert(
     )
 
 
+#: The fence inside a statement: no other replica holds the job's lease (`?`: the writer).
+_NOT_ANOTHERS = " AND (lease_owner IS NULL OR lease_owner = ?)"
+
+
 async def update(
     tx: Tx,
     job_id: str,
@@ -170,7 +174,7 @@ async def update(
         sql += f" AND status IN ({', '.join('?' for _ in states)})"
         params.extend(states)
     if holder is not None:
-        sql += " AND (lease_owner IS NULL OR lease_owner = ?)"
+        sql += _NOT_ANOTHERS
         params.append(holder)
     cur = await tx.execute(sql, params)
     return cur.rowcount == 1
@@ -181,7 +185,7 @@ async def count_delivery_attempt(tx: Tx, job_id: str, *, holder: str | None = No
     sql = "UPDATE jobs SET delivery_attempts = delivery_attempts + 1, updated_at = ? WHERE id = ?"
     params: list[Any] = [now_iso(), job_id]
     if holder is not None:
-        sql += " AND (lease_owner IS NULL OR lease_owner = ?)"
+        sql += _NOT_ANOTHERS
         params.append(holder)
     cur = await tx.execute(sql, params)
     return cur.rowcount == 1

@@ -343,8 +343,8 @@ class PostgresStore(Store):
         return self._transaction(write=True, lock=False)
 
     def row_write(self) -> AbstractAsyncContextManager[Tx]:
-        """One self-contained single-row UPDATE, no lock, no transaction: ordered by its row
-        lock (`Store.row_write`)."""
+        """One self-contained UPDATE, no lock, no transaction: ordered by its row locks
+        (`Store.row_write`)."""
         return self._autocommit()
 
     def reading(self) -> AbstractAsyncContextManager[Tx]:
