@@ -26,11 +26,10 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.slack import SlackRuntime
 from bench.ack_latency import serve_bare_bolt
-from bench.slack_ack import one_command
-from tests.adapters.slack.fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
-from tests.support import running_core, running_simulator
+from bench.slack_ack import one_command, slack_bot
+from tests.adapters.slack.fake_slack import FakeSlack
+from tests.support import running_simulator
 
 
 async def timed(http: aiohttp.ClientSession, url: str, fake: FakeSlack, n: int) -> float:
@@ -43,16 +42,8 @@ async def main(sequential: int, bursts: int, burst: int) -> None:
         async with (
             FakeSlack() as fake,
             running_simulator(task_seconds=3600, unlimited_credits=True) as sim,
-            running_core(
-                Path(tmp),
-                sim,
-                platforms=[SlackRuntime],
-                slack_bot_token=BOT_TOKEN,
-                slack_signing_secret=SIGNING_SECRET,
-                slack_api_url=fake.api_url,
-                user_credits_per_period="1000000",
-                max_jobs_per_user=100,
-                max_jobs_per_workspace=1000,
+            slack_bot(
+                Path(tmp), sim, fake, max_jobs_per_user=100, max_jobs_per_workspace=1000
             ) as rc,
             aiohttp.ClientSession() as http,
         ):

@@ -17,7 +17,9 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -25,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adapters.slack import SlackRuntime
 from bot.app import Core
+from bot.infra.simulator import Simulator
 from tests.adapters.slack.fake_slack import (
     BOT_TOKEN,
     SIGNING_SECRET,
@@ -32,7 +35,7 @@ from tests.adapters.slack.fake_slack import (
     form_headers,
     slash_command_body,
 )
-from tests.support import running_core, running_simulator
+from tests.support import RunningCore, running_core, running_simulator
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -71,20 +74,28 @@ async def wait_settled(core: Core, *, total: int, limit: float) -> int:
     return done
 
 
+def slack_bot(
+    tmp: Path, sim: Simulator, fake: FakeSlack, **overrides: Any
+) -> AbstractAsyncContextManager[RunningCore]:
+    """The bot with Slack in HTTP mode against `fake`, credits enough for any bench."""
+    return running_core(
+        tmp,
+        sim,
+        platforms=[SlackRuntime],
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=fake.api_url,
+        user_credits_per_period="1000000",
+        **overrides,
+    )
+
+
 async def main(concurrency: int, rounds: int, in_flight: int, task_seconds: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         async with (
             FakeSlack() as fake,
             running_simulator(task_seconds=task_seconds, unlimited_credits=True) as sim,
-            running_core(
-                Path(tmp),
-                sim,
-                platforms=[SlackRuntime],
-                slack_bot_token=BOT_TOKEN,
-                slack_signing_secret=SIGNING_SECRET,
-                slack_api_url=fake.api_url,
-                user_credits_per_period="1000000",
-            ) as rc,
+            slack_bot(Path(tmp), sim, fake) as rc,
             aiohttp.ClientSession() as http,
         ):
             url = f"{rc.base_url}/slack/events"
